@@ -1,0 +1,137 @@
+// The decision engine: compiled terms plus the consent state folded from consent events,
+// answering DESIGN.md "Decision semantics" exactly, in memory, without locks on the read path.
+//
+// Example:
+//   auto terms = assent::TermsSet::Create({*assent::LoadTermsFile("terms.yaml")});
+//   assent::Engine engine(*terms);
+//   engine.Apply(event);                      // from the ledger, in position order
+//   auto snap = engine.snapshot();            // cheap; hold it while you use its decisions
+//   std::string_view subjects[] = {"u1"};
+//   auto d = snap->Decide({.category = "content.chat", .purpose = "ai_training.first_party",
+//                          .subjects = subjects});
+//   if (!d) { /* unknown category/purpose or no terms in effect: could not decide */ }
+//   else if (d->allow) { ... }
+//
+// Thread safety: Engine is thread-safe; writers (Apply, Publish) are serialized internally.
+// A Snapshot is immutable and may be used from any number of threads at once.
+#ifndef ASSENT_ENGINE_H_
+#define ASSENT_ENGINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "assent/decision.h"
+#include "assent/result.h"
+#include "assent/terms.h"
+#include "assent/time.h"
+
+namespace assent {
+
+// One grant or withdrawal, as the ledger records it.
+struct ConsentEvent {
+  uint64_t position = 0;  // ledger position; must increase from event to event
+  PartyKind party_kind = PartyKind::kSubject;
+  std::string party;  // the subject's user id or the account id
+  Action action = Action::kGrant;
+  std::vector<std::string> categories;  // the scope: categories x purposes
+  std::vector<std::string> purposes;
+  Timestamp at = 0;           // when the choice was made; never decreases
+  std::string terms_version;  // the version shown; empty: the version in effect at `at`
+  Method method = Method::kApi;
+  std::string rule;   // rule id shown to the person, if any (informational)
+  std::string actor;  // who recorded it, if not the party (informational)
+};
+
+namespace internal {
+class ConsentState;
+struct SharedTables;
+}  // namespace internal
+
+// An immutable view: the terms and every consent event applied up to `position()`.
+class Snapshot {
+ public:
+  ~Snapshot();
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
+  // Decides per DESIGN.md. `now` is used when `request.at` is unset.
+  // Errors: kInvalidArgument for an unknown category or purpose or a missing one;
+  // kFailedPrecondition when no terms are in effect at the time asked about.
+  Result<Decision> Decide(const DecisionRequest& request, Timestamp now) const;
+
+  // The position of the last consent event at or before `t`, or 0.
+  uint64_t PositionAt(Timestamp t) const;
+
+  uint64_t position() const { return position_; }
+  const TermsSet& terms() const { return *terms_; }
+  const std::shared_ptr<const TermsSet>& terms_ptr() const { return terms_; }
+  uint64_t consent_events() const { return consent_count_; }
+  uint64_t parties() const { return parties_; }
+
+  // Every consent event of one party, in position order (for history pages and tests).
+  std::vector<ConsentEvent> EventsOf(PartyKind kind, std::string_view id) const;
+
+ private:
+  friend class Engine;
+  Snapshot() = default;
+  std::shared_ptr<const TermsSet> terms_;
+  std::shared_ptr<internal::SharedTables> tables_;
+  std::unique_ptr<internal::ConsentState> state_;
+  uint64_t position_ = 0;
+  uint64_t consent_count_ = 0;
+  uint64_t parties_ = 0;
+  Timestamp last_at_ = INT64_MIN;
+};
+
+class Engine {
+ public:
+  explicit Engine(std::shared_ptr<const TermsSet> terms, Clock clock = SystemClock());
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The current snapshot (an atomic load; never blocks on writers).
+  std::shared_ptr<const Snapshot> snapshot() const { return current_.load(); }
+
+  // Checks an event against the current state without applying it. kInvalidArgument names
+  // what is wrong: unknown version, category or purpose; a time or position going backwards.
+  Status Validate(const ConsentEvent& event) const;
+
+  // Applies one event, or a batch all-or-nothing, and publishes a new snapshot.
+  // On error nothing is applied.
+  Status Apply(const ConsentEvent& event);
+  // On error, `*failed_index` (when given) is set to the index of the offending event and
+  // the message is the event's own; otherwise the message names the event's index.
+  Status ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_index = nullptr);
+
+  // Publishes a new terms version (its `effective` must be later than the latest).
+  // `position` is the ledger position of the publication (0: leave the position as is).
+  Status PublishTerms(std::shared_ptr<const Terms> terms, uint64_t position = 0);
+
+  // Records that the ledger advanced to `position` through an entry that is not a consent
+  // event (so decisions report it). REQUIRES: position greater than the current one.
+  Status AdvancePosition(uint64_t position);
+
+  Timestamp Now() const { return clock_(); }
+
+  // Bytes held by the consent state (records and index nodes), for capacity planning.
+  size_t MemoryUsage() const;
+
+ private:
+  Status ValidateLocked(const ConsentEvent& e, const Snapshot& s, uint64_t last_position,
+                        Timestamp last_at) const;
+  // A new snapshot sharing everything of `cur`.
+  static std::shared_ptr<Snapshot> DeriveSnapshot(const Snapshot& cur);
+  Clock clock_;
+  std::mutex write_mu_;
+  std::atomic<std::shared_ptr<const Snapshot>> current_;
+};
+
+}  // namespace assent
+
+#endif  // ASSENT_ENGINE_H_

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package (and the npm packages of the benchmark peers) that Assent needs.
+# Idempotent: it installs only what is missing, so `make run` and `make test` can call it each time.
+set -euo pipefail
+
+DEB_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libyaml-cpp-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev librapidcheck-dev
+  libboost1.81-dev
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Benchmark peers (bench/compare only): node + npm packages pinned in bench/compare/package.json.
+if [[ "${1:-}" == "--bench" ]]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  if [[ ! -d "$here/bench/compare/node_modules/@cedar-policy/cedar-wasm" || ! -d "$here/bench/compare/node_modules/casbin" ]]; then
+    (cd "$here/bench/compare" && npm install --no-audit --no-fund --silent)
+  fi
+fi

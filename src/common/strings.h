@@ -1,0 +1,22 @@
+// Small string helpers shared by every module: edit distance for "did you mean" hints.
+#ifndef ASSENT_COMMON_STRINGS_H_
+#define ASSENT_COMMON_STRINGS_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace assent {
+
+// Levenshtein distance between a and b.
+size_t EditDistance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word` when it is close enough to be a likely typo, else "".
+std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+// " (did you mean 'x'?)" or "".
+std::string DidYouMeanSuffix(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace assent
+
+#endif  // ASSENT_COMMON_STRINGS_H_

@@ -1,0 +1,115 @@
+// The consent state: every party's consent events, in a persistent hash trie so that a new
+// snapshot shares all but the path it changed (copy-on-write per party, not per world).
+// Readers walk a snapshot's trie without locks; one writer at a time builds the next one.
+#ifndef ASSENT_ENGINE_CONSENT_STATE_H_
+#define ASSENT_ENGINE_CONSENT_STATE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "assent/decision.h"
+#include "assent/time.h"
+
+namespace assent::internal {
+
+// A consent event as stored in memory: 24 bytes. Scope and version are interned.
+struct StoredEvent {
+  uint64_t position;
+  Timestamp at;
+  uint32_t scope;    // index into SharedTables::scopes
+  uint16_t version;  // index into the TermsSet
+  Action action;
+  Method method;
+};
+static_assert(sizeof(StoredEvent) == 24);
+
+// One party's events in one allocation: a 16-byte header, the events, then the id bytes.
+// Immutable once reachable from a published snapshot. Thread-safe reference counting.
+class PartyRecord {
+ public:
+  // A new record with room for `capacity` events. The caller owns the one reference.
+  static PartyRecord* Create(PartyKind kind, std::string_view id, uint32_t capacity);
+  // A copy of `src` with room for `capacity` (>= src->size()) events.
+  static PartyRecord* Copy(const PartyRecord* src, uint32_t capacity);
+
+  void Ref() const { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() const;
+  bool Unique() const { return refs_.load(std::memory_order_acquire) == 1; }
+
+  PartyKind kind() const { return kind_; }
+  std::string_view id() const { return {id_ptr(), id_len_}; }
+  std::span<const StoredEvent> events() const { return {events_ptr(), count_}; }
+  // Appends when there is room; false otherwise. REQUIRES: exclusively owned.
+  bool Append(const StoredEvent& e);
+  size_t bytes() const { return sizeof(PartyRecord) + capacity_ * sizeof(StoredEvent) + id_len_; }
+
+ private:
+  PartyRecord() = default;
+  const StoredEvent* events_ptr() const { return reinterpret_cast<const StoredEvent*>(this + 1); }
+  StoredEvent* events_ptr() { return reinterpret_cast<StoredEvent*>(this + 1); }
+  const char* id_ptr() const { return reinterpret_cast<const char*>(events_ptr() + capacity_); }
+  char* id_ptr() { return reinterpret_cast<char*>(events_ptr() + capacity_); }
+
+  mutable std::atomic<uint32_t> refs_{1};
+  uint32_t count_ = 0;
+  uint32_t capacity_ = 0;
+  uint16_t id_len_ = 0;
+  PartyKind kind_ = PartyKind::kSubject;
+  uint8_t unused_ = 0;
+};
+static_assert(sizeof(PartyRecord) == 16);
+
+struct TrieNode;
+
+// The hash of a party: its id and kind.
+uint64_t PartyHash(PartyKind kind, std::string_view id);
+
+// An immutable consent state. Copying shares the trie (one reference count).
+class ConsentState {
+ public:
+  ConsentState() = default;
+  ~ConsentState();
+  ConsentState(const ConsentState& other);
+  ConsentState& operator=(const ConsentState&) = delete;
+
+  // The party's record, or null. Valid while this state lives. Thread-safe.
+  const PartyRecord* Find(PartyKind kind, std::string_view id) const {
+    return Find(PartyHash(kind, id), kind, id);
+  }
+  const PartyRecord* Find(uint64_t hash, PartyKind kind, std::string_view id) const;
+
+  // Bytes held by the trie and the records it reaches.
+  size_t MemoryUsage() const;
+
+ private:
+  friend class ConsentStateBuilder;
+  TrieNode* root_ = nullptr;
+};
+
+// Builds the next state from a base one by appending events. Nodes it creates are mutated
+// in place while they are exclusively its own, so replaying millions of events costs one
+// allocation per change, not one path copy. Not thread-safe; one builder at a time.
+class ConsentStateBuilder {
+ public:
+  explicit ConsentStateBuilder(const ConsentState& base);
+  ~ConsentStateBuilder();
+
+  // Appends `e` to the party's events, creating the party if new. Returns true when the
+  // party was new.
+  bool Append(PartyKind kind, std::string_view id, const StoredEvent& e);
+
+  // The built state. The builder is empty afterwards.
+  std::unique_ptr<ConsentState> Finish();
+
+ private:
+  TrieNode* root_ = nullptr;
+};
+
+}  // namespace assent::internal
+
+#endif  // ASSENT_ENGINE_CONSENT_STATE_H_

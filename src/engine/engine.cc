@@ -1,0 +1,270 @@
+// The write side of the engine: validating consent events, folding them into a new consent
+// state and publishing it as the next snapshot. Writers are serialized by one mutex;
+// readers never take it.
+#include "assent/engine.h"
+
+#include <algorithm>
+
+#include "common/strings.h"
+#include "engine/consent_state.h"
+#include "engine/shared_tables.h"
+
+namespace assent {
+
+using internal::ConsentState;
+using internal::ConsentStateBuilder;
+using internal::Scope;
+using internal::StoredEvent;
+
+namespace {
+
+constexpr size_t kMaxPartyIdBytes = 1024;
+
+// An event checked against the terms, with its scope as vocabulary ids.
+struct Resolved {
+  int32_t version = -1;
+  std::vector<int32_t> categories, purposes;
+};
+
+std::string ScopeKey(const Resolved& r) {
+  std::string k;
+  for (int32_t c : r.categories) k += std::to_string(c) + ",";
+  k += "|";
+  for (int32_t p : r.purposes) k += std::to_string(p) + ",";
+  return k;
+}
+
+Status CheckPartyId(std::string_view kind, std::string_view id) {
+  if (id.empty()) return InvalidArgumentError("the " + std::string(kind) + " id is empty");
+  if (id.size() > kMaxPartyIdBytes) {
+    return InvalidArgumentError("the " + std::string(kind) + " id is longer than " +
+                                std::to_string(kMaxPartyIdBytes) + " bytes");
+  }
+  for (unsigned char c : id) {
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgumentError("the " + std::string(kind) +
+                                  " id contains a control character");
+    }
+  }
+  return OkStatus();
+}
+
+// Resolves the event's terms version and scope; kInvalidArgument says what is wrong.
+Result<Resolved> Resolve(const TermsSet& ts, const ConsentEvent& e) {
+  Resolved r;
+  if (!e.terms_version.empty()) {
+    r.version = ts.FindVersion(e.terms_version);
+    if (r.version < 0) {
+      return InvalidArgumentError("unknown terms version '" + e.terms_version +
+                                  "': publish it before recording consent under it");
+    }
+  } else {
+    r.version = ts.VersionAt(e.at);
+    if (r.version < 0) {
+      return InvalidArgumentError("no terms are in effect at " + FormatTime(e.at) +
+                                  ": a consent event must be given under some terms version");
+    }
+  }
+  const Terms& t = ts.version(r.version);
+  if (e.categories.empty()) return InvalidArgumentError("the scope names no category");
+  if (e.purposes.empty()) return InvalidArgumentError("the scope names no purpose");
+  auto names = [](const std::vector<TaxonomyNode>& nodes) {
+    std::vector<std::string> out;
+    for (const auto& n : nodes) out.push_back(n.name);
+    return out;
+  };
+  for (const auto& c : e.categories) {
+    if (t.FindCategory(c) < 0) {
+      return InvalidArgumentError("unknown category '" + c + "' in terms " + t.label() +
+                                  DidYouMeanSuffix(c, names(t.categories())));
+    }
+    r.categories.push_back(ts.category_vocabulary().Find(c));
+  }
+  for (const auto& p : e.purposes) {
+    if (t.FindPurpose(p) < 0) {
+      return InvalidArgumentError("unknown purpose '" + p + "' in terms " + t.label() +
+                                  DidYouMeanSuffix(p, names(t.purposes())));
+    }
+    r.purposes.push_back(ts.purpose_vocabulary().Find(p));
+  }
+  for (auto* v : {&r.categories, &r.purposes}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  return r;
+}
+
+}  // namespace
+
+Snapshot::~Snapshot() = default;
+
+Engine::Engine(std::shared_ptr<const TermsSet> terms, Clock clock) : clock_(std::move(clock)) {
+  std::shared_ptr<Snapshot> s(new Snapshot());
+  s->terms_ = std::move(terms);
+  s->tables_ = std::make_shared<internal::SharedTables>();
+  s->state_ = std::make_unique<ConsentState>();
+  current_.store(std::move(s));
+}
+
+Engine::~Engine() = default;
+
+Status Engine::ValidateLocked(const ConsentEvent& e, const Snapshot& s, uint64_t last_position,
+                              Timestamp last_at) const {
+  ASSENT_RETURN_IF_ERROR(CheckPartyId(PartyKindName(e.party_kind), e.party));
+  if (e.position <= last_position) {
+    return InvalidArgumentError("position " + std::to_string(e.position) +
+                                " does not follow the last applied position " +
+                                std::to_string(last_position));
+  }
+  if (e.at < last_at) {
+    return InvalidArgumentError("time " + FormatTime(e.at) + " is before the latest consent " +
+                                "event's (" + FormatTime(last_at) +
+                                "): history is appended in order, never inserted");
+  }
+  auto r = Resolve(s.terms(), e);
+  if (!r) return std::unexpected(r.error());
+  return OkStatus();
+}
+
+Status Engine::Validate(const ConsentEvent& e) const {
+  auto s = snapshot();
+  return ValidateLocked(e, *s, s->position_, s->last_at_);
+}
+
+Status Engine::Apply(const ConsentEvent& event) { return ApplyBatch({&event, 1}); }
+
+Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_index) {
+  std::lock_guard lock(write_mu_);
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  const TermsSet& ts = cur->terms();
+  uint64_t last_position = cur->position_;
+  Timestamp last_at = cur->last_at_;
+  std::vector<Resolved> resolved;
+  resolved.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const ConsentEvent& e = events[i];
+    auto prefix = [&](const Error& err) {
+      if (failed_index) {
+        *failed_index = i;
+        return MakeError(err.code, err.message);
+      }
+      return MakeError(err.code, events.size() == 1 ? err.message
+                                                    : "event " + std::to_string(i + 1) +
+                                                          " of the batch: " + err.message);
+    };
+    if (auto st = ValidateLocked(e, *cur, last_position, last_at); !st) return prefix(st.error());
+    auto r = Resolve(ts, e);
+    if (!r) return prefix(r.error());
+    resolved.push_back(std::move(*r));
+    last_position = e.position;
+    last_at = e.at;
+  }
+  internal::SharedTables& tables = *cur->tables_;
+  const size_t timeline_before = tables.timeline.size();
+  std::vector<uint32_t> scope_ids;
+  for (const Resolved& r : resolved) {
+    std::string key = ScopeKey(r);
+    auto it = tables.scope_index.find(key);
+    if (it == tables.scope_index.end()) {
+      auto scope = std::make_unique<Scope>(Scope{r.categories, r.purposes});
+      uint32_t id = static_cast<uint32_t>(tables.scopes.size());
+      if (!tables.scopes.push_back(scope.get())) {
+        return FailedPreconditionError("too many distinct consent scopes for one engine");
+      }
+      tables.scope_storage.push_back(std::move(scope));
+      it = tables.scope_index.emplace(std::move(key), id).first;
+    }
+    scope_ids.push_back(it->second);
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (!tables.timeline.push_back({events[i].at, events[i].position})) {
+      tables.timeline.truncate(timeline_before);
+      return FailedPreconditionError("too many consent events for one engine");
+    }
+  }
+  ConsentStateBuilder builder(*cur->state_);
+  uint64_t new_parties = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const ConsentEvent& e = events[i];
+    StoredEvent se{e.position, e.at, scope_ids[i], static_cast<uint16_t>(resolved[i].version),
+                   e.action, e.method};
+    new_parties += builder.Append(e.party_kind, e.party, se);
+  }
+  std::shared_ptr<Snapshot> next(new Snapshot());
+  next->terms_ = cur->terms_;
+  next->tables_ = cur->tables_;
+  next->state_ = builder.Finish();
+  next->position_ = events.empty() ? cur->position_ : events.back().position;
+  next->consent_count_ = cur->consent_count_ + events.size();
+  next->parties_ = cur->parties_ + new_parties;
+  next->last_at_ = last_at;
+  current_.store(std::move(next));
+  return OkStatus();
+}
+
+std::shared_ptr<Snapshot> Engine::DeriveSnapshot(const Snapshot& cur) {
+  std::shared_ptr<Snapshot> next(new Snapshot());
+  next->terms_ = cur.terms_;
+  next->tables_ = cur.tables_;
+  next->state_ = std::make_unique<ConsentState>(*cur.state_);
+  next->position_ = cur.position_;
+  next->consent_count_ = cur.consent_count_;
+  next->parties_ = cur.parties_;
+  next->last_at_ = cur.last_at_;
+  return next;
+}
+
+Status Engine::PublishTerms(std::shared_ptr<const Terms> terms, uint64_t position) {
+  std::lock_guard lock(write_mu_);
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  if (position != 0 && position <= cur->position_) {
+    return InvalidArgumentError("position " + std::to_string(position) +
+                                " does not follow the last applied position " +
+                                std::to_string(cur->position_));
+  }
+  ASSENT_ASSIGN_OR_RETURN(auto set, cur->terms_->With(std::move(terms)));
+  std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
+  next->terms_ = std::move(set);
+  if (position) next->position_ = position;
+  current_.store(std::move(next));
+  return OkStatus();
+}
+
+Status Engine::AdvancePosition(uint64_t position) {
+  std::lock_guard lock(write_mu_);
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  if (position <= cur->position_) {
+    return InvalidArgumentError("position " + std::to_string(position) +
+                                " does not follow the last applied position " +
+                                std::to_string(cur->position_));
+  }
+  std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
+  next->position_ = position;
+  current_.store(std::move(next));
+  return OkStatus();
+}
+
+size_t Engine::MemoryUsage() const { return snapshot()->state_->MemoryUsage(); }
+
+std::vector<ConsentEvent> Snapshot::EventsOf(PartyKind kind, std::string_view id) const {
+  std::vector<ConsentEvent> out;
+  const internal::PartyRecord* rec = state_->Find(kind, id);
+  if (!rec) return out;
+  for (const StoredEvent& se : rec->events()) {
+    ConsentEvent e;
+    e.position = se.position;
+    e.party_kind = kind;
+    e.party = std::string(id);
+    e.action = se.action;
+    e.at = se.at;
+    e.method = se.method;
+    e.terms_version = terms_->version(se.version).version();
+    const Scope& scope = *tables_->scopes[se.scope];
+    for (int32_t c : scope.categories) e.categories.push_back(terms_->category_vocabulary().name(c));
+    for (int32_t p : scope.purposes) e.purposes.push_back(terms_->purpose_vocabulary().name(p));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace assent

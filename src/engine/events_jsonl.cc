@@ -1,0 +1,174 @@
+// JSON Lines consent events, parsed with simdjson's DOM API one line at a time so every
+// error names its line. simdjson reports errors as codes; none escape as exceptions.
+#include "engine/events_jsonl.h"
+
+#include <simdjson.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/strings.h"
+
+namespace assent {
+namespace {
+
+const std::vector<std::string> kFields = {"kind",   "position",   "hash",   "subject",
+                                          "account", "action",    "categories", "purposes",
+                                          "at",     "terms_version", "method", "rule",
+                                          "actor"};
+
+Result<std::vector<std::string>> StringList(simdjson::dom::element v, std::string_view key) {
+  simdjson::dom::array arr;
+  if (v.get_array().get(arr) != simdjson::SUCCESS) {
+    return InvalidArgumentError("\"" + std::string(key) + "\" must be an array of strings");
+  }
+  std::vector<std::string> out;
+  for (simdjson::dom::element e : arr) {
+    std::string_view s;
+    if (e.get_string().get(s) != simdjson::SUCCESS) {
+      return InvalidArgumentError("\"" + std::string(key) + "\" must be an array of strings");
+    }
+    out.emplace_back(s);
+  }
+  if (out.empty()) return InvalidArgumentError("\"" + std::string(key) + "\" must not be empty");
+  return out;
+}
+
+Result<std::string> Str(simdjson::dom::element v, std::string_view key) {
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS) {
+    return InvalidArgumentError("\"" + std::string(key) + "\" must be a string");
+  }
+  return std::string(s);
+}
+
+// Parses one line's object. `skip` is set for entries of another kind.
+Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* has_position) {
+  bool has_party = false, has_action = false, has_at = false, has_cats = false, has_purs = false;
+  *skip = false;
+  *has_position = false;
+  for (auto field : obj) {
+    std::string_view key = field.key;
+    simdjson::dom::element v = field.value;
+    if (key == "kind") {
+      ASSENT_ASSIGN_OR_RETURN(std::string kind, Str(v, key));
+      if (kind != "consent") *skip = true;
+    } else if (key == "position") {
+      uint64_t pos;
+      if (v.get_uint64().get(pos) != simdjson::SUCCESS || pos == 0) {
+        return InvalidArgumentError("\"position\" must be a positive integer");
+      }
+      e->position = pos;
+      *has_position = true;
+    } else if (key == "hash" || key == "rule" || key == "actor") {
+      ASSENT_ASSIGN_OR_RETURN(std::string s, Str(v, key));
+      if (key == "rule") e->rule = s;
+      if (key == "actor") e->actor = s;
+    } else if (key == "subject" || key == "account") {
+      if (has_party) return InvalidArgumentError("give either \"subject\" or \"account\", not both");
+      ASSENT_ASSIGN_OR_RETURN(e->party, Str(v, key));
+      e->party_kind = key == "subject" ? PartyKind::kSubject : PartyKind::kAccount;
+      has_party = true;
+    } else if (key == "action") {
+      ASSENT_ASSIGN_OR_RETURN(std::string a, Str(v, key));
+      auto action = ParseAction(a);
+      if (!action) {
+        return InvalidArgumentError("\"action\" must be \"grant\" or \"withdraw\", not \"" + a +
+                                    "\"");
+      }
+      e->action = *action;
+      has_action = true;
+    } else if (key == "categories") {
+      ASSENT_ASSIGN_OR_RETURN(e->categories, StringList(v, key));
+      has_cats = true;
+    } else if (key == "purposes") {
+      ASSENT_ASSIGN_OR_RETURN(e->purposes, StringList(v, key));
+      has_purs = true;
+    } else if (key == "at") {
+      ASSENT_ASSIGN_OR_RETURN(std::string s, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(e->at, ParseTime(s));
+      has_at = true;
+    } else if (key == "terms_version") {
+      ASSENT_ASSIGN_OR_RETURN(e->terms_version, Str(v, key));
+    } else if (key == "method") {
+      ASSENT_ASSIGN_OR_RETURN(std::string m, Str(v, key));
+      auto method = ParseMethod(m);
+      if (!method) {
+        return InvalidArgumentError("\"method\" must be settings, api, gpc, admin or import, not \"" +
+                                    m + "\"");
+      }
+      e->method = *method;
+    } else {
+      return InvalidArgumentError("unknown field \"" + std::string(key) + "\"" +
+                                  DidYouMeanSuffix(key, kFields));
+    }
+  }
+  if (*skip) return OkStatus();
+  if (!has_party) return InvalidArgumentError("missing \"subject\" or \"account\"");
+  if (!has_action) return InvalidArgumentError("missing \"action\" (grant or withdraw)");
+  if (!has_cats) return InvalidArgumentError("missing \"categories\"");
+  if (!has_purs) return InvalidArgumentError("missing \"purposes\"");
+  if (!has_at) return InvalidArgumentError("missing \"at\" (when the choice was made)");
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<std::vector<ConsentEvent>> ParseEventsJsonl(std::string_view text, std::string_view file,
+                                                   std::vector<uint64_t>* lines) {
+  simdjson::dom::parser parser;
+  std::vector<ConsentEvent> out;
+  uint64_t line_no = 0;
+  uint64_t last_position = 0;
+  Timestamp last_at = INT64_MIN;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    auto where = [&](const std::string& msg) {
+      return InvalidArgumentError(std::string(file) + ":" + std::to_string(line_no) + ": " + msg);
+    };
+    simdjson::dom::element doc;
+    if (auto err = parser.parse(line.data(), line.size()).get(doc); err) {
+      return where(std::string("not valid JSON: ") + simdjson::error_message(err));
+    }
+    simdjson::dom::object obj;
+    if (doc.get_object().get(obj) != simdjson::SUCCESS) {
+      return where("each line must be a JSON object describing one consent event");
+    }
+    ConsentEvent e;
+    e.position = line_no;
+    bool skip = false, has_position = false;
+    if (auto st = ParseLine(obj, &e, &skip, &has_position); !st) return where(st.error().message);
+    if (e.position <= last_position) {
+      return where("position " + std::to_string(e.position) + " does not follow position " +
+                   std::to_string(last_position) + ": positions must increase");
+    }
+    last_position = e.position;
+    if (skip) continue;
+    if (e.at < last_at) {
+      return where("\"at\" " + FormatTime(e.at) + " is earlier than the line before (" +
+                   FormatTime(last_at) + "): times must not decrease");
+    }
+    last_at = e.at;
+    out.push_back(std::move(e));
+    if (lines) lines->push_back(line_no);
+  }
+  return out;
+}
+
+Result<std::vector<ConsentEvent>> LoadEventsFile(const std::string& path,
+                                                 std::vector<uint64_t>* lines) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read events file '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ParseEventsJsonl(ss.str(), path, lines);
+}
+
+}  // namespace assent

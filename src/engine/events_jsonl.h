@@ -1,0 +1,36 @@
+// Consent events as JSON Lines — the format `assent check --events` reads and `assent ledger
+// export` writes — parsed strictly, each error naming its line.
+//
+// Grammar (one JSON object per line; blank lines are skipped but still counted):
+//   {"subject":"u1" | "account":"a1",
+//    "action":"grant" | "withdraw",
+//    "categories":["content", ...], "purposes":["ai_training.first_party", ...],
+//    "at":"2023-08-08T10:00:00Z",
+//    "terms_version":"2023-08-07"?, "method":"settings|api|gpc|admin|import"?,
+//    "rule":"rule-id"?, "actor":"..."?, "position":N?, "hash":"..."?, "kind":"consent"?}
+// A line whose "kind" is not "consent" is skipped (it is another kind of ledger entry).
+// position defaults to the line number and must increase; "at" must not decrease.
+#ifndef ASSENT_ENGINE_EVENTS_JSONL_H_
+#define ASSENT_ENGINE_EVENTS_JSONL_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "assent/engine.h"
+#include "assent/result.h"
+
+namespace assent {
+
+// kInvalidArgument "FILE:LINE: what is wrong" on the first bad line; nothing is returned then.
+// `lines`, when given, receives each returned event's line number.
+Result<std::vector<ConsentEvent>> ParseEventsJsonl(std::string_view text, std::string_view file,
+                                                   std::vector<uint64_t>* lines = nullptr);
+
+// Reads a file and parses it; kNotFound when it cannot be read.
+Result<std::vector<ConsentEvent>> LoadEventsFile(const std::string& path,
+                                                 std::vector<uint64_t>* lines = nullptr);
+
+}  // namespace assent
+
+#endif  // ASSENT_ENGINE_EVENTS_JSONL_H_

@@ -1,0 +1,522 @@
+// Parses a terms YAML document into Terms, reporting every problem at its file:line:col.
+// yaml-cpp throws; every exception is caught here and becomes a diagnostic.
+#include "terms/compiler.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/strings.h"
+
+namespace assent {
+namespace {
+
+SourcePos PosOf(const YAML::Node& n) {
+  YAML::Mark m = n.Mark();
+  if (m.is_null()) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+bool ValidName(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+const std::vector<std::string> kTopKeys = {"terms",      "version",  "effective", "clauses",
+                                           "categories", "purposes", "rules"};
+const std::vector<std::string> kClauseKeys = {"id", "title", "text"};
+const std::vector<std::string> kCategoryKeys = {"description", "children", "derived_from"};
+const std::vector<std::string> kPurposeKeys = {"description", "children", "gpc"};
+const std::vector<std::string> kRuleKeys = {"id",    "summary",      "categories",
+                                            "purposes", "basis",     "consent_from",
+                                            "clauses",  "consent_valid_for"};
+
+}  // namespace
+
+// The parsing half of TermsCompiler, kept apart from the table checks.
+struct TermsCompilerParser {
+  TermsCompiler& c;
+  Terms& t;
+
+  // Reports keys of `map` not in `allowed`, with a did-you-mean.
+  void CheckKeys(const YAML::Node& map, const std::vector<std::string>& allowed,
+                 std::string_view where) {
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        c.Err(PosOf(it->first), "keys must be plain names", "bad-key");
+        continue;
+      }
+      std::string key = it->first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        c.Err(PosOf(it->first),
+              "unknown key '" + key + "' in " + std::string(where) + DidYouMeanSuffix(key, allowed),
+              "unknown-key");
+      }
+    }
+  }
+
+  // The scalar text of `n`, or nullopt after reporting `what` as missing or not text.
+  std::optional<std::string> Scalar(const YAML::Node& parent, const YAML::Node& n,
+                                    std::string_view what, bool required) {
+    if (!n.IsDefined() || n.IsNull()) {
+      if (required) {
+        c.Err(PosOf(parent), std::string(what) + " is required", "missing-field");
+      }
+      return std::nullopt;
+    }
+    if (!n.IsScalar()) {
+      c.Err(PosOf(n), std::string(what) + " must be text, not a list or map", "wrong-type");
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  // A list of names (or a single name) with each one's position.
+  std::vector<std::pair<std::string, SourcePos>> Names(const YAML::Node& parent,
+                                                      const YAML::Node& n, std::string_view what) {
+    std::vector<std::pair<std::string, SourcePos>> out;
+    if (!n.IsDefined() || n.IsNull()) {
+      c.Err(PosOf(parent), std::string(what) + " is required", "missing-field");
+      return out;
+    }
+    if (n.IsScalar()) {
+      out.emplace_back(n.Scalar(), PosOf(n));
+    } else if (n.IsSequence()) {
+      for (const auto& e : n) {
+        if (!e.IsScalar()) {
+          c.Err(PosOf(e), std::string(what) + " must list names", "wrong-type");
+          continue;
+        }
+        out.emplace_back(e.Scalar(), PosOf(e));
+      }
+      if (out.empty()) c.Err(PosOf(n), std::string(what) + " must not be empty", "missing-field");
+    } else {
+      c.Err(PosOf(n), std::string(what) + " must be a list of names", "wrong-type");
+    }
+    return out;
+  }
+
+  void Top(const YAML::Node& root) {
+    if (!root.IsMap()) {
+      c.Err(PosOf(root), "a terms document must be a map with terms, version, effective, ...",
+            "wrong-type");
+      return;
+    }
+    CheckKeys(root, kTopKeys, "the terms document");
+    if (auto s = Scalar(root, root["terms"], "'terms' (the document id)", true)) {
+      if (s->empty()) c.Err(PosOf(root["terms"]), "'terms' must not be empty", "missing-field");
+      t.id_ = *s;
+    }
+    if (auto s = Scalar(root, root["version"], "'version'", true)) {
+      if (s->empty() || s->find_first_of(" @/") != std::string::npos) {
+        c.Err(PosOf(root["version"]), "'version' must be non-empty without spaces, '@' or '/'",
+              "bad-version");
+      }
+      t.version_ = *s;
+    }
+    if (auto s = Scalar(root, root["effective"], "'effective' (an RFC 3339 time)", true)) {
+      auto at = ParseTime(*s);
+      if (!at) {
+        c.Err(PosOf(root["effective"]), at.error().message, "bad-time");
+      } else {
+        t.effective_ = *at;
+      }
+    }
+    t.label_ = t.id_ + "@" + t.version_;
+    Clauses(root, root["clauses"]);
+    Taxonomy(root, root["categories"], "categories", true);
+    Taxonomy(root, root["purposes"], "purposes", false);
+    Rules(root, root["rules"]);
+  }
+
+  void Clauses(const YAML::Node& root, const YAML::Node& n) {
+    if (!n.IsDefined() || n.IsNull()) {
+      c.Err(PosOf(root), "'clauses' is required: rules must cite the text they rest on",
+            "missing-field");
+      return;
+    }
+    if (!n.IsSequence()) {
+      c.Err(PosOf(n), "'clauses' must be a list of {id, title, text}", "wrong-type");
+      return;
+    }
+    for (const auto& e : n) {
+      if (!e.IsMap()) {
+        c.Err(PosOf(e), "each clause must be a map with id, title and text", "wrong-type");
+        continue;
+      }
+      CheckKeys(e, kClauseKeys, "a clause");
+      Clause cl;
+      auto id = Scalar(e, e["id"], "clause 'id'", true);
+      auto text = Scalar(e, e["text"], "clause 'text' (quoted verbatim)", true);
+      if (auto title = Scalar(e, e["title"], "clause 'title'", false)) cl.title = *title;
+      if (!id || !text) continue;
+      if (text->empty()) c.Err(PosOf(e["text"]), "clause text must not be empty", "missing-field");
+      cl.id = *id;
+      cl.text = *text;
+      if (t.clause_index_.count(cl.id)) {
+        c.Err(PosOf(e["id"]), "duplicate clause id '" + cl.id + "'", "duplicate-id");
+        continue;
+      }
+      t.clause_index_[cl.id] = static_cast<int32_t>(t.clauses_.size());
+      t.clauses_.push_back(std::move(cl));
+    }
+  }
+
+  void Taxonomy(const YAML::Node& root, const YAML::Node& n, std::string_view what,
+                bool categories) {
+    if (!n.IsDefined() || n.IsNull()) {
+      c.Err(PosOf(root), "'" + std::string(what) + "' is required", "missing-field");
+      return;
+    }
+    if (!n.IsMap()) {
+      c.Err(PosOf(n), "'" + std::string(what) + "' must be a map of name: {description, ...}",
+            "wrong-type");
+      return;
+    }
+    Nodes(n, "", -1, categories);
+  }
+
+  void Nodes(const YAML::Node& map, const std::string& prefix, int32_t parent, bool categories) {
+    auto& table = categories ? t.categories_ : t.purposes_;
+    auto& index = categories ? t.category_index_ : t.purpose_index_;
+    auto& positions = categories ? c.category_pos_ : c.purpose_pos_;
+    const char* kind = categories ? "category" : "purpose";
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        c.Err(PosOf(it->first), std::string(kind) + " names must be plain text", "bad-name");
+        continue;
+      }
+      std::string local = it->first.Scalar();
+      std::string name = prefix.empty() ? local : prefix + "." + local;
+      SourcePos pos = PosOf(it->first);
+      if (!ValidName(local)) {
+        c.Err(pos,
+              std::string(kind) + " name '" + local +
+                  "' may hold only lower-case letters, digits, '_' and '-' (nesting makes the dots)",
+              "bad-name");
+        continue;
+      }
+      if (index.count(name)) {
+        c.Err(pos, "duplicate " + std::string(kind) + " '" + name + "'", "duplicate-id");
+        continue;
+      }
+      const YAML::Node& body = it->second;
+      TaxonomyNode node;
+      node.name = name;
+      node.parent = parent;
+      node.depth = parent < 0 ? 0 : table[parent].depth + 1;
+      int32_t id = static_cast<int32_t>(table.size());
+      index[name] = id;
+      table.push_back(node);
+      positions.push_back(pos);
+      if (categories) c.derived_pos_.push_back({});
+      if (parent >= 0) table[parent].children.push_back(id);
+      std::string undefined = std::string(kind) + " '" + name +
+                              "' has no description: every term must say in plain language what "
+                              "it means";
+      if (!body.IsDefined() || body.IsNull()) {
+        c.Err(pos, undefined, "missing-description");
+        continue;
+      }
+      if (!body.IsMap()) {
+        c.Err(PosOf(body), std::string(kind) + " '" + name + "' must be a map with a description",
+              "wrong-type");
+        continue;
+      }
+      CheckKeys(body, categories ? kCategoryKeys : kPurposeKeys, std::string(kind) + " " + name);
+      const YAML::Node d = body["description"];
+      if (!d.IsDefined() || d.IsNull() || (d.IsScalar() && d.Scalar().empty())) {
+        c.Err(pos, undefined, "missing-description");
+      } else if (!d.IsScalar()) {
+        c.Err(PosOf(d), "a description must be text", "wrong-type");
+      } else {
+        table[id].description = d.Scalar();
+      }
+      if (!categories && body["gpc"].IsDefined()) {
+        const YAML::Node g = body["gpc"];
+        if (!g.IsScalar() || (g.Scalar() != "true" && g.Scalar() != "false")) {
+          c.Err(PosOf(g), "'gpc' must be true or false", "wrong-type");
+        } else {
+          table[id].gpc = g.Scalar() == "true";
+        }
+      }
+      if (categories && body["derived_from"].IsDefined()) {
+        c.derived_pos_[id] = PosOf(body["derived_from"]);
+        pending_derived_.push_back({id, body["derived_from"]});
+      }
+      if (body["children"].IsDefined() && !body["children"].IsNull()) {
+        if (!body["children"].IsMap()) {
+          c.Err(PosOf(body["children"]), "'children' must be a map of name: {description, ...}",
+                "wrong-type");
+        } else {
+          Nodes(body["children"], name, id, categories);
+        }
+      }
+    }
+  }
+
+  void ResolveDerived() {
+    for (auto& [id, node] : pending_derived_) {
+      for (auto& [name, pos] : Names(node, node, "'derived_from'")) {
+        int32_t src = t.FindCategory(name);
+        if (src < 0) {
+          c.Err(pos, "derived_from names undefined category '" + name + "'" +
+                         DidYouMeanSuffix(name, AllNames(t.categories_)),
+                "undefined-category");
+        } else if (t.CategoryCovers(src, id) || t.CategoryCovers(id, src)) {
+          c.Err(pos, "category '" + t.categories_[id].name + "' cannot derive from '" + name +
+                         "': one contains the other",
+                "bad-derived-from");
+        } else {
+          t.categories_[id].derived_from.push_back(src);
+        }
+      }
+    }
+  }
+
+  static std::vector<std::string> AllNames(const std::vector<TaxonomyNode>& nodes) {
+    std::vector<std::string> out;
+    for (const auto& n : nodes) out.push_back(n.name);
+    return out;
+  }
+
+  void Rules(const YAML::Node& root, const YAML::Node& n) {
+    if (!n.IsDefined() || n.IsNull()) {
+      c.Err(PosOf(root), "'rules' is required", "missing-field");
+      return;
+    }
+    if (!n.IsSequence()) {
+      c.Err(PosOf(n), "'rules' must be a list", "wrong-type");
+      return;
+    }
+    ResolveDerived();
+    std::vector<std::string> clause_ids;
+    for (const auto& cl : t.clauses_) clause_ids.push_back(cl.id);
+    for (const auto& e : n) {
+      if (!e.IsMap()) {
+        c.Err(PosOf(e), "each rule must be a map with id, categories, purposes, basis, clauses",
+              "wrong-type");
+        continue;
+      }
+      CheckKeys(e, kRuleKeys, "a rule");
+      Rule r;
+      TermsCompiler::RuleSource src;
+      src.pos = PosOf(e);
+      bool ok = true;
+      auto id = Scalar(e, e["id"], "rule 'id'", true);
+      if (!id) continue;
+      r.id = *id;
+      if (!ValidName(r.id)) {
+        c.Err(PosOf(e["id"]), "rule id '" + r.id + "' may hold only a-z, 0-9, '_' and '-'",
+              "bad-name");
+      }
+      if (t.rule_index_.count(r.id)) {
+        c.Err(PosOf(e["id"]), "duplicate rule id '" + r.id + "'", "duplicate-id");
+        continue;
+      }
+      if (auto s = Scalar(e, e["summary"], "rule 'summary'", false)) {
+        r.summary = *s;
+        src.summary_pos = PosOf(e["summary"]);
+      }
+      auto basis = Scalar(e, e["basis"], "rule 'basis'", true);
+      src.basis_pos = PosOf(e["basis"]);
+      static const std::vector<std::string> kBases = {"necessary", "consent", "objectable",
+                                                      "prohibited"};
+      if (!basis) {
+        ok = false;
+      } else if (*basis == "necessary") {
+        r.basis = Basis::kNecessary;
+      } else if (*basis == "consent") {
+        r.basis = Basis::kConsent;
+      } else if (*basis == "objectable") {
+        r.basis = Basis::kObjectable;
+      } else if (*basis == "prohibited") {
+        r.basis = Basis::kProhibited;
+      } else {
+        c.Err(src.basis_pos,
+              "unknown basis '" + *basis + "': use necessary, consent, objectable or prohibited" +
+                  DidYouMeanSuffix(*basis, kBases),
+              "bad-basis");
+        ok = false;
+      }
+      bool asks = ok && (r.basis == Basis::kConsent || r.basis == Basis::kObjectable);
+      if (asks && r.summary.empty()) {
+        c.Err(src.pos,
+              "rule '" + r.id + "' asks people to choose (basis " + *basis +
+                  ") but has no 'summary': the sentence shown next to its switch",
+              "missing-summary");
+      }
+      if (auto s = Scalar(e, e["consent_from"], "'consent_from'", false)) {
+        static const std::vector<std::string> kFrom = {"subjects", "account",
+                                                       "account_and_subjects"};
+        if (*s == "subjects") {
+          r.consent_from = ConsentFrom::kSubjects;
+        } else if (*s == "account") {
+          r.consent_from = ConsentFrom::kAccount;
+        } else if (*s == "account_and_subjects") {
+          r.consent_from = ConsentFrom::kAccountAndSubjects;
+        } else {
+          c.Err(PosOf(e["consent_from"]),
+                "unknown consent_from '" + *s + "': use subjects, account or account_and_subjects" +
+                    DidYouMeanSuffix(*s, kFrom),
+                "bad-consent-from");
+        }
+        if (ok && !asks) {
+          c.Err(PosOf(e["consent_from"]),
+                "consent_from applies only to consent and objectable rules", "misplaced-field");
+        }
+      }
+      if (auto s = Scalar(e, e["consent_valid_for"], "'consent_valid_for'", false)) {
+        auto d = ParseDuration(*s);
+        if (!d) {
+          c.Err(PosOf(e["consent_valid_for"]), d.error().message, "bad-duration");
+        } else if (ok && r.basis != Basis::kConsent) {
+          c.Err(PosOf(e["consent_valid_for"]), "consent_valid_for applies only to consent rules",
+                "misplaced-field");
+        } else {
+          r.consent_valid_for = *d;
+        }
+      }
+      for (auto& [name, pos] : Names(e, e["categories"], "rule 'categories'")) {
+        int32_t id2 = t.FindCategory(name);
+        if (id2 < 0) {
+          c.Err(pos, "rule '" + r.id + "' names undefined category '" + name + "'" +
+                         DidYouMeanSuffix(name, AllNames(t.categories_)),
+                "undefined-category");
+          ok = false;
+        } else if (std::find(r.categories.begin(), r.categories.end(), id2) == r.categories.end()) {
+          r.categories.push_back(id2);
+          src.category_pos.push_back(pos);
+        }
+      }
+      for (auto& [name, pos] : Names(e, e["purposes"], "rule 'purposes'")) {
+        int32_t id2 = t.FindPurpose(name);
+        if (id2 < 0) {
+          c.Err(pos, "rule '" + r.id + "' names undefined purpose '" + name + "'" +
+                         DidYouMeanSuffix(name, AllNames(t.purposes_)),
+                "undefined-purpose");
+          ok = false;
+        } else if (std::find(r.purposes.begin(), r.purposes.end(), id2) == r.purposes.end()) {
+          r.purposes.push_back(id2);
+          src.purpose_pos.push_back(pos);
+        }
+      }
+      for (auto& [name, pos] : Names(e, e["clauses"], "rule 'clauses' (the clauses it rests on)")) {
+        int32_t id2 = t.FindClause(name);
+        if (id2 < 0) {
+          c.Err(pos, "rule '" + r.id + "' cites undefined clause '" + name + "'" +
+                         DidYouMeanSuffix(name, clause_ids),
+                "undefined-clause");
+          ok = false;
+        } else {
+          r.clauses.push_back(id2);
+          r.clause_ids.push_back(name);
+        }
+      }
+      if (!ok) continue;
+      if (r.basis == Basis::kNecessary) {
+        for (size_t i = 0; i < r.purposes.size(); ++i) {
+          const std::string& pn = t.purposes_[r.purposes[i]].name;
+          if (pn == "ai_training" || pn.starts_with("ai_training.")) {
+            c.Warn(src.purpose_pos[i],
+                   "rule '" + r.id + "' makes '" + pn +
+                       "' necessary: training models is not needed to deliver a service",
+                   "necessary-training");
+          }
+        }
+      }
+      t.rule_index_[r.id] = static_cast<int32_t>(t.rules_.size());
+      t.rules_.push_back(std::move(r));
+      c.rule_pos_.push_back(std::move(src));
+    }
+  }
+
+  std::vector<std::pair<int32_t, YAML::Node>> pending_derived_;
+};
+
+TermsCompiler::TermsCompiler(std::string_view yaml, std::string_view file)
+    : yaml_(yaml), file_(file), terms_(std::make_shared<Terms>()) {}
+
+void TermsCompiler::Report(Severity s, SourcePos pos, std::string message, std::string code) {
+  diagnostics_.push_back(
+      Diagnostic{file_, pos.line, pos.column, s, std::move(message), std::move(code)});
+}
+
+LintResult TermsCompiler::Run() {
+  LintResult out;
+  terms_->source_ = yaml_;
+  try {
+    YAML::Node root = YAML::Load(yaml_);
+    TermsCompilerParser parser{*this, *terms_, {}};
+    parser.Top(root);
+  } catch (const YAML::Exception& e) {
+    SourcePos pos = e.mark.is_null() ? SourcePos{} : SourcePos{e.mark.line + 1, e.mark.column + 1};
+    Err(pos, "YAML syntax: " + e.msg, "yaml-syntax");
+  } catch (const std::exception& e) {
+    Err({}, std::string("could not read the document: ") + e.what(), "yaml-syntax");
+  }
+  // Missing descriptions and summaries leave the rules well defined; anything else does not.
+  auto structural = [](const Diagnostic& d) {
+    return d.severity == Severity::kError && d.code != "missing-description" &&
+           d.code != "missing-summary";
+  };
+  bool parsed_ok = std::none_of(diagnostics_.begin(), diagnostics_.end(), structural);
+  if (parsed_ok) {
+    BuildTable();
+    CheckDerived();
+    WarnUncovered();
+  }
+  std::stable_sort(diagnostics_.begin(), diagnostics_.end(),
+                   [](const Diagnostic& a, const Diagnostic& b) {
+                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                   });
+  bool structural_ok = std::none_of(diagnostics_.begin(), diagnostics_.end(), structural);
+  out.diagnostics = std::move(diagnostics_);
+  if (structural_ok) out.draft = terms_;
+  if (!out.has_errors()) out.terms = std::move(terms_);
+  return out;
+}
+
+std::string Diagnostic::ToString() const {
+  std::ostringstream os;
+  os << file << ":" << line << ":" << column << ": "
+     << (severity == Severity::kError ? "error" : "warning") << ": " << message << " [" << code
+     << "]";
+  return os.str();
+}
+
+bool LintResult::has_errors() const {
+  return std::any_of(diagnostics.begin(), diagnostics.end(),
+                     [](const Diagnostic& d) { return d.severity == Severity::kError; });
+}
+
+LintResult LintTerms(std::string_view yaml, std::string_view file) {
+  return TermsCompiler(yaml, file).Run();
+}
+
+Result<std::shared_ptr<const Terms>> CompileTerms(std::string_view yaml, std::string_view file) {
+  LintResult r = LintTerms(yaml, file);
+  if (!r.has_errors()) return r.terms;
+  std::string msg = "terms do not compile:";
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == Severity::kError) msg += "\n  " + d.ToString();
+  }
+  return InvalidArgumentError(msg);
+}
+
+Result<std::shared_ptr<const Terms>> LoadTermsFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read terms file '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return NotFoundError("cannot read terms file '" + path + "'");
+  return CompileTerms(ss.str(), path);
+}
+
+}  // namespace assent
