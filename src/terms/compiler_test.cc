@@ -1,1 +1,178 @@
 #include <gtest/gtest.h>
+
+#include "assent/terms.h"
+
+namespace assent {
+namespace {
+
+const char* kGood = R"(terms: t
+version: "1"
+effective: "2023-01-01T00:00:00Z"
+clauses:
+  - {id: "1", title: One, text: "Clause one."}
+categories:
+  content:
+    description: Content.
+    children:
+      chat: {description: Chat.}
+purposes:
+  service: {description: Service.}
+  ai_training:
+    description: Training.
+    children:
+      first_party: {description: First party.}
+rules:
+  - {id: svc, categories: [content], purposes: [service], basis: necessary, clauses: ["1"]}
+  - id: train
+    summary: Train on my chat.
+    categories: [content.chat]
+    purposes: [ai_training.first_party]
+    basis: consent
+    clauses: ["1"]
+)";
+
+// The diagnostics of `yaml` with code `code`.
+std::vector<Diagnostic> Find(const std::string& yaml, const std::string& code) {
+  std::vector<Diagnostic> out;
+  for (auto& d : LintTerms(yaml, "t.yaml").diagnostics) {
+    if (d.code == code) out.push_back(d);
+  }
+  return out;
+}
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+TEST(CompilerTest, CompilesGoodTerms) {
+  auto r = LintTerms(kGood, "t.yaml");
+  ASSERT_TRUE(r.terms);
+  const Terms& t = *r.terms;
+  EXPECT_EQ(t.label(), "t@1");
+  int32_t chat = t.FindCategory("content.chat"), fp = t.FindPurpose("ai_training.first_party");
+  ASSERT_GE(chat, 0);
+  ASSERT_GE(fp, 0);
+  EXPECT_EQ(t.rules()[t.DecidingRule(chat, fp)].id, "train");
+  EXPECT_EQ(t.DecidingRule(t.FindCategory("content"), fp), Terms::kUnlisted);
+  EXPECT_EQ(t.EffectiveBasis(chat, t.FindPurpose("service")), Basis::kNecessary);
+}
+
+TEST(CompilerTest, MissingDescriptionNamesLineAndColumn) {
+  auto d = Find(Replace(kGood, "      chat: {description: Chat.}", "      chat: {}"),
+                "missing-description");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].line, 10);
+  EXPECT_EQ(d[0].column, 7);
+  EXPECT_EQ(d[0].severity, Severity::kError);
+  EXPECT_NE(d[0].ToString().find("t.yaml:10:7: error: category 'content.chat' has no description"),
+            std::string::npos)
+      << d[0].ToString();
+}
+
+TEST(CompilerTest, UnknownKeySuggestsTheIntendedOne) {
+  auto d = Find(Replace(kGood, "    basis: consent", "    basis: consent\n    clauses_: [\"1\"]"),
+                "unknown-key");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].message.find("did you mean 'clauses'"), std::string::npos) << d[0].message;
+}
+
+TEST(CompilerTest, UndefinedNamesAreErrorsWithHints) {
+  EXPECT_EQ(Find(Replace(kGood, "categories: [content.chat]", "categories: [content.chta]"),
+                 "undefined-category")
+                .size(),
+            1u);
+  EXPECT_EQ(
+      Find(Replace(kGood, "purposes: [service]", "purposes: [servic]"), "undefined-purpose").size(),
+      1u);
+  auto d = Find(Replace(kGood, "    clauses: [\"1\"]\n", "    clauses: [\"2\"]\n"), "undefined-clause");
+  EXPECT_EQ(d.size(), 1u);
+}
+
+TEST(CompilerTest, DuplicateIdsAreErrors) {
+  std::string dup = Replace(kGood, "  - {id: svc,", "  - {id: train,");
+  EXPECT_EQ(Find(dup, "duplicate-id").size(), 1u);
+  std::string dup_clause =
+      Replace(kGood, "  - {id: \"1\", title: One, text: \"Clause one.\"}",
+              "  - {id: \"1\", title: One, text: \"Clause one.\"}\n  - {id: \"1\", text: x}");
+  EXPECT_EQ(Find(dup_clause, "duplicate-id").size(), 1u);
+}
+
+TEST(CompilerTest, BadBasisAndMisplacedFields) {
+  EXPECT_EQ(Find(Replace(kGood, "basis: necessary", "basis: necesary"), "bad-basis").size(), 1u);
+  EXPECT_EQ(Find(Replace(kGood, "basis: necessary,", "basis: necessary, consent_from: account,"),
+                 "misplaced-field")
+                .size(),
+            1u);
+  EXPECT_EQ(Find(Replace(kGood, "    basis: consent", "    basis: consent\n    consent_valid_for: P1Y"),
+                 "bad-duration")
+                .size(),
+            1u);
+}
+
+TEST(CompilerTest, WarnsAboutNecessaryTrainingAndUncoveredPairs) {
+  auto r = LintTerms(Replace(kGood, "basis: consent", "basis: necessary"), "t.yaml");
+  ASSERT_TRUE(r.terms);  // warnings do not stop compilation
+  bool necessary_training = false;
+  for (const auto& d : r.diagnostics) {
+    necessary_training |= d.code == "necessary-training" && d.severity == Severity::kWarning;
+  }
+  EXPECT_TRUE(necessary_training);
+  auto uncovered = Find(Replace(kGood, "  service: {description: Service.}",
+                                "  service: {description: Service.}\n  ads: {description: Ads.}"),
+                        "uncovered-pair");
+  ASSERT_EQ(uncovered.size(), 1u);
+  EXPECT_NE(uncovered[0].message.find("ads"), std::string::npos);
+}
+
+TEST(CompilerTest, SyntaxErrorsAndWrongTypesNeverThrow) {
+  for (const char* bad : {"terms: [", "- a\n- b\n", "", "terms: t\nversion: {a: 1}\n",
+                          "\x01\x02", "categories: 5\n", "rules: {a: 1}\n"}) {
+    LintResult r = LintTerms(bad, "bad.yaml");
+    EXPECT_TRUE(r.has_errors()) << bad;
+    EXPECT_FALSE(r.terms) << "nothing partial is returned";
+  }
+  auto r = CompileTerms("terms: [", "bad.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("bad.yaml:1:"), std::string::npos) << r.error().message;
+}
+
+TEST(CompilerTest, DraftKeepsTermsMissingOnlyDescriptions) {
+  auto r = LintTerms(Replace(kGood, "      chat: {description: Chat.}", "      chat: {}"), "t.yaml");
+  EXPECT_FALSE(r.terms);
+  ASSERT_TRUE(r.draft);
+  auto s = LintTerms(Replace(kGood, "basis: necessary", "basis: maybe"), "t.yaml");
+  EXPECT_FALSE(s.draft);
+}
+
+TEST(CompilerTest, LoadTermsFileReportsUnreadableFile) {
+  auto r = LoadTermsFile("/nonexistent/terms.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+TEST(TermsSetTest, RefusesMixedDocumentsAndEqualEffectiveTimes) {
+  auto a = *CompileTerms(kGood, "a");
+  auto b = *CompileTerms(Replace(kGood, "terms: t", "terms: other"), "b");
+  auto s = TermsSet::Create({a, b});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+  auto c = *CompileTerms(Replace(kGood, "version: \"1\"", "version: \"2\""), "c");
+  EXPECT_FALSE(TermsSet::Create({a, c}));  // same effective time
+  auto d = *CompileTerms(Replace(Replace(kGood, "version: \"1\"", "version: \"2\""),
+                                 "2023-01-01", "2023-06-01"),
+                         "d");
+  auto set = TermsSet::Create({d, a});
+  ASSERT_TRUE(set);
+  EXPECT_EQ((*set)->version(0).version(), "1");
+  EXPECT_EQ((*set)->VersionAt(*ParseTime("2023-03-01T00:00:00Z")), 0);
+  EXPECT_EQ((*set)->VersionAt(*ParseTime("2023-07-01T00:00:00Z")), 1);
+  EXPECT_EQ((*set)->VersionAt(*ParseTime("2022-07-01T00:00:00Z")), -1);
+  EXPECT_FALSE((*set)->With(a));  // not later than the latest
+}
+
+}  // namespace
+}  // namespace assent
