@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "assent/inline_vector.h"
 #include "assent/terms.h"
 #include "assent/time.h"
 
@@ -75,7 +76,7 @@ struct Decision {
   const Terms* terms = nullptr;
   Timestamp at = 0;
   uint64_t position = 0;
-  std::vector<PartyDecision> parties;
+  InlineVector<PartyDecision, 4> parties;  // no allocation for up to 4 parties
 };
 
 // The decision JSON of DESIGN.md, on one line:

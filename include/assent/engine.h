@@ -50,6 +50,7 @@ struct ConsentEvent {
 namespace internal {
 class ConsentState;
 struct SharedTables;
+struct QuestionCache;
 }  // namespace internal
 
 // An immutable view: the terms and every consent event applied up to `position()`.
@@ -63,6 +64,11 @@ class Snapshot {
   // Errors: kInvalidArgument for an unknown category or purpose or a missing one;
   // kFailedPrecondition when no terms are in effect at the time asked about.
   Result<Decision> Decide(const DecisionRequest& request, Timestamp now) const;
+
+  // Decides every request: (*results)[i] answers requests[i]. Faster per decision than one
+  // Decide call each, because the memory look-ups of neighbouring requests overlap.
+  void DecideBatch(std::span<const DecisionRequest> requests, Timestamp now,
+                   std::vector<Result<Decision>>* results) const;
 
   // The position of the last consent event at or before `t`, or 0.
   uint64_t PositionAt(Timestamp t) const;
@@ -79,6 +85,9 @@ class Snapshot {
  private:
   friend class Engine;
   Snapshot() = default;
+  template <typename FindRecord>
+  Result<Decision> DecideImpl(const DecisionRequest& request, Timestamp now,
+                              internal::QuestionCache* cache, FindRecord&& find) const;
   std::shared_ptr<const TermsSet> terms_;
   std::shared_ptr<internal::SharedTables> tables_;
   std::unique_ptr<internal::ConsentState> state_;

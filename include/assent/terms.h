@@ -165,6 +165,9 @@ class Vocabulary {
     int32_t d = depth_[ancestor];
     return d < static_cast<int32_t>(chain.size()) && chain[d] == ancestor;
   }
+  int32_t depth(int32_t id) const { return depth_[id]; }
+  // The ids of `node`'s ancestors by depth: [root, ..., node].
+  const std::vector<int32_t>& chain(int32_t node) const { return ancestors_[node]; }
   // Interns `name` and its dotted prefixes; returns its id.
   int32_t Intern(std::string_view name);
 

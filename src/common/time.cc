@@ -61,7 +61,7 @@ std::unexpected<Error> BadTime(std::string_view text, std::string_view why) {
 
 Result<Timestamp> ParseTime(std::string_view text) {
   size_t i = 0;
-  int64_t y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+  int64_t y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, frac = 0;
   if (!Digits(text, &i, 4, &y) || i >= text.size() || text[i++] != '-' ||
       !Digits(text, &i, 2, &mo) || i >= text.size() || text[i++] != '-' ||
       !Digits(text, &i, 2, &d)) {
@@ -98,7 +98,7 @@ Result<Timestamp> ParseTime(std::string_view text) {
     if (z == 'Z' || z == 'z') {
       // UTC
     } else if (z == '+' || z == '-') {
-      int64_t oh, om;
+      int64_t oh = 0, om = 0;
       if (!Digits(text, &i, 2, &oh) || i >= text.size() || text[i++] != ':' ||
           !Digits(text, &i, 2, &om) || oh > 23 || om > 59) {
         return BadTime(text, "time zone offset must be +hh:mm");
@@ -119,8 +119,8 @@ std::string FormatTime(Timestamp t) {
   int64_t micros = t - secs * kMicrosPerSecond;
   int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
   int64_t rem = secs - days * 86400;
-  int64_t y;
-  unsigned m, d;
+  int64_t y = 0;
+  unsigned m = 0, d = 0;
   CivilFromDays(days, &y, &m, &d);
   char buf[48];
   int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
@@ -128,7 +128,7 @@ std::string FormatTime(Timestamp t) {
                         static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60));
   std::string out(buf, n);
   if (micros != 0) {
-    char f[8];
+    char f[24];
     std::snprintf(f, sizeof f, "%06lld", static_cast<long long>(micros));
     std::string frac(f);
     while (!frac.empty() && frac.back() == '0') frac.pop_back();

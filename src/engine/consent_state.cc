@@ -1,9 +1,9 @@
-// The persistent hash trie behind ConsentState. Branches have 64 children (6 bits of the
-// party hash per level); leaves hold up to kLeafMax (hash, record) entries before they split.
-// Copy-on-write is decided top-down: a node is changed in place only when it and every node
-// above it are held by this builder alone (reference count 1 along the whole path).
+// The persistent hash index behind ConsentState. Copy-on-write is decided top-down: a node is
+// changed in place only when it and every node above it are held by this builder alone
+// (reference count 1 along the whole path); otherwise the path is copied.
 #include "engine/consent_state.h"
 
+#include <bit>
 #include <cstring>
 #include <new>
 
@@ -12,40 +12,52 @@
 namespace assent::internal {
 
 namespace {
-constexpr int kBits = 6;
-constexpr int kFanout = 1 << kBits;
-constexpr uint32_t kLeafMax = 16;
-constexpr int kMaxShift = 60;  // below this, leaves grow instead of splitting
+constexpr int kBranchBits = 8;
+constexpr int kFanout = 1 << kBranchBits;
+constexpr uint32_t kInitialShard = 4;
 }  // namespace
 
+// Two branch levels (8 bits of the party hash each) lead to one of 65,536 shards; a shard is
+// an open-addressing table of (hash, record) probed linearly from the hash's next bits. So a
+// look-up touches the root and one branch (small, cache-resident), one shard line and the
+// record: at 1M subjects the shard and the record are the only likely cache misses.
 struct TrieNode {
   mutable std::atomic<uint32_t> refs{1};
-  bool leaf = false;
+  bool leaf = false;  // a shard
 };
 
 struct Branch : TrieNode {
   TrieNode* child[kFanout] = {};
+  // In the lower branches, each child shard's log2(capacity): with it a look-up computes the
+  // probe slot's address without first reading the shard's header (one cache miss fewer).
+  uint8_t shard_bits[kFanout] = {};
 };
 
 struct LeafEntry {
   uint64_t hash;
-  PartyRecord* record;
+  PartyRecord* record;  // null: an empty slot
 };
 
 struct Leaf : TrieNode {
   uint32_t count = 0;
-  uint32_t capacity = 0;
+  uint32_t capacity = 0;  // a power of two; count <= 3/4 capacity
   LeafEntry* entries() { return reinterpret_cast<LeafEntry*>(this + 1); }
   const LeafEntry* entries() const { return reinterpret_cast<const LeafEntry*>(this + 1); }
 };
 
 namespace {
 
+inline uint32_t ProbeStart(uint64_t hash, uint32_t capacity) {
+  return static_cast<uint32_t>(hash >> (2 * kBranchBits)) & (capacity - 1);
+}
+
 Leaf* NewLeaf(uint32_t capacity) {
-  void* mem = ::operator new(sizeof(Leaf) + capacity * sizeof(LeafEntry));
+  size_t bytes = sizeof(Leaf) + capacity * sizeof(LeafEntry);
+  void* mem = ::operator new(bytes);
   Leaf* l = new (mem) Leaf();
   l->leaf = true;
   l->capacity = capacity;
+  std::memset(static_cast<void*>(l->entries()), 0, capacity * sizeof(LeafEntry));
   return l;
 }
 
@@ -54,11 +66,33 @@ void FreeLeafShell(Leaf* l) {
   ::operator delete(l);
 }
 
+// Inserts an entry known to be absent. REQUIRES: room left.
+void InsertEntry(Leaf* l, const LeafEntry& e) {
+  for (uint32_t i = ProbeStart(e.hash, l->capacity);; i = (i + 1) & (l->capacity - 1)) {
+    if (!l->entries()[i].record) {
+      l->entries()[i] = e;
+      ++l->count;
+      return;
+    }
+  }
+}
+
+// A leaf with `capacity` slots holding the entries of `src` (records not re-referenced).
+Leaf* Rehash(const Leaf* src, uint32_t capacity) {
+  Leaf* l = NewLeaf(capacity);
+  for (uint32_t i = 0; i < src->capacity; ++i) {
+    if (src->entries()[i].record) InsertEntry(l, src->entries()[i]);
+  }
+  return l;
+}
+
 void Unref(const TrieNode* n) {
   if (!n || n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (n->leaf) {
     auto* l = const_cast<Leaf*>(static_cast<const Leaf*>(n));
-    for (uint32_t i = 0; i < l->count; ++i) l->entries()[i].record->Unref();
+    for (uint32_t i = 0; i < l->capacity; ++i) {
+      if (l->entries()[i].record) l->entries()[i].record->Unref();
+    }
     FreeLeafShell(l);
   } else {
     auto* b = const_cast<Branch*>(static_cast<const Branch*>(n));
@@ -75,16 +109,20 @@ void Ref(const TrieNode* n) {
 TrieNode* CopyNode(const TrieNode* n) {
   if (n->leaf) {
     auto* src = static_cast<const Leaf*>(n);
-    Leaf* l = NewLeaf(src->count + 1);
+    Leaf* l = NewLeaf(src->capacity);
     l->count = src->count;
-    std::memcpy(static_cast<void*>(l->entries()), src->entries(), src->count * sizeof(LeafEntry));
-    for (uint32_t i = 0; i < l->count; ++i) l->entries()[i].record->Ref();
+    std::memcpy(static_cast<void*>(l->entries()), src->entries(),
+                src->capacity * sizeof(LeafEntry));
+    for (uint32_t i = 0; i < l->capacity; ++i) {
+      if (l->entries()[i].record) l->entries()[i].record->Ref();
+    }
     return l;
   }
   auto* src = static_cast<const Branch*>(n);
   auto* b = new Branch();
   for (int i = 0; i < kFanout; ++i) {
     b->child[i] = src->child[i];
+    b->shard_bits[i] = src->shard_bits[i];
     Ref(b->child[i]);
   }
   return b;
@@ -95,12 +133,24 @@ size_t Usage(const TrieNode* n) {
   if (n->leaf) {
     auto* l = static_cast<const Leaf*>(n);
     size_t s = sizeof(Leaf) + l->capacity * sizeof(LeafEntry);
-    for (uint32_t i = 0; i < l->count; ++i) s += l->entries()[i].record->bytes();
+    for (uint32_t i = 0; i < l->capacity; ++i) {
+      if (l->entries()[i].record) s += l->entries()[i].record->bytes();
+    }
     return s;
   }
   size_t s = sizeof(Branch);
   for (const TrieNode* c : static_cast<const Branch*>(n)->child) s += Usage(c);
   return s;
+}
+
+// The shard for `hash` (null when none) and where its probe for `hash` starts.
+inline const Leaf* ShardOf(const TrieNode* root, uint64_t hash, uint32_t* probe_start) {
+  if (!root) return nullptr;
+  auto* mid = static_cast<const Branch*>(static_cast<const Branch*>(root)->child[hash & (kFanout - 1)]);
+  if (!mid) return nullptr;
+  const size_t i = (hash >> kBranchBits) & (kFanout - 1);
+  *probe_start = ProbeStart(hash, uint32_t{1} << mid->shard_bits[i]);
+  return static_cast<const Leaf*>(mid->child[i]);
 }
 
 }  // namespace
@@ -110,7 +160,7 @@ uint64_t PartyHash(PartyKind kind, std::string_view id) {
 }
 
 PartyRecord* PartyRecord::Create(PartyKind kind, std::string_view id, uint32_t capacity) {
-  void* mem = ::operator new(sizeof(PartyRecord) + capacity * sizeof(StoredEvent) + id.size());
+  void* mem = ::operator new(Bytes(id.size(), capacity));
   auto* r = new (mem) PartyRecord();
   r->kind_ = kind;
   r->capacity_ = capacity;
@@ -145,19 +195,51 @@ ConsentState::~ConsentState() { Unref(root_); }
 ConsentState::ConsentState(const ConsentState& other) : root_(other.root_) { Ref(root_); }
 
 const PartyRecord* ConsentState::Find(uint64_t hash, PartyKind kind, std::string_view id) const {
-  const TrieNode* n = root_;
-  int shift = 0;
-  while (n && !n->leaf) {
-    n = static_cast<const Branch*>(n)->child[(hash >> shift) & (kFanout - 1)];
-    shift += kBits;
-  }
-  if (!n) return nullptr;
-  auto* l = static_cast<const Leaf*>(n);
-  for (uint32_t i = 0; i < l->count; ++i) {
+  uint32_t start = 0;
+  const Leaf* l = ShardOf(root_, hash, &start);
+  if (!l) return nullptr;
+  for (uint32_t i = start;; i = (i + 1) & (l->capacity - 1)) {
     const LeafEntry& e = l->entries()[i];
-    if (e.hash == hash && e.record->kind() == kind && e.record->id() == id) return e.record;
+    if (!e.record) return nullptr;
+    if (e.hash == hash && e.record->kind() == kind && e.record->IdEquals(id)) return e.record;
   }
-  return nullptr;
+}
+
+
+void ConsentState::LookupBranch(Lookup& l) const {
+  if (!root_) return;
+  const TrieNode* mid = static_cast<const Branch*>(root_)->child[l.hash & (kFanout - 1)];
+  if (mid) {
+    __builtin_prefetch(
+        &static_cast<const Branch*>(mid)->child[(l.hash >> kBranchBits) & (kFanout - 1)]);
+  }
+}
+
+void ConsentState::LookupShard(Lookup& l) const {
+  auto* shard = ShardOf(root_, l.hash, &l.slot);
+  l.shard = shard;
+  if (shard) __builtin_prefetch(&shard->entries()[l.slot]);
+}
+
+void ConsentState::LookupCandidate(Lookup& l) const {
+  auto* shard = static_cast<const Leaf*>(l.shard);
+  if (!shard) return;
+  for (uint32_t i = l.slot;; i = (i + 1) & (shard->capacity - 1)) {
+    const LeafEntry& e = shard->entries()[i];
+    if (!e.record || e.hash == l.hash) {
+      l.candidate = e.record;
+      l.slot = i;
+      break;
+    }
+  }
+  if (l.candidate) __builtin_prefetch(l.candidate);
+}
+
+const PartyRecord* ConsentState::LookupFinish(const Lookup& l, PartyKind kind,
+                                              std::string_view id) const {
+  if (!l.candidate) return nullptr;
+  if (l.candidate->kind() == kind && l.candidate->IdEquals(id)) return l.candidate;
+  return Find(l.hash, kind, id);  // a 64-bit hash collision: probe on
 }
 
 size_t ConsentState::MemoryUsage() const { return Usage(root_); }
@@ -177,77 +259,54 @@ std::unique_ptr<ConsentState> ConsentStateBuilder::Finish() {
 
 bool ConsentStateBuilder::Append(PartyKind kind, std::string_view id, const StoredEvent& ev) {
   const uint64_t hash = PartyHash(kind, id);
+  // Make the path root -> branch -> shard this builder's own (copy what is shared).
   TrieNode** slot = &root_;
-  int shift = 0;
-  for (;;) {
+  Branch* mid = nullptr;
+  for (int level = 0; level < 2; ++level) {
     TrieNode* n = *slot;
     if (!n) {
-      Leaf* l = NewLeaf(1);
-      PartyRecord* r = PartyRecord::Create(kind, id, 1);
-      r->Append(ev);
-      l->entries()[0] = {hash, r};
-      l->count = 1;
-      *slot = l;
-      return true;
-    }
-    if (n->refs.load(std::memory_order_acquire) != 1) {  // shared: make it ours
+      n = *slot = new Branch();
+    } else if (n->refs.load(std::memory_order_acquire) != 1) {
       TrieNode* copy = CopyNode(n);
       Unref(n);
-      *slot = n = copy;
+      n = *slot = copy;
     }
-    if (!n->leaf) {
-      slot = &static_cast<Branch*>(n)->child[(hash >> shift) & (kFanout - 1)];
-      shift += kBits;
-      continue;
-    }
-    auto* l = static_cast<Leaf*>(n);
-    for (uint32_t i = 0; i < l->count; ++i) {
-      LeafEntry& e = l->entries()[i];
-      if (e.hash != hash || e.record->kind() != kind || e.record->id() != id) continue;
-      PartyRecord* r = e.record;
-      if (r->Unique() && r->Append(ev)) return false;
-      PartyRecord* grown = PartyRecord::Copy(r, static_cast<uint32_t>(r->events().size()) + 1);
-      grown->Append(ev);
-      r->Unref();
-      e.record = grown;
-      return false;
-    }
-    if (l->count < kLeafMax || shift >= kMaxShift) {
-      if (l->count == l->capacity) {
-        Leaf* bigger = NewLeaf(l->capacity + 1);
-        bigger->count = l->count;
-        std::memcpy(static_cast<void*>(bigger->entries()), l->entries(),
-                    l->count * sizeof(LeafEntry));
-        FreeLeafShell(l);  // entries moved, not copied: no reference changes
-        *slot = l = bigger;
-      }
-      PartyRecord* r = PartyRecord::Create(kind, id, 1);
-      r->Append(ev);
-      l->entries()[l->count++] = {hash, r};
-      return true;
-    }
-    // Split the full leaf into a branch of smaller leaves, moving the entries.
-    auto* b = new Branch();
-    for (uint32_t i = 0; i < l->count; ++i) {
-      const LeafEntry& e = l->entries()[i];
-      TrieNode*& c = b->child[(e.hash >> shift) & (kFanout - 1)];
-      Leaf* cl = static_cast<Leaf*>(c);
-      if (!cl) {
-        cl = NewLeaf(2);
-      } else if (cl->count == cl->capacity) {
-        Leaf* bigger = NewLeaf(cl->capacity * 2);
-        bigger->count = cl->count;
-        std::memcpy(static_cast<void*>(bigger->entries()), cl->entries(),
-                    cl->count * sizeof(LeafEntry));
-        FreeLeafShell(cl);
-        cl = bigger;
-      }
-      cl->entries()[cl->count++] = e;
-      c = cl;
-    }
-    FreeLeafShell(l);
-    *slot = b;
+    mid = static_cast<Branch*>(n);
+    slot = &mid->child[(hash >> (level * kBranchBits)) & (kFanout - 1)];
   }
+  uint8_t& shard_bits = mid->shard_bits[(hash >> kBranchBits) & (kFanout - 1)];
+  Leaf* l = static_cast<Leaf*>(*slot);
+  if (!l) {
+    l = NewLeaf(kInitialShard);
+    *slot = l;
+    shard_bits = static_cast<uint8_t>(std::countr_zero(kInitialShard));
+  } else if (l->refs.load(std::memory_order_acquire) != 1) {
+    Leaf* copy = static_cast<Leaf*>(CopyNode(l));
+    Unref(l);
+    *slot = l = copy;
+  }
+  for (uint32_t i = ProbeStart(hash, l->capacity);; i = (i + 1) & (l->capacity - 1)) {
+    LeafEntry& e = l->entries()[i];
+    if (!e.record) break;
+    if (e.hash != hash || e.record->kind() != kind || e.record->id() != id) continue;
+    PartyRecord* r = e.record;
+    if (r->Unique() && r->Append(ev)) return false;
+    PartyRecord* grown = PartyRecord::Copy(r, static_cast<uint32_t>(r->events().size()) + 1);
+    grown->Append(ev);
+    r->Unref();
+    e.record = grown;
+    return false;
+  }
+  if ((l->count + 1) * 4 > l->capacity * 3) {  // keep probes short: load <= 3/4
+    Leaf* bigger = Rehash(l, l->capacity * 2);
+    FreeLeafShell(l);  // entries moved, not copied: no reference changes
+    *slot = l = bigger;
+    shard_bits = static_cast<uint8_t>(std::countr_zero(l->capacity));
+  }
+  PartyRecord* r = PartyRecord::Create(kind, id, 1);
+  r->Append(ev);
+  InsertEntry(l, {hash, r});
+  return true;
 }
 
 }  // namespace assent::internal

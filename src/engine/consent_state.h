@@ -1,4 +1,4 @@
-// The consent state: every party's consent events, in a persistent hash trie so that a new
+// The consent state: every party's consent events, in a persistent hash index so that a new
 // snapshot shares all but the path it changed (copy-on-write per party, not per world).
 // Readers walk a snapshot's trie without locks; one writer at a time builds the next one.
 #ifndef ASSENT_ENGINE_CONSENT_STATE_H_
@@ -28,7 +28,8 @@ struct StoredEvent {
 };
 static_assert(sizeof(StoredEvent) == 24);
 
-// One party's events in one allocation: a 16-byte header, the events, then the id bytes.
+// One party's events in one allocation: a 16-byte header, the id bytes (padded to 8), then
+// the events — so a look-up's id comparison reads the same cache line as the header.
 // Immutable once reachable from a published snapshot. Thread-safe reference counting.
 class PartyRecord {
  public:
@@ -43,17 +44,34 @@ class PartyRecord {
 
   PartyKind kind() const { return kind_; }
   std::string_view id() const { return {id_ptr(), id_len_}; }
+  // Same as id() == other, without a library call for short ids.
+  bool IdEquals(std::string_view other) const {
+    if (other.size() != id_len_) return false;
+    const char* a = id_ptr();
+    for (size_t i = 0; i < other.size(); ++i) {
+      if (a[i] != other[i]) return false;
+    }
+    return true;
+  }
   std::span<const StoredEvent> events() const { return {events_ptr(), count_}; }
   // Appends when there is room; false otherwise. REQUIRES: exclusively owned.
   bool Append(const StoredEvent& e);
-  size_t bytes() const { return sizeof(PartyRecord) + capacity_ * sizeof(StoredEvent) + id_len_; }
+  size_t bytes() const { return Bytes(id_len_, capacity_); }
+  static size_t Bytes(size_t id_len, uint32_t capacity) {
+    return sizeof(PartyRecord) + PaddedId(id_len) + capacity * sizeof(StoredEvent);
+  }
 
  private:
   PartyRecord() = default;
-  const StoredEvent* events_ptr() const { return reinterpret_cast<const StoredEvent*>(this + 1); }
-  StoredEvent* events_ptr() { return reinterpret_cast<StoredEvent*>(this + 1); }
-  const char* id_ptr() const { return reinterpret_cast<const char*>(events_ptr() + capacity_); }
-  char* id_ptr() { return reinterpret_cast<char*>(events_ptr() + capacity_); }
+  static size_t PaddedId(size_t id_len) { return (id_len + 7) & ~size_t{7}; }
+  const char* id_ptr() const { return reinterpret_cast<const char*>(this + 1); }
+  char* id_ptr() { return reinterpret_cast<char*>(this + 1); }
+  const StoredEvent* events_ptr() const {
+    return reinterpret_cast<const StoredEvent*>(id_ptr() + PaddedId(id_len_));
+  }
+  StoredEvent* events_ptr() {
+    return reinterpret_cast<StoredEvent*>(id_ptr() + PaddedId(id_len_));
+  }
 
   mutable std::atomic<uint32_t> refs_{1};
   uint32_t count_ = 0;
@@ -82,6 +100,20 @@ class ConsentState {
     return Find(PartyHash(kind, id), kind, id);
   }
   const PartyRecord* Find(uint64_t hash, PartyKind kind, std::string_view id) const;
+
+  // A look-up in stages, for batches: run each stage over a group of look-ups before the
+  // next stage, so that their cache misses are in flight together. Each stage but the last
+  // only prefetches what the next one reads.
+  struct Lookup {
+    uint64_t hash = 0;
+    const void* shard = nullptr;
+    uint32_t slot = 0;
+    const PartyRecord* candidate = nullptr;
+  };
+  void LookupBranch(Lookup& l) const;          // prefetch the branch slot
+  void LookupShard(Lookup& l) const;           // read the shard pointer; prefetch the slot
+  void LookupCandidate(Lookup& l) const;       // first entry with the hash; prefetch its record
+  const PartyRecord* LookupFinish(const Lookup& l, PartyKind kind, std::string_view id) const;
 
   // Bytes held by the trie and the records it reaches.
   size_t MemoryUsage() const;

@@ -9,6 +9,17 @@
 #include "engine/shared_tables.h"
 
 namespace assent {
+namespace internal {
+
+// The last question's look-ups, reused while a batch keeps asking about the same category and
+// purpose under the same terms version (a filter run asks one purpose for every item).
+struct QuestionCache {
+  std::string_view category, purpose;
+  int32_t version = -1;
+  int32_t gc = -1, gp = -1, c = -1, p = -1;
+};
+
+}  // namespace internal
 
 using internal::PartyRecord;
 using internal::Scope;
@@ -41,7 +52,9 @@ uint64_t Snapshot::PositionAt(Timestamp t) const {
   return lo == 0 ? 0 : tables_->timeline[lo - 1].position;
 }
 
-Result<Decision> Snapshot::Decide(const DecisionRequest& q, Timestamp now) const {
+template <typename FindRecord>
+Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
+                                      internal::QuestionCache* cache, FindRecord&& find) const {
   const Timestamp t = q.at.value_or(now);
   const TermsSet& ts = *terms_;
   const int32_t v = ts.VersionAt(t);
@@ -52,12 +65,19 @@ Result<Decision> Snapshot::Decide(const DecisionRequest& q, Timestamp now) const
                                               : std::string("; publish terms first")));
   }
   const Terms& terms = ts.version(v);
-  const int32_t gc = ts.category_vocabulary().Find(q.category);
-  const int32_t c = gc < 0 ? -1 : ts.LocalCategory(v, gc);
-  if (c < 0) return Unknown("category", q.category, terms, terms.categories());
-  const int32_t gp = ts.purpose_vocabulary().Find(q.purpose);
-  const int32_t p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
-  if (p < 0) return Unknown("purpose", q.purpose, terms, terms.purposes());
+  int32_t gc, gp, c, p;
+  if (cache && cache->version == v && cache->category == q.category &&
+      cache->purpose == q.purpose) {
+    gc = cache->gc, gp = cache->gp, c = cache->c, p = cache->p;
+  } else {
+    gc = ts.category_vocabulary().Find(q.category);
+    c = gc < 0 ? -1 : ts.LocalCategory(v, gc);
+    if (c < 0) return Unknown("category", q.category, terms, terms.categories());
+    gp = ts.purpose_vocabulary().Find(q.purpose);
+    p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
+    if (p < 0) return Unknown("purpose", q.purpose, terms, terms.purposes());
+    if (cache) *cache = {q.category, q.purpose, v, gc, gp, c, p};
+  }
 
   Decision d;
   d.terms = &terms;
@@ -93,25 +113,33 @@ Result<Decision> Snapshot::Decide(const DecisionRequest& q, Timestamp now) const
   }
   const Vocabulary& cats = ts.category_vocabulary();
   const Vocabulary& purs = ts.purpose_vocabulary();
+  // A scope pattern covers the asked node when it sits on the node's ancestor chain.
+  const std::vector<int32_t>& cat_chain = cats.chain(gc);
+  const std::vector<int32_t>& pur_chain = purs.chain(gp);
+  auto on_chain = [](const Vocabulary& vocab, const std::vector<int32_t>& chain, int32_t pattern) {
+    const size_t d = static_cast<size_t>(vocab.depth(pattern));
+    return d < chain.size() && chain[d] == pattern;
+  };
   auto covers = [&](const Scope& s) {
     bool cat = false;
     for (int32_t sc : s.categories) {
-      if (cats.Covers(sc, gc)) {
+      if (on_chain(cats, cat_chain, sc)) {
         cat = true;
         break;
       }
     }
     if (!cat) return false;
     for (int32_t sp : s.purposes) {
-      if (purs.Covers(sp, gp)) return true;
+      if (on_chain(purs, pur_chain, sp)) return true;
     }
     return false;
   };
   bool failed = false;
-  auto judge = [&](PartyKind kind, std::string_view id) {
+  // `index`: -1 for the account, else the subject's index in the request.
+  auto judge = [&](PartyKind kind, std::string_view id, int index) {
     PartyDecision pd{kind, id, PartyState::kNone, 0};
     const StoredEvent* effective = nullptr;
-    if (const PartyRecord* rec = state_->Find(kind, id)) {
+    if (const PartyRecord* rec = find(index, kind, id)) {
       auto events = rec->events();
       for (auto it = events.rbegin(); it != events.rend(); ++it) {
         if (it->at > t) continue;
@@ -148,15 +176,73 @@ Result<Decision> Snapshot::Decide(const DecisionRequest& q, Timestamp now) const
     d.parties.push_back(pd);
   };
   d.parties.reserve((need_account ? 1 : 0) + (need_subjects ? q.subjects.size() : 0));
-  if (need_account) judge(PartyKind::kAccount, *q.account);
+  if (need_account) judge(PartyKind::kAccount, *q.account, -1);
   if (need_subjects) {
-    for (std::string_view s : q.subjects) judge(PartyKind::kSubject, s);
+    for (size_t i = 0; i < q.subjects.size(); ++i) {
+      judge(PartyKind::kSubject, q.subjects[i], static_cast<int>(i));
+    }
   }
   if (!failed) {
     d.allow = true;
     d.reason = consent ? Reason::kConsented : Reason::kNotObjected;
   }
   return d;
+}
+
+Result<Decision> Snapshot::Decide(const DecisionRequest& q, Timestamp now) const {
+  return DecideImpl(q, now, nullptr, [this](int, PartyKind kind, std::string_view id) {
+    return state_->Find(kind, id);
+  });
+}
+
+void Snapshot::DecideBatch(std::span<const DecisionRequest> requests, Timestamp now,
+                           std::vector<Result<Decision>>* results) const {
+  // Group prefetching: walk each level of the index for a group of requests before the next
+  // level, so that their cache misses overlap instead of following one another.
+  constexpr size_t kGroup = 16;
+  constexpr int kMaxParties = 4;  // parties per request looked up ahead; more are found lazily
+  using Lookup = internal::ConsentState::Lookup;
+  struct Ahead {
+    Lookup lookup[kMaxParties];
+    int parties = 0;
+  };
+  results->clear();
+  results->reserve(requests.size());
+  Ahead ahead[kGroup];
+  const internal::ConsentState& state = *state_;
+  internal::QuestionCache cache;
+  for (size_t base = 0; base < requests.size(); base += kGroup) {
+    const size_t n = std::min(kGroup, requests.size() - base);
+    for (size_t i = 0; i < n; ++i) {
+      const DecisionRequest& q = requests[base + i];
+      Ahead& a = ahead[i];
+      a.parties = 0;
+      auto add = [&](PartyKind kind, std::string_view id) {
+        if (a.parties == kMaxParties) return;
+        Lookup& l = a.lookup[a.parties++];
+        l = Lookup{internal::PartyHash(kind, id)};
+        state.LookupBranch(l);
+      };
+      if (q.account) add(PartyKind::kAccount, *q.account);
+      for (std::string_view s : q.subjects) add(PartyKind::kSubject, s);
+    }
+    for (auto stage : {&internal::ConsentState::LookupShard,
+                       &internal::ConsentState::LookupCandidate}) {
+      for (size_t i = 0; i < n; ++i) {
+        for (int k = 0; k < ahead[i].parties; ++k) (state.*stage)(ahead[i].lookup[k]);
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const DecisionRequest& q = requests[base + i];
+      const Ahead& a = ahead[i];
+      const int account_slots = q.account ? 1 : 0;
+      results->push_back(DecideImpl(q, now, &cache, [&](int index, PartyKind kind, std::string_view id) {
+        int slot = index < 0 ? 0 : account_slots + index;
+        if (slot < a.parties) return state.LookupFinish(a.lookup[slot], kind, id);
+        return state.Find(kind, id);
+      }));
+    }
+  }
 }
 
 }  // namespace assent

@@ -158,3 +158,46 @@ TEST(EngineTest, ReadersRunWhileAWriterApplies) {
 
 }  // namespace
 }  // namespace assent
+
+namespace assent {
+namespace {
+
+TEST(EngineTest, DecideBatchAgreesWithDecide) {
+  Engine engine(testing_terms::BaseTerms());
+  std::vector<ConsentEvent> events;
+  for (uint64_t pos = 1; pos <= 3000; ++pos) {
+    events.push_back(Grant(pos, "u" + std::to_string(pos * 7 % 500),
+                           pos % 3 ? "content.chat" : "content",
+                           pos % 4 ? Action::kGrant : Action::kWithdraw));
+  }
+  ASSERT_TRUE(engine.ApplyBatch(events));
+  auto snap = engine.snapshot();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 600; ++i) ids.push_back("u" + std::to_string(i));
+  std::vector<std::string_view> views(ids.begin(), ids.end());
+  std::vector<DecisionRequest> requests;
+  const char* categories[] = {"content.chat", "content.audio", "content.nope", "content"};
+  for (size_t i = 0; i + 3 < views.size(); ++i) {
+    DecisionRequest q;
+    q.category = categories[i % 4];
+    q.purpose = i % 5 ? "ai_training.first_party" : "service.delivery";
+    q.subjects = std::span<const std::string_view>(&views[i], i % 3 + 1);
+    if (i % 7 == 0) q.account = "a1";
+    requests.push_back(q);
+  }
+  std::vector<Result<Decision>> batch;
+  snap->DecideBatch(requests, kT0 + 1'000'000'000, &batch);
+  ASSERT_EQ(batch.size(), requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto one = snap->Decide(requests[i], kT0 + 1'000'000'000);
+    ASSERT_EQ(one.has_value(), batch[i].has_value()) << i;
+    if (!one) {
+      EXPECT_EQ(one.error().message, batch[i].error().message);
+      continue;
+    }
+    EXPECT_EQ(DecisionToJson(*one), DecisionToJson(*batch[i])) << i;
+  }
+}
+
+}  // namespace
+}  // namespace assent
