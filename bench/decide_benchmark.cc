@@ -108,10 +108,11 @@ World& GetWorld() {
 
 void Report(benchmark::State& state) {
   World& w = GetWorld();
-  state.counters["subjects"] = kSubjects;
-  state.counters["events"] = static_cast<double>(w.events);
-  state.counters["bytes_per_event"] = w.malloc_bytes_per_event;
-  state.counters["state_bytes_per_event"] = w.state_bytes_per_event;
+  auto avg = [](double v) { return benchmark::Counter(v, benchmark::Counter::kAvgThreads); };
+  state.counters["subjects"] = avg(kSubjects);
+  state.counters["events"] = avg(static_cast<double>(w.events));
+  state.counters["bytes_per_event"] = avg(w.malloc_bytes_per_event);
+  state.counters["state_bytes_per_event"] = avg(w.state_bytes_per_event);
 }
 
 void Decide(benchmark::State& state, std::string_view category, std::string_view purpose,
@@ -138,8 +139,9 @@ void Decide(benchmark::State& state, std::string_view category, std::string_view
     benchmark::DoNotOptimize(d);
   }
   state.SetItemsProcessed(state.iterations());
-  state.counters["allowed_share"] =
-      benchmark::Counter(static_cast<double>(allowed) / std::max<int64_t>(1, state.iterations()));
+  state.counters["allowed_share"] = benchmark::Counter(
+      static_cast<double>(allowed) / std::max<int64_t>(1, state.iterations()),
+      benchmark::Counter::kAvgThreads);
   Report(state);
 }
 
@@ -244,8 +246,9 @@ void BM_DecideBatch_SingleSubjectConsent(benchmark::State& state) {
   state.counters["ns_per_decision"] = benchmark::Counter(
       static_cast<double>(state.iterations() * kBatch),
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  state.counters["allowed_share"] =
-      static_cast<double>(allowed) / std::max<int64_t>(1, state.iterations() * kBatch);
+  state.counters["allowed_share"] = benchmark::Counter(
+      static_cast<double>(allowed) / std::max<int64_t>(1, state.iterations() * kBatch),
+      benchmark::Counter::kAvgThreads);
   Report(state);
 }
 BENCHMARK(BM_DecideBatch_SingleSubjectConsent)->Threads(1)->Threads(2)->UseRealTime();

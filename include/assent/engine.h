@@ -93,6 +93,7 @@ class Snapshot {
   std::unique_ptr<internal::ConsentState> state_;
   uint64_t position_ = 0;
   uint64_t consent_count_ = 0;
+  uint64_t position_breaks_ = 0;
   uint64_t parties_ = 0;
   Timestamp last_at_ = INT64_MIN;
 };

@@ -39,17 +39,31 @@ std::unexpected<Error> Unknown(std::string_view what, std::string_view name, con
 }  // namespace
 
 uint64_t Snapshot::PositionAt(Timestamp t) const {
-  // Consent events' times never decrease with position: binary search the timeline.
+  // Consent events' times never decrease with position: binary search the timeline for how
+  // many consent events happened at or before t.
   uint64_t lo = 0, hi = consent_count_;
   while (lo < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (tables_->timeline[mid].at <= t) {
+    if (tables_->timeline[mid] <= t) {
       lo = mid + 1;
     } else {
       hi = mid;
     }
   }
-  return lo == 0 ? 0 : tables_->timeline[lo - 1].position;
+  if (lo == 0) return 0;
+  const uint64_t index = lo - 1;
+  // The last position break at or before that event gives its position.
+  uint64_t blo = 0, bhi = position_breaks_;
+  while (blo < bhi) {
+    uint64_t mid = blo + (bhi - blo) / 2;
+    if (tables_->position_breaks[mid].index <= index) {
+      blo = mid + 1;
+    } else {
+      bhi = mid;
+    }
+  }
+  const uint64_t delta = blo == 0 ? 0 : tables_->position_breaks[blo - 1].delta;
+  return index + 1 + delta;
 }
 
 template <typename FindRecord>

@@ -160,7 +160,6 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
     last_at = e.at;
   }
   internal::SharedTables& tables = *cur->tables_;
-  const size_t timeline_before = tables.timeline.size();
   std::vector<uint32_t> scope_ids;
   for (const Resolved& r : resolved) {
     std::string key = ScopeKey(r);
@@ -176,9 +175,20 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
     }
     scope_ids.push_back(it->second);
   }
+  const size_t timeline_before = tables.timeline.size();
+  const size_t breaks_before = tables.position_breaks.size();
+  const uint64_t delta_before = tables.last_delta;
   for (size_t i = 0; i < events.size(); ++i) {
-    if (!tables.timeline.push_back({events[i].at, events[i].position})) {
+    const uint64_t index = cur->consent_count_ + i;
+    bool ok = tables.timeline.push_back(events[i].at);
+    if (ok && events[i].position != index + 1 + tables.last_delta) {
+      tables.last_delta = events[i].position - index - 1;
+      ok = tables.position_breaks.push_back({index, tables.last_delta});
+    }
+    if (!ok) {
       tables.timeline.truncate(timeline_before);
+      tables.position_breaks.truncate(breaks_before);
+      tables.last_delta = delta_before;
       return FailedPreconditionError("too many consent events for one engine");
     }
   }
@@ -196,6 +206,7 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
   next->state_ = builder.Finish();
   next->position_ = events.empty() ? cur->position_ : events.back().position;
   next->consent_count_ = cur->consent_count_ + events.size();
+  next->position_breaks_ = tables.position_breaks.size();
   next->parties_ = cur->parties_ + new_parties;
   next->last_at_ = last_at;
   current_.store(std::move(next));
@@ -209,6 +220,7 @@ std::shared_ptr<Snapshot> Engine::DeriveSnapshot(const Snapshot& cur) {
   next->state_ = std::make_unique<ConsentState>(*cur.state_);
   next->position_ = cur.position_;
   next->consent_count_ = cur.consent_count_;
+  next->position_breaks_ = cur.position_breaks_;
   next->parties_ = cur.parties_;
   next->last_at_ = cur.last_at_;
   return next;

@@ -66,15 +66,21 @@ struct Scope {
   std::vector<int32_t> purposes;
 };
 
-struct TimelineEntry {
-  Timestamp at;
-  uint64_t position;
+// Where consent event positions stop following one another (other ledger entries between):
+// from consent event `index` on, position = index + 1 + delta.
+struct PositionBreak {
+  uint64_t index;
+  uint64_t delta;
 };
 
 struct SharedTables {
   AppendOnlyArray<const Scope*> scopes;
-  AppendOnlyArray<TimelineEntry> timeline;  // one entry per consent event, in position order
+  // One time per consent event, in position order (8 bytes an event); positions are implied
+  // by `position_breaks`, which grows only when other ledger entries come in between.
+  AppendOnlyArray<Timestamp> timeline;
+  AppendOnlyArray<PositionBreak> position_breaks;
   // Writer only:
+  uint64_t last_delta = 0;
   std::unordered_map<std::string, uint32_t> scope_index;
   std::vector<std::unique_ptr<Scope>> scope_storage;
 };

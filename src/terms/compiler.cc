@@ -206,7 +206,7 @@ struct TermsCompilerParser {
         c.Err(pos, "duplicate " + std::string(kind) + " '" + name + "'", "duplicate-id");
         continue;
       }
-      const YAML::Node& body = it->second;
+      const YAML::Node body = it->second;  // a copy: it-> yields a temporary
       TaxonomyNode node;
       node.name = name;
       node.parent = parent;
