@@ -220,13 +220,13 @@ BENCHMARK_MAIN();
 namespace assent {
 namespace {
 
-// The same single-subject decisions, asked in batches of 64 (as the filter and the batch API
+// The same single-subject decisions, asked in batches of 256 (as the filter and the batch API
 // do): the look-ups of neighbouring requests overlap their cache misses.
 void BM_DecideBatch_SingleSubjectConsent(benchmark::State& state) {
   World& w = GetWorld();
   auto snap = w.engine->snapshot();
   const Timestamp now = kStart + 1'000'000'000'000;
-  constexpr size_t kBatch = 64;
+  constexpr size_t kBatch = 256;
   std::vector<DecisionRequest> batch(kBatch);
   std::vector<std::string_view> subjects(kBatch);
   std::vector<Result<Decision>> results;

@@ -211,9 +211,12 @@ Result<Decision> Snapshot::Decide(const DecisionRequest& q, Timestamp now) const
 
 void Snapshot::DecideBatch(std::span<const DecisionRequest> requests, Timestamp now,
                            std::vector<Result<Decision>>* results) const {
-  // Group prefetching: walk each level of the index for a group of requests before the next
-  // level, so that their cache misses overlap instead of following one another.
+  // A software pipeline over groups of requests: while group g starts its index walk, group
+  // g-1 reads its shard slots, group g-2 picks its records and group g-3 is decided. Each
+  // step only prefetches what the next step reads, so a group's cache misses are in flight
+  // while other groups compute, instead of one after another.
   constexpr size_t kGroup = 16;
+  constexpr size_t kStages = 4;   // branch, shard, candidate, decide
   constexpr int kMaxParties = 4;  // parties per request looked up ahead; more are found lazily
   using Lookup = internal::ConsentState::Lookup;
   struct Ahead {
@@ -222,39 +225,56 @@ void Snapshot::DecideBatch(std::span<const DecisionRequest> requests, Timestamp 
   };
   results->clear();
   results->reserve(requests.size());
-  Ahead ahead[kGroup];
+  Ahead ring[kStages][kGroup];
   const internal::ConsentState& state = *state_;
   internal::QuestionCache cache;
-  for (size_t base = 0; base < requests.size(); base += kGroup) {
-    const size_t n = std::min(kGroup, requests.size() - base);
-    for (size_t i = 0; i < n; ++i) {
-      const DecisionRequest& q = requests[base + i];
-      Ahead& a = ahead[i];
-      a.parties = 0;
-      auto add = [&](PartyKind kind, std::string_view id) {
-        if (a.parties == kMaxParties) return;
-        Lookup& l = a.lookup[a.parties++];
-        l = Lookup{internal::PartyHash(kind, id)};
-        state.LookupBranch(l);
-      };
-      if (q.account) add(PartyKind::kAccount, *q.account);
-      for (std::string_view s : q.subjects) add(PartyKind::kSubject, s);
-    }
-    for (auto stage : {&internal::ConsentState::LookupShard,
-                       &internal::ConsentState::LookupCandidate}) {
-      for (size_t i = 0; i < n; ++i) {
-        for (int k = 0; k < ahead[i].parties; ++k) (state.*stage)(ahead[i].lookup[k]);
+  const size_t groups = (requests.size() + kGroup - 1) / kGroup;
+  auto group_size = [&](size_t g) { return std::min(kGroup, requests.size() - g * kGroup); };
+  for (size_t step = 0; step < groups + kStages - 1; ++step) {
+    if (step < groups) {  // stage 0: hash, and prefetch the branch slot
+      Ahead* ahead = ring[step % kStages];
+      for (size_t i = 0; i < group_size(step); ++i) {
+        const DecisionRequest& q = requests[step * kGroup + i];
+        Ahead& a = ahead[i];
+        a.parties = 0;
+        auto add = [&](PartyKind kind, std::string_view id) {
+          if (a.parties == kMaxParties) return;
+          Lookup& l = a.lookup[a.parties++];
+          l = Lookup{internal::PartyHash(kind, id)};
+          state.LookupBranch(l);
+        };
+        if (q.account) add(PartyKind::kAccount, *q.account);
+        for (std::string_view sub : q.subjects) add(PartyKind::kSubject, sub);
       }
     }
-    for (size_t i = 0; i < n; ++i) {
-      const DecisionRequest& q = requests[base + i];
-      const Ahead& a = ahead[i];
-      const int account_slots = q.account ? 1 : 0;
-      results->push_back(DecideImpl(q, now, &cache, [&](int index, PartyKind kind, std::string_view id) {
-        int slot = index < 0 ? 0 : account_slots + index;
-        if (slot < a.parties) return state.LookupFinish(a.lookup[slot], kind, id);
-        return state.Find(kind, id);
-      }));
+    for (size_t stage = 1; stage <= 2; ++stage) {  // stages 1-2: shard slot, candidate record
+      if (step < stage || step - stage >= groups) continue;
+      const size_t g = step - stage;
+      Ahead* ahead = ring[g % kStages];
+      for (size_t i = 0; i < group_size(g); ++i) {
+        for (int k = 0; k < ahead[i].parties; ++k) {
+          if (stage == 1) {
+            state.LookupShard(ahead[i].lookup[k]);
+          } else {
+            state.LookupCandidate(ahead[i].lookup[k]);
+          }
+        }
+      }
+    }
+    if (step >= kStages - 1 && step - (kStages - 1) < groups) {  // stage 3: decide
+      const size_t g = step - (kStages - 1);
+      const Ahead* ahead = ring[g % kStages];
+      for (size_t i = 0; i < group_size(g); ++i) {
+        const DecisionRequest& q = requests[g * kGroup + i];
+        const Ahead& a = ahead[i];
+        const int account_slots = q.account ? 1 : 0;
+        results->push_back(
+            DecideImpl(q, now, &cache, [&](int index, PartyKind kind, std::string_view id) {
+              int slot = index < 0 ? 0 : account_slots + index;
+              if (slot < a.parties) return state.LookupFinish(a.lookup[slot], kind, id);
+              return state.Find(kind, id);
+            }));
+      }
     }
   }
 }
