@@ -3,10 +3,10 @@
 #ifndef ASSENT_COMMON_JSON_WRITER_H_
 #define ASSENT_COMMON_JSON_WRITER_H_
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace assent {
 
@@ -33,13 +33,11 @@ class JsonWriter {
   }
   JsonWriter& Int(int64_t v) {
     Separate();
-    out_ += std::to_string(v);
-    return *this;
+    return Number(v);
   }
   JsonWriter& UInt(uint64_t v) {
     Separate();
-    out_ += std::to_string(v);
-    return *this;
+    return Number(v);
   }
   JsonWriter& Bool(bool v) {
     Separate();
@@ -51,19 +49,29 @@ class JsonWriter {
     out_ += "null";
     return *this;
   }
+  void Reserve(size_t n) { out_.reserve(n); }
   const std::string& str() const { return out_; }
   std::string Take() { return std::move(out_); }
 
  private:
+  template <typename N>
+  JsonWriter& Number(N v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, r.ptr);
+    return *this;
+  }
+  // Nesting deeper than 64 levels is not supported (Assent never writes it).
   JsonWriter& Open(char c) {
     Separate();
     out_ += c;
-    first_.push_back(true);
+    ++depth_;
+    has_items_ &= ~(uint64_t{1} << (depth_ & 63));
     return *this;
   }
   JsonWriter& Close(char c) {
     out_ += c;
-    first_.pop_back();
+    --depth_;
     return *this;
   }
   void Separate() {
@@ -71,13 +79,15 @@ class JsonWriter {
       after_key_ = false;
       return;
     }
-    if (!first_.empty()) {
-      if (!first_.back()) out_ += ',';
-      first_.back() = false;
+    if (depth_ > 0) {
+      const uint64_t bit = uint64_t{1} << (depth_ & 63);
+      if (has_items_ & bit) out_ += ',';
+      has_items_ |= bit;
     }
   }
   std::string out_;
-  std::vector<bool> first_;
+  int depth_ = 0;
+  uint64_t has_items_ = 0;  // bit d: the container at depth d has an item already
   bool after_key_ = false;
 };
 

@@ -122,20 +122,34 @@ std::string FormatTime(Timestamp t) {
   int64_t y = 0;
   unsigned m = 0, d = 0;
   CivilFromDays(days, &y, &m, &d);
-  char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
-                        static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
-                        static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60));
-  std::string out(buf, n);
-  if (micros != 0) {
-    char f[24];
-    std::snprintf(f, sizeof f, "%06lld", static_cast<long long>(micros));
-    std::string frac(f);
-    while (!frac.empty() && frac.back() == '0') frac.pop_back();
-    out += "." + frac;
+  if (y < 0 || y > 9999) {  // outside RFC 3339's four-digit years: still say something exact
+    return "time(" + std::to_string(t) + "us)";
   }
-  out += "Z";
-  return out;
+  // Hand-formatted: this runs once per decision rendered.
+  char buf[32] = "0000-00-00T00:00:00";
+  auto two = [&](int at, int64_t v) {
+    buf[at] = static_cast<char>('0' + v / 10);
+    buf[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  two(0, y / 100);
+  two(2, y % 100);
+  two(5, m);
+  two(8, d);
+  two(11, rem / 3600);
+  two(14, rem / 60 % 60);
+  two(17, rem % 60);
+  size_t n = 19;
+  if (micros != 0) {
+    buf[n++] = '.';
+    int64_t scale = 100000;
+    while (micros != 0) {
+      buf[n++] = static_cast<char>('0' + micros / scale);
+      micros %= scale;
+      scale /= 10;
+    }
+  }
+  buf[n++] = 'Z';
+  return std::string(buf, n);
 }
 
 Result<Duration> ParseDuration(std::string_view text) {

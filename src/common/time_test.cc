@@ -49,3 +49,20 @@ TEST(TimeTest, ParsesDurations) {
 
 }  // namespace
 }  // namespace assent
+
+#include "common/json_writer.h"
+
+namespace assent {
+namespace {
+
+TEST(JsonWriterTest, EscapesAndNests) {
+  JsonWriter w;
+  w.BeginObject().Key("a\"b").String("x\\y\n\t\x01z").Key("list").BeginArray();
+  w.Int(-5).UInt(18446744073709551615ULL).Bool(true).Null().BeginObject().EndObject();
+  w.EndArray().EndObject();
+  EXPECT_EQ(w.str(),
+            R"({"a\"b":"x\\y\n\t\u0001z","list":[-5,18446744073709551615,true,null,{}]})");
+}
+
+}  // namespace
+}  // namespace assent

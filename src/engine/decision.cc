@@ -47,6 +47,7 @@ std::optional<Method> ParseMethod(std::string_view s) {
 
 std::string DecisionToJson(const Decision& d) {
   JsonWriter w;
+  w.Reserve(256);
   w.BeginObject();
   w.Key("decision").String(d.allow ? "allow" : "deny");
   w.Key("reason").String(ReasonName(d.reason));
