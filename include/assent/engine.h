@@ -49,6 +49,7 @@ struct ConsentEvent {
 
 namespace internal {
 class ConsentState;
+class PartyRecord;
 struct SharedTables;
 struct QuestionCache;
 }  // namespace internal
@@ -70,6 +71,13 @@ class Snapshot {
   void DecideBatch(std::span<const DecisionRequest> requests, Timestamp now,
                    std::vector<Result<Decision>>* results) const;
 
+  // One party's state for (category, purpose) at `t`, under the consent or objectable rule
+  // deciding the pair (for history and settings pages). kFailedPrecondition when the pair
+  // asks nobody's choice; kInvalidArgument for unknown names.
+  Result<PartyDecision> PartyStateFor(PartyKind kind, std::string_view id,
+                                      std::string_view category, std::string_view purpose,
+                                      Timestamp t) const;
+
   // The position of the last consent event at or before `t`, or 0.
   uint64_t PositionAt(Timestamp t) const;
 
@@ -85,6 +93,14 @@ class Snapshot {
  private:
   friend class Engine;
   Snapshot() = default;
+  struct PartyJudgement {
+    PartyState state;
+    uint64_t event;
+    bool fails;
+    Reason failure;
+  };
+  PartyJudgement JudgeParty(const internal::PartyRecord* record, const Rule& rule, int32_t v,
+                            int32_t c, int32_t p, int32_t gc, int32_t gp, Timestamp t) const;
   template <typename FindRecord>
   Result<Decision> DecideImpl(const DecisionRequest& request, Timestamp now,
                               internal::QuestionCache* cache, FindRecord&& find) const;
@@ -111,6 +127,19 @@ class Engine {
   // Checks an event against the current state without applying it. kInvalidArgument names
   // what is wrong: unknown version, category or purpose; a time or position going backwards.
   Status Validate(const ConsentEvent& event) const;
+
+  // Checks one event as if the ledger's last position and consent time were the given ones
+  // (for callers validating a run of events before applying them together).
+  Status ValidateAfter(const ConsentEvent& event, uint64_t last_position,
+                       Timestamp last_at) const {
+    return ValidateLocked(event, *snapshot(), last_position, last_at);
+  }
+
+  // Checks a batch as ApplyBatch would, without applying it.
+  Status ValidateBatch(std::span<const ConsentEvent> events, size_t* failed_index) const;
+
+  // The time of the latest consent event applied (INT64_MIN when none).
+  Timestamp last_consent_at() const { return snapshot()->last_at_; }
 
   // Applies one event, or a batch all-or-nothing, and publishes a new snapshot.
   // On error nothing is applied.

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "assent/engine.h"
+#include "assent/ledger.h"
 #include "cli/commands.h"
 #include "engine/events_jsonl.h"
 
@@ -14,6 +15,8 @@ namespace {
 struct CheckOptions {
   std::vector<std::string> terms_files;
   std::string events_file;
+  std::string data = "./assent-data";
+  bool data_given = false;
   std::string category, purpose;
   std::vector<std::string> subjects;
   std::string account;
@@ -41,36 +44,60 @@ std::string HumanDecision(const Decision& d) {
   return out;
 }
 
-int RunCheck(const CheckOptions& o) {
+// The engine to ask: built from --terms/--events files, or folded from the ledger in --data.
+struct Source {
+  std::unique_ptr<Engine> engine;  // offline
+  std::unique_ptr<Ledger> ledger;  // from the ledger
+  Engine& get() { return ledger ? ledger->engine() : *engine; }
+};
+
+Result<Source> LoadOffline(const CheckOptions& o) {
   std::vector<std::shared_ptr<const Terms>> versions;
   for (const auto& f : o.terms_files) {
-    auto t = LoadTermsFile(f);
-    if (!t) {
-      PrintError(t.error().message);
-      return 2;
-    }
-    versions.push_back(*t);
+    ASSENT_ASSIGN_OR_RETURN(auto t, LoadTermsFile(f));
+    versions.push_back(t);
   }
-  auto set = TermsSet::Create(std::move(versions));
-  if (!set) {
-    PrintError(set.error().message);
-    return 2;
-  }
-  Engine engine(*set);
+  ASSENT_ASSIGN_OR_RETURN(auto set, TermsSet::Create(std::move(versions)));
+  Source src;
+  src.engine = std::make_unique<Engine>(set);
   if (!o.events_file.empty()) {
     std::vector<uint64_t> lines;
-    auto events = LoadEventsFile(o.events_file, &lines);
-    if (!events) {
-      PrintError(events.error().message);
-      return 2;
-    }
+    ASSENT_ASSIGN_OR_RETURN(auto events, LoadEventsFile(o.events_file, &lines));
     size_t failed = 0;
-    if (auto st = engine.ApplyBatch(*events, &failed); !st) {
-      PrintError(o.events_file + ":" + std::to_string(lines[failed]) + ": " +
-                 st.error().message);
-      return 2;
+    if (auto st = src.engine->ApplyBatch(events, &failed); !st) {
+      return InvalidArgumentError(o.events_file + ":" + std::to_string(lines[failed]) + ": " +
+                                  st.error().message);
     }
   }
+  return src;
+}
+
+int RunCheck(const CheckOptions& o) {
+  if (!o.terms_files.empty() && o.data_given) {
+    PrintError("give either --terms (offline, with --events) or --data (the ledger), not both");
+    return 2;
+  }
+  if (o.terms_files.empty() && !o.events_file.empty()) {
+    PrintError("--events needs --terms; with --data the events come from the ledger");
+    return 2;
+  }
+  Source source;
+  if (!o.terms_files.empty()) {
+    auto src = LoadOffline(o);
+    if (!src) {
+      PrintError(src.error().message);
+      return 2;
+    }
+    source = std::move(*src);
+  } else {
+    auto ledger = OpenLedger(o.data, true);
+    if (!ledger) {
+      PrintError(ledger.error().message);
+      return 2;
+    }
+    source.ledger = std::move(*ledger);
+  }
+  Engine& engine = source.get();
   DecisionRequest q;
   q.category = o.category;
   q.purpose = o.purpose;
@@ -102,8 +129,10 @@ void RegisterCheckCommand(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand(
       "check", "Decide whether a category of data may be used for a purpose (exit 0 allow, "
                "1 deny, 2 error)");
-  cmd->add_option("--terms", o->terms_files, "Terms YAML file; repeat for every version")
-      ->required();
+  cmd->add_option("--terms", o->terms_files,
+                  "Terms YAML file; repeat for every version (offline, with --events)");
+  cmd->add_option("--data", o->data, "Decide from the ledger in this data directory (default)")
+      ->capture_default_str();
   cmd->add_option("--events", o->events_file, "Consent events, JSON Lines");
   cmd->add_option("--category", o->category, "Data category, e.g. content.chat")->required();
   cmd->add_option("--purpose", o->purpose, "Purpose, e.g. ai_training.first_party")->required();
@@ -111,7 +140,10 @@ void RegisterCheckCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--account", o->account, "The account (customer organisation) of the data");
   cmd->add_option("--at", o->at, "Decide as of this time (RFC 3339); default now");
   cmd->add_flag("--json", o->json, "Print the decision JSON");
-  cmd->callback([o, exit_code] { *exit_code = RunCheck(*o); });
+  cmd->callback([o, cmd, exit_code] {
+    o->data_given = cmd->count("--data") > 0;
+    *exit_code = RunCheck(*o);
+  });
 }
 
 }  // namespace assent::cli

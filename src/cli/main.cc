@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   assent::cli::RegisterTermsCommands(app, &exit_code);
   assent::cli::RegisterCheckCommand(app, &exit_code);
+  assent::cli::RegisterLedgerCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

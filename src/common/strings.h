@@ -17,6 +17,9 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string>& ca
 // " (did you mean 'x'?)" or "".
 std::string DidYouMeanSuffix(std::string_view word, const std::vector<std::string>& candidates);
 
+// True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool ValidUtf8(std::string_view s);
+
 }  // namespace assent
 
 #endif  // ASSENT_COMMON_STRINGS_H_

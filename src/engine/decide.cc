@@ -38,6 +38,92 @@ std::unexpected<Error> Unknown(std::string_view what, std::string_view name, con
 
 }  // namespace
 
+Snapshot::PartyJudgement Snapshot::JudgeParty(const PartyRecord* rec, const Rule& rule,
+                                               int32_t v, int32_t c, int32_t p, int32_t gc,
+                                               int32_t gp, Timestamp t) const {
+  const TermsSet& ts = *terms_;
+  const Vocabulary& cats = ts.category_vocabulary();
+  const Vocabulary& purs = ts.purpose_vocabulary();
+  // A scope pattern covers the asked node when it sits on the node's ancestor chain.
+  const std::vector<int32_t>& cat_chain = cats.chain(gc);
+  const std::vector<int32_t>& pur_chain = purs.chain(gp);
+  auto on_chain = [](const Vocabulary& vocab, const std::vector<int32_t>& chain, int32_t pattern) {
+    const size_t d = static_cast<size_t>(vocab.depth(pattern));
+    return d < chain.size() && chain[d] == pattern;
+  };
+  auto covers = [&](const Scope& s) {
+    bool cat = false;
+    for (int32_t sc : s.categories) {
+      if (on_chain(cats, cat_chain, sc)) {
+        cat = true;
+        break;
+      }
+    }
+    if (!cat) return false;
+    for (int32_t sp : s.purposes) {
+      if (on_chain(purs, pur_chain, sp)) return true;
+    }
+    return false;
+  };
+  // The effective event: the highest position at or before t whose scope covers the pair.
+  const StoredEvent* effective = nullptr;
+  if (rec) {
+    auto events = rec->events();
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->at > t) continue;
+      if (covers(*tables_->scopes[it->scope])) {
+        effective = &*it;
+        break;
+      }
+    }
+  }
+  const bool consent = rule.basis == Basis::kConsent;
+  PartyJudgement j{PartyState::kNone, 0, consent,
+                   consent ? Reason::kNoConsent : Reason::kNotObjected};
+  if (!effective) return j;  // under consent nothing said fails; under objectable it passes
+  j.event = effective->position;
+  if (effective->action == Action::kWithdraw) {
+    j.state = PartyState::kWithdrawn;
+    j.failure = consent ? Reason::kWithdrawn : Reason::kObjected;
+    j.fails = true;
+  } else if (consent && !ts.MeaningUnchanged(v, effective->version, c, p)) {
+    j.state = PartyState::kStale;
+    j.failure = Reason::kStale;
+  } else if (consent && rule.consent_valid_for &&
+             t >= effective->at + *rule.consent_valid_for) {
+    j.state = PartyState::kExpired;
+    j.failure = Reason::kExpired;
+  } else {
+    j.state = PartyState::kGranted;
+    j.fails = false;
+  }
+  return j;
+}
+
+Result<PartyDecision> Snapshot::PartyStateFor(PartyKind kind, std::string_view id,
+                                              std::string_view category,
+                                              std::string_view purpose, Timestamp t) const {
+  const TermsSet& ts = *terms_;
+  const int32_t v = ts.VersionAt(t);
+  if (v < 0) return FailedPreconditionError("no terms are in effect at " + FormatTime(t));
+  const Terms& terms = ts.version(v);
+  const int32_t gc = ts.category_vocabulary().Find(category);
+  const int32_t c = gc < 0 ? -1 : ts.LocalCategory(v, gc);
+  if (c < 0) return Unknown("category", category, terms, terms.categories());
+  const int32_t gp = ts.purpose_vocabulary().Find(purpose);
+  const int32_t p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
+  if (p < 0) return Unknown("purpose", purpose, terms, terms.purposes());
+  const int32_t r = terms.DecidingRule(c, p);
+  if (r == Terms::kUnlisted || (terms.rules()[r].basis != Basis::kConsent &&
+                                terms.rules()[r].basis != Basis::kObjectable)) {
+    return FailedPreconditionError("(" + std::string(category) + ", " + std::string(purpose) +
+                                   ") asks nobody's choice under terms " + terms.label());
+  }
+  PartyJudgement j =
+      JudgeParty(state_->Find(kind, id), terms.rules()[r], v, c, p, gc, gp, t);
+  return PartyDecision{kind, id, j.state, j.event};
+}
+
 uint64_t Snapshot::PositionAt(Timestamp t) const {
   // Consent events' times never decrease with position: binary search the timeline for how
   // many consent events happened at or before t.
@@ -125,69 +211,15 @@ Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
     d.reason = Reason::kNoSubject;  // fail closed: nobody to check the choice of
     return d;
   }
-  const Vocabulary& cats = ts.category_vocabulary();
-  const Vocabulary& purs = ts.purpose_vocabulary();
-  // A scope pattern covers the asked node when it sits on the node's ancestor chain.
-  const std::vector<int32_t>& cat_chain = cats.chain(gc);
-  const std::vector<int32_t>& pur_chain = purs.chain(gp);
-  auto on_chain = [](const Vocabulary& vocab, const std::vector<int32_t>& chain, int32_t pattern) {
-    const size_t d = static_cast<size_t>(vocab.depth(pattern));
-    return d < chain.size() && chain[d] == pattern;
-  };
-  auto covers = [&](const Scope& s) {
-    bool cat = false;
-    for (int32_t sc : s.categories) {
-      if (on_chain(cats, cat_chain, sc)) {
-        cat = true;
-        break;
-      }
-    }
-    if (!cat) return false;
-    for (int32_t sp : s.purposes) {
-      if (on_chain(purs, pur_chain, sp)) return true;
-    }
-    return false;
-  };
   bool failed = false;
   // `index`: -1 for the account, else the subject's index in the request.
   auto judge = [&](PartyKind kind, std::string_view id, int index) {
-    PartyDecision pd{kind, id, PartyState::kNone, 0};
-    const StoredEvent* effective = nullptr;
-    if (const PartyRecord* rec = find(index, kind, id)) {
-      auto events = rec->events();
-      for (auto it = events.rbegin(); it != events.rend(); ++it) {
-        if (it->at > t) continue;
-        if (covers(*tables_->scopes[it->scope])) {
-          effective = &*it;
-          break;
-        }
-      }
-    }
-    Reason failure = consent ? Reason::kNoConsent : Reason::kNotObjected;
-    bool fails = consent;  // under consent, no event fails; under objectable it passes
-    if (effective) {
-      pd.event = effective->position;
-      if (effective->action == Action::kWithdraw) {
-        pd.state = PartyState::kWithdrawn;
-        failure = consent ? Reason::kWithdrawn : Reason::kObjected;
-        fails = true;
-      } else if (consent && !ts.MeaningUnchanged(v, effective->version, c, p)) {
-        pd.state = PartyState::kStale;
-        failure = Reason::kStale;
-      } else if (consent && rule.consent_valid_for &&
-                 t >= effective->at + *rule.consent_valid_for) {
-        pd.state = PartyState::kExpired;
-        failure = Reason::kExpired;
-      } else {
-        pd.state = PartyState::kGranted;
-        fails = false;
-      }
-    }
-    if (fails && !failed) {
+    PartyJudgement j = JudgeParty(find(index, kind, id), rule, v, c, p, gc, gp, t);
+    if (j.fails && !failed) {
       failed = true;
-      d.reason = failure;
+      d.reason = j.failure;
     }
-    d.parties.push_back(pd);
+    d.parties.push_back(PartyDecision{kind, id, j.state, j.event});
   };
   d.parties.reserve((need_account ? 1 : 0) + (need_subjects ? q.subjects.size() : 0));
   if (need_account) judge(PartyKind::kAccount, *q.account, -1);

@@ -46,6 +46,9 @@ Status CheckPartyId(std::string_view kind, std::string_view id) {
                                   " id contains a control character");
     }
   }
+  if (!ValidUtf8(id)) {
+    return InvalidArgumentError("the " + std::string(kind) + " id is not valid UTF-8");
+  }
   return OkStatus();
 }
 
@@ -111,6 +114,9 @@ Engine::~Engine() = default;
 Status Engine::ValidateLocked(const ConsentEvent& e, const Snapshot& s, uint64_t last_position,
                               Timestamp last_at) const {
   ASSENT_RETURN_IF_ERROR(CheckPartyId(PartyKindName(e.party_kind), e.party));
+  if (!ValidUtf8(e.actor) || !ValidUtf8(e.rule)) {
+    return InvalidArgumentError("the actor and rule must be valid UTF-8");
+  }
   if (e.position <= last_position) {
     return InvalidArgumentError("position " + std::to_string(e.position) +
                                 " does not follow the last applied position " +
@@ -129,6 +135,21 @@ Status Engine::ValidateLocked(const ConsentEvent& e, const Snapshot& s, uint64_t
 Status Engine::Validate(const ConsentEvent& e) const {
   auto s = snapshot();
   return ValidateLocked(e, *s, s->position_, s->last_at_);
+}
+
+Status Engine::ValidateBatch(std::span<const ConsentEvent> events, size_t* failed_index) const {
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  uint64_t last_position = cur->position_;
+  Timestamp last_at = cur->last_at_;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (auto st = ValidateLocked(events[i], *cur, last_position, last_at); !st) {
+      if (failed_index) *failed_index = i;
+      return st;
+    }
+    last_position = events[i].position;
+    last_at = events[i].at;
+  }
+  return OkStatus();
 }
 
 Status Engine::Apply(const ConsentEvent& event) { return ApplyBatch({&event, 1}); }

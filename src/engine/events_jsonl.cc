@@ -12,10 +12,9 @@
 namespace assent {
 namespace {
 
-const std::vector<std::string> kFields = {"kind",   "position",   "hash",   "subject",
-                                          "account", "action",    "categories", "purposes",
-                                          "at",     "terms_version", "method", "rule",
-                                          "actor"};
+const std::vector<std::string> kFields = {
+    "kind", "position", "hash",          "subject", "account", "action",      "categories",
+    "purposes", "at",   "terms_version", "method",  "rule",    "actor",       "recorded_at"};
 
 Result<std::vector<std::string>> StringList(simdjson::dom::element v, std::string_view key) {
   simdjson::dom::array arr;
@@ -60,6 +59,9 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
       }
       e->position = pos;
       *has_position = true;
+    } else if (key == "recorded_at") {
+      ASSENT_ASSIGN_OR_RETURN(std::string s, Str(v, key));
+      ASSENT_RETURN_IF_ERROR(ParseTime(s));
     } else if (key == "hash" || key == "rule" || key == "actor") {
       ASSENT_ASSIGN_OR_RETURN(std::string s, Str(v, key));
       if (key == "rule") e->rule = s;
@@ -114,9 +116,32 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
 
 }  // namespace
 
+struct EventLineDecoder::Impl {
+  simdjson::dom::parser parser;
+};
+
+EventLineDecoder::EventLineDecoder() : impl_(std::make_unique<Impl>()) {}
+EventLineDecoder::~EventLineDecoder() = default;
+
+Status EventLineDecoder::Decode(std::string_view line, ConsentEvent* e, bool* is_consent,
+                                bool* has_position) {
+  simdjson::dom::element doc;
+  if (auto err = impl_->parser.parse(line.data(), line.size()).get(doc); err) {
+    return InvalidArgumentError(std::string("not valid JSON: ") + simdjson::error_message(err));
+  }
+  simdjson::dom::object obj;
+  if (doc.get_object().get(obj) != simdjson::SUCCESS) {
+    return InvalidArgumentError("each line must be a JSON object describing one consent event");
+  }
+  bool skip = false;
+  ASSENT_RETURN_IF_ERROR(ParseLine(obj, e, &skip, has_position));
+  *is_consent = !skip;
+  return OkStatus();
+}
+
 Result<std::vector<ConsentEvent>> ParseEventsJsonl(std::string_view text, std::string_view file,
                                                    std::vector<uint64_t>* lines) {
-  simdjson::dom::parser parser;
+  EventLineDecoder decoder;
   std::vector<ConsentEvent> out;
   uint64_t line_no = 0;
   uint64_t last_position = 0;
@@ -133,24 +158,18 @@ Result<std::vector<ConsentEvent>> ParseEventsJsonl(std::string_view text, std::s
     auto where = [&](const std::string& msg) {
       return InvalidArgumentError(std::string(file) + ":" + std::to_string(line_no) + ": " + msg);
     };
-    simdjson::dom::element doc;
-    if (auto err = parser.parse(line.data(), line.size()).get(doc); err) {
-      return where(std::string("not valid JSON: ") + simdjson::error_message(err));
-    }
-    simdjson::dom::object obj;
-    if (doc.get_object().get(obj) != simdjson::SUCCESS) {
-      return where("each line must be a JSON object describing one consent event");
-    }
     ConsentEvent e;
     e.position = line_no;
-    bool skip = false, has_position = false;
-    if (auto st = ParseLine(obj, &e, &skip, &has_position); !st) return where(st.error().message);
+    bool consent = false, has_position = false;
+    if (auto st = decoder.Decode(line, &e, &consent, &has_position); !st) {
+      return where(st.error().message);
+    }
     if (e.position <= last_position) {
       return where("position " + std::to_string(e.position) + " does not follow position " +
                    std::to_string(last_position) + ": positions must increase");
     }
     last_position = e.position;
-    if (skip) continue;
+    if (!consent) continue;
     if (e.at < last_at) {
       return where("\"at\" " + FormatTime(e.at) + " is earlier than the line before (" +
                    FormatTime(last_at) + "): times must not decrease");

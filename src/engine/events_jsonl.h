@@ -7,12 +7,14 @@
 //    "categories":["content", ...], "purposes":["ai_training.first_party", ...],
 //    "at":"2023-08-08T10:00:00Z",
 //    "terms_version":"2023-08-07"?, "method":"settings|api|gpc|admin|import"?,
-//    "rule":"rule-id"?, "actor":"..."?, "position":N?, "hash":"..."?, "kind":"consent"?}
+//    "rule":"rule-id"?, "actor":"..."?, "position":N?, "hash":"..."?, "kind":"consent"?,
+//    "recorded_at":"..."?}
 // A line whose "kind" is not "consent" is skipped (it is another kind of ledger entry).
 // position defaults to the line number and must increase; "at" must not decrease.
 #ifndef ASSENT_ENGINE_EVENTS_JSONL_H_
 #define ASSENT_ENGINE_EVENTS_JSONL_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +23,21 @@
 #include "assent/result.h"
 
 namespace assent {
+
+// Decodes one line of the format; keeps its parser's buffers between calls, so reuse one
+// decoder for many lines. Not thread-safe.
+class EventLineDecoder {
+ public:
+  EventLineDecoder();
+  ~EventLineDecoder();
+  // Decodes `line` into `*event`. `*is_consent` is false for an entry of another kind (then
+  // only its position, if any, is set). kInvalidArgument says what is wrong (no line number).
+  Status Decode(std::string_view line, ConsentEvent* event, bool* is_consent, bool* has_position);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // kInvalidArgument "FILE:LINE: what is wrong" on the first bad line; nothing is returned then.
 // `lines`, when given, receives each returned event's line number.

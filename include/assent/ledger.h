@@ -1,0 +1,122 @@
+// The consent ledger: the append-only, durable source of truth for terms publications and
+// every grant and withdrawal, from which the engine's state is folded (DESIGN.md "Consent
+// ledger"). An event is acknowledged only once it is on stable storage; concurrent writers
+// share one transaction and one fsync (group commit).
+//
+// Example:
+//   assent::LedgerOptions options;
+//   options.data_dir = "./assent-data";
+//   auto ledger = assent::Ledger::Open(options);       // replays every entry, verifying it
+//   if (!ledger) { /* corrupt or foreign database, locked directory, ... */ }
+//   auto receipt = (*ledger)->RecordConsent(event);      // durable when it returns
+//   auto snapshot = (*ledger)->engine().snapshot();       // decisions see the event
+//
+// Thread safety: Ledger is thread-safe. Appends from many threads are committed together.
+#ifndef ASSENT_LEDGER_H_
+#define ASSENT_LEDGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "assent/engine.h"
+#include "assent/result.h"
+#include "assent/terms.h"
+
+namespace assent {
+
+namespace internal {
+class LedgerStore;
+class GroupCommitter;
+}  // namespace internal
+
+struct LedgerOptions {
+  // The embedded SQLite store lives in this directory (created if missing).
+  std::string data_dir = "./assent-data";
+  // Open for reading only: no writer lock is taken and nothing can be appended.
+  bool read_only = false;
+  // For tests: use an in-memory store instead of SQLite (data_dir is ignored).
+  bool in_memory = false;
+  Clock clock = SystemClock();
+};
+
+// What a party gets back for a consent event: where it is and how to check it.
+struct Receipt {
+  uint64_t position = 0;
+  PartyKind party_kind = PartyKind::kSubject;
+  std::string party;
+  Action action = Action::kGrant;
+  std::vector<std::string> categories, purposes;
+  std::string terms;  // "id@version" the event was given under
+  Timestamp at = 0;
+  Method method = Method::kApi;
+  std::string rule;
+  std::string hash;  // hex SHA-256 of the entry's canonical bytes
+
+  // {"position":..,"subject":..,"action":..,"categories":[..],"purposes":[..],"terms":..,
+  //  "at":..,"method":..,"rule":..,"hash":..}
+  std::string ToJson() const;
+};
+
+// The outcome of publishing a terms document.
+struct PublishResult {
+  uint64_t position = 0;
+  bool already_published = false;  // the same version with identical content was there
+  std::shared_ptr<const Terms> terms;
+};
+
+class Ledger {
+ public:
+  // Opens (creating if needed) the ledger and folds every entry into a new engine, checking
+  // that positions are dense, hashes match and every entry decodes. Errors:
+  // kDataLoss for a corrupt ledger (naming the position), kFailedPrecondition for a foreign
+  // database or a data directory locked by another writer, kUnavailable for I/O errors.
+  static Result<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
+  ~Ledger();
+
+  Engine& engine() { return *engine_; }
+  const Engine& engine() const { return *engine_; }
+
+  // Lints, checks and records a terms document. kInvalidArgument listing lint errors, or
+  // when the version exists with different content, or `effective` is not after the latest.
+  Result<PublishResult> PublishTerms(std::string_view yaml, std::string_view file);
+
+  // Validates and durably records one consent event; `event.position` is assigned and
+  // `event.at` defaults to now when 0. kInvalidArgument when invalid (nothing written),
+  // kUnavailable when storage failed (nothing acknowledged).
+  Result<Receipt> RecordConsent(ConsentEvent event);
+
+  // Records many consent events in order, all or nothing, in one transaction.
+  Result<std::vector<Receipt>> RecordConsents(std::vector<ConsentEvent> events);
+
+  // Writes every entry after `since` as one JSON line (canonical bytes plus "hash").
+  Status Export(uint64_t since, std::ostream& out) const;
+
+  uint64_t position() const;
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  Ledger() = default;
+  Status Replay();
+  friend class internal::GroupCommitter;
+  std::string data_dir_;
+  Clock clock_;
+  std::unique_ptr<internal::LedgerStore> store_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<internal::GroupCommitter> committer_;
+  std::map<std::string, uint64_t> published_at_;  // terms version -> ledger position
+  bool read_only_ = false;
+  int lock_fd_ = -1;
+};
+
+// Reads an export (or any JSON Lines of consent events) for `Ledger::RecordConsents`:
+// consent lines only, positions dropped (the importing ledger assigns its own).
+Result<std::vector<ConsentEvent>> ReadImportFile(const std::string& path);
+
+}  // namespace assent
+
+#endif  // ASSENT_LEDGER_H_

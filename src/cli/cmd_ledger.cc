@@ -1,0 +1,330 @@
+// The ledger's commands: `terms publish`, `consent grant|withdraw|history`, `ledger
+// export|import`. Each takes --data DIR (the embedded SQLite store, default ./assent-data).
+#include <fmt/core.h>
+
+#include <fstream>
+#include <iostream>
+#include <set>
+
+#include "assent/ledger.h"
+#include "cli/commands.h"
+#include "common/json_writer.h"
+
+namespace assent::cli {
+
+Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only) {
+  LedgerOptions options;
+  options.data_dir = data_dir;
+  options.read_only = read_only;
+  return Ledger::Open(options);
+}
+
+namespace {
+
+struct ConsentOptions {
+  std::string data = "./assent-data";
+  std::string subject, account;
+  std::vector<std::string> categories, purposes;
+  std::string rule, method = "api", at, terms_version, actor;
+  bool json = false;
+};
+
+void AddDataOption(CLI::App* cmd, std::string* data) {
+  cmd->add_option("--data", *data, "Data directory of the embedded ledger")
+      ->capture_default_str();
+}
+
+int RecordConsent(const ConsentOptions& o, Action action) {
+  if (o.subject.empty() == o.account.empty()) {
+    PrintError("give exactly one of --subject or --account");
+    return 2;
+  }
+  if (o.rule.empty() && (o.categories.empty() || o.purposes.empty())) {
+    PrintError("give --category and --purpose (repeatable), or --rule for the rule's scope");
+    return 2;
+  }
+  ConsentEvent e;
+  e.party_kind = o.subject.empty() ? PartyKind::kAccount : PartyKind::kSubject;
+  e.party = o.subject.empty() ? o.account : o.subject;
+  e.action = action;
+  e.categories = o.categories;
+  e.purposes = o.purposes;
+  e.rule = o.rule;
+  e.actor = o.actor;
+  e.terms_version = o.terms_version;
+  auto method = ParseMethod(o.method);
+  if (!method) {
+    PrintError("--method must be settings, api, gpc, admin or import, not '" + o.method + "'");
+    return 2;
+  }
+  e.method = *method;
+  if (!o.at.empty()) {
+    auto at = ParseTime(o.at);
+    if (!at) {
+      PrintError("--at: " + at.error().message);
+      return 2;
+    }
+    e.at = *at;
+  }
+  auto ledger = OpenLedger(o.data, false);
+  if (!ledger) {
+    PrintError(ledger.error().message);
+    return 2;
+  }
+  auto receipt = (*ledger)->RecordConsent(std::move(e));
+  if (!receipt) {
+    PrintError(receipt.error().message + " (nothing was recorded)");
+    return 2;
+  }
+  std::cout << receipt->ToJson() << "\n";
+  return 0;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+  return out;
+}
+
+int History(const ConsentOptions& o) {
+  if (o.subject.empty() == o.account.empty()) {
+    PrintError("give exactly one of --subject or --account");
+    return 2;
+  }
+  auto ledger = OpenLedger(o.data, true);
+  if (!ledger) {
+    PrintError(ledger.error().message);
+    return 2;
+  }
+  const PartyKind kind = o.subject.empty() ? PartyKind::kAccount : PartyKind::kSubject;
+  const std::string& id = o.subject.empty() ? o.account : o.subject;
+  auto snap = (*ledger)->engine().snapshot();
+  auto events = snap->EventsOf(kind, id);
+  const Timestamp now = (*ledger)->engine().Now();
+  int32_t v = snap->terms().VersionAt(now);
+  JsonWriter w;
+  w.BeginObject();
+  w.Key(PartyKindName(kind)).String(id);
+  w.Key("position").UInt(snap->position());
+  w.Key("events").BeginArray();
+  std::string text = fmt::format("{} {} — {} consent event(s), ledger position {}\n",
+                                 PartyKindName(kind), id, events.size(), snap->position());
+  for (const auto& e : events) {
+    w.BeginObject();
+    w.Key("position").UInt(e.position);
+    w.Key("action").String(ActionName(e.action));
+    w.Key("categories").BeginArray();
+    for (const auto& c : e.categories) w.String(c);
+    w.EndArray();
+    w.Key("purposes").BeginArray();
+    for (const auto& p : e.purposes) w.String(p);
+    w.EndArray();
+    w.Key("at").String(FormatTime(e.at));
+    w.Key("terms_version").String(e.terms_version);
+    w.Key("method").String(MethodName(e.method));
+    w.EndObject();
+    text += fmt::format("  {:>6}  {}  {:<8}  {} x {}  (terms {}, {})\n", e.position,
+                        FormatTime(e.at), ActionName(e.action), Join(e.categories),
+                        Join(e.purposes), e.terms_version, MethodName(e.method));
+  }
+  w.EndArray();
+  w.Key("rules").BeginArray();
+  if (v >= 0) {
+    const Terms& t = snap->terms().version(v);
+    text += fmt::format("current state under terms {}:\n", t.label());
+    for (const Rule& rule : t.rules()) {
+      if (rule.basis != Basis::kConsent && rule.basis != Basis::kObjectable) continue;
+      const bool asks_account = rule.consent_from != ConsentFrom::kSubjects;
+      const bool asks_subjects = rule.consent_from != ConsentFrom::kAccount;
+      if ((kind == PartyKind::kAccount && !asks_account) ||
+          (kind == PartyKind::kSubject && !asks_subjects)) {
+        continue;
+      }
+      // The rule's own pairs that it decides; one state when they agree.
+      std::set<std::string> states;
+      w.BeginObject();
+      w.Key("rule").String(rule.id);
+      w.Key("basis").String(BasisName(rule.basis));
+      w.Key("summary").String(rule.summary);
+      w.Key("pairs").BeginArray();
+      for (int32_t c : rule.categories) {
+        for (int32_t p : rule.purposes) {
+          if (t.DecidingRule(c, p) < 0 || &t.rules()[t.DecidingRule(c, p)] != &rule) continue;
+          auto st = snap->PartyStateFor(kind, id, t.categories()[c].name, t.purposes()[p].name,
+                                        now);
+          if (!st) continue;
+          w.BeginObject();
+          w.Key("category").String(t.categories()[c].name);
+          w.Key("purpose").String(t.purposes()[p].name);
+          w.Key("state").String(PartyStateName(st->state));
+          w.Key("event");
+          if (st->event) {
+            w.UInt(st->event);
+          } else {
+            w.Null();
+          }
+          w.EndObject();
+          states.insert(std::string(PartyStateName(st->state)) +
+                        (st->event ? " (event " + std::to_string(st->event) + ")" : ""));
+        }
+      }
+      w.EndArray();
+      w.EndObject();
+      std::string state;
+      for (const auto& s : states) state += (state.empty() ? "" : " / ") + s;
+      text += fmt::format("  {:<11} {:<36} {}\n    \"{}\"\n", BasisName(rule.basis), rule.id,
+                          state, rule.summary);
+    }
+  }
+  w.EndArray();
+  w.EndObject();
+  std::cout << (o.json ? w.str() + "\n" : text);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
+  // terms publish
+  {
+    CLI::App* terms = app.get_subcommand("terms");
+    auto* cmd = terms->add_subcommand("publish", "Lint a terms file and record it in the ledger");
+    auto file = std::make_shared<std::string>();
+    auto data = std::make_shared<std::string>("./assent-data");
+    cmd->add_option("FILE", *file, "Terms YAML file")->required();
+    AddDataOption(cmd, data.get());
+    cmd->callback([file, data, exit_code] {
+      std::string yaml;
+      if (!ReadFile(*file, &yaml)) {
+        PrintError("cannot read terms file '" + *file + "'");
+        *exit_code = 2;
+        return;
+      }
+      auto ledger = OpenLedger(*data, false);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        *exit_code = 2;
+        return;
+      }
+      auto r = (*ledger)->PublishTerms(yaml, *file);
+      if (!r) {
+        PrintError(r.error().message);
+        *exit_code = 2;
+        return;
+      }
+      std::cout << fmt::format("{} {} at ledger position {} (effective {})\n",
+                               r->already_published ? "already published:" : "published",
+                               r->terms->label(), r->position,
+                               FormatTime(r->terms->effective()));
+      *exit_code = 0;
+    });
+  }
+  // consent grant|withdraw|history
+  {
+    CLI::App* consent = app.add_subcommand("consent", "Record and read consent events");
+    consent->require_subcommand(1);
+    for (Action action : {Action::kGrant, Action::kWithdraw}) {
+      auto o = std::make_shared<ConsentOptions>();
+      auto* cmd = consent->add_subcommand(
+          std::string(ActionName(action)),
+          action == Action::kGrant ? "Record a grant and print its receipt"
+                                   : "Record a withdrawal (or objection) and print its receipt");
+      AddDataOption(cmd, &o->data);
+      cmd->add_option("--subject", o->subject, "The person (user id)");
+      cmd->add_option("--account", o->account, "The account (customer organisation) id");
+      cmd->add_option("--category", o->categories, "Category of the scope; repeatable");
+      cmd->add_option("--purpose", o->purposes, "Purpose of the scope; repeatable");
+      cmd->add_option("--rule", o->rule, "The rule shown; alone, its categories x purposes");
+      cmd->add_option("--method", o->method, "settings | api | gpc | admin | import")
+          ->capture_default_str();
+      cmd->add_option("--at", o->at, "When the choice was made (RFC 3339); default now");
+      cmd->add_option("--terms-version", o->terms_version,
+                      "The terms version shown; default the one in effect at --at");
+      cmd->add_option("--actor", o->actor, "Who recorded it, if not the party");
+      cmd->callback([o, action, exit_code] { *exit_code = RecordConsent(*o, action); });
+    }
+    auto o = std::make_shared<ConsentOptions>();
+    auto* cmd = consent->add_subcommand(
+        "history", "A party's consent events and its current state per rule");
+    AddDataOption(cmd, &o->data);
+    cmd->add_option("--subject", o->subject, "The person (user id)");
+    cmd->add_option("--account", o->account, "The account id");
+    cmd->add_flag("--json", o->json, "Print as JSON");
+    cmd->callback([o, exit_code] { *exit_code = History(*o); });
+  }
+  // ledger export|import
+  {
+    CLI::App* ledger_cmd = app.add_subcommand("ledger", "Export and import the ledger");
+    ledger_cmd->require_subcommand(1);
+    auto data = std::make_shared<std::string>("./assent-data");
+    auto since = std::make_shared<uint64_t>(0);
+    auto out = std::make_shared<std::string>();
+    auto* exp = ledger_cmd->add_subcommand(
+        "export", "Write every entry as a JSON line (position, kind, hash, fields)");
+    AddDataOption(exp, data.get());
+    exp->add_option("--since", *since, "Only entries after this position");
+    exp->add_option("--out", *out, "Write to this file (default standard output)");
+    exp->callback([data, since, out, exit_code] {
+      auto ledger = OpenLedger(*data, true);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        *exit_code = 2;
+        return;
+      }
+      Status st;
+      if (out->empty()) {
+        st = (*ledger)->Export(*since, std::cout);
+      } else {
+        const std::string tmp = *out + ".tmp";
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        st = f ? (*ledger)->Export(*since, f)
+               : MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+        f.close();
+        if (st && std::rename(tmp.c_str(), out->c_str()) != 0) {
+          st = MakeError(ErrorCode::kUnavailable, "cannot rename '" + tmp + "' to '" + *out + "'");
+        }
+        if (!st) std::remove(tmp.c_str());
+      }
+      if (!st) {
+        PrintError(st.error().message);
+        *exit_code = 2;
+        return;
+      }
+      *exit_code = 0;
+    });
+    auto idata = std::make_shared<std::string>("./assent-data");
+    auto file = std::make_shared<std::string>();
+    auto* imp = ledger_cmd->add_subcommand(
+        "import", "Append a file's consent events in order, all or nothing");
+    AddDataOption(imp, idata.get());
+    imp->add_option("FILE", *file, "JSON Lines of consent events (an export works)")->required();
+    imp->callback([idata, file, exit_code] {
+      auto events = ReadImportFile(*file);
+      if (!events) {
+        PrintError(events.error().message + " (nothing was imported)");
+        *exit_code = 2;
+        return;
+      }
+      auto ledger = OpenLedger(*idata, false);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        *exit_code = 2;
+        return;
+      }
+      const size_t n = events->size();
+      auto receipts = (*ledger)->RecordConsents(std::move(*events));
+      if (!receipts) {
+        PrintError(*file + ": " + receipts.error().message + " (nothing was imported)");
+        *exit_code = 2;
+        return;
+      }
+      std::cout << fmt::format("imported {} consent event(s) from {}{}\n", n, *file,
+                               n ? fmt::format(" at positions {}-{}", receipts->front().position,
+                                               receipts->back().position)
+                                 : "");
+      *exit_code = 0;
+    });
+  }
+}
+
+}  // namespace assent::cli

@@ -1,0 +1,78 @@
+// Ledger entries and their canonical bytes: the exact bytes that are stored, hashed (entry
+// hash = SHA-256 of them; later the Merkle leaf), exported and verified. docs/formats/ledger.md
+// is the reference.
+//
+// Grammar: one JSON object, no insignificant whitespace, keys in this order, strings escaped
+// as RFC 8259 minimal escapes ("\"", "\\", \n, \r, \t, other controls as \u00XX), UTF-8 as is:
+//   entry   = {"position":N,"kind":KIND,"recorded_at":TIME, FIELDS}
+//   terms   : "terms":ID,"version":V,"effective":TIME,"sha256":HEX(yaml),"yaml":YAML
+//   consent : ("subject"|"account"):ID,"action":("grant"|"withdraw"),
+//             "categories":[NAME,...],"purposes":[NAME,...],"at":TIME,
+//             "terms_version":V,"method":METHOD[,"rule":ID][,"actor":TEXT]
+//   TIME    = RFC 3339 UTC as FormatTime writes it ("2023-08-07T00:00:00Z", fraction if any)
+// The export line of an entry is its canonical bytes with ,"hash":HEX inserted before the
+// final "}" — so an export is also the events JSON Lines format.
+#ifndef ASSENT_LEDGER_ENTRY_H_
+#define ASSENT_LEDGER_ENTRY_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "assent/engine.h"
+#include "assent/result.h"
+#include "common/sha256.h"
+
+namespace assent::internal {
+
+enum class EntryKind : uint8_t { kTerms, kConsent };
+std::string_view EntryKindName(EntryKind k);
+Result<EntryKind> ParseEntryKind(std::string_view s);
+
+// An entry as a store holds it. Views point into the store's buffers during a scan.
+struct EntryView {
+  uint64_t position = 0;
+  EntryKind kind = EntryKind::kConsent;
+  std::string_view body;  // canonical bytes
+  std::span<const uint8_t> hash;
+};
+
+// An entry to store: canonical bytes and their hash.
+struct StoredEntry {
+  uint64_t position = 0;
+  EntryKind kind = EntryKind::kConsent;
+  std::string body;
+  Sha256Digest hash{};
+};
+
+StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms& terms);
+// REQUIRES: e.terms_version is the resolved version name.
+StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const ConsentEvent& e);
+
+// `body` with ,"hash":HEX before its final brace, and a newline.
+std::string ExportLine(std::string_view body, std::span<const uint8_t> hash);
+
+// Decodes canonical bytes. Reuse one decoder for many entries. Not thread-safe.
+class EntryDecoder {
+ public:
+  EntryDecoder();
+  ~EntryDecoder();
+  struct TermsFields {
+    std::string id, version, yaml;
+    Timestamp effective = 0;
+    Sha256Digest yaml_sha256{};
+  };
+  // kDataLoss naming what is wrong. Fills `*consent` or `*terms` by kind; checks that the
+  // body's position equals `position`.
+  Status Decode(const EntryView& entry, ConsentEvent* consent, TermsFields* terms);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace assent::internal
+
+#endif  // ASSENT_LEDGER_ENTRY_H_

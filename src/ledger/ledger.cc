@@ -1,0 +1,402 @@
+// The ledger: opening and replaying a store into the engine, group commit of consent events,
+// terms publication, export and import.
+#include "assent/ledger.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/json_writer.h"
+#include "common/sha256.h"
+#include "common/strings.h"
+#include "engine/events_jsonl.h"
+#include "ledger/entry.h"
+#include "ledger/store.h"
+
+namespace assent {
+
+using internal::EntryDecoder;
+using internal::EntryKind;
+using internal::EntryView;
+using internal::StoredEntry;
+
+namespace internal {
+
+// Group commit: callers queue their events; whichever caller finds no commit running becomes
+// the leader, takes everything queued, validates it, writes it in one transaction (one
+// fsync), applies it to the engine and wakes the others with their receipts.
+class GroupCommitter {
+ public:
+  explicit GroupCommitter(Ledger* ledger) : ledger_(ledger) {}
+
+  Result<std::vector<Receipt>> Submit(std::vector<ConsentEvent> events) {
+    Request req;
+    req.events = std::move(events);
+    std::unique_lock lock(mu_);
+    queue_.push_back(&req);
+    while (!req.done) {
+      if (!leader_active_) {
+        leader_active_ = true;
+        std::vector<Request*> batch;
+        batch.swap(queue_);
+        lock.unlock();
+        CommitAll(batch);
+        lock.lock();
+        for (Request* r : batch) r->done = true;
+        leader_active_ = false;
+        cv_.notify_all();
+      } else {
+        cv_.wait(lock);
+      }
+    }
+    return std::move(req.result);
+  }
+
+  // Held while committing consent events or publishing terms.
+  std::mutex commit_mu;
+  bool broken = false;  // the engine could not apply what was stored: restart to recover
+
+ private:
+  struct Request {
+    std::vector<ConsentEvent> events;
+    Result<std::vector<Receipt>> result = InternalError("not committed");
+    bool done = false;
+  };
+
+  // Fills in defaults (time, terms version, the rule's scope) for one event.
+  Status Complete(ConsentEvent& e, const Snapshot& snap, Timestamp now, Timestamp last_at) {
+    if (e.at == 0) e.at = std::max(now, last_at);
+    const TermsSet& ts = snap.terms();
+    int32_t v = e.terms_version.empty() ? ts.VersionAt(e.at) : ts.FindVersion(e.terms_version);
+    if (v < 0) {
+      return InvalidArgumentError(
+          e.terms_version.empty()
+              ? "no terms are in effect at " + FormatTime(e.at) + ": publish terms first"
+              : "unknown terms version '" + e.terms_version + "': publish it first");
+    }
+    const Terms& t = ts.version(v);
+    e.terms_version = t.version();
+    if (!e.rule.empty()) {
+      int32_t r = t.FindRule(e.rule);
+      if (r < 0) {
+        return InvalidArgumentError("unknown rule '" + e.rule + "' in terms " + t.label());
+      }
+      const Rule& rule = t.rules()[r];
+      if (e.categories.empty() && e.purposes.empty()) {
+        for (int32_t c : rule.categories) e.categories.push_back(t.categories()[c].name);
+        for (int32_t p : rule.purposes) e.purposes.push_back(t.purposes()[p].name);
+      }
+    }
+    return OkStatus();
+  }
+
+  void CommitAll(const std::vector<Request*>& batch) {
+    std::lock_guard guard(commit_mu);
+    if (broken) {
+      for (Request* r : batch) {
+        r->result = InternalError("the ledger stopped accepting writes after an internal error; "
+                                  "restart to recover from the stored ledger");
+      }
+      return;
+    }
+    Engine& engine = *ledger_->engine_;
+    auto snap = engine.snapshot();
+    const Timestamp now = ledger_->clock_();
+    uint64_t last_position = snap->position();
+    Timestamp last_at = engine.last_consent_at();
+    std::vector<ConsentEvent> accepted;
+    std::vector<std::pair<Request*, size_t>> owners;  // request, first index in `accepted`
+    for (Request* r : batch) {
+      const size_t mark = accepted.size();
+      const uint64_t position_mark = last_position;
+      const Timestamp at_mark = last_at;
+      Status st = OkStatus();
+      for (size_t i = 0; i < r->events.size() && st; ++i) {
+        ConsentEvent e = r->events[i];
+        e.position = last_position + 1;
+        st = Complete(e, *snap, now, last_at);
+        if (st) st = engine.ValidateAfter(e, last_position, last_at);
+        if (!st) {
+          if (r->events.size() > 1) {
+            st = MakeError(st.error().code,
+                           "event " + std::to_string(i + 1) + ": " + st.error().message);
+          }
+          break;
+        }
+        last_position = e.position;
+        last_at = e.at;
+        accepted.push_back(std::move(e));
+      }
+      if (!st) {
+        r->result = std::unexpected(st.error());
+        accepted.resize(mark);
+        last_position = position_mark;
+        last_at = at_mark;
+      } else {
+        owners.emplace_back(r, mark);
+      }
+    }
+    if (accepted.empty()) {
+      for (auto& [r, first] : owners) r->result = std::vector<Receipt>{};
+      return;
+    }
+    std::vector<StoredEntry> entries;
+    entries.reserve(accepted.size());
+    for (const auto& e : accepted) entries.push_back(internal::MakeConsentEntry(e.position, now, e));
+    if (auto st = ledger_->store_->Append(entries); !st) {
+      for (auto& [r, first] : owners) {
+        r->result = MakeError(st.error().code, "not recorded: " + st.error().message);
+      }
+      return;
+    }
+    if (auto st = engine.ApplyBatch(accepted); !st) {
+      broken = true;  // durable but not applied: never answer from a state missing it
+      for (auto& [r, first] : owners) {
+        r->result = InternalError("recorded but not applied (" + st.error().message +
+                                  "); restart assent to reload the ledger");
+      }
+      return;
+    }
+    for (size_t k = 0; k < owners.size(); ++k) {
+      auto [r, first] = owners[k];
+      const size_t end = k + 1 < owners.size() ? owners[k + 1].second : accepted.size();
+      std::vector<Receipt> receipts;
+      for (size_t i = first; i < end; ++i) {
+        const ConsentEvent& e = accepted[i];
+        Receipt rc;
+        rc.position = e.position;
+        rc.party_kind = e.party_kind;
+        rc.party = e.party;
+        rc.action = e.action;
+        rc.categories = e.categories;
+        rc.purposes = e.purposes;
+        rc.terms = snap->terms().version(snap->terms().FindVersion(e.terms_version)).label();
+        rc.at = e.at;
+        rc.method = e.method;
+        rc.rule = e.rule;
+        rc.hash = ToHex(entries[i].hash);
+        receipts.push_back(std::move(rc));
+      }
+      r->result = std::move(receipts);
+    }
+  }
+
+  Ledger* ledger_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Request*> queue_;
+  bool leader_active_ = false;
+};
+
+}  // namespace internal
+
+namespace {
+
+// Takes DIR/LOCK so that one writer process owns a data directory at a time.
+Result<int> LockDataDir(const std::string& dir) {
+  const std::string path = dir + "/LOCK";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "cannot open " + path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return FailedPreconditionError("data directory '" + dir +
+                                   "' is in use by another assent process (pid " + pid +
+                                   "); stop it, or send this change through its API");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The pid is only a hint for the error message above; the lock is what matters.
+  }
+  return fd;
+}
+
+}  // namespace
+
+Ledger::~Ledger() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  std::unique_ptr<Ledger> ledger(new Ledger());
+  ledger->data_dir_ = options.in_memory ? std::string("(memory)") : options.data_dir;
+  ledger->clock_ = options.clock;
+  ledger->read_only_ = options.read_only;
+  if (options.in_memory) {
+    ledger->store_ = internal::NewMemoryStore();
+  } else {
+    if (!options.read_only) {
+      std::error_code ec;
+      std::filesystem::create_directories(options.data_dir, ec);
+      ASSENT_ASSIGN_OR_RETURN(ledger->lock_fd_, LockDataDir(options.data_dir));
+    }
+    ASSENT_ASSIGN_OR_RETURN(ledger->store_,
+                            internal::OpenSqliteStore(options.data_dir, options.read_only));
+  }
+  ASSENT_ASSIGN_OR_RETURN(auto empty, TermsSet::Create({}));
+  ledger->engine_ = std::make_unique<Engine>(empty, options.clock);
+  ASSENT_RETURN_IF_ERROR(ledger->Replay());
+  ledger->committer_ = std::make_unique<internal::GroupCommitter>(ledger.get());
+  return ledger;
+}
+
+Status Ledger::Replay() {
+  EntryDecoder decoder;
+  std::vector<ConsentEvent> pending;
+  uint64_t expected = 1;
+  auto flush = [&]() -> Status {
+    if (pending.empty()) return OkStatus();
+    size_t failed = 0;
+    if (auto st = engine_->ApplyBatch(pending, &failed); !st) {
+      return DataLossError("ledger entry at position " + std::to_string(pending[failed].position) +
+                           " cannot be applied: " + st.error().message);
+    }
+    pending.clear();
+    return OkStatus();
+  };
+  Status st = store_->Scan(0, [&](const EntryView& v) -> Status {
+    if (v.position != expected) {
+      return DataLossError("the ledger jumps from position " + std::to_string(expected - 1) +
+                           " to " + std::to_string(v.position) + ": entries are missing");
+    }
+    ++expected;
+    if (v.hash.size() != 32 || Sha256(v.body) != *reinterpret_cast<const Sha256Digest*>(v.hash.data())) {
+      return DataLossError("ledger entry at position " + std::to_string(v.position) +
+                           " does not match its hash: it was changed after it was written");
+    }
+    if (v.kind == EntryKind::kConsent) {
+      ConsentEvent e;
+      ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
+      pending.push_back(std::move(e));
+      if (pending.size() >= 65536) return flush();
+      return OkStatus();
+    }
+    ASSENT_RETURN_IF_ERROR(flush());
+    EntryDecoder::TermsFields f;
+    ASSENT_RETURN_IF_ERROR(decoder.Decode(v, nullptr, &f));
+    auto terms = CompileTerms(f.yaml, "ledger position " + std::to_string(v.position));
+    if (!terms) {
+      return DataLossError("terms at ledger position " + std::to_string(v.position) +
+                           " no longer compile: " + terms.error().message);
+    }
+    if ((*terms)->version() != f.version || (*terms)->id() != f.id) {
+      return DataLossError("terms at ledger position " + std::to_string(v.position) +
+                           " do not match their recorded id and version");
+    }
+    if (auto p = engine_->PublishTerms(*terms, v.position); !p) {
+      return DataLossError("terms at ledger position " + std::to_string(v.position) +
+                           " cannot be applied: " + p.error().message);
+    }
+    published_at_[(*terms)->version()] = v.position;
+    return OkStatus();
+  });
+  ASSENT_RETURN_IF_ERROR(st);
+  ASSENT_RETURN_IF_ERROR(flush());
+  // Entries of other kinds (later issues) still move the position.
+  if (expected - 1 > engine_->snapshot()->position()) {
+    ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(expected - 1));
+  }
+  return OkStatus();
+}
+
+uint64_t Ledger::position() const { return engine_->snapshot()->position(); }
+
+Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_view file) {
+  if (!ValidUtf8(yaml)) return InvalidArgumentError(std::string(file) + ": not valid UTF-8");
+  LintResult lint = LintTerms(yaml, file);
+  if (lint.has_errors()) {
+    std::string msg = "terms refused: fix these errors and publish again:";
+    for (const auto& d : lint.diagnostics) {
+      if (d.severity == Severity::kError) msg += "\n  " + d.ToString();
+    }
+    return InvalidArgumentError(msg);
+  }
+  std::lock_guard guard(committer_->commit_mu);
+  auto snap = engine_->snapshot();
+  const auto& terms = lint.terms;
+  if (int32_t v = snap->terms().FindVersion(terms->version()); v >= 0) {
+    const Terms& existing = snap->terms().version(v);
+    if (existing.source() == terms->source()) {
+      return PublishResult{published_at_[terms->version()], true, snap->terms().version_ptr(v)};
+    }
+    return InvalidArgumentError("terms version '" + terms->version() +
+                                "' is already published (position " +
+                                std::to_string(published_at_[terms->version()]) +
+                                ") with different content: give the new text a new version");
+  }
+  ASSENT_RETURN_IF_ERROR(snap->terms().With(terms));  // same document, later effective
+  const uint64_t position = snap->position() + 1;
+  StoredEntry entry = internal::MakeTermsEntry(position, clock_(), *terms);
+  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  if (auto st = engine_->PublishTerms(terms, position); !st) {
+    committer_->broken = true;
+    return InternalError("terms recorded but not applied: " + st.error().message);
+  }
+  published_at_[terms->version()] = position;
+  return PublishResult{position, false, terms};
+}
+
+Result<Receipt> Ledger::RecordConsent(ConsentEvent event) {
+  std::vector<ConsentEvent> one;
+  one.push_back(std::move(event));
+  ASSENT_ASSIGN_OR_RETURN(auto receipts, RecordConsents(std::move(one)));
+  return std::move(receipts.front());
+}
+
+Result<std::vector<Receipt>> Ledger::RecordConsents(std::vector<ConsentEvent> events) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  if (events.empty()) return std::vector<Receipt>{};
+  return committer_->Submit(std::move(events));
+}
+
+Status Ledger::Export(uint64_t since, std::ostream& out) const {
+  ASSENT_RETURN_IF_ERROR(store_->Scan(since, [&](const EntryView& v) -> Status {
+    out << internal::ExportLine(v.body, v.hash);
+    if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write the export");
+    return OkStatus();
+  }));
+  out.flush();
+  if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write the export");
+  return OkStatus();
+}
+
+std::string Receipt::ToJson() const {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("position").UInt(position);
+  w.Key(PartyKindName(party_kind)).String(party);
+  w.Key("action").String(ActionName(action));
+  w.Key("categories").BeginArray();
+  for (const auto& c : categories) w.String(c);
+  w.EndArray();
+  w.Key("purposes").BeginArray();
+  for (const auto& p : purposes) w.String(p);
+  w.EndArray();
+  w.Key("terms").String(terms);
+  w.Key("at").String(FormatTime(at));
+  w.Key("method").String(MethodName(method));
+  if (!rule.empty()) w.Key("rule").String(rule);
+  w.Key("hash").String(hash);
+  w.EndObject();
+  return w.Take();
+}
+
+Result<std::vector<ConsentEvent>> ReadImportFile(const std::string& path) {
+  ASSENT_ASSIGN_OR_RETURN(auto events, LoadEventsFile(path));
+  for (auto& e : events) e.position = 0;  // the importing ledger assigns positions
+  return events;
+}
+
+}  // namespace assent
