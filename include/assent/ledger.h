@@ -103,6 +103,7 @@ class Ledger {
   Ledger() = default;
   Status Replay();
   friend class internal::GroupCommitter;
+  friend class LedgerTestPeer;
   std::string data_dir_;
   Clock clock_;
   std::unique_ptr<internal::LedgerStore> store_;

@@ -46,6 +46,17 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
   bool has_party = false, has_action = false, has_at = false, has_cats = false, has_purs = false;
   *skip = false;
   *has_position = false;
+  // Another kind of ledger entry: only its position matters here; its fields are its own.
+  std::string_view kind;
+  if (obj["kind"].get_string().get(kind) == simdjson::SUCCESS && kind != "consent") {
+    *skip = true;
+    uint64_t pos = 0;
+    if (obj["position"].get_uint64().get(pos) == simdjson::SUCCESS && pos > 0) {
+      e->position = pos;
+      *has_position = true;
+    }
+    return OkStatus();
+  }
   for (auto field : obj) {
     std::string_view key = field.key;
     simdjson::dom::element v = field.value;

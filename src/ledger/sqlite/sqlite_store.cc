@@ -151,6 +151,11 @@ class SqliteStore : public LedgerStore {
   Status Append(std::span<const StoredEntry> entries) override {
     if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
     if (entries.empty()) return OkStatus();
+    for (size_t i = 1; i < entries.size(); ++i) {
+      if (entries[i].position != entries[0].position + i) {
+        return FailedPreconditionError("positions in one append must be dense");
+      }
+    }
     std::lock_guard lock(mu_);
     ASSENT_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE", "starting an append"));
     auto fail = [&](Error e) -> Status {

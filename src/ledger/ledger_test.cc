@@ -1,0 +1,402 @@
+#include "assent/ledger.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "engine/events_jsonl.h"
+#include "ledger/store.h"
+
+namespace assent {
+
+class LedgerTestPeer {
+ public:
+  static internal::LedgerStore* store(Ledger& l) { return l.store_.get(); }
+};
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::string kExamples = std::string(ASSENT_SOURCE_DIR) + "/examples/terms/";
+const std::string kV2 = kExamples + "example-meetings-2023-08-07.yaml";
+const std::string kV3 = kExamples + "example-meetings-2023-08-11.yaml";
+const Timestamp kNow = *ParseTime("2024-01-01T00:00:00Z");
+
+class LedgerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    static std::mt19937_64 rng(std::random_device{}());
+    dir_ = (fs::temp_directory_path() / ("assent-ledger-" + std::to_string(rng()))).string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result<std::unique_ptr<Ledger>> Open(bool read_only = false) {
+    LedgerOptions o;
+    o.data_dir = dir_;
+    o.read_only = read_only;
+    o.clock = [] { return kNow; };
+    return Ledger::Open(o);
+  }
+
+  std::unique_ptr<Ledger> OpenWithTerms() {
+    auto l = Open();
+    EXPECT_TRUE(l) << l.error().message;
+    EXPECT_TRUE((*l)->PublishTerms(ReadText(kV2), kV2));
+    EXPECT_TRUE((*l)->PublishTerms(ReadText(kV3), kV3));
+    return std::move(*l);
+  }
+
+  static ConsentEvent Event(const std::string& subject, Action action, const std::string& category,
+                            const std::string& purpose, const std::string& at) {
+    ConsentEvent e;
+    e.party = subject;
+    e.action = action;
+    e.categories = {category};
+    e.purposes = {purpose};
+    e.at = *ParseTime(at);
+    return e;
+  }
+
+  static std::string Ask(Ledger& l, const std::string& category, const std::string& purpose,
+                         const std::string& subject, std::optional<std::string> at = {}) {
+    std::string_view subjects[] = {subject};
+    DecisionRequest q;
+    q.category = category;
+    q.purpose = purpose;
+    q.subjects = subjects;
+    if (at) q.at = *ParseTime(*at);
+    auto snap = l.engine().snapshot();
+    auto d = snap->Decide(q, kNow);
+    return d ? DecisionToJson(*d) : "error: " + d.error().message;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(LedgerTest, RecordsSurviveReopening) {
+  std::string before;
+  {
+    auto l = OpenWithTerms();
+    auto r = l->RecordConsent(Event("u1", Action::kGrant, "content.chat",
+                                    "ai_training.first_party", "2023-08-08T10:00:00Z"));
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->position, 3u);
+    EXPECT_EQ(r->terms, "example-meetings@2023-08-07");
+    EXPECT_EQ(r->hash.size(), 64u);
+    ASSERT_TRUE(l->RecordConsent(Event("u1", Action::kWithdraw, "service_generated",
+                                       "marketing", "2023-08-12T00:00:00Z")));
+    before = Ask(*l, "content.chat", "ai_training.first_party", "u1", "2023-08-09T00:00:00Z") +
+             Ask(*l, "service_generated.product_usage", "marketing", "u1");
+  }
+  auto l = Open(true);
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ((*l)->position(), 4u);
+  EXPECT_EQ(Ask(**l, "content.chat", "ai_training.first_party", "u1", "2023-08-09T00:00:00Z") +
+                Ask(**l, "service_generated.product_usage", "marketing", "u1"),
+            before);
+  EXPECT_NE(before.find("\"reason\":\"consented\""), std::string::npos);
+  EXPECT_NE(before.find("\"reason\":\"objected\""), std::string::npos);
+}
+
+TEST_F(LedgerTest, PublishingRules) {
+  auto l = OpenWithTerms();
+  auto again = l->PublishTerms(ReadText(kV3), kV3);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->already_published);
+  EXPECT_EQ(again->position, 2u);
+  std::string changed = ReadText(kV3);
+  changed += "\n# a comment changes the content\n";
+  auto different = l->PublishTerms(changed, "changed.yaml");
+  ASSERT_FALSE(different);
+  EXPECT_NE(different.error().message.find("different content"), std::string::npos);
+  std::string earlier = ReadText(kV3);
+  earlier.replace(earlier.find("version: \"2023-08-11\""), 21, "version: \"2023-08-09\"");
+  earlier.replace(earlier.find("effective: \"2023-08-11"), 22, "effective: \"2023-08-01");
+  auto backwards = l->PublishTerms(earlier, "earlier.yaml");
+  ASSERT_FALSE(backwards);
+  EXPECT_EQ(backwards.error().code, ErrorCode::kInvalidArgument);
+  auto lint = l->PublishTerms(ReadText(kExamples + "example-meetings-2023-03-31.yaml"), "v1");
+  ASSERT_FALSE(lint);
+  EXPECT_NE(lint.error().message.find("missing-description"), std::string::npos);
+  EXPECT_EQ(l->position(), 2u);
+}
+
+TEST_F(LedgerTest, InvalidConsentChangesNothing) {
+  {
+    auto l = OpenWithTerms();
+    ASSERT_TRUE(l->RecordConsent(Event("u1", Action::kGrant, "content.chat",
+                                       "ai_training.first_party", "2023-08-10T00:00:00Z")));
+    struct Case {
+      ConsentEvent e;
+      std::string want;
+    } cases[] = {
+        {Event("u1", Action::kGrant, "content.nope", "service.delivery", "2023-08-12T00:00:00Z"),
+         "unknown category"},
+        {Event("u1", Action::kGrant, "content.chat", "service.delivery", "2023-08-09T00:00:00Z"),
+         "before the latest consent event"},
+        {Event("", Action::kGrant, "content.chat", "service.delivery", "2023-08-12T00:00:00Z"),
+         "empty"},
+        {Event("u\xff", Action::kGrant, "content.chat", "service.delivery", "2023-08-12T00:00:00Z"),
+         "UTF-8"},
+    };
+    for (auto& c : cases) {
+      auto r = l->RecordConsent(c.e);
+      ASSERT_FALSE(r) << c.want;
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+      EXPECT_NE(r.error().message.find(c.want), std::string::npos) << r.error().message;
+    }
+    ConsentEvent unknown_version = cases[0].e;
+    unknown_version.categories = {"content.chat"};
+    unknown_version.terms_version = "2099-01-01";
+    EXPECT_FALSE(l->RecordConsent(unknown_version));
+    // A batch with one bad event records none of it.
+    std::vector<ConsentEvent> batch = {
+        Event("u2", Action::kGrant, "content.chat", "service.delivery", "2023-08-12T00:00:00Z"),
+        Event("u3", Action::kGrant, "content.nope", "service.delivery", "2023-08-12T00:00:00Z")};
+    auto r = l->RecordConsents(batch);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("event 2"), std::string::npos);
+    EXPECT_EQ(l->position(), 3u);
+  }
+  auto l = Open(true);
+  EXPECT_EQ((*l)->position(), 3u);
+}
+
+TEST_F(LedgerTest, ARuleNamesItsScope) {
+  auto l = OpenWithTerms();
+  ConsentEvent e;
+  e.party = "u1";
+  e.action = Action::kWithdraw;
+  e.rule = "service-generated-for-improvement";
+  e.at = *ParseTime("2023-08-12T00:00:00Z");
+  auto r = l->RecordConsent(e);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->categories, std::vector<std::string>{"service_generated"});
+  EXPECT_EQ(r->purposes.size(), 2u);
+  e.rule = "no-such-rule";
+  EXPECT_FALSE(l->RecordConsent(e));
+}
+
+TEST_F(LedgerTest, ASecondWriterIsRefusedButReadersAreNot) {
+  auto first = Open();
+  ASSERT_TRUE(first);
+  auto second = Open();
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(second.error().message.find("in use by another assent process"), std::string::npos);
+  ASSERT_TRUE((*first)->PublishTerms(ReadText(kV2), kV2));
+  auto reader = Open(true);
+  ASSERT_TRUE(reader) << reader.error().message;
+  EXPECT_EQ((*reader)->position(), 1u);
+  auto denied = (*reader)->RecordConsent(
+      Event("u1", Action::kGrant, "content.chat", "service.delivery", "2023-08-12T00:00:00Z"));
+  EXPECT_FALSE(denied);
+}
+
+// Runs `sql` on the ledger file directly, as someone tampering with storage would.
+void Tamper(const std::string& dir, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir + "/ledger.db").c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, ("DROP TRIGGER entries_no_update; DROP TRIGGER entries_no_delete; " +
+                             sql).c_str(), nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+TEST_F(LedgerTest, RefusesToStartOnAChangedEntry) {
+  {
+    auto l = OpenWithTerms();
+    ASSERT_TRUE(l->RecordConsent(Event("u1", Action::kWithdraw, "content.chat",
+                                       "ai_training.first_party", "2023-08-12T00:00:00Z")));
+  }
+  Tamper(dir_, "UPDATE entries SET body = replace(body, 'withdraw', 'grant') WHERE position = 3");
+  auto l = Open();
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(l.error().message.find("position 3"), std::string::npos) << l.error().message;
+}
+
+TEST_F(LedgerTest, RefusesToStartOnAMissingEntry) {
+  {
+    auto l = OpenWithTerms();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(l->RecordConsent(Event("u" + std::to_string(i), Action::kGrant, "content.chat",
+                                         "service.delivery", "2023-08-12T00:00:00Z")));
+    }
+  }
+  Tamper(dir_, "DELETE FROM entries WHERE position = 4");
+  auto l = Open();
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(l.error().message.find("missing"), std::string::npos) << l.error().message;
+}
+
+TEST_F(LedgerTest, AFailedAppendAcknowledgesNothing) {
+  auto l = OpenWithTerms();
+  ASSERT_TRUE(internal::LimitSqliteStoreSizeForTest(LedgerTestPeer::store(*l), 1));
+  std::vector<ConsentEvent> many;
+  for (int i = 0; i < 3000; ++i) {
+    many.push_back(Event("subject-with-a-long-name-" + std::to_string(i), Action::kGrant,
+                         "content.chat", "service.delivery", "2023-08-12T00:00:00Z"));
+  }
+  auto r = l->RecordConsents(many);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(l->position(), 2u);  // the engine did not apply what was not stored
+  EXPECT_EQ(l->engine().snapshot()->consent_events(), 0u);
+}
+
+TEST_F(LedgerTest, ConcurrentWritersGetDensePositions) {
+  auto l = OpenWithTerms();
+  constexpr int kThreads = 16, kEach = 40;
+  std::vector<std::vector<uint64_t>> positions(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        ConsentEvent e;
+        e.party = "t" + std::to_string(t) + "-" + std::to_string(i);
+        e.action = Action::kGrant;
+        e.categories = {"content.chat"};
+        e.purposes = {"service.delivery"};
+        auto r = l->RecordConsent(e);  // `at` defaults to now
+        ASSERT_TRUE(r) << r.error().message;
+        positions[t].push_back(r->position);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::vector<uint64_t> all;
+  for (auto& p : positions) all.insert(all.end(), p.begin(), p.end());
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<size_t>(kThreads * kEach));
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i + 3);
+  EXPECT_EQ(l->position(), 2u + kThreads * kEach);
+}
+
+TEST_F(LedgerTest, ExportThenImportReproducesDecisions) {
+  auto a = OpenWithTerms();
+  ASSERT_TRUE(a->RecordConsent(Event("u1", Action::kGrant, "content.chat",
+                                     "ai_training.first_party", "2023-08-08T00:00:00Z")));
+  ASSERT_TRUE(a->RecordConsent(Event("u1", Action::kWithdraw, "content", "ai_training",
+                                     "2023-08-09T00:00:00Z")));
+  std::string export_path = dir_ + "-export.jsonl";
+  {
+    std::ofstream out(export_path);
+    ASSERT_TRUE(a->Export(0, out));
+  }
+  std::string text = ReadText(export_path);
+  EXPECT_NE(text.find("\"kind\":\"terms\""), std::string::npos);
+  EXPECT_NE(text.find("\"hash\":\""), std::string::npos);
+  // The export reads as the events format too.
+  auto events = ParseEventsJsonl(text, "export");
+  ASSERT_TRUE(events) << events.error().message;
+  EXPECT_EQ(events->size(), 2u);
+
+  LedgerOptions o;
+  o.in_memory = true;
+  o.clock = [] { return kNow; };
+  auto b = *Ledger::Open(o);
+  ASSERT_TRUE(b->PublishTerms(ReadText(kV2), kV2));
+  ASSERT_TRUE(b->PublishTerms(ReadText(kV3), kV3));
+  auto imported = ReadImportFile(export_path);
+  ASSERT_TRUE(imported);
+  ASSERT_TRUE(b->RecordConsents(*imported));
+  for (const char* at : {"2023-08-08T12:00:00Z", "2023-08-10T00:00:00Z"}) {
+    std::string da = Ask(*a, "content.chat", "ai_training.first_party", "u1", at);
+    std::string db = Ask(*b, "content.chat", "ai_training.first_party", "u1", at);
+    EXPECT_EQ(da, db);
+  }
+  // Importing the same history again would insert it before what is there: refused whole.
+  auto again = b->RecordConsents(*imported);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(b->position(), 4u);
+  fs::remove(export_path);
+}
+
+// check --events (an engine folded from a JSON Lines file) and check --data (a ledger the
+// same events were imported into, reopened from SQLite) must agree on every question.
+TEST_F(LedgerTest, EventsFileAndLedgerGiveTheSameDecisions) {
+  const std::vector<std::string> subjects = {"u1", "u2", "u3"};
+  const std::vector<std::string> categories = {"content", "content.chat", "content.audio",
+                                               "service_generated",
+                                               "service_generated.product_usage"};
+  const std::vector<std::string> purposes = {"ai_training.first_party", "marketing",
+                                             "product_development", "ai_training"};
+  std::mt19937 rng(42);
+  for (int round = 0; round < 12; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    fs::remove_all(dir_);
+    std::string jsonl;
+    Timestamp at = *ParseTime("2023-08-07T12:00:00Z");
+    for (int i = 0; i < 40; ++i) {
+      at += static_cast<Timestamp>(rng() % (86400 * 2)) * kMicrosPerSecond;
+      jsonl += "{\"subject\":\"" + subjects[rng() % 3] + "\",\"action\":\"" +
+               (rng() % 3 ? "grant" : "withdraw") + "\",\"categories\":[\"" +
+               categories[rng() % categories.size()] + "\"],\"purposes\":[\"" +
+               purposes[rng() % 2 ? 0 : rng() % purposes.size()] + "\"],\"at\":\"" +
+               FormatTime(at) + "\"}\n";
+    }
+    std::vector<std::shared_ptr<const Terms>> versions = {*LoadTermsFile(kV2),
+                                                          *LoadTermsFile(kV3)};
+    auto events = ParseEventsJsonl(jsonl, "generated");
+    ASSERT_TRUE(events);
+    Engine offline(*TermsSet::Create(versions));
+    auto applied = offline.ApplyBatch(*events);
+    {
+      auto l = OpenWithTerms();
+      std::vector<ConsentEvent> to_import = *events;
+      for (auto& e : to_import) e.position = 0;
+      auto imported = l->RecordConsents(to_import);
+      ASSERT_EQ(applied.has_value(), imported.has_value());
+      if (!applied) continue;  // both refuse the same history
+    }
+    auto ledger = Open(true);
+    ASSERT_TRUE(ledger);
+    auto snap_a = offline.snapshot();
+    auto snap_b = (*ledger)->engine().snapshot();
+    for (int q = 0; q < 150; ++q) {
+      std::string_view who[] = {subjects[rng() % 3]};
+      DecisionRequest req;
+      req.category = categories[rng() % categories.size()];
+      req.purpose = purposes[rng() % purposes.size()];
+      req.subjects = who;
+      req.at = *ParseTime("2023-08-07T00:00:00Z") +
+               static_cast<Timestamp>(rng() % (86400 * 90)) * kMicrosPerSecond;
+      auto da = snap_a->Decide(req, kNow);
+      auto db = snap_b->Decide(req, kNow);
+      ASSERT_EQ(da.has_value(), db.has_value());
+      if (!da) continue;
+      // Positions differ (the ledger has two terms entries first); everything else agrees.
+      EXPECT_EQ(da->allow, db->allow);
+      EXPECT_EQ(da->reason, db->reason);
+      EXPECT_EQ(da->rule ? da->rule->id : "-", db->rule ? db->rule->id : "-");
+      ASSERT_EQ(da->parties.size(), db->parties.size());
+      for (size_t i = 0; i < da->parties.size(); ++i) {
+        EXPECT_EQ(da->parties[i].state, db->parties[i].state);
+        EXPECT_EQ(da->parties[i].event == 0, db->parties[i].event == 0);
+        if (da->parties[i].event) {
+          EXPECT_EQ(da->parties[i].event + 2, db->parties[i].event);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace assent
