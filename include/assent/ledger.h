@@ -41,6 +41,9 @@ struct LedgerOptions {
   bool read_only = false;
   // For tests: use an in-memory store instead of SQLite (data_dir is ignored).
   bool in_memory = false;
+  // Share one transaction (one fsync) among concurrent appends. Off only to measure what
+  // group commit buys: then every append is its own transaction.
+  bool group_commit = true;
   Clock clock = SystemClock();
 };
 

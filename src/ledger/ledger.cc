@@ -33,7 +33,7 @@ namespace internal {
 // fsync), applies it to the engine and wakes the others with their receipts.
 class GroupCommitter {
  public:
-  explicit GroupCommitter(Ledger* ledger) : ledger_(ledger) {}
+  GroupCommitter(Ledger* ledger, bool group) : ledger_(ledger), group_(group) {}
 
   Result<std::vector<Receipt>> Submit(std::vector<ConsentEvent> events) {
     Request req;
@@ -44,7 +44,12 @@ class GroupCommitter {
       if (!leader_active_) {
         leader_active_ = true;
         std::vector<Request*> batch;
-        batch.swap(queue_);
+        if (group_) {
+          batch.swap(queue_);
+        } else {  // one request per transaction
+          batch.push_back(queue_.front());
+          queue_.erase(queue_.begin());
+        }
         lock.unlock();
         CommitAll(batch);
         lock.lock();
@@ -188,6 +193,7 @@ class GroupCommitter {
   }
 
   Ledger* ledger_;
+  bool group_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Request*> queue_;
@@ -248,7 +254,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   ASSENT_ASSIGN_OR_RETURN(auto empty, TermsSet::Create({}));
   ledger->engine_ = std::make_unique<Engine>(empty, options.clock);
   ASSENT_RETURN_IF_ERROR(ledger->Replay());
-  ledger->committer_ = std::make_unique<internal::GroupCommitter>(ledger.get());
+  ledger->committer_ =
+      std::make_unique<internal::GroupCommitter>(ledger.get(), options.group_commit);
   return ledger;
 }
 

@@ -1,0 +1,164 @@
+// Ledger benchmarks (`make bench`, via bench/run.sh):
+//   ledger_bench appends   — 64 concurrent writers on a real SQLite ledger, with group commit
+//                            and with one transaction (one fsync) per event, side by side.
+//   ledger_bench generate DIR N SUBJECTS — writes a ledger of N consent events.
+//   ledger_bench replay DIR — opens (replays and verifies) it; prints seconds and resident memory.
+// Output: one JSON object per mode on stdout.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "assent/ledger.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string ReadExample() {
+  std::ifstream in(std::string(ASSENT_SOURCE_DIR) +
+                   "/examples/terms/example-meetings-2023-08-07.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+long ResidentKiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+double Appends(bool group, int writers, double seconds) {
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("assent-bench-" + std::to_string(::getpid()) + (group ? "-g" : "-s")))
+                        .string();
+  std::filesystem::remove_all(dir);
+  assent::LedgerOptions o;
+  o.data_dir = dir;
+  o.group_commit = group;
+  auto ledger = assent::Ledger::Open(o);
+  if (!ledger || !(*ledger)->PublishTerms(ReadExample(), "v2")) std::abort();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0};
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int t = 0; t < writers; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        assent::ConsentEvent e;
+        e.party = "w" + std::to_string(t) + "-" + std::to_string(i);
+        e.action = assent::Action::kGrant;
+        e.categories = {"content.chat"};
+        e.purposes = {"ai_training.first_party"};
+        e.method = assent::Method::kSettings;
+        if (!(*ledger)->RecordConsent(e)) std::abort();
+        done.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : threads) th.join();
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  ledger->reset();
+  std::filesystem::remove_all(dir);
+  return static_cast<double>(done.load()) / secs;
+}
+
+int Generate(const std::string& dir, uint64_t events, uint64_t subjects) {
+  std::filesystem::remove_all(dir);
+  assent::LedgerOptions o;
+  o.data_dir = dir;
+  auto ledger = assent::Ledger::Open(o);
+  if (!ledger) {
+    std::fprintf(stderr, "%s\n", ledger.error().message.c_str());
+    return 1;
+  }
+  if (!(*ledger)->PublishTerms(ReadExample(), "v2")) return 1;
+  std::mt19937_64 rng(20230807);
+  const std::vector<std::vector<std::string>> scopes = {
+      {"content.chat"}, {"content.audio"}, {"content.video"}, {"content"}};
+  assent::Timestamp at = *assent::ParseTime("2023-08-08T00:00:00Z");
+  auto start = Clock::now();
+  std::vector<assent::ConsentEvent> batch;
+  for (uint64_t i = 0; i < events; ++i) {
+    assent::ConsentEvent e;
+    // Every subject first, then random ones: all SUBJECTS appear.
+    uint64_t s = i < subjects ? i : rng() % subjects;
+    e.party = "user-" + std::to_string(s);
+    e.action = rng() % 3 == 0 ? assent::Action::kWithdraw : assent::Action::kGrant;
+    e.categories = scopes[rng() % 4];
+    e.purposes = {"ai_training.first_party"};
+    e.at = at += 1000;
+    e.method = assent::Method::kSettings;
+    batch.push_back(std::move(e));
+    if (batch.size() == 200'000 || i + 1 == events) {
+      auto r = (*ledger)->RecordConsents(std::move(batch));
+      if (!r) {
+        std::fprintf(stderr, "%s\n", r.error().message.c_str());
+        return 1;
+      }
+      batch.clear();
+    }
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("{\"mode\":\"generate\",\"events\":%llu,\"subjects\":%llu,\"seconds\":%.1f}\n",
+              static_cast<unsigned long long>(events), static_cast<unsigned long long>(subjects),
+              secs);
+  return 0;
+}
+
+int Replay(const std::string& dir) {
+  auto start = Clock::now();
+  assent::LedgerOptions o;
+  o.data_dir = dir;
+  o.read_only = true;
+  auto ledger = assent::Ledger::Open(o);
+  if (!ledger) {
+    std::fprintf(stderr, "%s\n", ledger.error().message.c_str());
+    return 1;
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  auto snap = (*ledger)->engine().snapshot();
+  std::printf(
+      "{\"mode\":\"replay\",\"events\":%llu,\"subjects\":%llu,\"seconds\":%.2f,"
+      "\"events_per_second\":%.0f,\"resident_mib\":%.0f}\n",
+      static_cast<unsigned long long>(snap->consent_events()),
+      static_cast<unsigned long long>(snap->parties()), secs,
+      static_cast<double>(snap->consent_events()) / secs, ResidentKiB() / 1024.0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "appends";
+  if (mode == "appends") {
+    const int writers = 64;
+    const double seconds = argc > 2 ? std::atof(argv[2]) : 5;
+    double grouped = Appends(true, writers, seconds);
+    double single = Appends(false, writers, seconds);
+    std::printf(
+        "{\"mode\":\"appends\",\"writers\":%d,\"group_commit_events_per_second\":%.0f,"
+        "\"fsync_per_event_events_per_second\":%.0f,\"ratio\":%.1f}\n",
+        writers, grouped, single, grouped / single);
+    return 0;
+  }
+  if (mode == "generate" && argc == 5) {
+    return Generate(argv[2], std::stoull(argv[3]), std::stoull(argv[4]));
+  }
+  if (mode == "replay" && argc == 3) return Replay(argv[2]);
+  std::fprintf(stderr, "usage: ledger_bench appends [SECONDS] | generate DIR N SUBJECTS | "
+                       "replay DIR\n");
+  return 2;
+}
