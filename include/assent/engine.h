@@ -49,6 +49,7 @@ struct ConsentEvent {
 
 namespace internal {
 class ConsentState;
+class ConsentStateBuilder;
 class PartyRecord;
 struct SharedTables;
 struct QuestionCache;
@@ -148,6 +149,13 @@ class Engine {
   // the message is the event's own; otherwise the message names the event's index.
   Status ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_index = nullptr);
 
+  // Bulk loading, for start-up replay before the engine is shared: between the two calls
+  // ApplyBatch folds into one private state and publishes no snapshot (snapshot() keeps
+  // returning the state from before), so replaying millions of events copies nothing.
+  // PublishTerms and AdvancePosition publish what was folded so far.
+  void BeginBulkLoad();
+  void EndBulkLoad();
+
   // Publishes a new terms version (its `effective` must be later than the latest).
   // `position` is the ledger position of the publication (0: leave the position as is).
   Status PublishTerms(std::shared_ptr<const Terms> terms, uint64_t position = 0);
@@ -166,6 +174,17 @@ class Engine {
                         Timestamp last_at) const;
   // A new snapshot sharing everything of `cur`.
   static std::shared_ptr<Snapshot> DeriveSnapshot(const Snapshot& cur);
+  // The counters a snapshot carries, tracked while bulk loading.
+  struct Pending {
+    uint64_t position = 0, consent_count = 0, parties = 0;
+    Timestamp last_at = INT64_MIN;
+    static Pending Of(const Snapshot& s);
+    void ApplyTo(Snapshot& s, const internal::SharedTables& tables) const;
+  };
+  void FlushBulkLocked();
+  bool bulk_ = false;
+  std::unique_ptr<internal::ConsentStateBuilder> bulk_builder_;
+  Pending pending_;
   Clock clock_;
   std::mutex write_mu_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;

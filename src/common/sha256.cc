@@ -7,11 +7,32 @@
 
 namespace assent {
 
+namespace {
+
+// The digest is fetched once and each thread keeps its own context: OpenSSL 3 otherwise
+// looks the algorithm up (under a lock) on every call.
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* md = [] {
+    const EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return m ? m : EVP_sha256();
+  }();
+  return md;
+}
+
+struct Context {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~Context() { EVP_MD_CTX_free(ctx); }
+};
+
+}  // namespace
+
 Sha256Digest Sha256(std::string_view data) {
+  thread_local Context c;
   Sha256Digest d{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr) != 1 ||
-      len != d.size()) {
+  if (!c.ctx || EVP_DigestInit_ex(c.ctx, Sha256Md(), nullptr) != 1 ||
+      EVP_DigestUpdate(c.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(c.ctx, d.data(), &len) != 1 || len != d.size()) {
     std::abort();  // OpenSSL cannot compute SHA-256: nothing sensible can go on
   }
   return d;

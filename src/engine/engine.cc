@@ -111,8 +111,37 @@ Engine::Engine(std::shared_ptr<const TermsSet> terms, Clock clock) : clock_(std:
 
 Engine::~Engine() = default;
 
+Engine::Pending Engine::Pending::Of(const Snapshot& s) {
+  return Pending{s.position_, s.consent_count_, s.parties_, s.last_at_};
+}
+
+void Engine::Pending::ApplyTo(Snapshot& s, const internal::SharedTables& tables) const {
+  s.position_ = position;
+  s.consent_count_ = consent_count;
+  s.parties_ = parties;
+  s.last_at_ = last_at;
+  s.position_breaks_ = tables.position_breaks.size();
+}
+
+namespace {
+
+// Checks one event against the terms and the running position and time; its resolution.
+Result<Resolved> Check(const ConsentEvent& e, const TermsSet& ts, uint64_t last_position,
+                       Timestamp last_at);
+
+}  // namespace
+
 Status Engine::ValidateLocked(const ConsentEvent& e, const Snapshot& s, uint64_t last_position,
                               Timestamp last_at) const {
+  auto r = Check(e, s.terms(), last_position, last_at);
+  if (!r) return std::unexpected(r.error());
+  return OkStatus();
+}
+
+namespace {
+
+Result<Resolved> Check(const ConsentEvent& e, const TermsSet& ts, uint64_t last_position,
+                       Timestamp last_at) {
   ASSENT_RETURN_IF_ERROR(CheckPartyId(PartyKindName(e.party_kind), e.party));
   if (!ValidUtf8(e.actor) || !ValidUtf8(e.rule)) {
     return InvalidArgumentError("the actor and rule must be valid UTF-8");
@@ -127,10 +156,10 @@ Status Engine::ValidateLocked(const ConsentEvent& e, const Snapshot& s, uint64_t
                                 "event's (" + FormatTime(last_at) +
                                 "): history is appended in order, never inserted");
   }
-  auto r = Resolve(s.terms(), e);
-  if (!r) return std::unexpected(r.error());
-  return OkStatus();
+  return Resolve(ts, e);
 }
+
+}  // namespace
 
 Status Engine::Validate(const ConsentEvent& e) const {
   auto s = snapshot();
@@ -158,30 +187,32 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
   std::lock_guard lock(write_mu_);
   std::shared_ptr<const Snapshot> cur = current_.load();
   const TermsSet& ts = cur->terms();
-  uint64_t last_position = cur->position_;
-  Timestamp last_at = cur->last_at_;
+  // Where the ledger stands: the published snapshot, or the bulk load's unpublished state.
+  Pending base = bulk_builder_ ? pending_ : Pending::Of(*cur);
+  uint64_t last_position = base.position;
+  Timestamp last_at = base.last_at;
   std::vector<Resolved> resolved;
   resolved.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const ConsentEvent& e = events[i];
-    auto prefix = [&](const Error& err) {
+    auto r = Check(e, ts, last_position, last_at);
+    if (!r) {
       if (failed_index) {
         *failed_index = i;
-        return MakeError(err.code, err.message);
+        return MakeError(r.error().code, r.error().message);
       }
-      return MakeError(err.code, events.size() == 1 ? err.message
-                                                    : "event " + std::to_string(i + 1) +
-                                                          " of the batch: " + err.message);
-    };
-    if (auto st = ValidateLocked(e, *cur, last_position, last_at); !st) return prefix(st.error());
-    auto r = Resolve(ts, e);
-    if (!r) return prefix(r.error());
+      return MakeError(r.error().code, events.size() == 1
+                                           ? r.error().message
+                                           : "event " + std::to_string(i + 1) +
+                                                 " of the batch: " + r.error().message);
+    }
     resolved.push_back(std::move(*r));
     last_position = e.position;
     last_at = e.at;
   }
   internal::SharedTables& tables = *cur->tables_;
   std::vector<uint32_t> scope_ids;
+  scope_ids.reserve(resolved.size());
   for (const Resolved& r : resolved) {
     std::string key = ScopeKey(r);
     auto it = tables.scope_index.find(key);
@@ -200,7 +231,7 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
   const size_t breaks_before = tables.position_breaks.size();
   const uint64_t delta_before = tables.last_delta;
   for (size_t i = 0; i < events.size(); ++i) {
-    const uint64_t index = cur->consent_count_ + i;
+    const uint64_t index = base.consent_count + i;
     bool ok = tables.timeline.push_back(events[i].at);
     if (ok && events[i].position != index + 1 + tables.last_delta) {
       tables.last_delta = events[i].position - index - 1;
@@ -213,25 +244,57 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
       return FailedPreconditionError("too many consent events for one engine");
     }
   }
-  ConsentStateBuilder builder(*cur->state_);
+  std::unique_ptr<ConsentStateBuilder> own;
+  ConsentStateBuilder* builder = bulk_builder_.get();
+  if (bulk_ && !builder) {
+    bulk_builder_ = std::make_unique<ConsentStateBuilder>(*cur->state_);
+    builder = bulk_builder_.get();
+  } else if (!bulk_) {
+    own = std::make_unique<ConsentStateBuilder>(*cur->state_);
+    builder = own.get();
+  }
   uint64_t new_parties = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     const ConsentEvent& e = events[i];
     StoredEvent se{e.position, e.at, scope_ids[i], static_cast<uint16_t>(resolved[i].version),
                    e.action, e.method};
-    new_parties += builder.Append(e.party_kind, e.party, se);
+    new_parties += builder->Append(e.party_kind, e.party, se);
   }
-  std::shared_ptr<Snapshot> next(new Snapshot());
-  next->terms_ = cur->terms_;
-  next->tables_ = cur->tables_;
-  next->state_ = builder.Finish();
-  next->position_ = events.empty() ? cur->position_ : events.back().position;
-  next->consent_count_ = cur->consent_count_ + events.size();
-  next->position_breaks_ = tables.position_breaks.size();
-  next->parties_ = cur->parties_ + new_parties;
-  next->last_at_ = last_at;
+  Pending next_state = base;
+  if (!events.empty()) next_state.position = events.back().position;
+  next_state.consent_count += events.size();
+  next_state.parties += new_parties;
+  next_state.last_at = last_at;
+  if (bulk_) {  // folded into the private builder; published at the end of the bulk load
+    pending_ = next_state;
+    return OkStatus();
+  }
+  std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
+  next->state_ = builder->Finish();
+  next_state.ApplyTo(*next, tables);
   current_.store(std::move(next));
   return OkStatus();
+}
+
+void Engine::BeginBulkLoad() {
+  std::lock_guard lock(write_mu_);
+  bulk_ = true;
+}
+
+void Engine::EndBulkLoad() {
+  std::lock_guard lock(write_mu_);
+  FlushBulkLocked();
+  bulk_ = false;
+}
+
+void Engine::FlushBulkLocked() {
+  if (!bulk_builder_) return;
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
+  next->state_ = bulk_builder_->Finish();
+  pending_.ApplyTo(*next, *cur->tables_);
+  bulk_builder_.reset();
+  current_.store(std::move(next));
 }
 
 std::shared_ptr<Snapshot> Engine::DeriveSnapshot(const Snapshot& cur) {
@@ -249,6 +312,7 @@ std::shared_ptr<Snapshot> Engine::DeriveSnapshot(const Snapshot& cur) {
 
 Status Engine::PublishTerms(std::shared_ptr<const Terms> terms, uint64_t position) {
   std::lock_guard lock(write_mu_);
+  FlushBulkLocked();
   std::shared_ptr<const Snapshot> cur = current_.load();
   if (position != 0 && position <= cur->position_) {
     return InvalidArgumentError("position " + std::to_string(position) +
@@ -265,6 +329,7 @@ Status Engine::PublishTerms(std::shared_ptr<const Terms> terms, uint64_t positio
 
 Status Engine::AdvancePosition(uint64_t position) {
   std::lock_guard lock(write_mu_);
+  FlushBulkLocked();
   std::shared_ptr<const Snapshot> cur = current_.load();
   if (position <= cur->position_) {
     return InvalidArgumentError("position " + std::to_string(position) +

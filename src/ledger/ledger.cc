@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "common/json_writer.h"
 #include "common/sha256.h"
@@ -259,61 +260,159 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   return ledger;
 }
 
+namespace {
+
+// What the reading thread of a replay hands to the applying thread, in ledger order.
+struct ReplayItem {
+  enum class Kind { kEvents, kTerms, kEnd, kError } kind = Kind::kEnd;
+  explicit ReplayItem(Kind k = Kind::kEnd) : kind(k) {}
+  std::vector<ConsentEvent> events;
+  EntryDecoder::TermsFields terms;
+  uint64_t position = 0;
+  Error error;
+};
+
+// A small bounded queue between the two threads of a replay.
+class ReplayQueue {
+ public:
+  void Push(ReplayItem item) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return items_.size() < kCapacity || closed_; });
+    if (closed_) return;
+    items_.push_back(std::move(item));
+    not_empty_.notify_one();
+  }
+  ReplayItem Pop() {
+    std::unique_lock lock(mu_);
+    not_empty_.wait(lock, [&] { return !items_.empty(); });
+    ReplayItem item = std::move(items_.front());
+    items_.erase(items_.begin());
+    not_full_.notify_one();
+    return item;
+  }
+  // The consumer gave up: unblock and stop the producer.
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    not_full_.notify_all();
+  }
+  bool closed() {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
+
+ private:
+  static constexpr size_t kCapacity = 4;
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::vector<ReplayItem> items_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+// Replays the store into the engine with two threads: one reads, checks hashes and decodes
+// entries; the other (this one) folds them into the engine, which bulk-loads without
+// publishing intermediate snapshots.
 Status Ledger::Replay() {
-  EntryDecoder decoder;
-  std::vector<ConsentEvent> pending;
-  uint64_t expected = 1;
-  auto flush = [&]() -> Status {
-    if (pending.empty()) return OkStatus();
-    size_t failed = 0;
-    if (auto st = engine_->ApplyBatch(pending, &failed); !st) {
-      return DataLossError("ledger entry at position " + std::to_string(pending[failed].position) +
-                           " cannot be applied: " + st.error().message);
-    }
-    pending.clear();
-    return OkStatus();
-  };
-  Status st = store_->Scan(0, [&](const EntryView& v) -> Status {
-    if (v.position != expected) {
-      return DataLossError("the ledger jumps from position " + std::to_string(expected - 1) +
-                           " to " + std::to_string(v.position) + ": entries are missing");
-    }
-    ++expected;
-    if (v.hash.size() != 32 || Sha256(v.body) != *reinterpret_cast<const Sha256Digest*>(v.hash.data())) {
-      return DataLossError("ledger entry at position " + std::to_string(v.position) +
-                           " does not match its hash: it was changed after it was written");
-    }
-    if (v.kind == EntryKind::kConsent) {
-      ConsentEvent e;
-      ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
-      pending.push_back(std::move(e));
-      if (pending.size() >= 65536) return flush();
+  constexpr size_t kBatch = 16384;
+  engine_->BeginBulkLoad();
+  struct EndBulk {
+    Engine* e;
+    ~EndBulk() { e->EndBulkLoad(); }
+  } end_bulk{engine_.get()};
+  ReplayQueue queue;
+  uint64_t last_read = 0;
+  std::thread reader([&] {
+    EntryDecoder decoder;
+    ReplayItem batch(ReplayItem::Kind::kEvents);
+    uint64_t expected = 1;
+    auto send_batch = [&] {
+      if (batch.events.empty()) return;
+      queue.Push(std::move(batch));
+      batch = ReplayItem(ReplayItem::Kind::kEvents);
+      batch.events.reserve(kBatch);
+    };
+    batch.events.reserve(kBatch);
+    Status st = store_->Scan(0, [&](const EntryView& v) -> Status {
+      if (v.position != expected) {
+        return DataLossError("the ledger jumps from position " + std::to_string(expected - 1) +
+                             " to " + std::to_string(v.position) + ": entries are missing");
+      }
+      ++expected;
+      if (v.hash.size() != 32 ||
+          Sha256(v.body) != *reinterpret_cast<const Sha256Digest*>(v.hash.data())) {
+        return DataLossError("ledger entry at position " + std::to_string(v.position) +
+                             " does not match its hash: it was changed after it was written");
+      }
+      if (v.kind == EntryKind::kConsent) {
+        batch.events.emplace_back();
+        ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &batch.events.back(), nullptr));
+        if (batch.events.size() == kBatch) {
+          send_batch();
+          if (queue.closed()) return InternalError("replay stopped");
+        }
+        return OkStatus();
+      }
+      send_batch();
+      ReplayItem terms(ReplayItem::Kind::kTerms);
+      terms.position = v.position;
+      ASSENT_RETURN_IF_ERROR(decoder.Decode(v, nullptr, &terms.terms));
+      queue.Push(std::move(terms));
       return OkStatus();
+    });
+    if (st) {
+      send_batch();
+      last_read = expected - 1;
+      queue.Push(ReplayItem(ReplayItem::Kind::kEnd));
+    } else {
+      ReplayItem err(ReplayItem::Kind::kError);
+      err.error = st.error();
+      queue.Push(std::move(err));
     }
-    ASSENT_RETURN_IF_ERROR(flush());
-    EntryDecoder::TermsFields f;
-    ASSENT_RETURN_IF_ERROR(decoder.Decode(v, nullptr, &f));
-    auto terms = CompileTerms(f.yaml, "ledger position " + std::to_string(v.position));
+  });
+  Status result = OkStatus();
+  for (;;) {
+    ReplayItem item = queue.Pop();
+    if (item.kind == ReplayItem::Kind::kEnd) break;
+    if (item.kind == ReplayItem::Kind::kError) {
+      result = std::unexpected(item.error);
+      break;
+    }
+    if (item.kind == ReplayItem::Kind::kEvents) {
+      size_t failed = 0;
+      if (auto st = engine_->ApplyBatch(item.events, &failed); !st) {
+        result = DataLossError("ledger entry at position " +
+                               std::to_string(item.events[failed].position) +
+                               " cannot be applied: " + st.error().message);
+        break;
+      }
+      continue;
+    }
+    const auto& f = item.terms;
+    const std::string where = "terms at ledger position " + std::to_string(item.position);
+    auto terms = CompileTerms(f.yaml, "ledger position " + std::to_string(item.position));
     if (!terms) {
-      return DataLossError("terms at ledger position " + std::to_string(v.position) +
-                           " no longer compile: " + terms.error().message);
+      result = DataLossError(where + " no longer compile: " + terms.error().message);
+      break;
     }
     if ((*terms)->version() != f.version || (*terms)->id() != f.id) {
-      return DataLossError("terms at ledger position " + std::to_string(v.position) +
-                           " do not match their recorded id and version");
+      result = DataLossError(where + " do not match their recorded id and version");
+      break;
     }
-    if (auto p = engine_->PublishTerms(*terms, v.position); !p) {
-      return DataLossError("terms at ledger position " + std::to_string(v.position) +
-                           " cannot be applied: " + p.error().message);
+    if (auto p = engine_->PublishTerms(*terms, item.position); !p) {
+      result = DataLossError(where + " cannot be applied: " + p.error().message);
+      break;
     }
-    published_at_[(*terms)->version()] = v.position;
-    return OkStatus();
-  });
-  ASSENT_RETURN_IF_ERROR(st);
-  ASSENT_RETURN_IF_ERROR(flush());
+    published_at_[(*terms)->version()] = item.position;
+  }
+  queue.Close();
+  reader.join();
+  ASSENT_RETURN_IF_ERROR(result);
+  engine_->EndBulkLoad();
   // Entries of other kinds (later issues) still move the position.
-  if (expected - 1 > engine_->snapshot()->position()) {
-    ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(expected - 1));
+  if (last_read > engine_->snapshot()->position()) {
+    ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(last_read));
   }
   return OkStatus();
 }
