@@ -17,6 +17,16 @@ echo "== decision engine (Google Benchmark)"
 build/release/assent_bench --benchmark_min_time=1 \
   --benchmark_out="$out/decide.json" --benchmark_out_format=json
 
+echo "== ledger: 64 concurrent durable writers, group commit vs one fsync per event"
+build/release/assent_ledger_bench appends 5 | tee "$out/appends.json"
+
+echo "== ledger: start-up replay of 10M consent events over 5M subjects"
+replay_dir="$out/replay-10m"
+if [[ ! -f "$replay_dir/ledger.db" ]]; then
+  build/release/assent_ledger_bench generate "$replay_dir" 10000000 5000000 | tee "$out/generate.json"
+fi
+build/release/assent_ledger_bench replay "$replay_dir" | tee "$out/replay.json"
+
 echo "== peers: Cedar and node-casbin on the same workload"
 (cd bench/compare && node compare.mjs) > "$out/peers.json"
 cat "$out/peers.json"

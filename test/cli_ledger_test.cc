@@ -1,0 +1,143 @@
+// The ledger commands end to end: the real `assent` binary on a temporary data directory.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int code;
+  std::string out;
+};
+
+RunResult Assent(const std::string& args) {
+  std::string cmd = "cd '" ASSENT_SOURCE_DIR "' && '" ASSENT_BINARY "' " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class CliLedgerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::mt19937_64 rng(std::random_device{}());
+    dir_ = (fs::temp_directory_path() / ("assent-cli-" + std::to_string(rng()))).string();
+  }
+  void TearDown() override {
+    fs::remove_all(dir_);
+    fs::remove_all(dir_ + "-b");
+    fs::remove(dir_ + ".jsonl");
+  }
+  std::string D() const { return " --data " + dir_; }
+  std::string dir_;
+};
+
+const std::string kV2 = " examples/terms/example-meetings-2023-08-07.yaml";
+const std::string kV3 = " examples/terms/example-meetings-2023-08-11.yaml";
+
+TEST_F(CliLedgerTest, PublishGrantWithdrawCheckExportImport) {
+  RunResult r = Assent("terms publish" + D() + kV2);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("published example-meetings@2023-08-07 at ledger position 1"),
+            std::string::npos) << r.out;
+  ASSERT_EQ(Assent("terms publish" + D() + kV3).code, 0);
+  r = Assent("terms publish" + D() + kV3);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("already published"), std::string::npos);
+
+  r = Assent("consent grant" + D() +
+             " --subject u1 --category content.chat --purpose ai_training.first_party"
+             " --at 2023-08-08T10:00:00Z --method settings");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"position\":3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"terms\":\"example-meetings@2023-08-07\""), std::string::npos);
+  EXPECT_NE(r.out.find("\"hash\":\""), std::string::npos);
+  r = Assent("consent withdraw" + D() + " --subject u1 --rule content-ai-training"
+             " --at 2023-08-10T00:00:00Z --terms-version 2023-08-07");
+  ASSERT_EQ(r.code, 0) << r.out;
+
+  // Point-in-time answers from the ledger.
+  r = Assent("check" + D() + " --category content.chat --purpose ai_training.first_party"
+             " --subject u1 --at 2023-08-09T00:00:00Z --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"reason\":\"consented\""), std::string::npos) << r.out;
+  r = Assent("check" + D() + " --category content.chat --purpose ai_training.first_party"
+             " --subject u1 --at 2023-08-10T12:00:00Z --json");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("\"reason\":\"withdrawn\""), std::string::npos) << r.out;
+
+  r = Assent("consent history" + D() + " --subject u1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"action\":\"withdraw\""), std::string::npos) << r.out;
+
+  // Export, then import into a fresh ledger with the same terms: the same answers.
+  ASSERT_EQ(Assent("ledger export" + D() + " --out " + dir_ + ".jsonl").code, 0);
+  ASSERT_EQ(Assent("terms publish --data " + dir_ + "-b" + kV2).code, 0);
+  ASSERT_EQ(Assent("terms publish --data " + dir_ + "-b" + kV3).code, 0);
+  r = Assent("ledger import --data " + dir_ + "-b " + dir_ + ".jsonl");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("imported 2 consent event(s)"), std::string::npos) << r.out;
+  r = Assent("check --data " + dir_ + "-b --category content.chat "
+             "--purpose ai_training.first_party --subject u1 --at 2023-08-09T00:00:00Z --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  // The export also reads as an events file for offline checks.
+  r = Assent("check --terms" + kV2 + " --terms" + kV3 + " --events " + dir_ + ".jsonl" +
+             " --category content.chat --purpose ai_training.first_party --subject u1"
+             " --at 2023-08-10T12:00:00Z");
+  EXPECT_EQ(r.code, 1) << r.out;
+}
+
+TEST_F(CliLedgerTest, BadInputChangesNothing) {
+  ASSERT_EQ(Assent("terms publish" + D() + kV2).code, 0);
+  struct Case {
+    std::string args;
+    std::string want;
+  } cases[] = {
+      {"consent grant --subject u1 --category content.chat", "--purpose"},
+      {"consent grant --subject u1 --account a1 --category content --purpose service",
+       "exactly one of --subject or --account"},
+      {"consent grant --subject u1 --category content.nope --purpose service", "unknown category"},
+      {"consent grant --subject u1 --category content --purpose service --method email",
+       "--method must be"},
+      {"consent grant --subject u1 --category content --purpose service --at yesterday",
+       "invalid time"},
+      {"consent grant --subject u1 --rule no-such-rule", "unknown rule"},
+      {"terms publish examples/terms/example-meetings-2023-03-31.yaml", "missing-description"},
+      {"terms publish /nonexistent.yaml", "cannot read"},
+  };
+  for (const auto& c : cases) {
+    RunResult r = Assent(c.args + D());
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.want), std::string::npos) << c.args << "\n" << r.out;
+  }
+  RunResult export_run = Assent("ledger export" + D());
+  EXPECT_EQ(std::count(export_run.out.begin(), export_run.out.end(), '\n'), 1)
+      << "only the terms publication is in the ledger";
+  // A file that is not JSON Lines imports nothing.
+  std::ofstream(dir_ + ".jsonl") << "{\"subject\":\"u1\",\"action\":\"grant\"}\nnot json\n";
+  RunResult r = Assent("ledger import" + D() + " " + dir_ + ".jsonl");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find(":1:"), std::string::npos) << r.out;
+}
+
+TEST_F(CliLedgerTest, RefusesAForeignDatabaseAndAMissingLedger) {
+  RunResult r = Assent("check" + D() + " --category content --purpose service --subject u1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("no ledger"), std::string::npos) << r.out;
+  fs::create_directories(dir_);
+  std::ofstream(dir_ + "/ledger.db") << "SQLite format 3 but not really, just some text to fail";
+  r = Assent("terms publish" + D() + kV2);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("ledger.db"), std::string::npos) << r.out;
+}
+
+}  // namespace
