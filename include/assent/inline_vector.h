@@ -52,6 +52,8 @@ class InlineVector {
   const T* end() const { return data() + size_; }
   T& back() { return data()[size_ - 1]; }
   void clear() { size_ = 0; }
+  // Drops the elements from index n on. REQUIRES: n <= size().
+  void truncate(size_t n) { size_ = n; }
 
   void reserve(size_t n) {
     if (n <= capacity()) return;

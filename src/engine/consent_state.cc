@@ -5,6 +5,7 @@
 
 #include <bit>
 #include <cstring>
+#include <cstdlib>
 #include <new>
 
 #include "common/hash.h"
@@ -160,7 +161,8 @@ uint64_t PartyHash(PartyKind kind, std::string_view id) {
 }
 
 PartyRecord* PartyRecord::Create(PartyKind kind, std::string_view id, uint32_t capacity) {
-  void* mem = ::operator new(Bytes(id.size(), capacity));
+  void* mem = std::malloc(Bytes(id.size(), capacity));
+  if (!mem) throw std::bad_alloc();
   auto* r = new (mem) PartyRecord();
   r->kind_ = kind;
   r->capacity_ = capacity;
@@ -180,8 +182,18 @@ PartyRecord* PartyRecord::Copy(const PartyRecord* src, uint32_t capacity) {
 void PartyRecord::Unref() const {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     this->~PartyRecord();
-    ::operator delete(const_cast<PartyRecord*>(this));
+    std::free(const_cast<PartyRecord*>(this));
   }
+}
+
+PartyRecord* PartyRecord::Grow(PartyRecord* r, uint32_t capacity) {
+  // The layout is relative to the start (header, id, events), so realloc keeps it valid, and
+  // often extends the block in place.
+  void* mem = std::realloc(r, Bytes(r->id_len_, capacity));
+  if (!mem) throw std::bad_alloc();
+  auto* g = static_cast<PartyRecord*>(mem);
+  g->capacity_ = capacity;
+  return g;
 }
 
 bool PartyRecord::Append(const StoredEvent& e) {
@@ -290,8 +302,15 @@ bool ConsentStateBuilder::Append(PartyKind kind, std::string_view id, const Stor
     if (!e.record) break;
     if (e.hash != hash || e.record->kind() != kind || e.record->id() != id) continue;
     PartyRecord* r = e.record;
-    if (r->Unique() && r->Append(ev)) return false;
-    PartyRecord* grown = PartyRecord::Copy(r, static_cast<uint32_t>(r->events().size()) + 1);
+    const uint32_t size = static_cast<uint32_t>(r->events().size());
+    if (r->Unique()) {  // ours alone: grow in place
+      if (!r->Append(ev)) {
+        r = e.record = PartyRecord::Grow(r, size + 1);
+        r->Append(ev);
+      }
+      return false;
+    }
+    PartyRecord* grown = PartyRecord::Copy(r, size + 1);
     grown->Append(ev);
     r->Unref();
     e.record = grown;

@@ -35,6 +35,9 @@ class PartyRecord {
  public:
   // A new record with room for `capacity` events. The caller owns the one reference.
   static PartyRecord* Create(PartyKind kind, std::string_view id, uint32_t capacity);
+  // `r` resized to room for `capacity` (>= its size) events; `r` is invalid afterwards.
+  // REQUIRES: exclusively owned.
+  static PartyRecord* Grow(PartyRecord* r, uint32_t capacity);
   // A copy of `src` with room for `capacity` (>= src->size()) events.
   static PartyRecord* Copy(const PartyRecord* src, uint32_t capacity);
 

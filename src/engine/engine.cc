@@ -23,7 +23,7 @@ constexpr size_t kMaxPartyIdBytes = 1024;
 // An event checked against the terms, with its scope as vocabulary ids.
 struct Resolved {
   int32_t version = -1;
-  std::vector<int32_t> categories, purposes;
+  InlineVector<int32_t, 6> categories, purposes;  // no allocation for ordinary scopes
 };
 
 std::string ScopeKey(const Resolved& r) {
@@ -92,7 +92,7 @@ Result<Resolved> Resolve(const TermsSet& ts, const ConsentEvent& e) {
   }
   for (auto* v : {&r.categories, &r.purposes}) {
     std::sort(v->begin(), v->end());
-    v->erase(std::unique(v->begin(), v->end()), v->end());
+    v->truncate(static_cast<size_t>(std::unique(v->begin(), v->end()) - v->begin()));
   }
   return r;
 }
@@ -191,7 +191,11 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
   Pending base = bulk_builder_ ? pending_ : Pending::Of(*cur);
   uint64_t last_position = base.position;
   Timestamp last_at = base.last_at;
-  std::vector<Resolved> resolved;
+  // Scratch space reused from batch to batch (ApplyBatch runs under write_mu_).
+  thread_local std::vector<Resolved> resolved;
+  thread_local std::vector<uint32_t> scope_ids;
+  resolved.clear();
+  scope_ids.clear();
   resolved.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const ConsentEvent& e = events[i];
@@ -211,13 +215,14 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
     last_at = e.at;
   }
   internal::SharedTables& tables = *cur->tables_;
-  std::vector<uint32_t> scope_ids;
   scope_ids.reserve(resolved.size());
   for (const Resolved& r : resolved) {
     std::string key = ScopeKey(r);
     auto it = tables.scope_index.find(key);
     if (it == tables.scope_index.end()) {
-      auto scope = std::make_unique<Scope>(Scope{r.categories, r.purposes});
+      auto scope = std::make_unique<Scope>();
+      scope->categories.assign(r.categories.begin(), r.categories.end());
+      scope->purposes.assign(r.purposes.begin(), r.purposes.end());
       uint32_t id = static_cast<uint32_t>(tables.scopes.size());
       if (!tables.scopes.push_back(scope.get())) {
         return FailedPreconditionError("too many distinct consent scopes for one engine");

@@ -16,29 +16,33 @@ const std::vector<std::string> kFields = {
     "kind", "position", "hash",          "subject", "account", "action",      "categories",
     "purposes", "at",   "terms_version", "method",  "rule",    "actor",       "recorded_at"};
 
-Result<std::vector<std::string>> StringList(simdjson::dom::element v, std::string_view key) {
+// Fills `*out` (reusing its strings' buffers) from an array of strings.
+Status StringList(simdjson::dom::element v, std::string_view key, std::vector<std::string>* out) {
   simdjson::dom::array arr;
   if (v.get_array().get(arr) != simdjson::SUCCESS) {
     return InvalidArgumentError("\"" + std::string(key) + "\" must be an array of strings");
   }
-  std::vector<std::string> out;
+  size_t n = 0;
   for (simdjson::dom::element e : arr) {
     std::string_view s;
     if (e.get_string().get(s) != simdjson::SUCCESS) {
       return InvalidArgumentError("\"" + std::string(key) + "\" must be an array of strings");
     }
-    out.emplace_back(s);
+    if (n == out->size()) out->emplace_back();
+    (*out)[n++].assign(s);
   }
-  if (out.empty()) return InvalidArgumentError("\"" + std::string(key) + "\" must not be empty");
-  return out;
+  out->resize(n);
+  if (n == 0) return InvalidArgumentError("\"" + std::string(key) + "\" must not be empty");
+  return OkStatus();
 }
 
-Result<std::string> Str(simdjson::dom::element v, std::string_view key) {
+// The string value (a view into the parser's buffer, valid until its next parse).
+Result<std::string_view> Str(simdjson::dom::element v, std::string_view key) {
   std::string_view s;
   if (v.get_string().get(s) != simdjson::SUCCESS) {
     return InvalidArgumentError("\"" + std::string(key) + "\" must be a string");
   }
-  return std::string(s);
+  return s;
 }
 
 // Parses one line's object. `skip` is set for entries of another kind.
@@ -57,11 +61,16 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
     }
     return OkStatus();
   }
+  // `e` may be reused from an earlier line: reset the optional fields.
+  e->rule.clear();
+  e->actor.clear();
+  e->terms_version.clear();
+  e->method = Method::kApi;
   for (auto field : obj) {
     std::string_view key = field.key;
     simdjson::dom::element v = field.value;
     if (key == "kind") {
-      ASSENT_ASSIGN_OR_RETURN(std::string kind, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(std::string_view kind, Str(v, key));
       if (kind != "consent") *skip = true;
     } else if (key == "position") {
       uint64_t pos;
@@ -71,44 +80,47 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
       e->position = pos;
       *has_position = true;
     } else if (key == "recorded_at") {
-      ASSENT_ASSIGN_OR_RETURN(std::string s, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
       ASSENT_RETURN_IF_ERROR(ParseTime(s));
     } else if (key == "hash" || key == "rule" || key == "actor") {
-      ASSENT_ASSIGN_OR_RETURN(std::string s, Str(v, key));
-      if (key == "rule") e->rule = s;
-      if (key == "actor") e->actor = s;
+      ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
+      if (key == "rule") e->rule.assign(s);
+      if (key == "actor") e->actor.assign(s);
     } else if (key == "subject" || key == "account") {
       if (has_party) return InvalidArgumentError("give either \"subject\" or \"account\", not both");
-      ASSENT_ASSIGN_OR_RETURN(e->party, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(std::string_view party, Str(v, key));
+      e->party.assign(party);
       e->party_kind = key == "subject" ? PartyKind::kSubject : PartyKind::kAccount;
       has_party = true;
     } else if (key == "action") {
-      ASSENT_ASSIGN_OR_RETURN(std::string a, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(std::string_view a, Str(v, key));
       auto action = ParseAction(a);
       if (!action) {
-        return InvalidArgumentError("\"action\" must be \"grant\" or \"withdraw\", not \"" + a +
-                                    "\"");
+        return InvalidArgumentError("\"action\" must be \"grant\" or \"withdraw\", not \"" +
+                                    std::string(a) + "\"");
       }
       e->action = *action;
       has_action = true;
     } else if (key == "categories") {
-      ASSENT_ASSIGN_OR_RETURN(e->categories, StringList(v, key));
+      ASSENT_RETURN_IF_ERROR(StringList(v, key, &e->categories));
       has_cats = true;
     } else if (key == "purposes") {
-      ASSENT_ASSIGN_OR_RETURN(e->purposes, StringList(v, key));
+      ASSENT_RETURN_IF_ERROR(StringList(v, key, &e->purposes));
       has_purs = true;
     } else if (key == "at") {
-      ASSENT_ASSIGN_OR_RETURN(std::string s, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
       ASSENT_ASSIGN_OR_RETURN(e->at, ParseTime(s));
       has_at = true;
     } else if (key == "terms_version") {
-      ASSENT_ASSIGN_OR_RETURN(e->terms_version, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(std::string_view tv, Str(v, key));
+      e->terms_version.assign(tv);
     } else if (key == "method") {
-      ASSENT_ASSIGN_OR_RETURN(std::string m, Str(v, key));
+      ASSENT_ASSIGN_OR_RETURN(std::string_view m, Str(v, key));
       auto method = ParseMethod(m);
       if (!method) {
-        return InvalidArgumentError("\"method\" must be settings, api, gpc, admin or import, not \"" +
-                                    m + "\"");
+        return InvalidArgumentError(
+            "\"method\" must be settings, api, gpc, admin or import, not \"" + std::string(m) +
+            "\"");
       }
       e->method = *method;
     } else {
