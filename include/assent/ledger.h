@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
+#include <shared_mutex>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -65,6 +67,18 @@ struct Receipt {
   std::string ToJson() const;
 };
 
+// Who an API key speaks for (DESIGN.md "Roles").
+enum class Role : uint8_t { kOperator, kService, kAuditor };
+std::string_view RoleName(Role r);
+std::optional<Role> ParseRole(std::string_view s);
+
+struct ApiKey {
+  std::string name;
+  Role role = Role::kService;
+  uint64_t position = 0;  // where it was created
+  bool revoked = false;
+};
+
 // The outcome of publishing a terms document.
 struct PublishResult {
   uint64_t position = 0;
@@ -96,6 +110,15 @@ class Ledger {
   // Records many consent events in order, all or nothing, in one transaction.
   Result<std::vector<Receipt>> RecordConsents(std::vector<ConsentEvent> events);
 
+  // Creates an API key and returns its secret, which is shown once and stored only as a
+  // SHA-256. kAlreadyExists when a live key has that name; kInvalidArgument for a bad name.
+  Result<std::string> CreateKey(Role role, std::string name);
+  // Revokes the live key of that name. kNotFound when there is none.
+  Status RevokeKey(std::string_view name);
+  std::vector<ApiKey> Keys() const;
+  // The live key whose secret this is, if any. Thread-safe; constant time in the secret.
+  std::optional<ApiKey> Authenticate(std::string_view secret) const;
+
   // Writes every entry after `since` as one JSON line (canonical bytes plus "hash").
   Status Export(uint64_t since, std::ostream& out) const;
 
@@ -113,6 +136,10 @@ class Ledger {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<internal::GroupCommitter> committer_;
   std::map<std::string, uint64_t> published_at_;  // terms version -> ledger position
+  Status ApplyKey(uint64_t position, const std::string& action, const std::string& name,
+                  const std::string& role, const std::string& key_sha256);
+  mutable std::shared_mutex keys_mu_;
+  std::map<std::string, ApiKey> keys_by_hash_;  // hex SHA-256 of the secret -> key
   bool read_only_ = false;
   int lock_fd_ = -1;
 };

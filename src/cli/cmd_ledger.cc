@@ -252,6 +252,77 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
     cmd->add_flag("--json", o->json, "Print as JSON");
     cmd->callback([o, exit_code] { *exit_code = History(*o); });
   }
+  // keys create|list|revoke
+  {
+    CLI::App* keys = app.add_subcommand("keys", "API keys for the HTTP API (stored hashed)");
+    keys->require_subcommand(1);
+    auto data = std::make_shared<std::string>("./assent-data");
+    auto role = std::make_shared<std::string>();
+    auto name = std::make_shared<std::string>();
+    auto* create = keys->add_subcommand("create", "Create a key and print its secret once");
+    AddDataOption(create, data.get());
+    create->add_option("--role", *role, "operator | service | auditor")->required();
+    create->add_option("--name", *name, "A name to list and revoke it by (default: the role)");
+    create->callback([data, role, name, exit_code] {
+      auto r = ParseRole(*role);
+      if (!r) {
+        PrintError("--role must be operator, service or auditor, not '" + *role + "'");
+        *exit_code = 2;
+        return;
+      }
+      auto ledger = OpenLedger(*data, false);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        *exit_code = 2;
+        return;
+      }
+      auto secret = (*ledger)->CreateKey(*r, name->empty() ? *role : *name);
+      if (!secret) {
+        PrintError(secret.error().message);
+        *exit_code = 2;
+        return;
+      }
+      std::cout << *secret << "\n";
+      std::cerr << "assent: the key is shown only now; only its SHA-256 is stored.\n";
+      *exit_code = 0;
+    });
+    auto* list = keys->add_subcommand("list", "List keys (names and roles, never secrets)");
+    auto ldata = std::make_shared<std::string>("./assent-data");
+    AddDataOption(list, ldata.get());
+    list->callback([ldata, exit_code] {
+      auto ledger = OpenLedger(*ldata, true);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        *exit_code = 2;
+        return;
+      }
+      for (const auto& k : (*ledger)->Keys()) {
+        std::cout << fmt::format("{:<24} {:<9} created at position {}{}\n", k.name,
+                                 RoleName(k.role), k.position, k.revoked ? "  (revoked)" : "");
+      }
+      *exit_code = 0;
+    });
+    auto* revoke = keys->add_subcommand("revoke", "Revoke a key by name");
+    auto rdata = std::make_shared<std::string>("./assent-data");
+    auto rname = std::make_shared<std::string>();
+    AddDataOption(revoke, rdata.get());
+    revoke->add_option("NAME", *rname, "The key's name")->required();
+    revoke->callback([rdata, rname, exit_code] {
+      auto ledger = OpenLedger(*rdata, false);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        *exit_code = 2;
+        return;
+      }
+      if (auto st = (*ledger)->RevokeKey(*rname); !st) {
+        PrintError(st.error().message);
+        *exit_code = 2;
+        return;
+      }
+      std::cout << "revoked " << *rname << "\n";
+      *exit_code = 0;
+    });
+  }
   // ledger export|import
   {
     CLI::App* ledger_cmd = app.add_subcommand("ledger", "Export and import the ledger");

@@ -9,12 +9,18 @@
 namespace assent::internal {
 
 std::string_view EntryKindName(EntryKind k) {
-  return k == EntryKind::kTerms ? "terms" : "consent";
+  switch (k) {
+    case EntryKind::kTerms: return "terms";
+    case EntryKind::kConsent: return "consent";
+    case EntryKind::kKey: return "key";
+  }
+  return "consent";
 }
 
 Result<EntryKind> ParseEntryKind(std::string_view s) {
   if (s == "terms") return EntryKind::kTerms;
   if (s == "consent") return EntryKind::kConsent;
+  if (s == "key") return EntryKind::kKey;
   return DataLossError("unknown entry kind '" + std::string(s) + "'");
 }
 
@@ -68,6 +74,16 @@ StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const Con
   if (!e.rule.empty()) w.Key("rule").String(e.rule);
   if (!e.actor.empty()) w.Key("actor").String(e.actor);
   return Finish(position, EntryKind::kConsent, w);
+}
+
+StoredEntry MakeKeyEntry(uint64_t position, Timestamp recorded_at, const KeyFields& key) {
+  JsonWriter w;
+  Head(w, position, EntryKind::kKey, recorded_at);
+  w.Key("action").String(key.action);
+  w.Key("name").String(key.name);
+  w.Key("role").String(key.role);
+  w.Key("key_sha256").String(key.key_sha256);
+  return Finish(position, EntryKind::kKey, w);
 }
 
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash) {
@@ -131,6 +147,34 @@ Status EntryDecoder::Decode(const EntryView& entry, ConsentEvent* consent, Terms
   terms->effective = *eff;
   if (!ParseSha256Hex(sha, &terms->yaml_sha256) || terms->yaml_sha256 != Sha256(terms->yaml)) {
     return bad("the terms text does not match its sha256");
+  }
+  return OkStatus();
+}
+
+Status EntryDecoder::DecodeKey(const EntryView& entry, KeyFields* key) {
+  auto bad = [&](const std::string& why) {
+    return DataLossError("ledger entry at position " + std::to_string(entry.position) + ": " +
+                         why);
+  };
+  simdjson::dom::element doc;
+  if (impl_->parser.parse(entry.body.data(), entry.body.size()).get(doc) != simdjson::SUCCESS) {
+    return bad("not valid JSON");
+  }
+  uint64_t pos = 0;
+  if (doc["position"].get_uint64().get(pos) != simdjson::SUCCESS || pos != entry.position) {
+    return bad("its body names another position");
+  }
+  auto str = [&](const char* k, std::string* out) {
+    std::string_view v;
+    if (doc[k].get_string().get(v) != simdjson::SUCCESS) return false;
+    *out = std::string(v);
+    return true;
+  };
+  std::string kind;
+  if (!str("kind", &kind) || kind != "key" || !str("action", &key->action) ||
+      !str("name", &key->name) || !str("role", &key->role) ||
+      !str("key_sha256", &key->key_sha256)) {
+    return bad("a key entry needs action, name, role and key_sha256");
   }
   return OkStatus();
 }

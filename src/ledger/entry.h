@@ -6,6 +6,7 @@
 // as RFC 8259 minimal escapes ("\"", "\\", \n, \r, \t, other controls as \u00XX), UTF-8 as is:
 //   entry   = {"position":N,"kind":KIND,"recorded_at":TIME, FIELDS}
 //   terms   : "terms":ID,"version":V,"effective":TIME,"sha256":HEX(yaml),"yaml":YAML
+//   key     : "action":("create"|"revoke"),"name":NAME,"role":ROLE,"key_sha256":HEX
 //   consent : ("subject"|"account"):ID,"action":("grant"|"withdraw"),
 //             "categories":[NAME,...],"purposes":[NAME,...],"at":TIME,
 //             "terms_version":V,"method":METHOD[,"rule":ID][,"actor":TEXT]
@@ -27,7 +28,7 @@
 
 namespace assent::internal {
 
-enum class EntryKind : uint8_t { kTerms, kConsent };
+enum class EntryKind : uint8_t { kTerms, kConsent, kKey };
 std::string_view EntryKindName(EntryKind k);
 Result<EntryKind> ParseEntryKind(std::string_view s);
 
@@ -51,6 +52,13 @@ StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms
 // REQUIRES: e.terms_version is the resolved version name.
 StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const ConsentEvent& e);
 
+// An API key change. Only the key's SHA-256 is ever stored.
+struct KeyFields {
+  std::string action;  // "create" | "revoke"
+  std::string name, role, key_sha256;
+};
+StoredEntry MakeKeyEntry(uint64_t position, Timestamp recorded_at, const KeyFields& key);
+
 // `body` with ,"hash":HEX before its final brace, and a newline.
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash);
 
@@ -67,6 +75,7 @@ class EntryDecoder {
   // kDataLoss naming what is wrong. Fills `*consent` or `*terms` by kind; checks that the
   // body's position equals `position`.
   Status Decode(const EntryView& entry, ConsentEvent* consent, TermsFields* terms);
+  Status DecodeKey(const EntryView& entry, KeyFields* key);
 
  private:
   struct Impl;

@@ -3,9 +3,11 @@
 #include "assent/ledger.h"
 
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -264,10 +266,11 @@ namespace {
 
 // What the reading thread of a replay hands to the applying thread, in ledger order.
 struct ReplayItem {
-  enum class Kind { kEvents, kTerms, kEnd, kError } kind = Kind::kEnd;
+  enum class Kind { kEvents, kTerms, kKey, kEnd, kError } kind = Kind::kEnd;
   explicit ReplayItem(Kind k = Kind::kEnd) : kind(k) {}
   std::vector<ConsentEvent> events;
   EntryDecoder::TermsFields terms;
+  internal::KeyFields key;
   uint64_t position = 0;
   Error error;
 };
@@ -365,6 +368,13 @@ Status Ledger::Replay() {
         return OkStatus();
       }
       send_batch();
+      if (v.kind == EntryKind::kKey) {
+        ReplayItem key(ReplayItem::Kind::kKey);
+        key.position = v.position;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeKey(v, &key.key));
+        queue.Push(std::move(key));
+        return OkStatus();
+      }
       ReplayItem terms(ReplayItem::Kind::kTerms);
       terms.position = v.position;
       ASSENT_RETURN_IF_ERROR(decoder.Decode(v, nullptr, &terms.terms));
@@ -399,6 +409,15 @@ Status Ledger::Replay() {
       }
       std::lock_guard lock(spare_mu);
       if (spare.size() < 4) spare.push_back(std::move(item.events));
+      continue;
+    }
+    if (item.kind == ReplayItem::Kind::kKey) {
+      const auto& k = item.key;
+      if (auto st = ApplyKey(item.position, k.action, k.name, k.role, k.key_sha256); !st) {
+        result = DataLossError("key entry at ledger position " + std::to_string(item.position) +
+                               ": " + st.error().message);
+        break;
+      }
       continue;
     }
     const auto& f = item.terms;
@@ -488,6 +507,112 @@ Status Ledger::Export(uint64_t since, std::ostream& out) const {
   out.flush();
   if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write the export");
   return OkStatus();
+}
+
+std::string_view RoleName(Role r) {
+  switch (r) {
+    case Role::kOperator: return "operator";
+    case Role::kService: return "service";
+    case Role::kAuditor: return "auditor";
+  }
+  return "service";
+}
+
+std::optional<Role> ParseRole(std::string_view s) {
+  if (s == "operator") return Role::kOperator;
+  if (s == "service") return Role::kService;
+  if (s == "auditor") return Role::kAuditor;
+  return std::nullopt;
+}
+
+Status Ledger::ApplyKey(uint64_t position, const std::string& action, const std::string& name,
+                        const std::string& role, const std::string& key_sha256) {
+  std::unique_lock lock(keys_mu_);
+  if (action == "create") {
+    auto r = ParseRole(role);
+    if (!r) return InvalidArgumentError("unknown role '" + role + "'");
+    keys_by_hash_[key_sha256] = ApiKey{name, *r, position, false};
+    return OkStatus();
+  }
+  if (action == "revoke") {
+    for (auto& [hash, key] : keys_by_hash_) {
+      if (key.name == name && !key.revoked) {
+        key.revoked = true;
+        return OkStatus();
+      }
+    }
+    return NotFoundError("no live key named '" + name + "'");
+  }
+  return InvalidArgumentError("unknown key action '" + action + "'");
+}
+
+Result<std::string> Ledger::CreateKey(Role role, std::string name) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  if (name.empty() || name.size() > 100 || !ValidUtf8(name) ||
+      name.find_first_of("\r\n\t") != std::string::npos) {
+    return InvalidArgumentError("a key name must be 1-100 printable characters");
+  }
+  std::lock_guard guard(committer_->commit_mu);
+  {
+    std::shared_lock lock(keys_mu_);
+    for (const auto& [hash, key] : keys_by_hash_) {
+      if (key.name == name && !key.revoked) {
+        return AlreadyExistsError("a live key is already named '" + name + "'");
+      }
+    }
+  }
+  uint8_t raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) return InternalError("no secure randomness available");
+  std::string secret = "assent_" + ToHex(raw, sizeof raw);
+  internal::KeyFields f{"create", name, std::string(RoleName(role)), ToHex(Sha256(secret))};
+  const uint64_t position = engine_->snapshot()->position() + 1;
+  StoredEntry entry = internal::MakeKeyEntry(position, clock_(), f);
+  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
+  ASSENT_RETURN_IF_ERROR(ApplyKey(position, f.action, f.name, f.role, f.key_sha256));
+  return secret;
+}
+
+Status Ledger::RevokeKey(std::string_view name) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  std::lock_guard guard(committer_->commit_mu);
+  internal::KeyFields f{"revoke", std::string(name), "", ""};
+  {
+    std::shared_lock lock(keys_mu_);
+    bool found = false;
+    for (const auto& [hash, key] : keys_by_hash_) {
+      if (key.name == name && !key.revoked) {
+        found = true;
+        f.role = std::string(RoleName(key.role));
+        f.key_sha256 = hash;
+      }
+    }
+    if (!found) return NotFoundError("no live key named '" + std::string(name) + "'");
+  }
+  const uint64_t position = engine_->snapshot()->position() + 1;
+  StoredEntry entry = internal::MakeKeyEntry(position, clock_(), f);
+  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
+  return ApplyKey(position, f.action, f.name, f.role, f.key_sha256);
+}
+
+std::vector<ApiKey> Ledger::Keys() const {
+  std::shared_lock lock(keys_mu_);
+  std::vector<ApiKey> out;
+  for (const auto& [hash, key] : keys_by_hash_) out.push_back(key);
+  std::sort(out.begin(), out.end(), [](const ApiKey& a, const ApiKey& b) {
+    return a.position < b.position;
+  });
+  return out;
+}
+
+std::optional<ApiKey> Ledger::Authenticate(std::string_view secret) const {
+  // Look up by the secret's hash: the comparison never touches the secret itself.
+  const std::string hash = ToHex(Sha256(secret));
+  std::shared_lock lock(keys_mu_);
+  auto it = keys_by_hash_.find(hash);
+  if (it == keys_by_hash_.end() || it->second.revoked) return std::nullopt;
+  return it->second;
 }
 
 std::string Receipt::ToJson() const {
