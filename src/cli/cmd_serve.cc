@@ -1,0 +1,116 @@
+// `assent serve`: the HTTP API over the embedded ledger.
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <thread>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "server/api.h"
+#include "server/listener.h"
+
+namespace assent::cli {
+namespace {
+
+struct ServeOptions {
+  std::string data = "./assent-data";
+  std::string listen = "127.0.0.1:8080";
+  int threads = 0;
+  bool demo = false;
+  bool quiet = false;
+};
+
+// With --demo: the example terms published and one key per role, printed once.
+Status SeedDemo(Ledger& ledger, std::vector<std::pair<std::string, std::string>>* keys) {
+  const std::string dir = "examples/terms/";
+  for (const char* f : {"example-meetings-2023-08-07.yaml", "example-meetings-2023-08-11.yaml"}) {
+    std::string yaml;
+    if (!ReadFile(dir + f, &yaml)) {
+      return NotFoundError("--demo needs " + dir + f + " (run it from the source tree)");
+    }
+    auto r = ledger.PublishTerms(yaml, dir + f);
+    if (!r) return std::unexpected(r.error());
+  }
+  for (Role role : {Role::kService, Role::kOperator, Role::kAuditor}) {
+    std::string name = "demo-" + std::string(RoleName(role)) + "-" +
+                       std::to_string(ledger.position());
+    auto secret = ledger.CreateKey(role, name);
+    if (!secret) return std::unexpected(secret.error());
+    keys->emplace_back(std::string(RoleName(role)), *secret);
+  }
+  return OkStatus();
+}
+
+int Serve(const ServeOptions& o) {
+  server::ServerOptions so;
+  size_t colon = o.listen.rfind(':');
+  if (colon == std::string::npos) {
+    PrintError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080");
+    return 2;
+  }
+  so.address = o.listen.substr(0, colon);
+  try {
+    int port = std::stoi(o.listen.substr(colon + 1));
+    if (port < 0 || port > 65535) throw std::out_of_range("port");
+    so.port = static_cast<uint16_t>(port);
+  } catch (const std::exception&) {
+    PrintError("--listen port must be 0-65535");
+    return 2;
+  }
+  so.threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  auto ledger = OpenLedger(o.data, false);
+  if (!ledger) {
+    PrintError(ledger.error().message);
+    return 2;
+  }
+  std::vector<std::pair<std::string, std::string>> keys;
+  if (o.demo) {
+    if (auto st = SeedDemo(**ledger, &keys); !st) {
+      PrintError(st.error().message);
+      return 2;
+    }
+  }
+  server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr);
+  server::HttpServer http(so, &api);
+  auto port = http.Listen();
+  if (!port) {
+    PrintError(port.error().message);
+    return 2;
+  }
+  const std::string base = fmt::format("http://{}:{}", so.address, *port);
+  std::cout << fmt::format("assent serving {} on {} (ledger position {}, {} threads)\n",
+                           (*ledger)->data_dir(), base, (*ledger)->position(), so.threads);
+  if (o.demo) {
+    std::cout << "demo keys (shown once):\n";
+    for (const auto& [role, secret] : keys) {
+      std::cout << fmt::format("  {:<9} {}\n", role, secret);
+    }
+    std::cout << fmt::format(
+        "try:\n  curl -s {0}/v1/decisions -H 'Authorization: Bearer {1}' \\\n"
+        "    -d '{{\"category\":\"content.chat\",\"purpose\":\"ai_training.first_party\","
+        "\"subjects\":[\"u1\"]}}'\n  curl -s {0}/v1/subjects/u1/consents -H 'Authorization: "
+        "Bearer {1}'\n  {0}/openapi.json  {0}/metrics\n",
+        base, keys.empty() ? "KEY" : keys.front().second);
+  }
+  std::cout.flush();
+  http.Run(true);
+  std::cout << "assent: stopped; every acknowledged write is on disk\n";
+  return 0;
+}
+
+}  // namespace
+
+void RegisterServeCommand(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "Serve the HTTP API (SIGTERM stops it gracefully)");
+  cmd->add_option("--data", o->data, "Data directory of the embedded ledger")
+      ->capture_default_str();
+  cmd->add_option("--listen", o->listen, "Address and port (port 0: any free port)")
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Event-loop threads (default: one per core)");
+  cmd->add_flag("--demo", o->demo, "Publish the example terms and print one key per role");
+  cmd->add_flag("--quiet", o->quiet, "No access log");
+  cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
+}
+
+}  // namespace assent::cli

@@ -1,0 +1,759 @@
+// Routing, authentication and the handlers of the /v1 API.
+#include "server/api.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+
+#include "common/json_writer.h"
+#include "common/strings.h"
+#include "server/problem.h"
+#include "terms/diff.h"
+
+namespace assent::server {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+HttpResponse Json(std::string body, int status = 200) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+// Parses a JSON request body into an object; 400 problems for anything else.
+struct Body {
+  simdjson::dom::parser parser;
+  object obj;
+};
+
+std::optional<HttpResponse> ParseObject(const HttpRequest& req, Body* b,
+                                        const std::vector<std::string>& allowed) {
+  if (!ValidUtf8(req.body)) return BadRequest("the body is not valid UTF-8");
+  element doc;
+  auto err = b->parser.parse(req.body.data(), req.body.size()).get(doc);
+  if (err) return BadRequest(std::string("the body is not valid JSON: ") + simdjson::error_message(err));
+  if (doc.get_object().get(b->obj) != simdjson::SUCCESS) {
+    return BadRequest("the body must be a JSON object");
+  }
+  for (auto field : b->obj) {
+    std::string_view k = field.key;
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      return BadRequest("unknown field \"" + std::string(k) + "\"" + DidYouMeanSuffix(k, allowed));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> GetString(object o, const char* key, std::string* out, bool required) {
+  element v;
+  if (o[key].get(v) != simdjson::SUCCESS) {
+    if (required) return BadRequest(std::string("missing \"") + key + "\"");
+    return std::nullopt;
+  }
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS) {
+    return BadRequest(std::string("\"") + key + "\" must be a string");
+  }
+  *out = std::string(s);
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> GetStrings(object o, const char* key, std::vector<std::string>* out,
+                                       bool required) {
+  element v;
+  if (o[key].get(v) != simdjson::SUCCESS) {
+    if (required) return BadRequest(std::string("missing \"") + key + "\"");
+    return std::nullopt;
+  }
+  simdjson::dom::array a;
+  if (v.get_array().get(a) != simdjson::SUCCESS) {
+    return BadRequest(std::string("\"") + key + "\" must be an array of strings");
+  }
+  for (element e : a) {
+    std::string_view s;
+    if (e.get_string().get(s) != simdjson::SUCCESS) {
+      return BadRequest(std::string("\"") + key + "\" must be an array of strings");
+    }
+    out->emplace_back(s);
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> GetPosition(object o, uint64_t* out) {
+  element v;
+  if (o["min_position"].get(v) != simdjson::SUCCESS) return std::nullopt;
+  if (v.get_uint64().get(*out) != simdjson::SUCCESS) {
+    return BadRequest("\"min_position\" must be a non-negative integer");
+  }
+  return std::nullopt;
+}
+
+// A decision question read from one JSON object.
+struct Question {
+  std::string category, purpose, account;
+  bool has_account = false;
+  std::vector<std::string> subjects;
+  std::vector<std::string_view> subject_views;
+  std::optional<Timestamp> at;
+  uint64_t min_position = 0;
+};
+
+const std::vector<std::string> kDecisionFields = {"category", "purpose", "subjects", "account",
+                                                   "at",       "min_position"};
+
+std::optional<HttpResponse> ReadQuestion(object o, Question* q) {
+  for (auto field : o) {
+    std::string_view k = field.key;
+    if (std::find(kDecisionFields.begin(), kDecisionFields.end(), k) == kDecisionFields.end()) {
+      return BadRequest("unknown field \"" + std::string(k) + "\"" +
+                        DidYouMeanSuffix(k, kDecisionFields));
+    }
+  }
+  if (auto p = GetString(o, "category", &q->category, true)) return p;
+  if (auto p = GetString(o, "purpose", &q->purpose, true)) return p;
+  if (auto p = GetStrings(o, "subjects", &q->subjects, false)) return p;
+  element acc;
+  if (o["account"].get(acc) == simdjson::SUCCESS && !acc.is_null()) {
+    if (auto p = GetString(o, "account", &q->account, true)) return p;
+    q->has_account = true;
+  }
+  std::string at;
+  if (auto p = GetString(o, "at", &at, false)) return p;
+  if (!at.empty()) {
+    auto t = ParseTime(at);
+    if (!t) return ProblemFor(t.error());
+    q->at = *t;
+  }
+  if (auto p = GetPosition(o, &q->min_position)) return p;
+  for (const auto& s : q->subjects) q->subject_views.push_back(s);
+  return std::nullopt;
+}
+
+DecisionRequest ToRequest(const Question& q) {
+  DecisionRequest r;
+  r.category = q.category;
+  r.purpose = q.purpose;
+  r.subjects = q.subject_views;
+  if (q.has_account) r.account = q.account;
+  r.at = q.at;
+  return r;
+}
+
+HttpResponse NotAtPosition(uint64_t wanted, uint64_t applied) {
+  return ProblemFor(Error{ErrorCode::kUnavailable,
+                          "this node has applied ledger position " + std::to_string(applied) +
+                              ", not yet " + std::to_string(wanted) + "; retry"});
+}
+
+// ---- handlers -------------------------------------------------------------------------------
+
+HttpResponse Healthz(RouteContext&) { return Json("{\"status\":\"ok\"}"); }
+
+HttpResponse Readyz(RouteContext& ctx) {
+  uint64_t pos = ctx.api->ledger().position();
+  return Json("{\"status\":\"ready\",\"position\":" + std::to_string(pos) + "}");
+}
+
+HttpResponse MetricsRoute(RouteContext& ctx) {
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = ctx.api->metrics().Render(ctx.api->ledger().position());
+  return r;
+}
+
+HttpResponse OpenApi(RouteContext&) { return Json(Api::OpenApiJson()); }
+
+HttpResponse Decide(RouteContext& ctx) {
+  Body b;
+  if (auto p = ParseObject(*ctx.request, &b, kDecisionFields)) return *p;
+  Question q;
+  if (auto p = ReadQuestion(b.obj, &q)) return *p;
+  Engine& engine = ctx.api->ledger().engine();
+  auto snap = engine.snapshot();
+  if (q.min_position > snap->position()) {
+    if (!ctx.waited) {
+      ctx.wait_for = q.min_position;
+      return {};
+    }
+    return NotAtPosition(q.min_position, snap->position());
+  }
+  auto d = snap->Decide(ToRequest(q), engine.Now());
+  if (!d) return ProblemFor(d.error());
+  ctx.api->metrics().Decision(d->reason);
+  return Json(DecisionToJson(*d));
+}
+
+HttpResponse DecideBatch(RouteContext& ctx) {
+  constexpr size_t kMaxItems = 10000;
+  Engine& engine = ctx.api->ledger().engine();
+  const bool ndjson = ctx.request->Header("Content-Type").starts_with("application/x-ndjson");
+  std::vector<Question> questions;
+  uint64_t min_position = 0;
+  simdjson::dom::parser parser;
+  if (ndjson) {
+    std::string_view body = ctx.request->body;
+    size_t line_no = 0;
+    while (!body.empty()) {
+      size_t nl = body.find('\n');
+      std::string_view line = body.substr(0, nl);
+      body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      element doc;
+      object o;
+      if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(o)) {
+        return BadRequest("line " + std::to_string(line_no) + " is not a JSON object");
+      }
+      Question q;
+      if (auto p = ReadQuestion(o, &q)) {
+        return BadRequest("line " + std::to_string(line_no) + ": " + p->body);
+      }
+      min_position = std::max(min_position, q.min_position);
+      questions.push_back(std::move(q));
+    }
+  } else {
+    Body b;
+    if (auto p = ParseObject(*ctx.request, &b, {"items", "min_position"})) return *p;
+    if (auto p = GetPosition(b.obj, &min_position)) return *p;
+    simdjson::dom::array items;
+    if (b.obj["items"].get_array().get(items) != simdjson::SUCCESS) {
+      return BadRequest("\"items\" must be an array of decision requests");
+    }
+    if (items.size() > kMaxItems) {
+      return Problem(413, "too-many-items", "Too many items",
+                     "a batch holds at most " + std::to_string(kMaxItems) +
+                         " items; send more with Content-Type: application/x-ndjson");
+    }
+    size_t i = 0;
+    for (element e : items) {
+      object o;
+      if (e.get_object().get(o)) return BadRequest("item " + std::to_string(i) + " is not an object");
+      Question q;
+      if (auto p = ReadQuestion(o, &q)) {
+        return BadRequest("item " + std::to_string(i) + ": " + p->body);
+      }
+      questions.push_back(std::move(q));
+      ++i;
+    }
+  }
+  auto snap = engine.snapshot();
+  if (min_position > snap->position()) {
+    if (!ctx.waited) {
+      ctx.wait_for = min_position;
+      return {};
+    }
+    return NotAtPosition(min_position, snap->position());
+  }
+  std::vector<DecisionRequest> requests;
+  requests.reserve(questions.size());
+  for (const auto& q : questions) requests.push_back(ToRequest(q));
+  std::vector<Result<Decision>> results;
+  snap->DecideBatch(requests, engine.Now(), &results);
+  std::string out;
+  if (!ndjson) out = "{\"decisions\":[";
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (!ndjson && i) out += ",";
+    if (results[i]) {
+      ctx.api->metrics().Decision(results[i]->reason);
+      out += DecisionToJson(*results[i]);
+    } else {
+      out += ProblemFor(results[i].error()).body;
+    }
+    if (ndjson) out += "\n";
+  }
+  if (!ndjson) out += "]}";
+  HttpResponse r = Json(std::move(out));
+  if (ndjson) r.content_type = "application/x-ndjson";
+  return r;
+}
+
+void WriteTerms(JsonWriter& w, const Terms& t) {
+  w.BeginObject();
+  w.Key("terms").String(t.id());
+  w.Key("version").String(t.version());
+  w.Key("effective").String(FormatTime(t.effective()));
+  w.Key("clauses").BeginArray();
+  for (const auto& c : t.clauses()) {
+    w.BeginObject().Key("id").String(c.id).Key("title").String(c.title);
+    w.Key("text").String(c.text).EndObject();
+  }
+  w.EndArray();
+  for (bool cats : {true, false}) {
+    w.Key(cats ? "categories" : "purposes").BeginArray();
+    for (const auto& n : cats ? t.categories() : t.purposes()) {
+      w.BeginObject().Key("name").String(n.name).Key("description").String(n.description);
+      if (!cats && n.gpc) w.Key("gpc").Bool(true);
+      if (!n.derived_from.empty()) {
+        w.Key("derived_from").BeginArray();
+        for (int32_t d : n.derived_from) w.String(t.categories()[d].name);
+        w.EndArray();
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.Key("rules").BeginArray();
+  for (const auto& r : t.rules()) {
+    w.BeginObject().Key("id").String(r.id).Key("basis").String(BasisName(r.basis));
+    if (!r.summary.empty()) w.Key("summary").String(r.summary);
+    if (r.basis == Basis::kConsent || r.basis == Basis::kObjectable) {
+      w.Key("consent_from").String(ConsentFromName(r.consent_from));
+    }
+    if (r.consent_valid_for) w.Key("consent_valid_for").String(FormatDuration(*r.consent_valid_for));
+    w.Key("categories").BeginArray();
+    for (int32_t c : r.categories) w.String(t.categories()[c].name);
+    w.EndArray().Key("purposes").BeginArray();
+    for (int32_t p : r.purposes) w.String(t.purposes()[p].name);
+    w.EndArray().Key("clauses").BeginArray();
+    for (const auto& c : r.clause_ids) w.String(c);
+    w.EndArray().EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+HttpResponse TermsCurrent(RouteContext& ctx) {
+  Engine& engine = ctx.api->ledger().engine();
+  auto snap = engine.snapshot();
+  int32_t v = snap->terms().VersionAt(engine.Now());
+  if (v < 0) return ProblemFor(Error{ErrorCode::kNotFound, "no terms are in effect now"});
+  JsonWriter w;
+  WriteTerms(w, snap->terms().version(v));
+  return Json(w.Take());
+}
+
+HttpResponse TermsVersion(RouteContext& ctx) {
+  auto snap = ctx.api->ledger().engine().snapshot();
+  int32_t v = snap->terms().FindVersion(ctx.params[0]);
+  if (v < 0) {
+    return ProblemFor(Error{ErrorCode::kNotFound, "no terms version '" + ctx.params[0] + "'"});
+  }
+  JsonWriter w;
+  WriteTerms(w, snap->terms().version(v));
+  return Json(w.Take());
+}
+
+HttpResponse TermsPublish(RouteContext& ctx) {
+  const std::string& yaml = ctx.request->body;
+  LintResult lint = LintTerms(yaml, "request body");
+  if (lint.has_errors()) {
+    HttpResponse r = Problem(422, "terms-refused", "The terms do not lint",
+                             "fix the diagnostics and publish again");
+    JsonWriter w;
+    w.BeginArray();
+    for (const auto& d : lint.diagnostics) {
+      w.BeginObject().Key("line").Int(d.line).Key("column").Int(d.column);
+      w.Key("severity").String(d.severity == Severity::kError ? "error" : "warning");
+      w.Key("message").String(d.message).Key("code").String(d.code).EndObject();
+    }
+    w.EndArray();
+    r.body.pop_back();
+    r.body += ",\"diagnostics\":" + w.Take() + "}";
+    return r;
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto p = ctx.api->ledger().PublishTerms(yaml, "request body");
+  ctx.api->metrics().Append(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!p) return ProblemFor(p.error());
+  JsonWriter w;
+  w.BeginObject().Key("terms").String(p->terms->label()).Key("position").UInt(p->position);
+  w.Key("already_published").Bool(p->already_published).EndObject();
+  return Json(w.Take(), p->already_published ? 200 : 201);
+}
+
+HttpResponse TermsDiffRoute(RouteContext& ctx) {
+  auto snap = ctx.api->ledger().engine().snapshot();
+  int32_t a = snap->terms().FindVersion(ctx.params[0]);
+  int32_t b = snap->terms().FindVersion(ctx.params[1]);
+  if (a < 0 || b < 0) {
+    return ProblemFor(Error{ErrorCode::kNotFound, "no terms version '" +
+                                                      ctx.params[a < 0 ? 0 : 1] + "'"});
+  }
+  return Json(DiffJson(DiffTerms(snap->terms().version(a), snap->terms().version(b))).dump());
+}
+
+PartyKind KindOf(const RouteContext& ctx) {
+  return ctx.request->Path().starts_with("/v1/accounts/") ? PartyKind::kAccount
+                                                          : PartyKind::kSubject;
+}
+
+HttpResponse Consents(RouteContext& ctx) {
+  const PartyKind kind = KindOf(ctx);
+  const std::string& id = ctx.params[0];
+  Engine& engine = ctx.api->ledger().engine();
+  auto snap = engine.snapshot();
+  const Timestamp now = engine.Now();
+  int32_t v = snap->terms().VersionAt(now);
+  if (v < 0) return ProblemFor(Error{ErrorCode::kNotFound, "no terms are in effect now"});
+  const Terms& t = snap->terms().version(v);
+  JsonWriter w;
+  w.BeginObject();
+  w.Key(PartyKindName(kind)).String(id);
+  w.Key("terms").String(t.label());
+  w.Key("position").UInt(snap->position());
+  w.Key("rules").BeginArray();
+  for (const Rule& rule : t.rules()) {
+    const bool asks = rule.basis == Basis::kConsent || rule.basis == Basis::kObjectable;
+    const bool for_me = kind == PartyKind::kAccount ? rule.consent_from != ConsentFrom::kSubjects
+                                                    : rule.consent_from != ConsentFrom::kAccount;
+    w.BeginObject();
+    w.Key("rule").String(rule.id);
+    w.Key("basis").String(BasisName(rule.basis));
+    if (!rule.summary.empty()) w.Key("summary").String(rule.summary);
+    if (asks) w.Key("consent_from").String(ConsentFromName(rule.consent_from));
+    w.Key("categories").BeginArray();
+    for (int32_t c : rule.categories) {
+      w.BeginObject().Key("name").String(t.categories()[c].name);
+      w.Key("description").String(t.categories()[c].description).EndObject();
+    }
+    w.EndArray().Key("purposes").BeginArray();
+    for (int32_t p : rule.purposes) {
+      w.BeginObject().Key("name").String(t.purposes()[p].name);
+      w.Key("description").String(t.purposes()[p].description).EndObject();
+    }
+    w.EndArray().Key("clauses").BeginArray();
+    for (int32_t c : rule.clauses) {
+      w.BeginObject().Key("id").String(t.clauses()[c].id).Key("title").String(t.clauses()[c].title);
+      w.Key("text").String(t.clauses()[c].text).EndObject();
+    }
+    w.EndArray();
+    if (asks && for_me) {
+      // The state over the rule's own pairs; the latest deciding event names "since".
+      std::string state = "none";
+      uint64_t event = 0;
+      bool mixed = false;
+      for (int32_t c : rule.categories) {
+        for (int32_t p : rule.purposes) {
+          int32_t r = t.DecidingRule(c, p);
+          if (r < 0 || &t.rules()[r] != &rule) continue;
+          auto st = snap->PartyStateFor(kind, id, t.categories()[c].name, t.purposes()[p].name, now);
+          if (!st) continue;
+          std::string s(PartyStateName(st->state));
+          if (event == 0 && state == "none") {
+            state = s;
+            event = st->event;
+          } else if (s != state) {
+            mixed = true;
+          }
+          event = std::max(event, st->event);
+        }
+      }
+      w.Key("state").String(mixed ? "mixed" : state);
+      w.Key("event");
+      if (event) {
+        w.UInt(event);
+      } else {
+        w.Null();
+      }
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Json(w.Take());
+}
+
+HttpResponse History(RouteContext& ctx) {
+  const PartyKind kind = KindOf(ctx);
+  auto snap = ctx.api->ledger().engine().snapshot();
+  JsonWriter w;
+  w.BeginObject();
+  w.Key(PartyKindName(kind)).String(ctx.params[0]);
+  w.Key("position").UInt(snap->position());
+  w.Key("events").BeginArray();
+  for (const auto& e : snap->EventsOf(kind, ctx.params[0])) {
+    w.BeginObject().Key("position").UInt(e.position).Key("action").String(ActionName(e.action));
+    w.Key("categories").BeginArray();
+    for (const auto& c : e.categories) w.String(c);
+    w.EndArray().Key("purposes").BeginArray();
+    for (const auto& p : e.purposes) w.String(p);
+    w.EndArray().Key("at").String(FormatTime(e.at));
+    w.Key("terms_version").String(e.terms_version).Key("method").String(MethodName(e.method));
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return Json(w.Take());
+}
+
+HttpResponse RecordConsent(RouteContext& ctx) {
+  Body b;
+  if (auto p = ParseObject(*ctx.request, &b,
+                           {"rule", "categories", "purposes", "action", "at", "method"})) {
+    return *p;
+  }
+  ConsentEvent e;
+  e.party_kind = KindOf(ctx);
+  e.party = ctx.params[0];
+  std::string action, at, method;
+  if (auto p = GetString(b.obj, "action", &action, true)) return *p;
+  if (auto p = GetString(b.obj, "rule", &e.rule, false)) return *p;
+  if (auto p = GetStrings(b.obj, "categories", &e.categories, false)) return *p;
+  if (auto p = GetStrings(b.obj, "purposes", &e.purposes, false)) return *p;
+  if (auto p = GetString(b.obj, "at", &at, false)) return *p;
+  if (auto p = GetString(b.obj, "method", &method, false)) return *p;
+  auto a = ParseAction(action);
+  if (!a) return BadRequest("\"action\" must be \"grant\" or \"withdraw\"");
+  e.action = *a;
+  if (e.action == Action::kGrant) {
+    return Problem(403, "grant-needs-the-person", "Forbidden",
+                   "an API key may record withdrawals and objections, never grants: nobody "
+                   "grants consent on another's behalf. Grants come from the person's own "
+                   "settings session.");
+  }
+  if (e.rule.empty() && (e.categories.empty() || e.purposes.empty())) {
+    return BadRequest("give \"rule\", or \"categories\" and \"purposes\"");
+  }
+  e.method = Method::kApi;
+  if (!method.empty()) {
+    auto m = ParseMethod(method);
+    if (!m || *m == Method::kImport || *m == Method::kSettings) {
+      return BadRequest("\"method\" must be api, gpc or admin");
+    }
+    e.method = *m;
+  }
+  if (!at.empty()) {
+    auto t = ParseTime(at);
+    if (!t) return ProblemFor(t.error());
+    e.at = *t;
+  }
+  e.actor = "key:" + ctx.caller->key_name;
+  auto start = std::chrono::steady_clock::now();
+  auto r = ctx.api->ledger().RecordConsent(std::move(e));
+  ctx.api->metrics().Append(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!r) return ProblemFor(r.error());
+  return Json(r->ToJson(), 201);
+}
+
+HttpResponse LedgerExport(RouteContext& ctx) {
+  uint64_t since = 0;
+  std::string s;
+  if (ctx.request->QueryParam("since", &s)) {
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), since);
+    if (ec != std::errc() || ptr != s.data() + s.size()) {
+      return BadRequest("\"since\" must be a non-negative integer");
+    }
+  }
+  std::ostringstream out;
+  if (auto st = ctx.api->ledger().Export(since, out); !st) return ProblemFor(st.error());
+  HttpResponse r = Json(out.str());
+  r.content_type = "application/x-ndjson";
+  return r;
+}
+
+}  // namespace
+
+const std::vector<Route>& Api::Routes() {
+  static const std::vector<Route> routes = {
+      {"GET", "/healthz", kPublic, "Liveness", Healthz},
+      {"GET", "/readyz", kPublic, "Readiness: the ledger is loaded", Readyz},
+      {"GET", "/metrics", kPublic, "Prometheus metrics", MetricsRoute},
+      {"GET", "/openapi.json", kPublic, "This API's OpenAPI 3.1 document", OpenApi},
+      {"POST", "/v1/decisions", kOperator | kService, "Decide one use of data", Decide},
+      {"POST", "/v1/decisions:batch", kOperator | kService,
+       "Decide many uses (JSON up to 10,000 items, or NDJSON streams)", DecideBatch},
+      {"GET", "/v1/terms", kAnyRole, "The terms in effect now", TermsCurrent},
+      {"POST", "/v1/terms", kOperator, "Publish a terms version (YAML body)", TermsPublish},
+      {"GET", "/v1/terms/{version}", kAnyRole, "One terms version", TermsVersion},
+      {"GET", "/v1/terms/{a}/diff/{b}", kAnyRole, "What changed between two versions",
+       TermsDiffRoute},
+      {"GET", "/v1/subjects/{id}/consents", kAnyRole, "A person's choices per rule", Consents},
+      {"POST", "/v1/subjects/{id}/consents", kOperator | kService,
+       "Record a withdrawal or objection for a person", RecordConsent},
+      {"GET", "/v1/subjects/{id}/history", kAnyRole, "A person's consent events", History},
+      {"GET", "/v1/accounts/{id}/consents", kAnyRole, "An account's choices per rule", Consents},
+      {"POST", "/v1/accounts/{id}/consents", kOperator | kService,
+       "Record a withdrawal or objection for an account", RecordConsent},
+      {"GET", "/v1/accounts/{id}/history", kAnyRole, "An account's consent events", History},
+      {"GET", "/v1/ledger", kOperator | kAuditor, "Export the ledger (NDJSON)", LedgerExport},
+  };
+  return routes;
+}
+
+namespace {
+
+// Matches `path` against a pattern; fills the decoded {params}.
+bool Match(std::string_view pattern, std::string_view path, std::vector<std::string>* params) {
+  params->clear();
+  while (!pattern.empty() || !path.empty()) {
+    size_t brace = pattern.find('{');
+    if (brace == std::string_view::npos) return pattern == path;
+    if (path.substr(0, brace) != pattern.substr(0, brace)) return false;
+    path.remove_prefix(brace);
+    pattern.remove_prefix(pattern.find('}') + 1);
+    size_t end = path.find('/');
+    std::string_view raw = path.substr(0, end);
+    if (raw.empty()) return false;
+    std::string decoded;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      auto hex = [](char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                               : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      };
+      if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        decoded.push_back(static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2])));
+        i += 2;
+      } else {
+        decoded.push_back(raw[i]);
+      }
+    }
+    params->push_back(std::move(decoded));
+    path = end == std::string_view::npos ? std::string_view() : path.substr(end);
+  }
+  return true;
+}
+
+}  // namespace
+
+Api::Api(Ledger* ledger, std::ostream* access_log) : ledger_(ledger), access_log_(access_log) {}
+
+uint64_t Api::AppliedPosition() const { return ledger_->position(); }
+
+HandlerResult Api::Handle(const HttpRequest& req, bool waited) {
+  const auto start = std::chrono::steady_clock::now();
+  HandlerResult result;
+  const auto& routes = Routes();
+  RouteContext ctx{this, &req, {}, std::nullopt, waited, 0};
+  size_t route_index = Metrics::kMaxRoutes - 1;
+  bool path_known = false;
+  const Route* route = nullptr;
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (!Match(routes[i].pattern, req.Path(), &ctx.params)) continue;
+    path_known = true;
+    if (routes[i].method == req.method) {
+      route = &routes[i];
+      route_index = i;
+      break;
+    }
+  }
+  HttpResponse& r = result.response;
+  if (!route) {
+    r = path_known ? Problem(405, "method-not-allowed", "Method not allowed",
+                             req.method + " is not allowed on " + std::string(req.Path()))
+                   : Problem(404, "not-found", "Not found",
+                             "no route " + std::string(req.Path()) + "; see /openapi.json");
+    r.route = "unmatched";
+  } else {
+    r.route = route->method + " " + route->pattern;
+    bool allowed = route->roles == kPublic;
+    if (!allowed) {
+      std::string_view auth = req.Header("Authorization");
+      std::optional<ApiKey> key;
+      if (auth.starts_with("Bearer ")) key = ledger_->Authenticate(auth.substr(7));
+      if (!key) {
+        r = Problem(401, "unauthenticated", "Missing or bad credentials",
+                    "send Authorization: Bearer <key> with a live API key (assent keys create)");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      } else if (!(route->roles & (1u << static_cast<unsigned>(key->role)))) {
+        r = Problem(403, "forbidden", "Forbidden",
+                    "role " + std::string(RoleName(key->role)) + " may not " + r.route);
+        r.key_name = key->name;
+      } else {
+        ctx.caller = Caller{key->name, key->role};
+        allowed = true;
+      }
+    }
+    if (allowed) {
+      std::string route_name = r.route;
+      r = route->handle(ctx);
+      r.route = std::move(route_name);
+      if (ctx.caller) r.key_name = ctx.caller->key_name;
+      if (ctx.wait_for) {
+        result.wait_for_position = ctx.wait_for;
+        result.wait_bound = std::chrono::milliseconds(2000);
+      }
+    }
+  }
+  if (!result.wait_for_position) {
+    metrics_.Request(route_index, r.status,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return result;
+}
+
+void Api::Log(const HttpRequest& req, const HttpResponse& res, double ms) {
+  if (!access_log_) return;
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("time").String(FormatTime(ledger_->engine().Now()));
+  w.Key("remote").String(req.remote);
+  w.Key("method").String(ValidUtf8(req.method) ? req.method : "?");
+  w.Key("route").String(res.route.empty() ? "unmatched" : res.route);
+  w.Key("status").Int(res.status);
+  w.Key("ms").Int(static_cast<int64_t>(ms * 1000) / 1000);
+  if (!res.key_name.empty()) w.Key("key").String(res.key_name);
+  w.EndObject();
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  *access_log_ << w.str() << "\n";
+  access_log_->flush();
+}
+
+std::string Api::OpenApiJson() {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("openapi").String("3.1.0");
+  w.Key("info").BeginObject().Key("title").String("Assent API").Key("version").String("1");
+  w.Key("description").String("Consent-gated data use: decisions, consents, terms, ledger.");
+  w.EndObject();
+  w.Key("components").BeginObject().Key("securitySchemes").BeginObject();
+  w.Key("bearer").BeginObject().Key("type").String("http").Key("scheme").String("bearer");
+  w.EndObject().EndObject().EndObject();
+  w.Key("paths").BeginObject();
+  const auto& routes = Routes();
+  std::vector<std::string> seen;
+  for (const auto& r : routes) {
+    if (std::find(seen.begin(), seen.end(), r.pattern) != seen.end()) continue;
+    seen.push_back(r.pattern);
+    w.Key(r.pattern).BeginObject();
+    for (const auto& m : routes) {
+      if (m.pattern != r.pattern) continue;
+      std::string method = m.method;
+      std::transform(method.begin(), method.end(), method.begin(), ::tolower);
+      w.Key(method).BeginObject();
+      w.Key("summary").String(m.summary);
+      if (m.roles != kPublic) {
+        w.Key("security").BeginArray().BeginObject().Key("bearer").BeginArray().EndArray();
+        w.EndObject().EndArray();
+        std::string roles;
+        for (auto [bit, name] : {std::pair{kOperator, "operator"}, {kService, "service"},
+                                 {kAuditor, "auditor"}}) {
+          if (m.roles & bit) roles += (roles.empty() ? "" : ", ") + std::string(name);
+        }
+        w.Key("description").String("Roles: " + roles + ".");
+      }
+      std::vector<std::string> params;
+      for (size_t at = 0; (at = m.pattern.find('{', at)) != std::string::npos; ++at) {
+        params.push_back(m.pattern.substr(at + 1, m.pattern.find('}', at) - at - 1));
+      }
+      if (!params.empty()) {
+        w.Key("parameters").BeginArray();
+        for (const auto& p : params) {
+          w.BeginObject().Key("name").String(p).Key("in").String("path");
+          w.Key("required").Bool(true).Key("schema").BeginObject().Key("type").String("string");
+          w.EndObject().EndObject();
+        }
+        w.EndArray();
+      }
+      w.Key("responses").BeginObject().Key("default").BeginObject();
+      w.Key("description").String("JSON, or application/problem+json on error");
+      w.EndObject().EndObject();
+      w.EndObject();
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  w.EndObject();
+  return w.Take();
+}
+
+}  // namespace assent::server

@@ -1,0 +1,286 @@
+// Boost.Beast sessions, after the "advanced server" example: an acceptor hands each
+// connection to a Session that reads a request (with body and header limits and a timeout),
+// asks the Handler, writes the response and reads the next one (keep-alive).
+#include "server/listener.h"
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace assent::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+class Session;
+
+}  // namespace
+
+struct HttpServer::Impl {
+  ServerOptions options;
+  Handler* handler;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::atomic<bool> stopping{false};
+  asio::signal_set* signals = nullptr;
+  std::mutex sessions_mu;
+  std::set<std::weak_ptr<Session>, std::owner_less<std::weak_ptr<Session>>> sessions;
+
+  Impl(ServerOptions o, Handler* h) : options(std::move(o)), handler(h), ioc(o.threads) {}
+  void Accept();
+  void StopAccepting();
+};
+
+namespace {
+
+HttpResponse Simple(int status, std::string_view type, std::string_view detail) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/problem+json";
+  r.body = "{\"type\":\"https://assent.dev/problems/" + std::string(type) +
+           "\",\"title\":\"" + std::string(detail) + "\",\"status\":" + std::to_string(status) +
+           ",\"detail\":\"" + std::string(detail) + "\"}";
+  return r;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+
+  void Start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); }); }
+
+  // Closes the connection if it is waiting for a request (graceful shutdown).
+  void CloseIfIdle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) {
+        beast::error_code ec;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->stream_.close();
+      }
+    });
+  }
+
+ private:
+  void Read() {
+    if (server_->stopping) return Close();
+    busy_ = false;
+    parser_.emplace();
+    parser_->body_limit(server_->options.body_limit);
+    parser_->header_limit(server_->options.header_limit);
+    stream_.expires_after(server_->options.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    busy_ = true;
+    started_ = std::chrono::steady_clock::now();
+    stream_.expires_after(server_->options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
+      return Close();
+    }
+    HttpResponse r;
+    if (ec == http::error::body_limit) {
+      r = Simple(413, "body-too-large",
+                 "request body larger than " + std::to_string(server_->options.body_limit) +
+                     " bytes");
+    } else if (ec == http::error::header_limit) {
+      r = Simple(431, "headers-too-large", "request headers too large");
+    } else {
+      r = Simple(400, "malformed-http", "malformed HTTP request");
+    }
+    close_after_write_ = true;
+    HttpRequest req;
+    req.method = "?";
+    req.target = "?";
+    Write(std::move(r), req);
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    auto& msg = parser_->get();
+    request_ = HttpRequest{};
+    request_.method = std::string(msg.method_string());
+    request_.target = std::string(msg.target());
+    for (const auto& f : msg) request_.headers.emplace_back(f.name_string(), f.value());
+    request_.body = std::move(msg.body());
+    beast::error_code pe;
+    auto ep = stream_.socket().remote_endpoint(pe);
+    if (!pe) request_.remote = ep.address().to_string();
+    keep_alive_ = msg.keep_alive();
+    Dispatch(false);
+  }
+
+  void Dispatch(bool waited) {
+    HandlerResult result = server_->handler->Handle(request_, waited);
+    if (result.wait_for_position && !waited) {
+      wait_deadline_ = std::chrono::steady_clock::now() + result.wait_bound;
+      wait_position_ = result.wait_for_position;
+      return Wait();
+    }
+    Write(std::move(result.response), request_);
+  }
+
+  // The consistency token: poll cheaply until the node applied the position, or the bound.
+  void Wait() {
+    if (server_->handler->AppliedPosition() >= wait_position_ ||
+        std::chrono::steady_clock::now() >= wait_deadline_) {
+      return Dispatch(true);
+    }
+    timer_.expires_after(std::chrono::milliseconds(2));
+    timer_.async_wait([self = shared_from_this()](beast::error_code) { self->Wait(); });
+  }
+
+  void Write(HttpResponse r, const HttpRequest& req) {
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->result(static_cast<http::status>(r.status));
+    res->version(11);
+    res->set(http::field::server, "assent");
+    res->set(http::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers) res->set(k, v);
+    res->keep_alive(keep_alive_ && !close_after_write_ && !server_->stopping);
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                          started_)
+                    .count();
+    r.body.clear();
+    server_->handler->Log(req, r, ms);
+    response_ = res;
+    stream_.expires_after(server_->options.read_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        self->OnWrite(ec, !res->keep_alive());
+                      });
+  }
+
+  void OnWrite(beast::error_code ec, bool close) {
+    response_.reset();
+    if (ec || close) return Close();
+    Read();
+  }
+
+  void Close() {
+    busy_ = false;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* server_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<void> response_;
+  HttpRequest request_;
+  bool keep_alive_ = true;
+  bool close_after_write_ = false;
+  bool busy_ = false;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point wait_deadline_;
+  uint64_t wait_position_ = 0;
+};
+
+}  // namespace
+
+void HttpServer::Impl::Accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping) return;
+      return Accept();
+    }
+    auto s = std::make_shared<Session>(std::move(socket), this);
+    {
+      std::lock_guard lock(sessions_mu);
+      for (auto it = sessions.begin(); it != sessions.end();) {
+        it = it->expired() ? sessions.erase(it) : std::next(it);
+      }
+      sessions.insert(s);
+    }
+    s->Start();
+    Accept();
+  });
+}
+
+void HttpServer::Impl::StopAccepting() {
+  if (stopping.exchange(true)) return;
+  asio::post(ioc, [this] {
+    beast::error_code ec;
+    acceptor.close(ec);
+    if (signals) signals->cancel(ec);
+    std::lock_guard lock(sessions_mu);
+    for (auto& w : sessions) {
+      if (auto s = w.lock()) s->CloseIfIdle();
+    }
+  });
+}
+
+HttpServer::HttpServer(ServerOptions options, Handler* handler)
+    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
+
+HttpServer::~HttpServer() = default;
+
+Result<uint16_t> HttpServer::Listen() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.address, ec);
+  if (ec) return InvalidArgumentError("bad listen address '" + impl_->options.address + "'");
+  tcp::endpoint endpoint{address, impl_->options.port};
+  auto& a = impl_->acceptor;
+  a.open(endpoint.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(endpoint, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return MakeError(ErrorCode::kUnavailable, "cannot listen on " + impl_->options.address + ":" +
+                                                  std::to_string(impl_->options.port) + ": " +
+                                                  ec.message());
+  }
+  return a.local_endpoint().port();
+}
+
+void HttpServer::Run(bool handle_signals) {
+  std::optional<asio::signal_set> signals;
+  if (handle_signals) {
+    signals.emplace(impl_->ioc, SIGINT, SIGTERM);
+    impl_->signals = &*signals;
+    signals->async_wait([this](beast::error_code ec, int) {
+      if (!ec) impl_->StopAccepting();
+    });
+  }
+  impl_->Accept();
+  std::vector<std::thread> threads;
+  for (int i = 1; i < impl_->options.threads; ++i) {
+    threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  impl_->ioc.run();
+  for (auto& t : threads) t.join();
+  impl_->signals = nullptr;
+}
+
+void HttpServer::Shutdown() {
+  impl_->StopAccepting();
+  // Without a signal handler pending, the io_context ends when the last session closes.
+}
+
+}  // namespace assent::server

@@ -1,0 +1,70 @@
+// The HTTP listener (Boost.Beast): sockets, parsing, limits, timeouts, keep-alive, graceful
+// shutdown. It does I/O only; every request goes to the Handler, a function from request to
+// response (api.cc).
+#ifndef ASSENT_SERVER_LISTENER_H_
+#define ASSENT_SERVER_LISTENER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "assent/result.h"
+#include "server/http.h"
+
+namespace assent::server {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8080;  // 0: any free port
+  int threads = 2;
+  uint64_t body_limit = 8 * 1024 * 1024;
+  uint32_t header_limit = 16 * 1024;
+  std::chrono::seconds read_timeout{30};  // to receive a whole request once it started
+  std::chrono::seconds idle_timeout{60};  // a keep-alive connection with no request
+};
+
+// What a handler answers: a response, or "ask me again once the ledger reached position N"
+// (the consistency token), which the listener waits for without blocking a thread.
+struct HandlerResult {
+  HttpResponse response;
+  uint64_t wait_for_position = 0;  // 0: respond now
+  std::chrono::milliseconds wait_bound{0};
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Called on a listener thread; must not block for long. `waited` is true on the call after
+  // a wait (the handler then answers, 503 if the position is still not reached).
+  virtual HandlerResult Handle(const HttpRequest& request, bool waited) = 0;
+  // The position this node has applied (to end waits early).
+  virtual uint64_t AppliedPosition() const = 0;
+  // One line per request for the access log.
+  virtual void Log(const HttpRequest& request, const HttpResponse& response, double ms) = 0;
+};
+
+class HttpServer {
+ public:
+  HttpServer(ServerOptions options, Handler* handler);
+  ~HttpServer();
+
+  // Binds and listens; returns the port (useful with port 0). kUnavailable when it cannot.
+  Result<uint16_t> Listen();
+  // Serves until Shutdown (or SIGTERM/SIGINT when `handle_signals`); then stops accepting,
+  // finishes requests in flight, closes idle connections and returns.
+  void Run(bool handle_signals);
+  // Thread-safe; returns at once.
+  void Shutdown();
+
+ public:
+  struct Impl;  // defined in listener.cc; public so its sessions can name it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace assent::server
+
+#endif  // ASSENT_SERVER_LISTENER_H_
