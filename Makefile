@@ -1,4 +1,6 @@
 # The two set-up commands of the README (`make run`, `make test`) and their helpers.
+# `make run` starts the server on the embedded default; `make show` prints the example terms'
+# diffs and decision matrix.
 # Each target installs what is missing first, so a bare Debian machine needs nothing else.
 
 JOBS ?= $(shell nproc)
@@ -6,7 +8,7 @@ ASSENT := build/release/assent
 EXAMPLES := $(sort $(wildcard examples/terms/*.yaml))
 LATEST := $(lastword $(EXAMPLES))
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run show test bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -16,14 +18,15 @@ build: deps
 	cmake --build --preset release -j $(JOBS)
 
 run: build
-	@echo "== assent terms lint (the first version is expected to fail: it never defined 'service generated data')"
+	@echo "== assent terms lint (the first version is refused: it never defined 'service generated data')"
 	-@$(ASSENT) terms lint $(EXAMPLES)
 	@echo
-	@echo "== assent terms diff: each version against the one before"
+	@echo "== assent serve --demo (the example terms published into ./assent-data; Ctrl-C stops it)"
+	@$(ASSENT) serve --demo --data ./assent-data --listen 127.0.0.1:8080
+
+show: build
 	-@$(ASSENT) terms diff $(word 1,$(EXAMPLES)) $(word 2,$(EXAMPLES))
 	-@$(ASSENT) terms diff $(word 2,$(EXAMPLES)) $(word 3,$(EXAMPLES))
-	@echo
-	@echo "== assent terms show $(LATEST)"
 	@$(ASSENT) terms show $(LATEST)
 
 test: deps

@@ -18,6 +18,9 @@ struct ServeOptions {
   int threads = 0;
   bool demo = false;
   bool quiet = false;
+  int idle_timeout = 60;
+  int read_timeout = 30;
+  uint64_t body_limit = 8 * 1024 * 1024;
 };
 
 // With --demo: the example terms published and one key per role, printed once.
@@ -57,6 +60,9 @@ int Serve(const ServeOptions& o) {
     PrintError("--listen port must be 0-65535");
     return 2;
   }
+  so.idle_timeout = std::chrono::seconds(std::max(1, o.idle_timeout));
+  so.read_timeout = std::chrono::seconds(std::max(1, o.read_timeout));
+  so.body_limit = o.body_limit;
   so.threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   auto ledger = OpenLedger(o.data, false);
   if (!ledger) {
@@ -110,6 +116,12 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", o->threads, "Event-loop threads (default: one per core)");
   cmd->add_flag("--demo", o->demo, "Publish the example terms and print one key per role");
   cmd->add_flag("--quiet", o->quiet, "No access log");
+  cmd->add_option("--idle-timeout", o->idle_timeout, "Seconds a keep-alive connection may idle")
+      ->capture_default_str();
+  cmd->add_option("--read-timeout", o->read_timeout, "Seconds to receive a whole request")
+      ->capture_default_str();
+  cmd->add_option("--body-limit", o->body_limit, "Largest request body in bytes")
+      ->capture_default_str();
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 }
 

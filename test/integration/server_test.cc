@@ -1,0 +1,429 @@
+// The HTTP API end to end: the real `assent serve` binary on port 0 with a temporary data
+// directory, driven by a real HTTP client (libcurl) and, for malformed HTTP, a raw socket.
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <fstream>
+#include <sstream>
+
+#include "server/api.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Response {
+  long status = 0;
+  std::string body;
+  std::string content_type;
+};
+
+size_t Collect(char* p, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(p, size * n);
+  return size * n;
+}
+
+class Server {
+ public:
+  Server() {
+    std::mt19937_64 rng(std::random_device{}());
+    dir_ = (fs::temp_directory_path() / ("assent-server-" + std::to_string(rng()))).string();
+    int out[2];
+    EXPECT_EQ(::pipe(out), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      ::close(out[1]);
+      if (::chdir(ASSENT_SOURCE_DIR) != 0) ::_exit(126);
+      ::execl(ASSENT_BINARY, ASSENT_BINARY, "serve", "--data", dir_.c_str(), "--listen",
+              "127.0.0.1:0", "--demo", "--quiet", "--idle-timeout", "2", "--read-timeout", "2",
+              "--threads", "2", nullptr);
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    out_ = out[0];
+    std::string text;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (text.find("try:") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+    std::smatch m;
+    if (std::regex_search(text, m, std::regex("on http://127\\.0\\.0\\.1:(\\d+)"))) {
+      port_ = std::stoi(m[1]);
+    }
+    for (const char* role : {"service", "operator", "auditor"}) {
+      if (std::regex_search(text, m, std::regex(std::string("  ") + role + " +(assent_[0-9a-f]+)"))) {
+        keys_[role] = m[1];
+      }
+    }
+    EXPECT_GT(port_, 0) << text;
+  }
+  ~Server() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_);
+    fs::remove_all(dir_);
+  }
+
+  // Sends SIGTERM and returns the exit status.
+  int Terminate() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  Response Call(const std::string& method, const std::string& path, const std::string& body = "",
+                const std::string& role = "service",
+                const std::vector<std::string>& headers = {}) const {
+    CURL* c = curl_easy_init();
+    Response r;
+    curl_slist* h = nullptr;
+    if (!role.empty() && keys_.count(role)) {
+      h = curl_slist_append(h, ("Authorization: Bearer " + keys_.at(role)).c_str());
+    }
+    for (const auto& x : headers) h = curl_slist_append(h, x.c_str());
+    std::string url = Url(path);
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (method == "POST" || !body.empty()) {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (curl_easy_perform(c) == CURLE_OK) {
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+      char* ct = nullptr;
+      curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+      if (ct) r.content_type = ct;
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r;
+  }
+
+  // Raw bytes over TCP; returns what the server answered before closing or 3 s passed.
+  std::string Raw(const std::string& bytes) const {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "connect failed";
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+  }
+
+  uint64_t Position() const {
+    Response r = Call("GET", "/readyz", "", "");
+    std::smatch m;
+    if (std::regex_search(r.body, m, std::regex("\"position\":(\\d+)"))) return std::stoull(m[1]);
+    return 0;
+  }
+
+  int port() const { return port_; }
+
+ private:
+  std::string dir_;
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int port_ = 0;
+  std::map<std::string, std::string> keys_;
+};
+
+const std::string kDecision =
+    R"({"category":"content.chat","purpose":"ai_training.first_party","subjects":["u1"]})";
+
+// Example requests per route that succeed for an allowed role.
+struct Example {
+  std::string method, path, body;
+};
+
+std::vector<Example> Examples() {
+  return {
+      {"GET", "/healthz", ""},
+      {"GET", "/readyz", ""},
+      {"GET", "/metrics", ""},
+      {"GET", "/openapi.json", ""},
+      {"POST", "/v1/decisions", kDecision},
+      {"POST", "/v1/decisions:batch", "{\"items\":[" + kDecision + "," + kDecision + "]}"},
+      {"GET", "/v1/terms", ""},
+      {"POST", "/v1/terms", ""},  // body filled by the test (the example YAML)
+      {"GET", "/v1/terms/2023-08-07", ""},
+      {"GET", "/v1/terms/2023-08-07/diff/2023-08-11", ""},
+      {"GET", "/v1/subjects/u1/consents", ""},
+      {"POST", "/v1/subjects/u1/consents",
+       R"({"rule":"service-generated-for-improvement","action":"withdraw"})"},
+      {"GET", "/v1/subjects/u1/history", ""},
+      {"GET", "/v1/accounts/a1/consents", ""},
+      {"POST", "/v1/accounts/a1/consents",
+       R"({"rule":"meeting-quality-review","action":"withdraw"})"},
+      {"GET", "/v1/accounts/a1/history", ""},
+      {"GET", "/v1/ledger?since=0", ""},
+  };
+}
+
+std::string ExampleYaml() {
+  std::ifstream in(std::string(ASSENT_SOURCE_DIR) +
+                   "/examples/terms/example-meetings-2023-08-11.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(ServerTest, EveryRouteAnswersAndOpenApiListsExactlyTheRoutes) {
+  Server s;
+  const auto& routes = assent::server::Api::Routes();
+  auto examples = Examples();
+  ASSERT_EQ(examples.size(), routes.size()) << "every route needs an example";
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const auto& ex = examples[i];
+    ASSERT_EQ(ex.method, routes[i].method);
+    std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
+    std::string role = routes[i].roles & assent::server::kService ? "service" : "operator";
+    Response r = s.Call(ex.method, ex.path, body, role);
+    EXPECT_GE(r.status, 200) << ex.method << " " << ex.path;
+    EXPECT_LT(r.status, 300) << ex.method << " " << ex.path << " " << r.body;
+  }
+  // The OpenAPI document served lists the same method+path pairs as the route table.
+  Response doc = s.Call("GET", "/openapi.json", "", "");
+  ASSERT_EQ(doc.status, 200);
+  EXPECT_NE(doc.body.find("\"openapi\":\"3.1.0\""), std::string::npos);
+  std::set<std::string> listed, table;
+  for (const auto& r : routes) table.insert(r.method + " " + r.pattern);
+  // Walk the paths object: each path key followed by its method keys.
+  std::regex key_re("\"(/[^\"]*)\":\\{\"(get|post)\"|\\}\\},\"(get|post)\"");
+  std::string current;
+  for (auto it = std::sregex_iterator(doc.body.begin(), doc.body.end(), key_re);
+       it != std::sregex_iterator(); ++it) {
+    std::string method = (*it)[2].matched ? (*it)[2].str() : (*it)[3].str();
+    if ((*it)[1].matched) current = (*it)[1];
+    std::transform(method.begin(), method.end(), method.begin(), ::toupper);
+    listed.insert(method + " " + current);
+  }
+  EXPECT_EQ(listed, table);
+}
+
+TEST(ServerTest, RoleMatrix) {
+  Server s;
+  const auto& routes = assent::server::Api::Routes();
+  auto examples = Examples();
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const auto& ex = examples[i];
+    std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
+    for (std::string role : {"", "service", "operator", "auditor", "forged"}) {
+      Response r;
+      if (role == "forged") {
+        r = s.Call(ex.method, ex.path, body, "", {"Authorization: Bearer assent_00forged"});
+      } else {
+        r = s.Call(ex.method, ex.path, body, role);
+      }
+      unsigned bit = 0;
+      if (role == "service") bit = assent::server::kService;
+      if (role == "operator") bit = assent::server::kOperator;
+      if (role == "auditor") bit = assent::server::kAuditor;
+      SCOPED_TRACE(ex.method + " " + ex.path + " as '" + role + "': " + r.body);
+      if (routes[i].roles == assent::server::kPublic) {
+        EXPECT_LT(r.status, 300);
+      } else if (bit == 0) {
+        EXPECT_EQ(r.status, 401);
+      } else if (!(routes[i].roles & bit)) {
+        EXPECT_EQ(r.status, 403);
+      } else {
+        EXPECT_LT(r.status, 300);
+      }
+    }
+  }
+}
+
+TEST(ServerTest, NobodyGrantsOnAnothersBehalf) {
+  Server s;
+  for (std::string role : {"service", "operator"}) {
+    Response r = s.Call("POST", "/v1/subjects/u1/consents",
+                        R"({"rule":"service-generated-for-improvement","action":"grant"})", role);
+    EXPECT_EQ(r.status, 403) << r.body;
+    EXPECT_EQ(r.content_type, "application/problem+json");
+  }
+}
+
+TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
+  Server s;
+  const uint64_t before = s.Position();
+  std::string deep(5000, '[');
+  struct Case {
+    std::string method, path, body;
+    long status;
+    std::vector<std::string> headers = {};
+  } cases[] = {
+      {"POST", "/v1/decisions", "", 400},
+      {"POST", "/v1/decisions", "{", 400},
+      {"POST", "/v1/decisions", R"({"category":"content.chat",)", 400},
+      {"POST", "/v1/decisions", "[]", 400},
+      {"POST", "/v1/decisions", "null", 400},
+      {"POST", "/v1/decisions", "\"text\"", 400},
+      {"POST", "/v1/decisions", deep, 400},
+      {"POST", "/v1/decisions", "{\"category\":\"content\xff\",\"purpose\":\"x\"}", 400},
+      {"POST", "/v1/decisions", R"({"category":1,"purpose":"service"})", 400},
+      {"POST", "/v1/decisions", R"({"category":"content","purpose":["service"]})", 400},
+      {"POST", "/v1/decisions", R"({"category":"content","purpose":"service","subjects":"u1"})", 400},
+      {"POST", "/v1/decisions", R"({"category":"content","purpose":"service","subjects":[1]})", 400},
+      {"POST", "/v1/decisions", R"({"purpose":"service"})", 400},
+      {"POST", "/v1/decisions", R"({"category":"content"})", 400},
+      {"POST", "/v1/decisions", R"({"category":"content","purpose":"service","subject":["u1"]})", 400},
+      {"POST", "/v1/decisions", R"({"category":"content","purpose":"service","min_position":-1})", 400},
+      {"POST", "/v1/decisions",
+       R"({"category":"content","purpose":"service","min_position":1e400})", 400},
+      {"POST", "/v1/decisions",
+       R"({"category":"content","purpose":"service","min_position":123456789012345678901234567890})", 400},
+      {"POST", "/v1/decisions", R"({"category":"content","purpose":"service","at":"yesterday"})", 422},
+      {"POST", "/v1/decisions", R"({"category":"content.nope","purpose":"service"})", 422},
+      {"POST", "/v1/decisions", R"({"category":"content","purpose":"nope"})", 422},
+      {"POST", "/v1/decisions",
+       R"({"category":"content","purpose":"service","at":"1999-01-01T00:00:00Z"})", 409},
+      {"POST", "/v1/decisions:batch", R"({"items":{}})", 400},
+      {"POST", "/v1/decisions:batch", R"({"items":[1]})", 400},
+      {"POST", "/v1/decisions:batch", R"({"items":[{"category":"x"}]})", 400},
+      {"POST", "/v1/decisions:batch", R"({"itemz":[]})", 400},
+      {"POST", "/v1/decisions:batch", "not json\n", 400, {"Content-Type: application/x-ndjson"}},
+      {"POST", "/v1/subjects/u1/consents", "{}", 400},
+      {"POST", "/v1/subjects/u1/consents", R"({"action":"maybe","rule":"x"})", 400},
+      {"POST", "/v1/subjects/u1/consents", R"({"action":"withdraw"})", 400},
+      {"POST", "/v1/subjects/u1/consents", R"({"action":"withdraw","rule":"no-such-rule"})", 422},
+      {"POST", "/v1/subjects/u1/consents",
+       R"({"action":"withdraw","categories":["content.nope"],"purposes":["marketing"]})", 422},
+      {"POST", "/v1/subjects/u1/consents",
+       R"({"action":"withdraw","rule":"service-generated-for-marketing","method":"import"})", 400},
+      {"POST", "/v1/subjects/u1/consents",
+       R"({"action":"withdraw","rule":"service-generated-for-marketing","at":"2020-01-01T00:00:00Z"})", 422},
+      {"POST", "/v1/terms", "terms: [", 422},
+      {"POST", "/v1/terms", "", 422},
+      {"GET", "/v1/terms/2099-01-01", "", 404},
+      {"GET", "/v1/terms/2023-08-07/diff/nope", "", 404},
+      {"GET", "/v1/ledger?since=abc", "", 400},
+      {"GET", "/v1/nothing-here", "", 404},
+      {"DELETE", "/v1/decisions", "", 405},
+      {"PUT", "/v1/terms", "", 405},
+  };
+  for (const auto& c : cases) {
+    std::string role = c.path == "/v1/terms" || c.path.starts_with("/v1/ledger") ? "operator"
+                                                                                 : "service";
+    Response r = s.Call(c.method, c.path, c.body, role, c.headers);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << c.body.substr(0, 80)
+                                  << " -> " << r.body;
+    EXPECT_EQ(r.content_type, "application/problem+json") << c.path << " " << c.body.substr(0, 40);
+    EXPECT_NE(r.body.find("\"type\":\"https://assent.dev/problems/"), std::string::npos);
+  }
+  // Too many items for a JSON batch.
+  std::string many = "{\"items\":[";
+  for (int i = 0; i < 10001; ++i) many += (i ? "," : "") + kDecision;
+  many += "]}";
+  EXPECT_EQ(s.Call("POST", "/v1/decisions:batch", many).status, 413);
+  // A 10 MB body is refused by the limit, before it is parsed.
+  std::string huge(10 * 1024 * 1024, 'x');
+  Response big = s.Call("POST", "/v1/decisions", huge);
+  EXPECT_EQ(big.status, 413) << big.body;
+  // Oversized headers.
+  Response headers = s.Call("GET", "/healthz", "", "", {"X-Big: " + std::string(20000, 'h')});
+  EXPECT_EQ(headers.status, 431);
+  // Not HTTP at all.
+  std::string garbage = s.Raw("HELLO THERE\r\n\r\n");
+  EXPECT_NE(garbage.find("400"), std::string::npos) << garbage;
+  // The server is still up, and nothing was written.
+  EXPECT_EQ(s.Call("GET", "/healthz", "", "").status, 200);
+  EXPECT_EQ(s.Position(), before);
+}
+
+TEST(ServerTest, IdleConnectionsAreClosed) {
+  Server s;
+  auto start = std::chrono::steady_clock::now();
+  std::string out = s.Raw("");  // connect and say nothing
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(out.empty());
+  EXPECT_LT(secs, 2.9) << "the idle connection was not closed by the 2 s idle timeout";
+}
+
+TEST(ServerTest, ConsistencyToken) {
+  Server s;
+  Response w = s.Call("POST", "/v1/subjects/u7/consents",
+                      R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+  ASSERT_EQ(w.status, 201) << w.body;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(w.body, m, std::regex("\"position\":(\\d+)")));
+  const uint64_t pos = std::stoull(m[1]);
+  Response d = s.Call("POST", "/v1/decisions",
+                      R"({"category":"service_generated.telemetry","purpose":"ai_training.first_party","subjects":["u7"],"min_position":)" +
+                          std::to_string(pos) + "}");
+  EXPECT_EQ(d.status, 200);
+  EXPECT_NE(d.body.find("\"reason\":\"objected\""), std::string::npos) << d.body;
+  auto start = std::chrono::steady_clock::now();
+  Response ahead = s.Call("POST", "/v1/decisions",
+                          R"({"category":"content.chat","purpose":"service.delivery","subjects":["u7"],"min_position":)" +
+                              std::to_string(pos + 1000) + "}");
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(ahead.status, 503) << ahead.body;
+  EXPECT_GE(secs, 1.9);
+  EXPECT_LT(secs, 5.0);
+}
+
+TEST(ServerTest, GracefulShutdownFinishesRequestsInFlight) {
+  Server s;
+  Response in_flight;
+  std::thread waiter([&] {
+    in_flight = s.Call("POST", "/v1/decisions",
+                       R"({"category":"content.chat","purpose":"service.delivery","subjects":["u1"],"min_position":99999})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(s.Terminate(), 0);
+  waiter.join();
+  EXPECT_EQ(in_flight.status, 503) << "the request in flight was answered, not dropped";
+}
+
+}  // namespace
