@@ -1,6 +1,7 @@
 // Routing, authentication and the handlers of the /v1 API.
 #include "server/api.h"
 
+#include <openssl/rand.h>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "common/json_writer.h"
+#include "common/sha256.h"
 #include "common/strings.h"
 #include "server/problem.h"
 #include "terms/diff.h"
@@ -503,7 +505,8 @@ HttpResponse RecordConsent(RouteContext& ctx) {
   auto a = ParseAction(action);
   if (!a) return BadRequest("\"action\" must be \"grant\" or \"withdraw\"");
   e.action = *a;
-  if (e.action == Action::kGrant) {
+  const bool session = ctx.caller->session.has_value();
+  if (e.action == Action::kGrant && !session) {
     return Problem(403, "grant-needs-the-person", "Forbidden",
                    "an API key may record withdrawals and objections, never grants: nobody "
                    "grants consent on another's behalf. Grants come from the person's own "
@@ -513,7 +516,10 @@ HttpResponse RecordConsent(RouteContext& ctx) {
     return BadRequest("give \"rule\", or \"categories\" and \"purposes\"");
   }
   e.method = Method::kApi;
-  if (!method.empty()) {
+  if (session) {
+    // The person (or the account's admin) chose this in their own session.
+    e.method = ctx.caller->session->kind == PartyKind::kSubject ? Method::kSettings : Method::kAdmin;
+  } else if (!method.empty()) {
     auto m = ParseMethod(method);
     if (!m || *m == Method::kImport || *m == Method::kSettings) {
       return BadRequest("\"method\" must be api, gpc or admin");
@@ -525,13 +531,67 @@ HttpResponse RecordConsent(RouteContext& ctx) {
     if (!t) return ProblemFor(t.error());
     e.at = *t;
   }
-  e.actor = "key:" + ctx.caller->key_name;
+  e.actor = session ? "session" : "key:" + ctx.caller->key_name;
   auto start = std::chrono::steady_clock::now();
   auto r = ctx.api->ledger().RecordConsent(std::move(e));
   ctx.api->metrics().Append(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (!r) return ProblemFor(r.error());
   return Json(r->ToJson(), 201);
+}
+
+std::string RandomToken() {
+  uint8_t raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) std::abort();
+  return ToHex(raw, sizeof raw);
+}
+
+HttpResponse MintSession(RouteContext& ctx) {
+  Body b;
+  if (auto p = ParseObject(*ctx.request, &b, {"subject", "account"})) return *p;
+  std::string subject, account;
+  if (auto p = GetString(b.obj, "subject", &subject, false)) return *p;
+  if (auto p = GetString(b.obj, "account", &account, false)) return *p;
+  if (subject.empty() == account.empty()) return BadRequest("give exactly one of \"subject\" or \"account\"");
+  const bool person = !subject.empty();
+  const Timestamp now = ctx.api->ledger().engine().Now();
+  std::string token = ctx.api->sessions().MintLink(
+      person ? PartyKind::kSubject : PartyKind::kAccount, person ? subject : account, now);
+  JsonWriter w;
+  w.BeginObject().Key("link").String("/session/" + token);
+  w.Key("expires_at").String(FormatTime(now + Sessions::kLinkLifetime)).EndObject();
+  return Json(w.Take(), 201);
+}
+
+HttpResponse RedeemSession(RouteContext& ctx) {
+  const Timestamp now = ctx.api->ledger().engine().Now();
+  auto sid = ctx.api->sessions().Redeem(ctx.params[0], now);
+  if (!sid) {
+    return Problem(404, "link-expired", "This link cannot be used",
+                   "session links work once and for a few minutes; ask for a new one");
+  }
+  auto session = ctx.api->sessions().Find(*sid, now);
+  HttpResponse r;
+  r.status = 303;
+  r.headers.emplace_back("Location",
+                         session->kind == PartyKind::kSubject ? "/settings" : "/admin");
+  r.headers.emplace_back("Set-Cookie", "assent_session=" + *sid +
+                                           "; HttpOnly; SameSite=Strict; Path=/; Max-Age=" +
+                                           std::to_string(Sessions::kSessionLifetime /
+                                                          kMicrosPerSecond));
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.body = "{\"status\":\"signed in\"}";
+  return r;
+}
+
+HttpResponse SessionInfo(RouteContext& ctx) {
+  const WebSession& s = *ctx.caller->session;
+  JsonWriter w;
+  w.BeginObject().Key(PartyKindName(s.kind)).String(s.party);
+  w.Key("csrf_token").String(s.csrf).Key("expires_at").String(FormatTime(s.expires)).EndObject();
+  HttpResponse r = Json(w.Take());
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
 }
 
 HttpResponse LedgerExport(RouteContext& ctx) {
@@ -566,14 +626,27 @@ const std::vector<Route>& Api::Routes() {
       {"GET", "/v1/terms/{version}", kAnyRole, "One terms version", TermsVersion},
       {"GET", "/v1/terms/{a}/diff/{b}", kAnyRole, "What changed between two versions",
        TermsDiffRoute},
-      {"GET", "/v1/subjects/{id}/consents", kAnyRole, "A person's choices per rule", Consents},
-      {"POST", "/v1/subjects/{id}/consents", kOperator | kService,
-       "Record a withdrawal or objection for a person", RecordConsent},
-      {"GET", "/v1/subjects/{id}/history", kAnyRole, "A person's consent events", History},
-      {"GET", "/v1/accounts/{id}/consents", kAnyRole, "An account's choices per rule", Consents},
-      {"POST", "/v1/accounts/{id}/consents", kOperator | kService,
-       "Record a withdrawal or objection for an account", RecordConsent},
-      {"GET", "/v1/accounts/{id}/history", kAnyRole, "An account's consent events", History},
+      {"GET", "/v1/subjects/{id}/consents", kAnyRole | kPerson, "A person's choices per rule",
+       Consents},
+      {"POST", "/v1/subjects/{id}/consents", kOperator | kService | kPerson,
+       "Record a choice: keys record withdrawals only; the person's session also grants",
+       RecordConsent},
+      {"GET", "/v1/subjects/{id}/history", kAnyRole | kPerson, "A person's consent events",
+       History},
+      {"GET", "/v1/accounts/{id}/consents", kAnyRole | kAccountAdmin,
+       "An account's choices per rule", Consents},
+      {"POST", "/v1/accounts/{id}/consents", kOperator | kService | kAccountAdmin,
+       "Record an account's choice: keys withdraw only; the admin's session also grants",
+       RecordConsent},
+      {"GET", "/v1/accounts/{id}/history", kAnyRole | kAccountAdmin,
+       "An account's consent events", History},
+      {"POST", "/v1/sessions", kService,
+       "Mint a one-time sign-in link for a person ({subject}) or an account admin ({account})",
+       MintSession},
+      {"GET", "/session/{token}", kPublic, "Exchange a one-time link for a session cookie",
+       RedeemSession},
+      {"GET", "/v1/session", kPerson | kAccountAdmin, "The current session and its CSRF token",
+       SessionInfo},
       {"GET", "/v1/ledger", kOperator | kAuditor, "Export the ledger (NDJSON)", LedgerExport},
   };
   return routes;
@@ -616,6 +689,103 @@ bool Match(std::string_view pattern, std::string_view path, std::vector<std::str
 
 Api::Api(Ledger* ledger, std::ostream* access_log) : ledger_(ledger), access_log_(access_log) {}
 
+std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now) {
+  std::string token = RandomToken();
+  std::lock_guard lock(mu_);
+  for (auto it = links_.begin(); it != links_.end();) {
+    it = it->second.expires <= now ? links_.erase(it) : std::next(it);
+  }
+  links_[token] = WebSession{kind, std::move(party), "", now + kLinkLifetime};
+  return token;
+}
+
+std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp now) {
+  std::lock_guard lock(mu_);
+  auto it = links_.find(token);
+  if (it == links_.end()) return std::nullopt;
+  WebSession s = std::move(it->second);
+  links_.erase(it);  // one time only
+  if (s.expires <= now) return std::nullopt;
+  for (auto i = sessions_.begin(); i != sessions_.end();) {
+    i = i->second.expires <= now ? sessions_.erase(i) : std::next(i);
+  }
+  s.csrf = RandomToken();
+  s.expires = now + kSessionLifetime;
+  std::string sid = RandomToken();
+  sessions_[sid] = std::move(s);
+  return sid;
+}
+
+std::optional<WebSession> Sessions::Find(const std::string& session_id, Timestamp now) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end() || it->second.expires <= now) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& route,
+                                        const std::vector<std::string>& params,
+                                        HttpResponse* denied) {
+  const std::string route_name = route.method + " " + route.pattern;
+  std::string_view auth = req.Header("Authorization");
+  if (auth.starts_with("Bearer ")) {
+    std::optional<ApiKey> key = ledger_->Authenticate(auth.substr(7));
+    if (!key) {
+      *denied = Problem(401, "unauthenticated", "Missing or bad credentials",
+                        "the API key is unknown or revoked");
+      denied->headers.emplace_back("WWW-Authenticate", "Bearer");
+      return std::nullopt;
+    }
+    if (!(route.roles & (1u << static_cast<unsigned>(key->role)))) {
+      *denied = Problem(403, "forbidden", "Forbidden",
+                        "role " + std::string(RoleName(key->role)) + " may not " + route_name);
+      denied->key_name = key->name;
+      return std::nullopt;
+    }
+    return Caller{key->name, key->role, std::nullopt};
+  }
+  // A browser session: the cookie, its kind, the party it is for, and the CSRF token.
+  std::string sid;
+  std::string_view cookies = req.Header("Cookie");
+  for (size_t at = 0; at < cookies.size();) {
+    size_t end = cookies.find(';', at);
+    std::string_view c = cookies.substr(at, end == std::string_view::npos ? end : end - at);
+    while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+    if (c.starts_with("assent_session=")) sid = std::string(c.substr(15));
+    if (end == std::string_view::npos) break;
+    at = end + 1;
+  }
+  std::optional<WebSession> session;
+  if (!sid.empty()) session = sessions_.Find(sid, ledger_->engine().Now());
+  if (!session) {
+    *denied = Problem(401, "unauthenticated", "Missing or bad credentials",
+                      "send Authorization: Bearer <key> with a live API key (assent keys "
+                      "create), or sign in through a session link");
+    denied->headers.emplace_back("WWW-Authenticate", "Bearer");
+    return std::nullopt;
+  }
+  const bool person = session->kind == PartyKind::kSubject;
+  if (!(route.roles & (person ? kPerson : kAccountAdmin))) {
+    *denied = Problem(403, "forbidden", "Forbidden", "a session may not " + route_name);
+    return std::nullopt;
+  }
+  const bool subjects_route = route.pattern.starts_with("/v1/subjects/");
+  const bool accounts_route = route.pattern.starts_with("/v1/accounts/");
+  if ((subjects_route || accounts_route) &&
+      (subjects_route != person || params.empty() || params[0] != session->party)) {
+    *denied = Problem(403, "not-yours", "Forbidden",
+                      "a session reads and changes only its own " +
+                          std::string(person ? "subject" : "account"));
+    return std::nullopt;
+  }
+  if (req.method != "GET" && req.Header("X-CSRF-Token") != session->csrf) {
+    *denied = Problem(403, "csrf", "Forbidden",
+                      "a change from a session needs its X-CSRF-Token header (GET /v1/session)");
+    return std::nullopt;
+  }
+  return Caller{"session", Role::kService, std::move(session)};
+}
+
 uint64_t Api::AppliedPosition() const { return ledger_->position(); }
 
 HandlerResult Api::Handle(const HttpRequest& req, bool waited) {
@@ -646,19 +816,9 @@ HandlerResult Api::Handle(const HttpRequest& req, bool waited) {
     r.route = route->method + " " + route->pattern;
     bool allowed = route->roles == kPublic;
     if (!allowed) {
-      std::string_view auth = req.Header("Authorization");
-      std::optional<ApiKey> key;
-      if (auth.starts_with("Bearer ")) key = ledger_->Authenticate(auth.substr(7));
-      if (!key) {
-        r = Problem(401, "unauthenticated", "Missing or bad credentials",
-                    "send Authorization: Bearer <key> with a live API key (assent keys create)");
-        r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      } else if (!(route->roles & (1u << static_cast<unsigned>(key->role)))) {
-        r = Problem(403, "forbidden", "Forbidden",
-                    "role " + std::string(RoleName(key->role)) + " may not " + r.route);
-        r.key_name = key->name;
-      } else {
-        ctx.caller = Caller{key->name, key->role};
+      auto caller = Authenticate(req, *route, ctx.params, &r);
+      if (caller) {
+        ctx.caller = std::move(*caller);
         allowed = true;
       }
     }

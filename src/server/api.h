@@ -7,7 +7,10 @@
 #define ASSENT_SERVER_API_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,11 +27,39 @@ enum RoleMask : unsigned {
   kService = 1u << 1,
   kAuditor = 1u << 2,
   kAnyRole = kOperator | kService | kAuditor,
+  kPerson = 1u << 3,        // a person's session: only their own subject
+  kAccountAdmin = 1u << 4,  // an account admin's session: only their account
+};
+
+// A person's or an account admin's browser session, minted by a service through a one-time
+// link and carried by an HttpOnly, SameSite=Strict cookie; changes need its CSRF token.
+struct WebSession {
+  PartyKind kind = PartyKind::kSubject;
+  std::string party;
+  std::string csrf;
+  Timestamp expires = 0;
+};
+
+// Thread-safe store of one-time links and sessions (in memory: a restart signs people out).
+class Sessions {
+ public:
+  static constexpr Duration kLinkLifetime = 10 * 60 * kMicrosPerSecond;
+  static constexpr Duration kSessionLifetime = 60 * 60 * kMicrosPerSecond;
+  // A one-time link token for the party, valid for kLinkLifetime.
+  std::string MintLink(PartyKind kind, std::string party, Timestamp now);
+  // Exchanges a link token (once) for a session id; nullopt when unknown, used or expired.
+  std::optional<std::string> Redeem(const std::string& token, Timestamp now);
+  std::optional<WebSession> Find(const std::string& session_id, Timestamp now);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, WebSession> links_, sessions_;
 };
 
 struct Caller {
-  std::string key_name;
+  std::string key_name;  // the API key's name, or "session"
   Role role = Role::kService;
+  std::optional<WebSession> session;  // set for browser sessions instead of a key
 };
 
 struct RouteContext;
@@ -56,12 +87,18 @@ class Api : public Handler {
   void set_ready(bool ready) { ready_ = ready; }
   Ledger& ledger() { return *ledger_; }
   Metrics& metrics() { return metrics_; }
+  Sessions& sessions() { return sessions_; }
 
  private:
+  // The caller of a non-public route, or nullopt with `*denied` set (401 or 403).
+  std::optional<Caller> Authenticate(const HttpRequest& req, const Route& route,
+                                     const std::vector<std::string>& params,
+                                     HttpResponse* denied);
   Ledger* ledger_;
   std::ostream* access_log_;
   std::atomic<bool> ready_{true};
   Metrics metrics_;
+  Sessions sessions_;
 };
 
 // What a route handler sees.

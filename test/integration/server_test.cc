@@ -32,6 +32,7 @@ struct Response {
   long status = 0;
   std::string body;
   std::string content_type;
+  std::string headers;
 };
 
 size_t Collect(char* p, size_t size, size_t n, void* out) {
@@ -122,6 +123,8 @@ class Server {
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
     if (curl_easy_perform(c) == CURLE_OK) {
       curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
@@ -171,6 +174,30 @@ class Server {
 
   int port() const { return port_; }
 
+  // Signs in through a one-time link: returns {cookie header, csrf token}.
+  std::pair<std::string, std::string> SignIn(const std::string& body) const {
+    Response link = Call("POST", "/v1/sessions", body, "service");
+    std::smatch m;
+    if (!std::regex_search(link.body, m, std::regex("\"link\":\"([^\"]+)\""))) return {};
+    Response r = Call("GET", m[1], "", "");
+    if (!std::regex_search(r.headers, m, std::regex("Set-Cookie: (assent_session=[0-9a-f]+)"))) {
+      return {};
+    }
+    std::string cookie = "Cookie: " + m[1].str();
+    Response info = Call("GET", "/v1/session", "", "", {cookie});
+    if (!std::regex_search(info.body, m, std::regex("\"csrf_token\":\"([0-9a-f]+)\""))) {
+      return {cookie, ""};
+    }
+    return {cookie, m[1]};
+  }
+
+  std::string MintLink() const {
+    Response link = Call("POST", "/v1/sessions", R"({"subject":"u1"})", "service");
+    std::smatch m;
+    std::regex_search(link.body, m, std::regex("\"link\":\"([^\"]+)\""));
+    return m[1];
+  }
+
  private:
   std::string dir_;
   pid_t pid_ = -1;
@@ -207,6 +234,9 @@ std::vector<Example> Examples() {
       {"POST", "/v1/accounts/a1/consents",
        R"({"rule":"meeting-quality-review","action":"withdraw"})"},
       {"GET", "/v1/accounts/a1/history", ""},
+      {"POST", "/v1/sessions", R"({"subject":"u1"})"},
+      {"GET", "LINK", ""},  // a fresh one-time link
+      {"GET", "/v1/session", ""},  // sessions only
       {"GET", "/v1/ledger?since=0", ""},
   };
 }
@@ -229,7 +259,18 @@ TEST(ServerTest, EveryRouteAnswersAndOpenApiListsExactlyTheRoutes) {
     ASSERT_EQ(ex.method, routes[i].method);
     std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
     std::string role = routes[i].roles & assent::server::kService ? "service" : "operator";
-    Response r = s.Call(ex.method, ex.path, body, role);
+    Response r;
+    if (ex.path == "LINK") {
+      r = s.Call("GET", s.MintLink(), "", "");
+      EXPECT_EQ(r.status, 303) << r.body;
+      continue;
+    }
+    if (ex.path == "/v1/session") {
+      auto [cookie, csrf] = s.SignIn(R"({"subject":"u1"})");
+      r = s.Call("GET", ex.path, "", "", {cookie});
+    } else {
+      r = s.Call(ex.method, ex.path, body, role);
+    }
     EXPECT_GE(r.status, 200) << ex.method << " " << ex.path;
     EXPECT_LT(r.status, 300) << ex.method << " " << ex.path << " " << r.body;
   }
@@ -259,6 +300,7 @@ TEST(ServerTest, RoleMatrix) {
   for (size_t i = 0; i < routes.size(); ++i) {
     const auto& ex = examples[i];
     std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
+    if (ex.path == "LINK") continue;  // public; covered by the session tests
     for (std::string role : {"", "service", "operator", "auditor", "forged"}) {
       Response r;
       if (role == "forged") {
@@ -282,6 +324,51 @@ TEST(ServerTest, RoleMatrix) {
       }
     }
   }
+}
+
+TEST(ServerTest, SessionsActOnlyForTheirOwnParty) {
+  Server s;
+  auto [cookie, csrf] = s.SignIn(R"({"subject":"u1"})");
+  ASSERT_FALSE(cookie.empty());
+  ASSERT_FALSE(csrf.empty());
+  const std::string grant =
+      R"({"rule":"service-generated-for-improvement","action":"grant"})";
+  EXPECT_EQ(s.Call("GET", "/v1/subjects/u1/consents", "", "", {cookie}).status, 200);
+  EXPECT_EQ(s.Call("GET", "/v1/subjects/u2/consents", "", "", {cookie}).status, 403);
+  EXPECT_EQ(s.Call("GET", "/v1/accounts/a1/consents", "", "", {cookie}).status, 403);
+  EXPECT_EQ(s.Call("POST", "/v1/decisions", kDecision, "", {cookie}).status, 403);
+  // A change without the CSRF token is refused; with it, the person's own grant is recorded.
+  EXPECT_EQ(s.Call("POST", "/v1/subjects/u1/consents", grant, "", {cookie}).status, 403);
+  Response r = s.Call("POST", "/v1/subjects/u1/consents", grant, "",
+                      {cookie, "X-CSRF-Token: " + csrf});
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_NE(r.body.find("\"method\":\"settings\""), std::string::npos) << r.body;
+  EXPECT_EQ(s.Call("POST", "/v1/subjects/u2/consents", grant, "",
+                   {cookie, "X-CSRF-Token: " + csrf}).status, 403);
+  // A link works once.
+  std::string link = s.MintLink();
+  EXPECT_EQ(s.Call("GET", link, "", "").status, 303);
+  EXPECT_EQ(s.Call("GET", link, "", "").status, 404);
+  // A forged cookie is nobody.
+  EXPECT_EQ(s.Call("GET", "/v1/subjects/u1/consents", "", "",
+                   {"Cookie: assent_session=00ff"}).status, 401);
+}
+
+TEST(ServerTest, TheAccountAdminsLockWinsOverAPersonsGrant) {
+  Server s;
+  auto [admin, admin_csrf] = s.SignIn(R"({"account":"a1"})");
+  auto [person, person_csrf] = s.SignIn(R"({"subject":"u1"})");
+  const std::string rule = R"({"rule":"meeting-quality-review","action":")";
+  ASSERT_EQ(s.Call("POST", "/v1/subjects/u1/consents", rule + "grant\"}", "",
+                   {person, "X-CSRF-Token: " + person_csrf}).status, 201);
+  Response w = s.Call("POST", "/v1/accounts/a1/consents", rule + "withdraw\"}", "",
+                      {admin, "X-CSRF-Token: " + admin_csrf});
+  ASSERT_EQ(w.status, 201) << w.body;
+  EXPECT_NE(w.body.find("\"method\":\"admin\""), std::string::npos);
+  Response d = s.Call("POST", "/v1/decisions",
+                      R"({"category":"content.audio","purpose":"product_development.quality_review","account":"a1","subjects":["u1"]})");
+  EXPECT_NE(d.body.find("\"reason\":\"withdrawn\""), std::string::npos) << d.body;
+  EXPECT_NE(d.body.find("{\"account\":\"a1\",\"state\":\"withdrawn\""), std::string::npos);
 }
 
 TEST(ServerTest, NobodyGrantsOnAnothersBehalf) {
