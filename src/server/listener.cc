@@ -88,6 +88,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     busy_ = true;
     started_ = std::chrono::steady_clock::now();
+    const auto& head = parser_->get();
+    if (head.method() == http::verb::post && head.target() == "/v1/decisions:batch" &&
+        head[http::field::content_type].starts_with("application/x-ndjson")) {
+      parser_->body_limit(server_->options.ndjson_body_limit);
+    }
     stream_.expires_after(server_->options.read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));

@@ -20,6 +20,9 @@ struct ServerOptions {
   uint16_t port = 8080;  // 0: any free port
   int threads = 2;
   uint64_t body_limit = 8 * 1024 * 1024;
+  // NDJSON batches of decisions (POST /v1/decisions:batch, application/x-ndjson) may be
+  // larger: they are answered line by line.
+  uint64_t ndjson_body_limit = 512ull * 1024 * 1024;
   uint32_t header_limit = 16 * 1024;
   std::chrono::seconds read_timeout{30};  // to receive a whole request once it started
   std::chrono::seconds idle_timeout{60};  // a keep-alive connection with no request

@@ -453,6 +453,14 @@ TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
   for (int i = 0; i < 10001; ++i) many += (i ? "," : "") + kDecision;
   many += "]}";
   EXPECT_EQ(s.Call("POST", "/v1/decisions:batch", many).status, 413);
+  // An NDJSON batch may exceed the 8 MiB JSON body limit: 100,000 decisions (8.8 MB).
+  std::string lines;
+  for (int i = 0; i < 100000; ++i) lines += kDecision + "\n";
+  Response nd = s.Call("POST", "/v1/decisions:batch", lines, "service",
+                       {"Content-Type: application/x-ndjson"});
+  EXPECT_EQ(nd.status, 200);
+  EXPECT_EQ(std::count(nd.body.begin(), nd.body.end(), '\n'), 100000);
+  EXPECT_EQ(nd.content_type, "application/x-ndjson");
   // A 10 MB body is refused by the limit, before it is parsed.
   std::string huge(10 * 1024 * 1024, 'x');
   Response big = s.Call("POST", "/v1/decisions", huge);
