@@ -119,6 +119,9 @@ class Ledger {
   // The live key whose secret this is, if any. Thread-safe; constant time in the secret.
   std::optional<ApiKey> Authenticate(std::string_view secret) const;
 
+  // The hex SHA-256 of the entry at `position` (a receipt's hash). kNotFound past the end.
+  Result<std::string> EntryHash(uint64_t position) const;
+
   // Writes every entry after `since` as one JSON line (canonical bytes plus "hash").
   Status Export(uint64_t since, std::ostream& out) const;
 

@@ -498,6 +498,20 @@ Result<std::vector<Receipt>> Ledger::RecordConsents(std::vector<ConsentEvent> ev
   return committer_->Submit(std::move(events));
 }
 
+Result<std::string> Ledger::EntryHash(uint64_t position) const {
+  if (position == 0) return NotFoundError("position 0 holds no entry");
+  std::string hash;
+  auto st = store_->Scan(position - 1, [&](const EntryView& v) -> Status {
+    if (v.position == position) hash = ToHex(v.hash.data(), v.hash.size());
+    return MakeError(ErrorCode::kAlreadyExists, "found");  // stop after the first entry
+  });
+  if (hash.empty()) {
+    if (!st && st.error().code != ErrorCode::kAlreadyExists) return std::unexpected(st.error());
+    return NotFoundError("no entry at position " + std::to_string(position));
+  }
+  return hash;
+}
+
 Status Ledger::Export(uint64_t since, std::ostream& out) const {
   ASSENT_RETURN_IF_ERROR(store_->Scan(since, [&](const EntryView& v) -> Status {
     out << internal::ExportLine(v.body, v.hash);

@@ -14,6 +14,7 @@
 #include "common/json_writer.h"
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "server/pages.h"
 #include "server/problem.h"
 #include "terms/diff.h"
 
@@ -480,6 +481,7 @@ HttpResponse History(RouteContext& ctx) {
     for (const auto& p : e.purposes) w.String(p);
     w.EndArray().Key("at").String(FormatTime(e.at));
     w.Key("terms_version").String(e.terms_version).Key("method").String(MethodName(e.method));
+    if (auto h = ctx.api->ledger().EntryHash(e.position)) w.Key("hash").String(*h);
     w.EndObject();
   }
   w.EndArray().EndObject();
@@ -584,11 +586,60 @@ HttpResponse RedeemSession(RouteContext& ctx) {
   return r;
 }
 
+// Global Privacy Control: a person's browser saying "do not sell or share". It records an
+// objection (method gpc) under every objectable rule that covers a purpose marked `gpc: true`,
+// scoped to those purposes; it never grants anything. Returns the rules it objected under.
+std::vector<std::string> HonourGpc(RouteContext& ctx, const WebSession& s, bool* honoured) {
+  std::vector<std::string> recorded;
+  *honoured = false;
+  if (s.kind != PartyKind::kSubject || ctx.request->Header("Sec-GPC") != "1") return recorded;
+  *honoured = true;
+  Ledger& ledger = ctx.api->ledger();
+  auto snap = ledger.engine().snapshot();
+  const Timestamp now = ledger.engine().Now();
+  int32_t v = snap->terms().VersionAt(now);
+  if (v < 0) return recorded;
+  const Terms& t = snap->terms().version(v);
+  for (const Rule& rule : t.rules()) {
+    if (rule.basis != Basis::kObjectable || rule.consent_from == ConsentFrom::kAccount) continue;
+    std::vector<std::string> purposes;
+    for (int32_t g = 0; g < static_cast<int32_t>(t.purposes().size()); ++g) {
+      if (!t.purposes()[g].gpc) continue;
+      for (int32_t rp : rule.purposes) {
+        if (t.PurposeCovers(rp, g)) purposes.push_back(t.purposes()[g].name);
+        else if (t.PurposeCovers(g, rp)) purposes.push_back(t.purposes()[rp].name);
+      }
+    }
+    if (purposes.empty()) continue;
+    auto st = snap->PartyStateFor(PartyKind::kSubject, s.party,
+                                  t.categories()[rule.categories[0]].name, purposes[0], now);
+    if (st && st->state == PartyState::kWithdrawn) continue;  // already objected
+    ConsentEvent e;
+    e.party = s.party;
+    e.action = Action::kWithdraw;
+    for (int32_t c : rule.categories) e.categories.push_back(t.categories()[c].name);
+    e.purposes = purposes;
+    e.method = Method::kGpc;
+    e.rule = rule.id;
+    e.actor = "browser Sec-GPC";
+    if (ledger.RecordConsent(std::move(e))) recorded.push_back(rule.id);
+  }
+  return recorded;
+}
+
 HttpResponse SessionInfo(RouteContext& ctx) {
   const WebSession& s = *ctx.caller->session;
+  bool honoured = false;
+  std::vector<std::string> recorded = HonourGpc(ctx, s, &honoured);
   JsonWriter w;
   w.BeginObject().Key(PartyKindName(s.kind)).String(s.party);
-  w.Key("csrf_token").String(s.csrf).Key("expires_at").String(FormatTime(s.expires)).EndObject();
+  w.Key("csrf_token").String(s.csrf).Key("expires_at").String(FormatTime(s.expires));
+  if (honoured) {
+    w.Key("gpc").BeginObject().Key("honoured").Bool(true).Key("recorded").BeginArray();
+    for (const auto& r : recorded) w.String(r);
+    w.EndArray().EndObject();
+  }
+  w.EndObject();
   HttpResponse r = Json(w.Take());
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
@@ -621,11 +672,13 @@ const std::vector<Route>& Api::Routes() {
       {"POST", "/v1/decisions", kOperator | kService, "Decide one use of data", Decide},
       {"POST", "/v1/decisions:batch", kOperator | kService,
        "Decide many uses (JSON up to 10,000 items, or NDJSON streams)", DecideBatch},
-      {"GET", "/v1/terms", kAnyRole, "The terms in effect now", TermsCurrent},
+      {"GET", "/v1/terms", kAnyRole | kPerson | kAccountAdmin, "The terms in effect now",
+       TermsCurrent},
       {"POST", "/v1/terms", kOperator, "Publish a terms version (YAML body)", TermsPublish},
-      {"GET", "/v1/terms/{version}", kAnyRole, "One terms version", TermsVersion},
-      {"GET", "/v1/terms/{a}/diff/{b}", kAnyRole, "What changed between two versions",
-       TermsDiffRoute},
+      {"GET", "/v1/terms/{version}", kAnyRole | kPerson | kAccountAdmin, "One terms version",
+       TermsVersion},
+      {"GET", "/v1/terms/{a}/diff/{b}", kAnyRole | kPerson | kAccountAdmin,
+       "What changed between two versions", TermsDiffRoute},
       {"GET", "/v1/subjects/{id}/consents", kAnyRole | kPerson, "A person's choices per rule",
        Consents},
       {"POST", "/v1/subjects/{id}/consents", kOperator | kService | kPerson,
@@ -648,6 +701,9 @@ const std::vector<Route>& Api::Routes() {
       {"GET", "/v1/session", kPerson | kAccountAdmin, "The current session and its CSRF token",
        SessionInfo},
       {"GET", "/v1/ledger", kOperator | kAuditor, "Export the ledger (NDJSON)", LedgerExport},
+      {"GET", "/settings", kPublic, "A person's settings page", SettingsPage},
+      {"GET", "/admin", kPublic, "The account-admin and operator page", AdminPage},
+      {"GET", "/assets/{file}", kPublic, "The pages' CSS and JavaScript", Asset},
   };
   return routes;
 }

@@ -238,6 +238,9 @@ std::vector<Example> Examples() {
       {"GET", "LINK", ""},  // a fresh one-time link
       {"GET", "/v1/session", ""},  // sessions only
       {"GET", "/v1/ledger?since=0", ""},
+      {"GET", "/settings", ""},
+      {"GET", "/admin", ""},
+      {"GET", "/assets/settings.js", ""},
   };
 }
 
@@ -369,6 +372,39 @@ TEST(ServerTest, TheAccountAdminsLockWinsOverAPersonsGrant) {
                       R"({"category":"content.audio","purpose":"product_development.quality_review","account":"a1","subjects":["u1"]})");
   EXPECT_NE(d.body.find("\"reason\":\"withdrawn\""), std::string::npos) << d.body;
   EXPECT_NE(d.body.find("{\"account\":\"a1\",\"state\":\"withdrawn\""), std::string::npos);
+}
+
+TEST(ServerTest, PagesCarryAStrictContentSecurityPolicy) {
+  Server s;
+  for (const char* path : {"/settings", "/admin", "/assets/app.css", "/assets/admin.js"}) {
+    Response r = s.Call("GET", path, "", "");
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_NE(r.headers.find("Content-Security-Policy: default-src 'none'; script-src 'self'"),
+              std::string::npos) << path;
+    EXPECT_NE(r.headers.find("X-Content-Type-Options: nosniff"), std::string::npos);
+    EXPECT_EQ(r.body.find("http://"), std::string::npos) << path << " loads nothing external";
+    EXPECT_EQ(r.body.find("https://"), std::string::npos) << path << " loads nothing external";
+  }
+  EXPECT_EQ(s.Call("GET", "/assets/settings.html", "", "").status, 404);
+  EXPECT_EQ(s.Call("GET", "/assets/nope.js", "", "").status, 404);
+}
+
+TEST(ServerTest, GlobalPrivacyControlRecordsObjectionsNeverGrants) {
+  Server s;
+  auto [cookie, csrf] = s.SignIn(R"({"subject":"u9"})");
+  Response r = s.Call("GET", "/v1/session", "", "", {cookie, "Sec-GPC: 1"});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\"honoured\":true"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("service-generated-for-marketing"), std::string::npos) << r.body;
+  Response h = s.Call("GET", "/v1/subjects/u9/history", "", "service");
+  EXPECT_NE(h.body.find("\"method\":\"gpc\""), std::string::npos) << h.body;
+  EXPECT_EQ(h.body.find("\"action\":\"grant\""), std::string::npos) << h.body;
+  Response d = s.Call("POST", "/v1/decisions",
+                      R"({"category":"service_generated.product_usage","purpose":"marketing","subjects":["u9"]})");
+  EXPECT_NE(d.body.find("\"reason\":\"objected\""), std::string::npos) << d.body;
+  // Sending it again records nothing new.
+  Response again = s.Call("GET", "/v1/session", "", "", {cookie, "Sec-GPC: 1"});
+  EXPECT_NE(again.body.find("\"recorded\":[]"), std::string::npos) << again.body;
 }
 
 TEST(ServerTest, NobodyGrantsOnAnothersBehalf) {

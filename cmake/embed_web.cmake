@@ -1,0 +1,15 @@
+# Embeds the files of web/ into a C++ source at build time (no downloads, no runtime paths).
+# Usage: cmake -DOUT=file.cc -DWEB_DIR=dir -P embed_web.cmake
+file(GLOB FILES "${WEB_DIR}/*")
+list(SORT FILES)
+set(content "// Generated from web/ by cmake/embed_web.cmake. Do not edit.\n")
+string(APPEND content "#include \"server/web_assets.h\"\n\nnamespace assent::server {\n\n")
+string(APPEND content "const std::vector<WebAsset>& WebAssets() {\n  static const std::vector<WebAsset> assets = {\n")
+foreach(f IN LISTS FILES)
+  file(READ "${f}" text)
+  get_filename_component(name "${f}" NAME)
+  string(APPEND content "    {\"${name}\", R\"assent_web(${text})assent_web\"},\n")
+endforeach()
+string(APPEND content "  };\n  return assets;\n}\n\n}  // namespace assent::server\n")
+file(WRITE "${OUT}.tmp" "${content}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

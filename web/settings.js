@@ -1,0 +1,234 @@
+// The settings page: one switch per consent or objectable rule, the uses that need no choice,
+// the uses that never happen, history with receipts. Talks only to this server's /v1 API with
+// the session cookie and its CSRF token. No external scripts, no inline script (strict CSP).
+'use strict';
+
+const Assent = (() => {
+  let csrf = '';
+
+  async function api(method, path, body) {
+    const headers = { 'Accept': 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET') headers['X-CSRF-Token'] = csrf;
+    const res = await fetch(path, {
+      method, headers, credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
+    if (!res.ok) {
+      const err = new Error((data && (data.detail || data.title)) || res.statusText);
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  }
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'text') e.textContent = v; else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children) if (c) e.append(c);
+    return e;
+  }
+
+  function say(message, warn) {
+    const s = document.getElementById('status');
+    s.replaceChildren(el('div', { class: warn ? 'notice warn' : 'notice', text: message }));
+  }
+
+  function when(iso) { return iso ? new Date(iso).toLocaleString() : ''; }
+
+  function definitions(rule) {
+    const dl = el('dl');
+    for (const c of rule.categories) {
+      dl.append(el('dt', { text: 'Data: ' + c.name }), el('dd', { text: c.description }));
+    }
+    for (const p of rule.purposes) {
+      dl.append(el('dt', { text: 'Use: ' + p.name }), el('dd', { text: p.description }));
+    }
+    const d = el('details', {}, el('summary', { text: 'What this means, and the terms behind it' }), dl);
+    for (const c of rule.clauses) {
+      d.append(el('p', { class: 'meta', text: 'Clause ' + c.id + (c.title ? ' — ' + c.title : '') }),
+               el('blockquote', { text: c.text }));
+    }
+    return d;
+  }
+
+  // Whether the switch is on: a consent rule needs a live grant; an objectable rule is on
+  // unless the party objected.
+  function isOn(rule) {
+    if (rule.basis === 'consent') return rule.state === 'granted';
+    return rule.state !== 'withdrawn';
+  }
+
+  function stateText(rule, events) {
+    const ev = events.find((e) => e.position === rule.event);
+    const since = ev ? ' since ' + when(ev.at) : '';
+    const receipt = ev && ev.hash ? ' · receipt #' + ev.position + ' ' + ev.hash.slice(0, 16) + '…' : '';
+    switch (rule.state) {
+      case 'granted': return (rule.basis === 'consent' ? 'On — you agreed' : 'On') + since + receipt;
+      case 'withdrawn': return 'Off — you said no' + since + receipt;
+      case 'stale': return 'Off — the terms changed since you agreed; please decide again' + receipt;
+      case 'expired': return 'Off — your agreement expired; please decide again' + receipt;
+      case 'mixed': return 'Partly on — you decided differently for parts of this' + receipt;
+      default: return rule.basis === 'consent' ? 'Off — you have not agreed' :
+                                                'On — you have not objected';
+    }
+  }
+
+  async function renderChoices(kind, id, consents, history, container) {
+    const events = history.events;
+    container.replaceChildren();
+    const mine = consents.rules.filter((r) =>
+      (r.basis === 'consent' || r.basis === 'objectable') && r.state !== undefined);
+    if (!mine.length) container.append(el('p', { text: 'Nothing here asks for your choice.' }));
+    for (const rule of mine) {
+      const on = isOn(rule);
+      const label = 'sw-' + rule.rule;
+      const button = el('button', {
+        class: 'switch', type: 'button', role: 'switch', 'aria-checked': String(on),
+        'aria-labelledby': label + '-label', 'aria-describedby': label + '-state',
+        text: on ? 'On' : 'Off',
+      });
+      button.addEventListener('click', async () => {
+        button.disabled = true;
+        const action = on ? 'withdraw' : 'grant';
+        try {
+          const base = kind === 'account' ? '/v1/accounts/' : '/v1/subjects/';
+          const r = await api('POST', base + encodeURIComponent(id) + '/consents',
+                              { rule: rule.rule, action });
+          say((action === 'grant' ? 'Turned on' : 'Turned off') + ': "' + rule.summary +
+              '". Recorded at ledger position ' + r.position + ', receipt ' + r.hash + '.');
+          await refresh();
+          const again = document.querySelector('[aria-labelledby="' + label + '-label"]');
+          if (again) again.focus();
+        } catch (e) {
+          say('Not changed: ' + e.message, true);
+          button.disabled = false;
+        }
+      });
+      const note = rule.consent_from === 'account_and_subjects'
+        ? el('p', { class: 'meta', text: kind === 'account'
+            ? 'Each member must agree too; without the account, no member can switch this on.'
+            : 'Your account must agree too; its admin can keep this off for everyone.' })
+        : null;
+      container.append(el('div', { class: 'card' },
+        el('div', { class: 'row' },
+          el('div', {},
+            el('p', { class: 'summary', id: label + '-label', text: rule.summary }),
+            el('p', { class: 'meta', id: label + '-state', text: stateText(rule, events) }),
+            note),
+          button),
+        definitions(rule)));
+    }
+  }
+
+  function renderFixed(consents, kinds, container, badge, why) {
+    container.replaceChildren();
+    for (const rule of consents.rules.filter((r) => kinds.includes(r.basis))) {
+      const what = rule.categories.map((c) => c.name).join(', ') + ' → ' +
+                   rule.purposes.map((p) => p.name).join(', ');
+      container.append(el('div', { class: 'card' },
+        el('p', { class: 'summary' }, el('span', { class: badge, text: why }), ' ' + what),
+        definitions(rule)));
+    }
+  }
+
+  function renderHistory(history, container) {
+    container.replaceChildren();
+    if (!history.events.length) {
+      container.append(el('p', { text: 'No choices recorded yet.' }));
+      return;
+    }
+    const table = el('table', {}, el('caption', { class: 'visually-hidden', text: 'Your consent events' }),
+      el('thead', {}, el('tr', {}, ...['When', 'What', 'Data and use', 'How', 'Receipt']
+        .map((h) => el('th', { scope: 'col', text: h })))));
+    const body = el('tbody');
+    for (const e of [...history.events].reverse()) {
+      body.append(el('tr', {},
+        el('td', { text: when(e.at) }),
+        el('td', { text: e.action === 'grant' ? 'Agreed' : 'Said no' }),
+        el('td', { text: e.categories.join(', ') + ' → ' + e.purposes.join(', ') }),
+        el('td', { text: e.method }),
+        el('td', { class: 'receipt', text: '#' + e.position + ' ' + (e.hash || '') })));
+    }
+    table.append(body);
+    container.append(table);
+  }
+
+  let refresh = async () => {};
+
+  async function settingsPage() {
+    let session;
+    try {
+      session = await api('GET', '/v1/session');
+    } catch (e) {
+      document.getElementById('who').textContent =
+        'You are not signed in. Open the link the platform gave you to see your choices.';
+      return;
+    }
+    csrf = session.csrf_token;
+    if (!session.subject) {
+      document.getElementById('who').textContent = 'This page is for people; account admins use /admin.';
+      return;
+    }
+    const id = session.subject;
+    document.getElementById('who').textContent = 'Signed in as ' + id + '.';
+    if (session.gpc && session.gpc.honoured) {
+      say('Your browser sent a Global Privacy Control signal. We honoured it: ' +
+          (session.gpc.recorded.length ? 'we recorded your objection to ' +
+           session.gpc.recorded.join(', ') + '.' : 'your objections were already recorded.'));
+    }
+    refresh = async () => {
+      const [consents, history] = await Promise.all([
+        api('GET', '/v1/subjects/' + encodeURIComponent(id) + '/consents'),
+        api('GET', '/v1/subjects/' + encodeURIComponent(id) + '/history')]);
+      document.getElementById('terms').textContent = consents.terms;
+      await renderChoices('subject', id, consents, history, document.getElementById('choices'));
+      renderFixed(consents, ['necessary'], document.getElementById('needed'), 'badge',
+                  'To deliver the service you asked for:');
+      renderFixed(consents, ['prohibited'], document.getElementById('never'), 'badge never',
+                  'Never, whatever you choose:');
+      const stale = consents.rules.filter((r) => r.state === 'stale');
+      if (stale.length) {
+        const box = el('div', { class: 'notice warn' },
+          el('p', { text: 'The terms changed after you agreed to: ' +
+                    stale.map((r) => '"' + r.summary + '"').join(', ') +
+                    '. Your earlier agreement no longer counts. What changed:' }));
+        const old = history.events.filter((e) => e.action === 'grant').map((e) => e.terms_version);
+        const current = consents.terms.split('@')[1];
+        const from = old.find((v) => v !== current);
+        if (from) {
+          try {
+            const d = await api('GET', '/v1/terms/' + encodeURIComponent(from) + '/diff/' +
+                                encodeURIComponent(current));
+            const list = el('ul');
+            for (const c of d.clauses.reworded) list.append(el('li', { text: 'Clause ' + c + ' was reworded' }));
+            for (const c of d.categories.redefined) list.append(el('li', { text: 'The meaning of "' + c + '" changed' }));
+            for (const p of d.purposes.redefined) list.append(el('li', { text: 'The meaning of "' + p + '" changed' }));
+            box.append(list);
+          } catch (e) { /* the notice stands without the details */ }
+        }
+        box.append(el('p', { text: 'Switch it on again below if you still agree.' }));
+        document.getElementById('choices').prepend(box);
+      }
+      document.getElementById('used').replaceChildren(el('p', {
+        text: 'No training datasets are recorded yet: this platform has not installed the ' +
+              'training-data gate that records which datasets include you. When it does, ' +
+              'each one will be listed here.' }));
+      renderHistory(history, document.getElementById('history'));
+    };
+    await refresh();
+  }
+
+  return { api, el, say, renderChoices, renderHistory, settingsPage,
+           setCsrf: (t) => { csrf = t; }, setRefresh: (f) => { refresh = f; } };
+})();
+
+if (document.getElementById('needed')) {
+  document.addEventListener('DOMContentLoaded', () => Assent.settingsPage());
+}
