@@ -26,6 +26,23 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Browser tests (make test): Debian's chromium, node, and playwright-core from npm.
+need_browser=()
+for p in chromium; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_browser+=("$p")
+done
+command -v node >/dev/null && command -v npm >/dev/null || need_browser+=(nodejs npm)
+if ((${#need_browser[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${need_browser[@]}" >/dev/null
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [[ ! -d "$here/test/e2e/node_modules/playwright-core" ]]; then
+  (cd "$here/test/e2e" && npm ci --no-audit --no-fund --silent)
+fi
+
 # Benchmark peers (bench/compare only): node + npm packages pinned in bench/compare/package.json.
 if [[ "${1:-}" == "--bench" ]]; then
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -130,8 +130,10 @@ const Assent = (() => {
   function renderFixed(consents, kinds, container, badge, why) {
     container.replaceChildren();
     for (const rule of consents.rules.filter((r) => kinds.includes(r.basis))) {
-      const what = rule.categories.map((c) => c.name).join(', ') + ' → ' +
-                   rule.purposes.map((p) => p.name).join(', ');
+      // Plain language first: what the data is, and what it is used for.
+      const trim = (t) => t.replace(/\.$/, '');
+      const what = rule.categories.map((c) => trim(c.description)).join('; ') + ' — used for: ' +
+                   rule.purposes.map((p) => trim(p.description).toLowerCase()).join('; ');
       container.append(el('div', { class: 'card' },
         el('p', { class: 'summary' }, el('span', { class: badge, text: why }), ' ' + what),
         definitions(rule)));

@@ -77,6 +77,17 @@ int Serve(const ServeOptions& o) {
     }
   }
   server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr);
+  // Demo people and accounts, each with a one-time sign-in link (valid 10 minutes).
+  std::vector<std::pair<std::string, std::string>> links;
+  if (o.demo) {
+    const Timestamp now = (*ledger)->engine().Now();
+    for (const char* person : {"alice", "bob", "chen"}) {
+      links.emplace_back(std::string("person  ") + person,
+                         "/session/" + api.sessions().MintLink(PartyKind::kSubject, person, now));
+    }
+    links.emplace_back("admin   acme (account)",
+                       "/session/" + api.sessions().MintLink(PartyKind::kAccount, "acme", now));
+  }
   server::HttpServer http(so, &api);
   auto port = http.Listen();
   if (!port) {
@@ -87,6 +98,8 @@ int Serve(const ServeOptions& o) {
   std::cout << fmt::format("assent serving {} on {} (ledger position {}, {} threads)\n",
                            (*ledger)->data_dir(), base, (*ledger)->position(), so.threads);
   if (o.demo) {
+    std::cout << "open a page (one-time links, valid 10 minutes):\n";
+    for (const auto& [who, link] : links) std::cout << fmt::format("  {:<22} {}{}\n", who, base, link);
     std::cout << "demo keys (shown once):\n";
     for (const auto& [role, secret] : keys) {
       std::cout << fmt::format("  {:<9} {}\n", role, secret);

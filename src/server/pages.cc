@@ -22,6 +22,8 @@ HttpResponse Serve(std::string_view name) {
       r.content_type = "text/css; charset=utf-8";
     } else if (name.ends_with(".js")) {
       r.content_type = "text/javascript; charset=utf-8";
+    } else if (name.ends_with(".svg")) {
+      r.content_type = "image/svg+xml";
     } else {
       r.content_type = "application/octet-stream";
     }

@@ -1,0 +1,215 @@
+// Browser tests of /settings and /admin: Debian chromium driven by playwright-core against the
+// real `assent serve --demo` binary on a free port with a temporary data directory.
+// Run by ctest (see CMakeLists.txt): ASSENT_BINARY, ASSENT_SOURCE_DIR and ASSENT_ARTIFACTS set.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BIN = process.env.ASSENT_BINARY;
+const SRC = process.env.ASSENT_SOURCE_DIR;
+const ARTIFACTS = process.env.ASSENT_ARTIFACTS || join(tmpdir(), 'assent-e2e');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+let server, base, keys = {}, links = {}, data, browser;
+
+async function startServer() {
+  data = mkdtempSync(join(tmpdir(), 'assent-e2e-'));
+  server = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', '--demo', '--quiet',
+                       '--threads', '2'], { cwd: SRC });
+  let out = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start:\n' + out)), 30000);
+    server.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('try:')) { clearTimeout(timer); resolve(); }
+    });
+    server.on('exit', (c) => reject(new Error('server exited ' + c + ':\n' + out)));
+  });
+  base = out.match(/on (http:\/\/127\.0\.0\.1:\d+)/)[1];
+  for (const m of out.matchAll(/^ {2}(service|operator|auditor) +(assent_[0-9a-f]+)$/gm)) keys[m[1]] = m[2];
+  for (const m of out.matchAll(/^ {2}(person|admin) +(\w+).*?(http:\S+)$/gm)) links[m[2]] = m[3];
+}
+
+async function decide(body) {
+  const r = await fetch(base + '/v1/decisions', {
+    method: 'POST', body: JSON.stringify(body),
+    headers: { Authorization: 'Bearer ' + keys.service, 'Content-Type': 'application/json' },
+  });
+  return r.json();
+}
+
+async function newLink(party) {
+  const r = await fetch(base + '/v1/sessions', {
+    method: 'POST', body: JSON.stringify(party),
+    headers: { Authorization: 'Bearer ' + keys.service, 'Content-Type': 'application/json' },
+  });
+  return base + (await r.json()).link;
+}
+
+before(async () => {
+  await startServer();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.kill('SIGTERM');
+  if (data) rmSync(data, { recursive: true, force: true });
+});
+
+const improvement = "Use data about how the app performs and which features I use to improve the product and train the platform's own AI.";
+
+test('a person opens the link, withdraws and grants, and the state persists', async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 1400 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(links.alice);
+  assert.match(page.url(), /\/settings$/);
+  const sw = page.getByRole('switch', { name: improvement });
+  await sw.waitFor();
+  assert.equal(await sw.getAttribute('aria-checked'), 'true', 'objectable: on until objected');
+  // The promise made visible: necessary uses and prohibited uses, each with a clause.
+  await page.getByText('Never, whatever you choose:').first().waitFor();
+  await page.getByText('To deliver the service you asked for:').first().waitFor();
+  await page.getByText('No training datasets are recorded yet').waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, 'settings.png'), fullPage: true });
+
+  await sw.click();
+  await page.getByText(/Turned off: .*Recorded at ledger position \d+, receipt [0-9a-f]{64}/).waitFor();
+  assert.equal(await sw.getAttribute('aria-checked'), 'false');
+  let d = await decide({ category: 'service_generated.telemetry', purpose: 'ai_training.first_party',
+                         subjects: ['alice'] });
+  assert.equal(d.reason, 'objected');
+
+  await page.reload();
+  await sw.waitFor();
+  assert.equal(await sw.getAttribute('aria-checked'), 'false', 'the choice persists');
+  await page.getByRole('cell', { name: /#\d+ [0-9a-f]{64}/ }).first().waitFor();
+
+  // One action back, no confirmation maze.
+  await sw.click();
+  await page.getByText(/Turned on:/).waitFor();
+  d = await decide({ category: 'service_generated.telemetry', purpose: 'ai_training.first_party',
+                     subjects: ['alice'] });
+  assert.equal(d.reason, 'not-objected');
+  // The same answer from the ledger on disk, through the CLI.
+  const out = execFileSync(BIN, ['check', '--data', data, '--category', 'service_generated.telemetry',
+                                 '--purpose', 'ai_training.first_party', '--subject', 'alice', '--json']);
+  assert.equal(JSON.parse(out).reason, 'not-objected');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a change without the CSRF token is refused', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(await newLink({ subject: 'dana' }));
+  await page.getByRole('switch').first().waitFor();
+  const status = await page.evaluate(async () => {
+    const r = await fetch('/v1/subjects/dana/consents', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ rule: 'meeting-quality-review', action: 'grant' }),
+    });
+    return r.status;
+  });
+  assert.equal(status, 403);
+  await context.close();
+});
+
+test('Global Privacy Control is honoured as an objection, never a grant', async () => {
+  const context = await browser.newContext({ extraHTTPHeaders: { 'Sec-GPC': '1' } });
+  const page = await context.newPage();
+  await page.goto(links.bob);
+  await page.getByText(/Global Privacy Control signal\. We honoured it/).waitFor();
+  const d = await decide({ category: 'service_generated.product_usage', purpose: 'marketing',
+                           subjects: ['bob'] });
+  assert.equal(d.reason, 'objected');
+  assert.equal(d.parties[0].state, 'withdrawn');
+  await context.close();
+});
+
+test("the account admin's lock wins over a person's grant", async () => {
+  const person = await browser.newContext();
+  const pp = await person.newPage();
+  await pp.goto(await newLink({ subject: 'erin' }));
+  const review = pp.getByRole('switch', { name: /Let the quality team review/ });
+  await review.waitFor();
+  await review.click();
+  await pp.getByText(/Turned on:/).waitFor();
+  const q = { category: 'content.audio', purpose: 'product_development.quality_review',
+              account: 'acme', subjects: ['erin'] };
+  let d = await decide(q);
+  assert.equal(d.decision, 'deny');
+  assert.equal(d.parties[0].account, 'acme');
+
+  const admin = await browser.newContext({ viewport: { width: 1000, height: 1200 } });
+  const ap = await admin.newPage();
+  await ap.goto(links.acme);
+  assert.match(ap.url(), /\/admin$/);
+  const lock = ap.getByRole('switch', { name: /Let the quality team review/ });
+  await lock.waitFor();
+  await lock.click();  // the account agrees
+  await ap.getByText(/Turned on:/).waitFor();
+  assert.equal((await decide(q)).decision, 'allow');
+  await ap.screenshot({ path: join(ARTIFACTS, 'admin.png'), fullPage: true });
+  await lock.click();  // and withdraws: the lock
+  await ap.getByText(/Turned off:/).waitFor();
+  d = await decide(q);
+  assert.equal(d.decision, 'deny');
+  assert.equal(d.reason, 'withdrawn');
+  assert.equal(d.parties[1].state, 'granted', "the person's grant stands, and does not win");
+  await person.close();
+  await admin.close();
+});
+
+test('a switch works with the keyboard alone', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(await newLink({ subject: 'fay' }));
+  const sw = page.getByRole('switch', { name: improvement });
+  await sw.waitFor();
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press('Tab');
+    if (await sw.evaluate((el) => el === document.activeElement)) break;
+  }
+  assert.ok(await sw.evaluate((el) => el === document.activeElement), 'reachable by Tab');
+  await page.keyboard.press('Space');
+  await page.getByText(/Turned off:/).waitFor();
+  assert.equal(await page.getByRole('switch', { name: improvement }).getAttribute('aria-checked'), 'false');
+  await context.close();
+});
+
+test('the operator publishes terms with lint diagnostics shown inline', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(base + '/admin');
+  await page.getByLabel('Operator API key').fill(keys.operator);
+  await page.getByRole('button', { name: 'Use this key' }).click();
+  await page.getByText(/example-meetings@2023-08-11 — effective/).waitFor();
+  await page.getByLabel('Terms document (YAML)').fill('terms: t\nversion: "x"\n');
+  await page.getByRole('button', { name: 'Lint and publish' }).click();
+  await page.getByText(/Refused:/).waitFor();
+  await page.getByText(/\[missing-field\]/).first().waitFor();
+  await context.close();
+});
+
+test('the page is usable on a phone-sized screen', async () => {
+  const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(links.chen);
+  const sw = page.getByRole('switch').first();
+  await sw.waitFor();
+  const box = await sw.boundingBox();
+  assert.ok(box.x >= 0 && box.x + box.width <= 375, 'the switch fits the screen');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= 375, 'no horizontal scrolling');
+  await context.close();
+});
