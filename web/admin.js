@@ -72,13 +72,52 @@
     if (versions.length > 1) document.getElementById('diff-b').value = versions[versions.length - 1];
   }
 
+  async function loadKeys() {
+    const { keys } = await operatorApi('GET', '/v1/keys');
+    const body = el('tbody');
+    for (const k of keys) {
+      const cell = el('td');
+      if (!k.revoked) {
+        const b = el('button', { type: 'button', text: 'Revoke ' + k.name });
+        b.addEventListener('click', async () => {
+          try {
+            await operatorApi('POST', '/v1/keys/' + encodeURIComponent(k.name) + '/revoke');
+            say('Revoked ' + k.name + '.');
+            await loadKeys();
+          } catch (e) { say('Not revoked: ' + e.message, true); }
+        });
+        cell.append(b);
+      } else {
+        cell.textContent = 'revoked';
+      }
+      body.append(el('tr', {}, el('td', { text: k.name }), el('td', { text: k.role }),
+                      el('td', { text: '#' + k.position }), cell));
+    }
+    document.getElementById('keys').replaceChildren(el('table', {},
+      el('thead', {}, el('tr', {}, ...['Name', 'Role', 'Created at', ''].map((h) =>
+        el('th', { scope: 'col', text: h })))), body));
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
     accountPanel();
+    document.getElementById('key-create-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      try {
+        const r = await operatorApi('POST', '/v1/keys', JSON.stringify({
+          name: document.getElementById('new-key-name').value.trim(),
+          role: document.getElementById('new-key-role').value }));
+        document.getElementById('new-key').replaceChildren(
+          el('p', { class: 'notice', text: 'Key for ' + r.name + ' (' + r.role + '), shown only now: ' }),
+          el('p', { class: 'receipt', text: r.key }));
+        await loadKeys();
+      } catch (e) { say('No key created: ' + e.message, true); }
+    });
     document.getElementById('key-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       operatorKey = document.getElementById('key').value.trim();
       try {
         await loadVersions();
+        await loadKeys();
         document.getElementById('operator').hidden = false;
         say('Operator key accepted.');
       } catch (e) {

@@ -74,7 +74,8 @@ const Assent = (() => {
       case 'withdrawn': return 'Off — you said no' + since + receipt;
       case 'stale': return 'Off — the terms changed since you agreed; please decide again' + receipt;
       case 'expired': return 'Off — your agreement expired; please decide again' + receipt;
-      case 'mixed': return 'Partly on — you decided differently for parts of this' + receipt;
+      case 'mixed': return (rule.stale ? 'Partly off — the terms changed since you agreed; please decide again'
+                                       : 'Partly on — you decided differently for parts of this') + receipt;
       default: return rule.basis === 'consent' ? 'Off — you have not agreed' :
                                                 'On — you have not objected';
     }
@@ -195,7 +196,7 @@ const Assent = (() => {
                   'To deliver the service you asked for:');
       renderFixed(consents, ['prohibited'], document.getElementById('never'), 'badge never',
                   'Never, whatever you choose:');
-      const stale = consents.rules.filter((r) => r.state === 'stale');
+      const stale = consents.rules.filter((r) => r.stale);
       if (stale.length) {
         const box = el('div', { class: 'notice warn' },
           el('p', { text: 'The terms changed after you agreed to: ' +

@@ -433,7 +433,7 @@ HttpResponse Consents(RouteContext& ctx) {
       // The state over the rule's own pairs; the latest deciding event names "since".
       std::string state = "none";
       uint64_t event = 0;
-      bool mixed = false;
+      bool mixed = false, stale = false;
       for (int32_t c : rule.categories) {
         for (int32_t p : rule.purposes) {
           int32_t r = t.DecidingRule(c, p);
@@ -441,6 +441,7 @@ HttpResponse Consents(RouteContext& ctx) {
           auto st = snap->PartyStateFor(kind, id, t.categories()[c].name, t.purposes()[p].name, now);
           if (!st) continue;
           std::string s(PartyStateName(st->state));
+          stale |= st->state == PartyState::kStale;
           if (event == 0 && state == "none") {
             state = s;
             event = st->event;
@@ -451,6 +452,8 @@ HttpResponse Consents(RouteContext& ctx) {
         }
       }
       w.Key("state").String(mixed ? "mixed" : state);
+      // A grant some of whose pairs changed meaning since it was given: ask again.
+      w.Key("stale").Bool(stale);
       w.Key("event");
       if (event) {
         w.UInt(event);
@@ -645,6 +648,47 @@ HttpResponse SessionInfo(RouteContext& ctx) {
   return r;
 }
 
+void WriteKey(JsonWriter& w, const ApiKey& k) {
+  w.BeginObject().Key("name").String(k.name).Key("role").String(RoleName(k.role));
+  w.Key("position").UInt(k.position).Key("revoked").Bool(k.revoked).EndObject();
+}
+
+HttpResponse KeysList(RouteContext& ctx) {
+  JsonWriter w;
+  w.BeginObject().Key("keys").BeginArray();
+  for (const auto& k : ctx.api->ledger().Keys()) WriteKey(w, k);
+  w.EndArray().EndObject();
+  return Json(w.Take());
+}
+
+HttpResponse KeysCreate(RouteContext& ctx) {
+  Body b;
+  if (auto p = ParseObject(*ctx.request, &b, {"role", "name"})) return *p;
+  std::string role, name;
+  if (auto p = GetString(b.obj, "role", &role, true)) return *p;
+  if (auto p = GetString(b.obj, "name", &name, true)) return *p;
+  auto r = ParseRole(role);
+  if (!r) return BadRequest("\"role\" must be operator, service or auditor");
+  auto secret = ctx.api->ledger().CreateKey(*r, name);
+  if (!secret) return ProblemFor(secret.error());
+  JsonWriter w;
+  w.BeginObject().Key("name").String(name).Key("role").String(role);
+  w.Key("key").String(*secret).Key("note").String("shown once; only its SHA-256 is stored");
+  w.EndObject();
+  HttpResponse res = Json(w.Take(), 201);
+  res.headers.emplace_back("Cache-Control", "no-store");
+  return res;
+}
+
+HttpResponse KeysRevoke(RouteContext& ctx) {
+  if (ctx.caller && ctx.caller->key_name == ctx.params[0]) {
+    return ProblemFor(Error{ErrorCode::kFailedPrecondition,
+                            "a key cannot revoke itself; use another operator key"});
+  }
+  if (auto st = ctx.api->ledger().RevokeKey(ctx.params[0]); !st) return ProblemFor(st.error());
+  return Json("{\"revoked\":true}");
+}
+
 HttpResponse LedgerExport(RouteContext& ctx) {
   uint64_t since = 0;
   std::string s;
@@ -701,6 +745,10 @@ const std::vector<Route>& Api::Routes() {
       {"GET", "/v1/session", kPerson | kAccountAdmin, "The current session and its CSRF token",
        SessionInfo},
       {"GET", "/v1/ledger", kOperator | kAuditor, "Export the ledger (NDJSON)", LedgerExport},
+      {"GET", "/v1/keys", kOperator, "API keys: names and roles, never secrets", KeysList},
+      {"POST", "/v1/keys", kOperator, "Create an API key {role, name}; its secret is shown once",
+       KeysCreate},
+      {"POST", "/v1/keys/{name}/revoke", kOperator, "Revoke an API key", KeysRevoke},
       {"GET", "/settings", kPublic, "A person's settings page", SettingsPage},
       {"GET", "/admin", kPublic, "The account-admin and operator page", AdminPage},
       {"GET", "/assets/{file}", kPublic, "The pages' CSS and JavaScript", Asset},

@@ -201,6 +201,50 @@ test('the operator publishes terms with lint diagnostics shown inline', async ()
   await context.close();
 });
 
+test('the operator sees keys and creates one, shown once', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(base + '/admin');
+  await page.getByLabel('Operator API key').fill(keys.operator);
+  await page.getByRole('button', { name: 'Use this key' }).click();
+  await page.getByRole('cell', { name: /^demo-service-/ }).waitFor();
+  await page.getByLabel('Name').fill('pipeline-7');
+  await page.getByLabel('Role').selectOption('service');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await page.getByText(/^assent_[0-9a-f]{64}$/).waitFor();
+  await page.getByRole('button', { name: 'Revoke pipeline-7' }).click();
+  await page.getByText('Revoked pipeline-7.').waitFor();
+  await context.close();
+});
+
+test('a grant made stale by changed terms is shown, explained and asked again', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(await newLink({ subject: 'gus' }));
+  const review = page.getByRole('switch', { name: /Let the quality team review/ });
+  await review.waitFor();
+  await review.click();
+  await page.getByText(/Turned on:/).waitFor();
+  // The operator publishes a version where "audio" means more than before.
+  const yaml = (await (await fetch(base + '/v1/terms', {
+    headers: { Authorization: 'Bearer ' + keys.operator } })).json());
+  const source = execFileSync('cat', [join(SRC, 'examples/terms/example-meetings-2023-08-11.yaml')])
+    .toString()
+    .replace('version: "2023-08-11"', 'version: "2026-01-01"')
+    .replace('effective: "2023-08-11T00:00:00Z"', 'effective: "' + new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, 'Z') + '"')
+    .replace('audio: { description: "Recorded or streamed meeting audio." }',
+             'audio: { description: "Recorded, streamed or uploaded meeting audio, and voice messages." }');
+  assert.equal(yaml.version, '2023-08-11');
+  const pub = await fetch(base + '/v1/terms', { method: 'POST', body: source,
+    headers: { Authorization: 'Bearer ' + keys.operator, 'Content-Type': 'application/yaml' } });
+  assert.equal(pub.status, 201, await pub.text());
+  await page.reload();
+  await page.getByText(/The terms changed after you agreed to: "Let the quality team review/).waitFor();
+  await page.getByText(/The meaning of "content.audio" changed/).waitFor();
+  assert.equal(await review.getAttribute('aria-checked'), 'false');
+  await context.close();
+});
+
 test('the page is usable on a phone-sized screen', async () => {
   const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
   const page = await context.newPage();

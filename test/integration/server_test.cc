@@ -40,6 +40,11 @@ size_t Collect(char* p, size_t size, size_t n, void* out) {
   return size * n;
 }
 
+// An example request for one route.
+struct Example {
+  std::string method, path, body;
+};
+
 class Server {
  public:
   Server() {
@@ -191,6 +196,20 @@ class Server {
     return {cookie, m[1]};
   }
 
+  // Fills the placeholders of an example: fresh key names, a key to revoke.
+  Example Prepare(Example ex) const {
+    static int counter = 0;
+    if (ex.body == "NEWKEY") {
+      ex.body = R"({"role":"auditor","name":"made-)" + std::to_string(++counter) + "\"}";
+    }
+    if (ex.path.find("KEYNAME") != std::string::npos) {
+      std::string name = "doomed-" + std::to_string(++counter);
+      Call("POST", "/v1/keys", R"({"role":"auditor","name":")" + name + "\"}", "operator");
+      ex.path.replace(ex.path.find("KEYNAME"), 7, name);
+    }
+    return ex;
+  }
+
   std::string MintLink() const {
     Response link = Call("POST", "/v1/sessions", R"({"subject":"u1"})", "service");
     std::smatch m;
@@ -210,9 +229,6 @@ const std::string kDecision =
     R"({"category":"content.chat","purpose":"ai_training.first_party","subjects":["u1"]})";
 
 // Example requests per route that succeed for an allowed role.
-struct Example {
-  std::string method, path, body;
-};
 
 std::vector<Example> Examples() {
   return {
@@ -238,6 +254,9 @@ std::vector<Example> Examples() {
       {"GET", "LINK", ""},  // a fresh one-time link
       {"GET", "/v1/session", ""},  // sessions only
       {"GET", "/v1/ledger?since=0", ""},
+      {"GET", "/v1/keys", ""},
+      {"POST", "/v1/keys", "NEWKEY"},  // a fresh name each call
+      {"POST", "/v1/keys/KEYNAME/revoke", ""},  // a key created for the purpose
       {"GET", "/settings", ""},
       {"GET", "/admin", ""},
       {"GET", "/assets/settings.js", ""},
@@ -258,7 +277,7 @@ TEST(ServerTest, EveryRouteAnswersAndOpenApiListsExactlyTheRoutes) {
   auto examples = Examples();
   ASSERT_EQ(examples.size(), routes.size()) << "every route needs an example";
   for (size_t i = 0; i < routes.size(); ++i) {
-    const auto& ex = examples[i];
+    auto ex = s.Prepare(examples[i]);
     ASSERT_EQ(ex.method, routes[i].method);
     std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
     std::string role = routes[i].roles & assent::server::kService ? "service" : "operator";
@@ -301,10 +320,10 @@ TEST(ServerTest, RoleMatrix) {
   const auto& routes = assent::server::Api::Routes();
   auto examples = Examples();
   for (size_t i = 0; i < routes.size(); ++i) {
-    const auto& ex = examples[i];
-    std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
-    if (ex.path == "LINK") continue;  // public; covered by the session tests
+    if (examples[i].path == "LINK") continue;  // public; covered by the session tests
     for (std::string role : {"", "service", "operator", "auditor", "forged"}) {
+      auto ex = s.Prepare(examples[i]);
+      std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
       Response r;
       if (role == "forged") {
         r = s.Call(ex.method, ex.path, body, "", {"Authorization: Bearer assent_00forged"});
