@@ -16,6 +16,7 @@ void RegisterCheckCommand(CLI::App& app, int* exit_code);
 // REQUIRES: RegisterTermsCommands ran first (adds `terms publish` to it).
 void RegisterLedgerCommands(CLI::App& app, int* exit_code);
 void RegisterServeCommand(CLI::App& app, int* exit_code);
+void RegisterFilterCommand(CLI::App& app, int* exit_code);
 
 // Prints "assent: error: <message>" to stderr.
 void PrintError(const std::string& message);

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   assent::cli::RegisterCheckCommand(app, &exit_code);
   assent::cli::RegisterLedgerCommands(app, &exit_code);
   assent::cli::RegisterServeCommand(app, &exit_code);
+  assent::cli::RegisterFilterCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

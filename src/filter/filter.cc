@@ -1,0 +1,256 @@
+// The manifest filter: streaming, batched through Snapshot::DecideBatch, output renamed into
+// place only on success.
+#include "filter/filter.h"
+
+#include <openssl/evp.h>
+#include <simdjson.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <unordered_set>
+
+#include "common/hash.h"
+#include "common/json_writer.h"
+#include "common/sha256.h"
+#include "common/strings.h"
+
+namespace assent {
+namespace {
+
+constexpr size_t kBatch = 4096;
+constexpr size_t kMaxDuplicateTracking = 20'000'000;  // ids whose hashes are remembered
+
+// A streaming SHA-256.
+class Hasher {
+ public:
+  Hasher() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Hasher() { EVP_MD_CTX_free(ctx_); }
+  void Update(std::string_view s) { EVP_DigestUpdate(ctx_, s.data(), s.size()); }
+  std::string Hex() {
+    unsigned char d[32];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_, d, &n);
+    return ToHex(d, n);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+struct Item {
+  std::string line;  // as read, without the newline
+  std::string category, account;
+  bool has_account = false;
+  std::vector<std::string> subjects;
+  std::vector<std::string_view> subject_views;
+};
+
+}  // namespace
+
+Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const FilterOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  FilterReport report;
+  report.position = o.at ? snap.PositionAt(*o.at) : snap.position();
+  const Timestamp t = o.at.value_or(now);
+  int32_t v = snap.terms().VersionAt(t);
+  if (v < 0) return FailedPreconditionError("no terms are in effect at " + FormatTime(t));
+  const Terms& terms = snap.terms().version(v);
+  report.terms = terms.label();
+  if (terms.FindPurpose(o.purpose) < 0) {
+    std::vector<std::string> names;
+    for (const auto& p : terms.purposes()) names.push_back(p.name);
+    return InvalidArgumentError("unknown purpose '" + o.purpose + "' in terms " + terms.label() +
+                                DidYouMeanSuffix(o.purpose, names));
+  }
+  std::ifstream in(o.in_path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read manifest '" + o.in_path + "'");
+  in.seekg(0, std::ios::end);
+  const uint64_t total = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+  in.seekg(0);
+  const std::string tmp = o.out_path + ".tmp-" + std::to_string(::getpid());
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+  struct Cleanup {
+    const std::string& path;
+    bool keep = false;
+    ~Cleanup() {
+      if (!keep) std::remove(path.c_str());
+    }
+  } cleanup{tmp};
+
+  Hasher in_hash, out_hash;
+  simdjson::dom::parser parser;
+  std::unordered_set<uint64_t> seen_ids;
+  std::vector<Item> batch(kBatch);
+  std::vector<DecisionRequest> requests;
+  std::vector<Result<Decision>> results;
+  uint64_t line_no = 0, bytes = 0;
+  std::string line;
+  auto flush = [&](size_t n) -> Status {
+    requests.clear();
+    for (size_t i = 0; i < n; ++i) {
+      Item& it = batch[i];
+      DecisionRequest q;
+      q.category = it.category;
+      q.purpose = o.purpose;
+      it.subject_views.assign(it.subjects.begin(), it.subjects.end());
+      q.subjects = it.subject_views;
+      if (it.has_account) q.account = it.account;
+      q.at = t;
+      requests.push_back(q);
+    }
+    snap.DecideBatch(requests, now, &results);
+    for (size_t i = 0; i < n; ++i) {
+      auto& counts = report.by_category[batch[i].category];
+      if (results[i] && results[i]->allow) {
+        out.write(batch[i].line.data(), static_cast<std::streamsize>(batch[i].line.size()));
+        out.put('\n');
+        out_hash.Update(batch[i].line);
+        out_hash.Update("\n");
+        ++report.kept;
+        ++counts.first;
+      } else {
+        ++report.excluded;
+        ++counts.second;
+        std::string reason = results[i] ? std::string(ReasonName(results[i]->reason))
+                                        : std::string("unknown-category");
+        ++report.excluded_by_reason[reason];
+      }
+    }
+    if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+    return OkStatus();
+  };
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    bytes += line.size() + 1;
+    in_hash.Update(line);
+    if (!in.eof()) in_hash.Update("\n");
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    ++report.items;
+    Item& it = batch[n];
+    auto malformed = [&](const std::string& why) -> Status {
+      if (o.skip_malformed) {
+        ++report.malformed;
+        ++report.excluded;
+        ++report.excluded_by_reason["malformed"];
+        return OkStatus();
+      }
+      return InvalidArgumentError(o.in_path + ":" + std::to_string(line_no) + ": " + why +
+                                  " (use --skip-malformed to count such lines and go on)");
+    };
+    simdjson::dom::element doc;
+    simdjson::dom::object obj;
+    if (!ValidUtf8(line)) {
+      ASSENT_RETURN_IF_ERROR(malformed("not valid UTF-8"));
+      continue;
+    }
+    if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(obj)) {
+      ASSENT_RETURN_IF_ERROR(malformed("not a JSON object"));
+      continue;
+    }
+    std::string_view id, category;
+    if (obj[o.id_field].get_string().get(id)) {
+      ASSENT_RETURN_IF_ERROR(malformed("no string \"" + o.id_field + "\""));
+      continue;
+    }
+    if (obj[o.category_field].get_string().get(category)) {
+      ASSENT_RETURN_IF_ERROR(malformed("no string \"" + o.category_field + "\""));
+      continue;
+    }
+    it.category.assign(category);
+    it.has_account = false;
+    simdjson::dom::element acc;
+    if (!obj[o.account_field].get(acc) && !acc.is_null()) {
+      std::string_view a;
+      if (acc.get_string().get(a)) {
+        ASSENT_RETURN_IF_ERROR(malformed("\"" + o.account_field + "\" must be a string"));
+        continue;
+      }
+      it.account.assign(a);
+      it.has_account = true;
+    }
+    it.subjects.clear();
+    simdjson::dom::element subs;
+    if (!obj[o.subjects_field].get(subs) && !subs.is_null()) {
+      simdjson::dom::array arr;
+      bool bad = subs.get_array().get(arr) != simdjson::SUCCESS;
+      if (!bad) {
+        for (auto e : arr) {
+          std::string_view sv;
+          if (e.get_string().get(sv)) {
+            bad = true;
+            break;
+          }
+          it.subjects.emplace_back(sv);
+        }
+      }
+      if (bad) {
+        ASSENT_RETURN_IF_ERROR(malformed("\"" + o.subjects_field + "\" must be an array of strings"));
+        continue;
+      }
+    }
+    if (seen_ids.size() < kMaxDuplicateTracking) {
+      if (!seen_ids.insert(Hash64(id)).second) ++report.duplicate_ids;
+    } else {
+      report.duplicates_checked_fully = false;
+    }
+    it.line = line;
+    if (++n == kBatch) {
+      ASSENT_RETURN_IF_ERROR(flush(n));
+      n = 0;
+      if (o.progress) o.progress(bytes, total);
+    }
+  }
+  if (in.bad()) return MakeError(ErrorCode::kUnavailable, "error reading '" + o.in_path + "'");
+  ASSENT_RETURN_IF_ERROR(flush(n));
+  out.flush();
+  out.close();
+  if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+  if (std::rename(tmp.c_str(), o.out_path.c_str()) != 0) {
+    return MakeError(ErrorCode::kUnavailable, "cannot rename '" + tmp + "' to '" + o.out_path + "'");
+  }
+  cleanup.keep = true;
+  report.input_sha256 = in_hash.Hex();
+  report.output_sha256 = out_hash.Hex();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (o.progress) o.progress(total, total);
+  return report;
+}
+
+std::string FilterReport::ToJson() const {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("items").UInt(items).Key("kept").UInt(kept).Key("excluded").UInt(excluded);
+  w.Key("excluded_by_reason").BeginObject();
+  for (const auto& [r, c] : excluded_by_reason) w.Key(r).UInt(c);
+  w.EndObject();
+  w.Key("by_category").BeginObject();
+  for (const auto& [c, kx] : by_category) {
+    w.Key(c).BeginObject().Key("kept").UInt(kx.first).Key("excluded").UInt(kx.second).EndObject();
+  }
+  w.EndObject();
+  w.Key("malformed").UInt(malformed);
+  w.Key("duplicate_ids").UInt(duplicate_ids);
+  if (!duplicates_checked_fully) w.Key("duplicate_ids_checked").String("first 20000000 items");
+  w.Key("position").UInt(position).Key("terms").String(terms);
+  w.Key("input_sha256").String(input_sha256).Key("output_sha256").String(output_sha256);
+  w.Key("seconds").Int(static_cast<int64_t>(seconds * 1000) / 1000);
+  w.EndObject();
+  return w.Take();
+}
+
+std::string FilterReport::Summary() const {
+  std::string s = "assent filter: kept " + std::to_string(kept) + " of " + std::to_string(items) +
+                  " items (terms " + terms + ", ledger position " + std::to_string(position) + ")\n";
+  for (const auto& [r, c] : excluded_by_reason) {
+    s += "  excluded " + std::to_string(c) + " as " + r + "\n";
+  }
+  if (duplicate_ids) s += "  warning: " + std::to_string(duplicate_ids) + " duplicate ids\n";
+  return s;
+}
+
+}  // namespace assent

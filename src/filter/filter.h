@@ -1,0 +1,51 @@
+// The training-data gate: reads a manifest (JSON Lines of items), keeps the items whose use
+// for one purpose is allowed, writes them byte for byte, and reports why the others were not
+// kept (DESIGN.md "Training-data gate and lineage").
+#ifndef ASSENT_FILTER_FILTER_H_
+#define ASSENT_FILTER_FILTER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "assent/engine.h"
+#include "assent/result.h"
+
+namespace assent {
+
+struct FilterOptions {
+  std::string purpose;
+  std::string in_path, out_path;
+  std::optional<Timestamp> at;  // default: now
+  bool skip_malformed = false;
+  std::string id_field = "id", category_field = "category", account_field = "account",
+              subjects_field = "subjects";
+  // Called now and then with (bytes read, total bytes) for a progress line.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+struct FilterReport {
+  uint64_t items = 0, kept = 0, excluded = 0, malformed = 0, duplicate_ids = 0;
+  bool duplicates_checked_fully = true;
+  std::map<std::string, uint64_t> excluded_by_reason;  // reason -> count
+  std::map<std::string, std::pair<uint64_t, uint64_t>> by_category;  // category -> kept, excluded
+  uint64_t position = 0;
+  std::string terms;
+  std::string input_sha256, output_sha256;
+  double seconds = 0;
+
+  std::string ToJson() const;
+  std::string Summary() const;  // a few lines for stderr
+};
+
+// Filters with one pinned snapshot (every item decided at the same ledger position).
+// The output is written to a temporary file beside --out and renamed only on success; on any
+// error nothing is left at --out. Errors: kInvalidArgument for an unknown purpose or a
+// malformed line (naming it) without skip_malformed; kNotFound / kUnavailable for files.
+Result<FilterReport> RunFilter(const Snapshot& snapshot, Timestamp now, const FilterOptions& o);
+
+}  // namespace assent
+
+#endif  // ASSENT_FILTER_FILTER_H_

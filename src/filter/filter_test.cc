@@ -1,0 +1,259 @@
+#include "filter/filter.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "assent/ledger.h"
+#include "common/sha256.h"
+
+namespace assent {
+namespace {
+
+namespace fs = std::filesystem;
+
+const Timestamp kNow = *ParseTime("2024-01-01T00:00:00Z");
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Event {
+  std::string party;
+  bool account;
+  bool grant;
+  std::string category, purpose;
+};
+
+// A straightforward reading of DESIGN.md for the test's terms: walk every rule, every event;
+// no tables, no indexes. Returns "allow" or the deny reason, or "unknown-category".
+std::string Reference(const Terms& t, const std::vector<Event>& events, const std::string& c,
+                      const std::string& p, const std::string& account,
+                      const std::vector<std::string>& subjects) {
+  if (t.FindCategory(c) < 0) return "unknown-category";
+  auto covers = [](const std::string& pattern, const std::string& name) {
+    return name == pattern || name.rfind(pattern + ".", 0) == 0;
+  };
+  auto depth = [](const std::string& s) { return std::count(s.begin(), s.end(), '.'); };
+  const Rule* best = nullptr;
+  long best_c = -1, best_p = -1;
+  for (const Rule& r : t.rules()) {
+    long mc = -1, mp = -1;
+    for (int32_t i : r.categories) {
+      if (covers(t.categories()[i].name, c)) mc = std::max(mc, depth(t.categories()[i].name));
+    }
+    for (int32_t i : r.purposes) {
+      if (covers(t.purposes()[i].name, p)) mp = std::max(mp, depth(t.purposes()[i].name));
+    }
+    if (mc < 0 || mp < 0) continue;
+    if (r.basis == Basis::kProhibited) return "prohibited";
+    if (mc >= best_c && mp >= best_p) best = &r, best_c = mc, best_p = mp;
+  }
+  if (!best) return "unlisted";
+  if (best->basis == Basis::kNecessary) return "allow";
+  const bool consent = best->basis == Basis::kConsent;
+  std::vector<std::pair<std::string, bool>> parties;
+  if (best->consent_from != ConsentFrom::kSubjects) {
+    if (account.empty()) return "no-subject";
+    parties.emplace_back(account, true);
+  }
+  if (best->consent_from != ConsentFrom::kAccount) {
+    if (subjects.empty()) return "no-subject";
+    for (const auto& s : subjects) parties.emplace_back(s, false);
+  }
+  for (const auto& [who, is_account] : parties) {
+    const Event* last = nullptr;
+    for (const auto& e : events) {
+      if (e.party == who && e.account == is_account && covers(e.category, c) &&
+          covers(e.purpose, p)) {
+        last = &e;
+      }
+    }
+    if (consent && !last) return "no-consent";
+    if (last && !last->grant) return consent ? "withdrawn" : "objected";
+  }
+  return "allow";
+}
+
+class FilterTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::mt19937_64 rng(std::random_device{}());
+    dir_ = (fs::temp_directory_path() / ("assent-filter-" + std::to_string(rng()))).string();
+    fs::create_directories(dir_);
+    LedgerOptions lo;
+    lo.in_memory = true;
+    lo.clock = [] { return kNow; };
+    ledger_ = std::move(*Ledger::Open(lo));
+    ASSERT_TRUE(ledger_->PublishTerms(
+        Read(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-11.yaml"),
+        "v3"));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result<FilterReport> Filter(const std::string& manifest, FilterOptions o = {}) {
+    std::ofstream(dir_ + "/in.jsonl", std::ios::binary) << manifest;
+    o.in_path = dir_ + "/in.jsonl";
+    o.out_path = dir_ + "/out.jsonl";
+    if (o.purpose.empty()) o.purpose = "product_development.quality_review";
+    return RunFilter(*ledger_->engine().snapshot(), kNow, o);
+  }
+
+  std::string dir_;
+  std::unique_ptr<Ledger> ledger_;
+};
+
+TEST_F(FilterTest, AgreesItemByItemWithAStraightforwardImplementation) {
+  const std::vector<std::string> categories = {"content.audio", "content.video", "content.chat",
+                                               "content.transcript", "content",
+                                               "service_generated.telemetry", "content.nope"};
+  const std::vector<std::string> purposes = {"product_development.quality_review",
+                                             "product_development", "marketing",
+                                             "ai_training.first_party"};
+  std::mt19937 rng(7);
+  std::vector<Event> events;
+  std::vector<ConsentEvent> records;
+  for (int i = 0; i < 300; ++i) {
+    Event e{(rng() % 4 ? "u" : "a") + std::to_string(rng() % 20), false, rng() % 3 != 0,
+            categories[rng() % 6], purposes[rng() % 4]};
+    e.account = e.party[0] == 'a';
+    events.push_back(e);
+    ConsentEvent c;
+    c.party_kind = e.account ? PartyKind::kAccount : PartyKind::kSubject;
+    c.party = e.party;
+    c.action = e.grant ? Action::kGrant : Action::kWithdraw;
+    c.categories = {e.category};
+    c.purposes = {e.purpose};
+    c.at = kNow - 1000;
+    records.push_back(c);
+  }
+  ASSERT_TRUE(ledger_->RecordConsents(records));
+  for (const auto& purpose : purposes) {
+    std::string manifest;
+    std::vector<std::string> expected_kept;
+    std::map<std::string, uint64_t> expected_reasons;
+    for (int i = 0; i < 1500; ++i) {
+      std::string c = categories[rng() % categories.size()];
+      std::string account = rng() % 2 ? "a" + std::to_string(rng() % 20) : "";
+      std::vector<std::string> subjects;
+      for (int k = rng() % 4; k > 0; --k) subjects.push_back("u" + std::to_string(rng() % 20));
+      std::string line = "{\"id\":\"m" + std::to_string(i) + "\",  \"category\":\"" + c + "\"";
+      if (!account.empty()) line += ",\"account\":\"" + account + "\"";
+      line += ",\"subjects\":[";
+      for (size_t k = 0; k < subjects.size(); ++k) line += (k ? ",\"" : "\"") + subjects[k] + "\"";
+      line += "], \"extra\": {\"keep\":\"me as I am\"}}";
+      manifest += line + "\n";
+      std::string want = Reference(*ledger_->engine().snapshot()->terms().version_ptr(0),
+                                   events, c, purpose, account, subjects);
+      if (want == "allow") {
+        expected_kept.push_back(line);
+      } else {
+        ++expected_reasons[want];
+      }
+    }
+    FilterOptions o;
+    o.purpose = purpose;
+    auto r = Filter(manifest, o);
+    ASSERT_TRUE(r) << r.error().message;
+    std::string kept;
+    for (const auto& l : expected_kept) kept += l + "\n";
+    EXPECT_EQ(Read(dir_ + "/out.jsonl"), kept) << purpose;
+    EXPECT_EQ(r->kept, expected_kept.size());
+    EXPECT_EQ(r->excluded_by_reason, expected_reasons) << purpose;
+    EXPECT_EQ(r->input_sha256, ToHex(Sha256(manifest)));
+    EXPECT_EQ(r->output_sha256, ToHex(Sha256(kept)));
+  }
+}
+
+TEST_F(FilterTest, MalformedLinesFailTheRunOrAreCountedNeverKept) {
+  const std::string good = R"({"id":"a","category":"content.audio","subjects":["u1"]})";
+  std::string big(10 * 1024 * 1024, 'x');
+  struct Case {
+    std::string line, want;
+  } cases[] = {
+      {"not json", ":2: not a JSON object"},
+      {"[1,2]", ":2: not a JSON object"},
+      {R"({"category":"content.audio"})", ":2: no string \"id\""},
+      {R"({"id":"b"})", ":2: no string \"category\""},
+      {R"({"id":"b","category":"content","subjects":"u1"})", "must be an array of strings"},
+      {R"({"id":"b","category":"content","account":7})", "must be a string"},
+      {"{\"id\":\"b\",\"category\":\"content\xff\"}", "not valid UTF-8"},
+      {"{\"id\":\"" + big + "\"", ":2: not a JSON object"},
+  };
+  for (const auto& c : cases) {
+    auto r = Filter(good + "\n" + c.line + "\n" + good + "\n");
+    ASSERT_FALSE(r) << c.line.substr(0, 50);
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message.find(c.want), std::string::npos) << r.error().message;
+    EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl")) << "nothing is left at --out";
+    FilterOptions skip;
+    skip.skip_malformed = true;
+    auto s = Filter(good + "\n" + c.line + "\n" + good + "\n", skip);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->malformed, 1u);
+    EXPECT_EQ(s->excluded_by_reason["malformed"], 1u);
+    EXPECT_EQ(Read(dir_ + "/out.jsonl").find(c.line.substr(0, 20)), std::string::npos);
+    fs::remove(dir_ + "/out.jsonl");
+  }
+}
+
+TEST_F(FilterTest, EmptyManifestsDuplicateIdsAndUnknownPurposes) {
+  auto empty = Filter("");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->items, 0u);
+  EXPECT_TRUE(fs::exists(dir_ + "/out.jsonl"));
+  const std::string line = R"({"id":"same","category":"content.audio","subjects":["u1"]})";
+  auto dup = Filter(line + "\n" + line + "\n" + line + "\n");
+  ASSERT_TRUE(dup);
+  EXPECT_EQ(dup->duplicate_ids, 2u);
+  FilterOptions o;
+  o.purpose = "ai_training.frist_party";
+  auto bad = Filter(line + "\n", o);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("did you mean 'ai_training.first_party'"), std::string::npos);
+}
+
+TEST_F(FilterTest, AKillInTheMiddleLeavesNothingAtOut) {
+  // The real binary on a manifest large enough to be killed while it runs.
+  std::string data = dir_ + "/data";
+  {
+    LedgerOptions lo;
+    lo.data_dir = data;
+    auto l = Ledger::Open(lo);
+    ASSERT_TRUE(l);
+    ASSERT_TRUE((*l)->PublishTerms(
+        Read(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-11.yaml"),
+        "v3"));
+  }
+  {
+    std::ofstream m(dir_ + "/big.jsonl");
+    for (int i = 0; i < 2'000'000; ++i) {
+      m << R"({"id":"m)" << i << R"(","category":"content.chat","subjects":["u1"]})" << "\n";
+    }
+  }
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string in = dir_ + "/big.jsonl", out = dir_ + "/kept.jsonl";
+    ::execl(ASSENT_BINARY, ASSENT_BINARY, "filter", "--data", data.c_str(), "--purpose",
+            "service.delivery", "--in", in.c_str(), "--out", out.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::usleep(300 * 1000);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the filter finished before it could be killed";
+  EXPECT_FALSE(fs::exists(dir_ + "/kept.jsonl"));
+}
+
+}  // namespace
+}  // namespace assent
