@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <memory>
 #include <ostream>
@@ -35,6 +36,23 @@ namespace internal {
 class LedgerStore;
 class GroupCommitter;
 }  // namespace internal
+
+struct Lineage;  // src/ledger/lineage.h: datasets and models with their bitmaps
+
+// A filtered training set to record: what it was built for and who is in it.
+struct DatasetRegistration {
+  std::string name, purpose, terms;
+  uint64_t ledger_position = 0;  // the pinned position the filter decided at
+  std::string input_sha256, output_sha256, snapshot_sha256;
+  uint64_t items = 0;
+  std::set<std::string> subjects, accounts;
+  struct Shard {
+    std::string file;
+    uint64_t items = 0;
+    std::set<std::string> subjects;
+  };
+  std::vector<Shard> shards;
+};
 
 struct LedgerOptions {
   // The embedded SQLite store lives in this directory (created if missing).
@@ -119,6 +137,13 @@ class Ledger {
   // The live key whose secret this is, if any. Thread-safe; constant time in the secret.
   std::optional<ApiKey> Authenticate(std::string_view secret) const;
 
+  // Records a dataset (kAlreadyExists for a name in use) or a model trained on recorded
+  // datasets (kNotFound for an unknown one). Returns the entry's position.
+  Result<uint64_t> RegisterDataset(const DatasetRegistration& d);
+  Result<uint64_t> RegisterModel(std::string name, std::vector<std::string> datasets);
+  // Calls `fn` with the lineage under a lock (it must not call back into the ledger).
+  void WithLineage(const std::function<void(const Lineage&)>& fn) const;
+
   // The hex SHA-256 of the entry at `position` (a receipt's hash). kNotFound past the end.
   Result<std::string> EntryHash(uint64_t position) const;
 
@@ -141,6 +166,10 @@ class Ledger {
   std::map<std::string, uint64_t> published_at_;  // terms version -> ledger position
   Status ApplyKey(uint64_t position, const std::string& action, const std::string& name,
                   const std::string& role, const std::string& key_sha256);
+  Status ApplyDataset(uint64_t position, Timestamp at, const void* fields);
+  Status ApplyModel(uint64_t position, Timestamp at, const void* fields);
+  mutable std::shared_mutex lineage_mu_;
+  std::unique_ptr<Lineage> lineage_;
   mutable std::shared_mutex keys_mu_;
   std::map<std::string, ApiKey> keys_by_hash_;  // hex SHA-256 of the secret -> key
   bool read_only_ = false;

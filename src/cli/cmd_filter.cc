@@ -7,12 +7,14 @@
 
 #include "cli/commands.h"
 #include "filter/filter.h"
+#include "filter/impact.h"
+#include "ledger/lineage.h"
 
 namespace assent::cli {
 
 void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   struct Options {
-    std::string data = "./assent-data", at, report;
+    std::string data = "./assent-data", at, report, dataset;
     FilterOptions f;
   };
   auto o = std::make_shared<Options>();
@@ -27,6 +29,9 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("--at", o->at, "Decide as of this time (RFC 3339); default now");
   cmd->add_option("--report", o->report, "Write the report as JSON to this file");
+  cmd->add_option("--dataset", o->dataset,
+                  "Record the result in the ledger as a dataset with this name");
+  cmd->add_option("--shards", o->f.shards, "Write N shard files OUT.00-of-N..., by subject");
   cmd->add_flag("--skip-malformed", o->f.skip_malformed,
                 "Count malformed lines (never kept) instead of failing");
   cmd->add_option("--id-field", o->f.id_field, "Field holding the item id")->capture_default_str();
@@ -46,7 +51,8 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       }
       o->f.at = *at;
     }
-    auto ledger = OpenLedger(o->data, true);
+    o->f.collect_parties = !o->dataset.empty();
+    auto ledger = OpenLedger(o->data, o->dataset.empty());
     if (!ledger) {
       PrintError(ledger.error().message);
       return;
@@ -59,6 +65,14 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
                                  secs > 0 ? done / 1e6 / secs : 0.0)
                   << std::flush;
       };
+    }
+    if (!o->dataset.empty()) {
+      bool taken = false;
+      (*ledger)->WithLineage([&](const Lineage& l) { taken = l.FindDataset(o->dataset); });
+      if (taken) {
+        PrintError("a dataset named '" + o->dataset + "' is recorded already; choose another name");
+        return;
+      }
     }
     auto snap = (*ledger)->engine().snapshot();
     auto r = RunFilter(*snap, (*ledger)->engine().Now(), o->f);
@@ -76,6 +90,140 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       }
     }
     std::cerr << r->Summary();
+    if (!o->dataset.empty()) {
+      DatasetRegistration d;
+      d.name = o->dataset;
+      d.purpose = o->f.purpose;
+      d.terms = r->terms;
+      d.ledger_position = r->position;
+      d.input_sha256 = r->input_sha256;
+      d.output_sha256 = r->output_sha256;
+      d.items = r->kept;
+      d.subjects = std::move(r->subjects);
+      d.accounts = std::move(r->accounts);
+      for (auto& sh : r->shards) d.shards.push_back({sh.file, sh.items, std::move(sh.subjects)});
+      auto pos = (*ledger)->RegisterDataset(d);
+      if (!pos) {
+        PrintError("the output was written but the dataset was not recorded: " +
+                   pos.error().message);
+        return;
+      }
+      std::cerr << fmt::format("recorded dataset {} at ledger position {} ({} subjects)\n",
+                               o->dataset, *pos, d.subjects.size());
+    }
+    *exit_code = 0;
+  });
+
+  // datasets list|show, models register|list, impact
+  auto data = std::make_shared<std::string>("./assent-data");
+  auto json = std::make_shared<bool>(false);
+  CLI::App* datasets = app.add_subcommand("datasets", "Recorded training datasets");
+  datasets->require_subcommand(1);
+  auto* list = datasets->add_subcommand("list", "Every recorded dataset");
+  list->add_option("--data", *data, "Data directory")->capture_default_str();
+  list->callback([data, exit_code] {
+    auto ledger = OpenLedger(*data, true);
+    if (!ledger) {
+      PrintError(ledger.error().message);
+      *exit_code = 2;
+      return;
+    }
+    (*ledger)->WithLineage([](const Lineage& l) {
+      for (const auto& d : l.datasets) {
+        std::cout << fmt::format("{:<24} {:<28} {:>9} items {:>7} subjects  position {}\n",
+                                 d.name, d.purpose, d.items, d.subjects.cardinality(), d.position);
+      }
+    });
+    *exit_code = 0;
+  });
+  auto name = std::make_shared<std::string>();
+  auto* show = datasets->add_subcommand("show", "One dataset");
+  show->add_option("NAME", *name)->required();
+  show->add_option("--data", *data, "Data directory")->capture_default_str();
+  show->callback([data, name, exit_code] {
+    auto ledger = OpenLedger(*data, true);
+    if (!ledger) {
+      PrintError(ledger.error().message);
+      *exit_code = 2;
+      return;
+    }
+    bool found = false;
+    (*ledger)->WithLineage([&](const Lineage& l) {
+      const DatasetInfo* d = l.FindDataset(*name);
+      if (!d) return;
+      found = true;
+      std::cout << fmt::format(
+          "dataset {}\n  purpose {}\n  terms {}\n  decided at ledger position {}\n  recorded at "
+          "position {} ({})\n  items {}\n  subjects {}\n  accounts {}\n  input sha256 {}\n  "
+          "output sha256 {}\n",
+          d->name, d->purpose, d->terms, d->ledger_position, d->position,
+          FormatTime(d->recorded_at), d->items, d->subjects.cardinality(),
+          d->accounts.cardinality(), d->input_sha256, d->output_sha256);
+      for (const auto& sh : d->shards) {
+        std::cout << fmt::format("  shard {} ({} items, {} subjects)\n", sh.file, sh.items,
+                                 sh.subjects.cardinality());
+      }
+      for (const auto& m : l.models) {
+        if (std::find(m.datasets.begin(), m.datasets.end(), d->name) != m.datasets.end()) {
+          std::cout << "  trained model " << m.name << "\n";
+        }
+      }
+    });
+    if (!found) PrintError("no dataset named '" + *name + "'");
+    *exit_code = found ? 0 : 2;
+  });
+
+  CLI::App* models = app.add_subcommand("models", "Models trained on recorded datasets");
+  models->require_subcommand(1);
+  auto model = std::make_shared<std::string>();
+  auto model_datasets = std::make_shared<std::vector<std::string>>();
+  auto* reg = models->add_subcommand("register", "Record a model and the datasets it was trained on");
+  reg->add_option("NAME", *model)->required();
+  reg->add_option("--dataset", *model_datasets, "A dataset it was trained on; repeatable")->required();
+  reg->add_option("--data", *data, "Data directory")->capture_default_str();
+  reg->callback([data, model, model_datasets, exit_code] {
+    auto ledger = OpenLedger(*data, false);
+    if (!ledger) {
+      PrintError(ledger.error().message);
+      *exit_code = 2;
+      return;
+    }
+    auto pos = (*ledger)->RegisterModel(*model, *model_datasets);
+    if (!pos) {
+      PrintError(pos.error().message);
+      *exit_code = 2;
+      return;
+    }
+    std::cout << "recorded model " << *model << " at ledger position " << *pos << "\n";
+    *exit_code = 0;
+  });
+
+  auto subject = std::make_shared<std::string>(), account = std::make_shared<std::string>(),
+       purpose = std::make_shared<std::string>();
+  auto* impact = app.add_subcommand(
+      "impact", "Datasets, shards and models holding a party's data, before or after a withdrawal");
+  impact->add_option("--subject", *subject, "The person");
+  impact->add_option("--account", *account, "The account");
+  impact->add_option("--purpose", *purpose, "Only datasets for this purpose");
+  impact->add_option("--data", *data, "Data directory")->capture_default_str();
+  impact->add_flag("--json", *json, "Print as JSON");
+  impact->callback([data, subject, account, purpose, json, exit_code] {
+    *exit_code = 2;
+    if (subject->empty() == account->empty()) {
+      PrintError("give exactly one of --subject or --account");
+      return;
+    }
+    auto ledger = OpenLedger(*data, true);
+    if (!ledger) {
+      PrintError(ledger.error().message);
+      return;
+    }
+    PartyKind kind = subject->empty() ? PartyKind::kAccount : PartyKind::kSubject;
+    const std::string& id = subject->empty() ? *account : *subject;
+    std::optional<std::string> p;
+    if (!purpose->empty()) p = *purpose;
+    std::cout << (*json ? ImpactJson(**ledger, kind, id, p) + "\n"
+                        : ImpactText(**ledger, kind, id, p));
     *exit_code = 0;
   });
 }

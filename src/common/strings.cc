@@ -35,6 +35,54 @@ std::string DidYouMeanSuffix(std::string_view word, const std::vector<std::strin
   return s.empty() ? std::string() : " (did you mean '" + s + "'?)";
 }
 
+namespace {
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}  // namespace
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16 | static_cast<uint8_t>(in[i + 1]) << 8 |
+                 static_cast<uint8_t>(in[i + 2]);
+    out += kB64[v >> 18], out += kB64[v >> 12 & 63], out += kB64[v >> 6 & 63], out += kB64[v & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    out += kB64[v >> 18], out += kB64[v >> 12 & 63];
+    out += i + 1 < in.size() ? kB64[v >> 6 & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+bool Base64Decode(std::string_view in, std::string* out) {
+  if (in.size() % 4) return false;
+  out->clear();
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int a = val(in[i]), b = val(in[i + 1]);
+    bool last = i + 4 == in.size();
+    int c = last && in[i + 2] == '=' ? -2 : val(in[i + 2]);
+    int d = last && in[i + 3] == '=' ? -2 : val(in[i + 3]);
+    if (a < 0 || b < 0 || c == -1 || d == -1 || (c == -2 && d != -2)) return false;
+    uint32_t v = a << 18 | b << 12 | (c < 0 ? 0 : c) << 6 | (d < 0 ? 0 : d);
+    out->push_back(static_cast<char>(v >> 16));
+    if (c >= 0) out->push_back(static_cast<char>(v >> 8 & 255));
+    if (d >= 0) out->push_back(static_cast<char>(v & 255));
+  }
+  return true;
+}
+
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
   const size_t n = s.size();

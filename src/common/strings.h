@@ -17,6 +17,11 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string>& ca
 // " (did you mean 'x'?)" or "".
 std::string DidYouMeanSuffix(std::string_view word, const std::vector<std::string>& candidates);
 
+// Standard base64 (RFC 4648, with padding).
+std::string Base64Encode(std::string_view bytes);
+// False on anything that is not canonical base64.
+bool Base64Decode(std::string_view text, std::string* bytes);
+
 // True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
 bool ValidUtf8(std::string_view s);
 

@@ -41,6 +41,7 @@ class Hasher {
 
 struct Item {
   std::string line;  // as read, without the newline
+  std::string id;
   std::string category, account;
   bool has_account = false;
   std::vector<std::string> subjects;
@@ -48,6 +49,13 @@ struct Item {
 };
 
 }  // namespace
+
+std::string ShardFileName(const std::string& out, int index, int count) {
+  int width = std::max<int>(2, static_cast<int>(std::to_string(count - 1).size()));
+  std::string i = std::to_string(index);
+  return out + "." + std::string(width - std::min<int>(width, i.size()), '0') + i + "-of-" +
+         std::to_string(count);
+}
 
 Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const FilterOptions& o) {
   const auto start = std::chrono::steady_clock::now();
@@ -69,17 +77,34 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   in.seekg(0, std::ios::end);
   const uint64_t total = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
   in.seekg(0);
-  const std::string tmp = o.out_path + ".tmp-" + std::to_string(::getpid());
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+  if (o.shards < 0 || o.shards > 4096) return InvalidArgumentError("--shards must be 1-4096");
+  // One output, or one per shard; each written to a temporary file renamed only on success.
+  std::vector<std::string> finals, tmps;
+  if (o.shards == 0) {
+    finals.push_back(o.out_path);
+  } else {
+    for (int i = 0; i < o.shards; ++i) finals.push_back(ShardFileName(o.out_path, i, o.shards));
+  }
+  for (const auto& f : finals) tmps.push_back(f + ".tmp-" + std::to_string(::getpid()));
+  std::vector<std::ofstream> outs;
+  for (const auto& t : tmps) {
+    outs.emplace_back(t, std::ios::binary | std::ios::trunc);
+    if (!outs.back()) return MakeError(ErrorCode::kUnavailable, "cannot write '" + t + "'");
+  }
   struct Cleanup {
-    const std::string& path;
+    const std::vector<std::string>& paths;
     bool keep = false;
     ~Cleanup() {
-      if (!keep) std::remove(path.c_str());
+      if (!keep) {
+        for (const auto& p : paths) std::remove(p.c_str());
+      }
     }
-  } cleanup{tmp};
-
+  } cleanup{tmps};
+  if (o.shards) {
+    report.shards.resize(o.shards);
+    for (int i = 0; i < o.shards; ++i) report.shards[i].file = finals[i];
+  }
+  const std::string& tmp = tmps.front();
   Hasher in_hash, out_hash;
   simdjson::dom::parser parser;
   std::unordered_set<uint64_t> seen_ids;
@@ -105,7 +130,23 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
     for (size_t i = 0; i < n; ++i) {
       auto& counts = report.by_category[batch[i].category];
       if (results[i] && results[i]->allow) {
-        out.write(batch[i].line.data(), static_cast<std::streamsize>(batch[i].line.size()));
+        const Item& it = batch[i];
+        size_t shard = 0;
+        if (o.shards) {
+          std::string_view key = !it.subjects.empty() ? std::string_view(it.subjects[0])
+                                 : it.has_account ? std::string_view(it.account)
+                                                  : std::string_view(it.id);
+          shard = Hash64(key, 0x51a4d5) % static_cast<uint64_t>(o.shards);
+          auto& sh = report.shards[shard];
+          ++sh.items;
+          if (o.collect_parties) sh.subjects.insert(it.subjects.begin(), it.subjects.end());
+        }
+        if (o.collect_parties) {
+          report.subjects.insert(it.subjects.begin(), it.subjects.end());
+          if (it.has_account) report.accounts.insert(it.account);
+        }
+        std::ofstream& out = outs[shard];
+        out.write(it.line.data(), static_cast<std::streamsize>(it.line.size()));
         out.put('\n');
         out_hash.Update(batch[i].line);
         out_hash.Update("\n");
@@ -119,7 +160,9 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
         ++report.excluded_by_reason[reason];
       }
     }
-    if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+    for (const auto& out : outs) {
+      if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+    }
     return OkStatus();
   };
   size_t n = 0;
@@ -199,6 +242,7 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
       report.duplicates_checked_fully = false;
     }
     it.line = line;
+    it.id.assign(id);
     if (++n == kBatch) {
       ASSENT_RETURN_IF_ERROR(flush(n));
       n = 0;
@@ -207,11 +251,16 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   }
   if (in.bad()) return MakeError(ErrorCode::kUnavailable, "error reading '" + o.in_path + "'");
   ASSENT_RETURN_IF_ERROR(flush(n));
-  out.flush();
-  out.close();
-  if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
-  if (std::rename(tmp.c_str(), o.out_path.c_str()) != 0) {
-    return MakeError(ErrorCode::kUnavailable, "cannot rename '" + tmp + "' to '" + o.out_path + "'");
+  for (size_t i = 0; i < outs.size(); ++i) {
+    outs[i].flush();
+    outs[i].close();
+    if (!outs[i]) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmps[i] + "'");
+  }
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (std::rename(tmps[i].c_str(), finals[i].c_str()) != 0) {
+      return MakeError(ErrorCode::kUnavailable,
+                       "cannot rename '" + tmps[i] + "' to '" + finals[i] + "'");
+    }
   }
   cleanup.keep = true;
   report.input_sha256 = in_hash.Hex();
@@ -233,6 +282,13 @@ std::string FilterReport::ToJson() const {
     w.Key(c).BeginObject().Key("kept").UInt(kx.first).Key("excluded").UInt(kx.second).EndObject();
   }
   w.EndObject();
+  if (!shards.empty()) {
+    w.Key("shards").BeginArray();
+    for (const auto& sh : shards) {
+      w.BeginObject().Key("file").String(sh.file).Key("items").UInt(sh.items).EndObject();
+    }
+    w.EndArray();
+  }
   w.Key("malformed").UInt(malformed);
   w.Key("duplicate_ids").UInt(duplicate_ids);
   if (!duplicates_checked_fully) w.Key("duplicate_ids_checked").String("first 20000000 items");

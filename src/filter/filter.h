@@ -8,6 +8,8 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
+#include <vector>
 #include <string>
 
 #include "assent/engine.h"
@@ -22,6 +24,11 @@ struct FilterOptions {
   bool skip_malformed = false;
   std::string id_field = "id", category_field = "category", account_field = "account",
               subjects_field = "subjects";
+  // Write N shard files OUT.00-of-N ... instead of OUT, each item placed by a stable hash of
+  // its first subject (else its account, else its id): SISA-style training.
+  int shards = 0;
+  // Collect the subjects and accounts of kept items (for dataset registration).
+  bool collect_parties = false;
   // Called now and then with (bytes read, total bytes) for a progress line.
   std::function<void(uint64_t, uint64_t)> progress;
 };
@@ -35,10 +42,20 @@ struct FilterReport {
   std::string terms;
   std::string input_sha256, output_sha256;
   double seconds = 0;
+  std::set<std::string> subjects, accounts;  // of kept items, when collected
+  struct Shard {
+    std::string file;
+    uint64_t items = 0;
+    std::set<std::string> subjects;
+  };
+  std::vector<Shard> shards;
 
   std::string ToJson() const;
   std::string Summary() const;  // a few lines for stderr
 };
+
+// The shard files' names: OUT.00-of-N, ...
+std::string ShardFileName(const std::string& out, int index, int count);
 
 // Filters with one pinned snapshot (every item decided at the same ledger position).
 // The output is written to a temporary file beside --out and renamed only on success; on any

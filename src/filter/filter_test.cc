@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "assent/ledger.h"
@@ -253,6 +254,149 @@ TEST_F(FilterTest, AKillInTheMiddleLeavesNothingAtOut) {
   ::waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the filter finished before it could be killed";
   EXPECT_FALSE(fs::exists(dir_ + "/kept.jsonl"));
+}
+
+}  // namespace
+}  // namespace assent
+
+#include "filter/impact.h"
+#include "ledger/lineage.h"
+
+namespace assent {
+namespace {
+
+TEST_F(FilterTest, ShardsPartitionTheKeptSetBySubject) {
+  std::string manifest;
+  for (int i = 0; i < 2000; ++i) {
+    manifest += R"({"id":"m)" + std::to_string(i) +
+                R"(","category":"service_generated.telemetry","subjects":["u)" +
+                std::to_string(i % 97) + "\"]}\n";
+  }
+  FilterOptions o;
+  o.purpose = "ai_training.first_party";
+  o.shards = 5;
+  o.collect_parties = true;
+  auto r = Filter(manifest, o);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl")) << "with shards, only the shard files";
+  std::multiset<std::string> all;
+  std::map<std::string, int> shard_of;
+  uint64_t total = 0;
+  for (int s = 0; s < 5; ++s) {
+    std::ifstream in(ShardFileName(dir_ + "/out.jsonl", s, 5));
+    ASSERT_TRUE(in) << s;
+    for (std::string line; std::getline(in, line);) {
+      all.insert(line);
+      ++total;
+      std::string subject = line.substr(line.find("\"subjects\":[\"") + 13);
+      subject = subject.substr(0, subject.find('"'));
+      auto [it, fresh] = shard_of.emplace(subject, s);
+      EXPECT_EQ(it->second, s) << "every item of one subject goes to one shard";
+    }
+  }
+  EXPECT_EQ(total, r->kept);
+  EXPECT_EQ(total, 2000u);
+  std::multiset<std::string> expected;
+  std::istringstream lines(manifest);
+  for (std::string line; std::getline(lines, line);) expected.insert(line);
+  EXPECT_EQ(all, expected) << "the shards hold exactly the kept lines";
+  EXPECT_EQ(r->subjects.size(), 97u);
+}
+
+TEST_F(FilterTest, ImpactListsExactlyTheAffectedDatasetsShardsAndModels) {
+  std::string manifest;
+  for (int i = 0; i < 200; ++i) {
+    manifest += R"({"id":"m)" + std::to_string(i) +
+                R"(","category":"service_generated.telemetry","account":"acme","subjects":["u)" +
+                std::to_string(i % 10) + "\"]}\n";
+  }
+  auto build = [&](const std::string& name, const std::string& purpose) {
+    FilterOptions o;
+    o.purpose = purpose;
+    o.shards = 3;
+    o.collect_parties = true;
+    auto r = Filter(manifest, o);
+    EXPECT_TRUE(r) << r.error().message;
+    DatasetRegistration d;
+    d.name = name;
+    d.purpose = purpose;
+    d.terms = r->terms;
+    d.ledger_position = r->position;
+    d.items = r->kept;
+    d.subjects = r->subjects;
+    d.accounts = r->accounts;
+    for (auto& sh : r->shards) d.shards.push_back({sh.file, sh.items, sh.subjects});
+    EXPECT_TRUE(ledger_->RegisterDataset(d));
+  };
+  build("train-1", "ai_training.first_party");
+  build("analytics-1", "product_development.analytics");
+  ASSERT_TRUE(ledger_->RegisterModel("model-a", {"train-1"}));
+  EXPECT_FALSE(ledger_->RegisterModel("model-b", {"no-such-dataset"}));
+  ConsentEvent w;
+  w.party = "u3";
+  w.action = Action::kWithdraw;
+  w.rule = "service-generated-for-improvement";
+  w.purposes = {"ai_training.first_party"};
+  w.categories = {"service_generated"};
+  ASSERT_TRUE(ledger_->RecordConsent(w));
+  build("train-2", "ai_training.first_party");  // after the withdrawal: u3 is not in it
+  std::string json = ImpactJson(*ledger_, PartyKind::kSubject, "u3", std::nullopt);
+  EXPECT_NE(json.find(R"("name":"train-1","purpose":"ai_training.first_party")"), std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("status":"built-before-withdrawal")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("models":["model-a"])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("name":"analytics-1")"), std::string::npos);
+  EXPECT_NE(json.find(R"("status":"no-withdrawal")"), std::string::npos) << "other purpose";
+  EXPECT_EQ(json.find("train-2"), std::string::npos) << "u3 was excluded from train-2";
+  // Exactly one shard of train-1 holds u3.
+  size_t shards = 0;
+  for (size_t at = json.find("out.jsonl.0"); at != std::string::npos;
+       at = json.find("out.jsonl.0", at + 1)) {
+    ++shards;
+  }
+  EXPECT_EQ(shards, 2u) << "one shard in each of the two datasets holding u3: " << json;
+  std::string account = ImpactJson(*ledger_, PartyKind::kAccount, "acme", std::nullopt);
+  EXPECT_NE(account.find("train-2"), std::string::npos);
+  std::string nobody = ImpactJson(*ledger_, PartyKind::kSubject, "nobody", std::nullopt);
+  EXPECT_EQ(nobody, R"({"subject":"nobody","datasets":[]})");
+}
+
+TEST(LineageTest, DatasetsAndModelsSurviveReplay) {
+  std::string dir = (fs::temp_directory_path() / ("assent-lineage-" + std::to_string(::getpid()))).string();
+  fs::remove_all(dir);
+  {
+    LedgerOptions lo;
+    lo.data_dir = dir;
+    auto l = *Ledger::Open(lo);
+    DatasetRegistration d;
+    d.name = "ds";
+    d.purpose = "ai_training.first_party";
+    d.subjects = {"a", "b", "c"};
+    d.accounts = {"x"};
+    d.shards = {{"f.00-of-2", 2, {"a", "b"}}, {"f.01-of-2", 1, {"c"}}};
+    ASSERT_TRUE(l->RegisterDataset(d));
+    DatasetRegistration e = d;
+    e.name = "ds2";
+    e.subjects = {"c", "d"};
+    e.shards.clear();
+    ASSERT_TRUE(l->RegisterDataset(e));
+    ASSERT_TRUE(l->RegisterModel("m", {"ds", "ds2"}));
+  }
+  LedgerOptions lo;
+  lo.data_dir = dir;
+  lo.read_only = true;
+  auto l = Ledger::Open(lo);
+  ASSERT_TRUE(l) << l.error().message;
+  (*l)->WithLineage([](const Lineage& lin) {
+    ASSERT_EQ(lin.datasets.size(), 2u);
+    EXPECT_EQ(lin.subjects.size(), 4u);
+    EXPECT_EQ(lin.datasets[1].subjects.cardinality(), 2u);
+    EXPECT_TRUE(lin.datasets[1].subjects.contains(*lin.subjects.Find("c")));
+    EXPECT_TRUE(lin.datasets[0].shards[1].subjects.contains(*lin.subjects.Find("c")));
+    ASSERT_EQ(lin.models.size(), 1u);
+    EXPECT_EQ(lin.models[0].datasets.size(), 2u);
+  });
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@ std::string_view EntryKindName(EntryKind k) {
     case EntryKind::kTerms: return "terms";
     case EntryKind::kConsent: return "consent";
     case EntryKind::kKey: return "key";
+    case EntryKind::kDataset: return "dataset";
+    case EntryKind::kModel: return "model";
   }
   return "consent";
 }
@@ -21,6 +23,8 @@ Result<EntryKind> ParseEntryKind(std::string_view s) {
   if (s == "terms") return EntryKind::kTerms;
   if (s == "consent") return EntryKind::kConsent;
   if (s == "key") return EntryKind::kKey;
+  if (s == "dataset") return EntryKind::kDataset;
+  if (s == "model") return EntryKind::kModel;
   return DataLossError("unknown entry kind '" + std::string(s) + "'");
 }
 
@@ -84,6 +88,37 @@ StoredEntry MakeKeyEntry(uint64_t position, Timestamp recorded_at, const KeyFiel
   w.Key("role").String(key.role);
   w.Key("key_sha256").String(key.key_sha256);
   return Finish(position, EntryKind::kKey, w);
+}
+
+StoredEntry MakeDatasetEntry(uint64_t position, Timestamp recorded_at, const DatasetFields& d) {
+  JsonWriter w;
+  Head(w, position, EntryKind::kDataset, recorded_at);
+  w.Key("name").String(d.name).Key("purpose").String(d.purpose).Key("terms").String(d.terms);
+  w.Key("ledger_position").UInt(d.ledger_position).Key("items").UInt(d.items);
+  w.Key("input_sha256").String(d.input_sha256).Key("output_sha256").String(d.output_sha256);
+  w.Key("snapshot_sha256").String(d.snapshot_sha256);
+  w.Key("new_subjects").BeginArray();
+  for (const auto& n : d.new_subjects) w.String(n);
+  w.EndArray().Key("new_accounts").BeginArray();
+  for (const auto& n : d.new_accounts) w.String(n);
+  w.EndArray();
+  w.Key("subjects").String(d.subjects).Key("accounts").String(d.accounts);
+  w.Key("shards").BeginArray();
+  for (const auto& sh : d.shards) {
+    w.BeginObject().Key("file").String(sh.file).Key("items").UInt(sh.items);
+    w.Key("subjects").String(sh.subjects).EndObject();
+  }
+  w.EndArray();
+  return Finish(position, EntryKind::kDataset, w);
+}
+
+StoredEntry MakeModelEntry(uint64_t position, Timestamp recorded_at, const ModelFields& m) {
+  JsonWriter w;
+  Head(w, position, EntryKind::kModel, recorded_at);
+  w.Key("name").String(m.name).Key("datasets").BeginArray();
+  for (const auto& d : m.datasets) w.String(d);
+  w.EndArray();
+  return Finish(position, EntryKind::kModel, w);
 }
 
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash) {
@@ -176,6 +211,88 @@ Status EntryDecoder::DecodeKey(const EntryView& entry, KeyFields* key) {
       !str("key_sha256", &key->key_sha256)) {
     return bad("a key entry needs action, name, role and key_sha256");
   }
+  return OkStatus();
+}
+
+namespace {
+
+struct Reader {
+  simdjson::dom::element doc;
+  bool Str(const char* k, std::string* out) {
+    std::string_view v;
+    if (doc[k].get_string().get(v) != simdjson::SUCCESS) return false;
+    *out = std::string(v);
+    return true;
+  }
+  bool U64(const char* k, uint64_t* out) { return doc[k].get_uint64().get(*out) == simdjson::SUCCESS; }
+  bool Strings(simdjson::dom::element e, std::vector<std::string>* out) {
+    simdjson::dom::array a;
+    if (e.get_array().get(a) != simdjson::SUCCESS) return false;
+    for (auto x : a) {
+      std::string_view v;
+      if (x.get_string().get(v) != simdjson::SUCCESS) return false;
+      out->emplace_back(v);
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+Status EntryDecoder::DecodeDataset(const EntryView& entry, DatasetFields* d, Timestamp* at) {
+  auto bad = [&](const std::string& why) {
+    return DataLossError("dataset entry at position " + std::to_string(entry.position) + ": " + why);
+  };
+  Reader r;
+  if (impl_->parser.parse(entry.body.data(), entry.body.size()).get(r.doc) != simdjson::SUCCESS) {
+    return bad("not valid JSON");
+  }
+  uint64_t pos = 0;
+  std::string rec;
+  if (!r.U64("position", &pos) || pos != entry.position) return bad("its body names another position");
+  if (!r.Str("recorded_at", &rec) || !ParseTime(rec)) return bad("bad recorded_at");
+  *at = *ParseTime(rec);
+  simdjson::dom::element ns, na, shards;
+  if (!r.Str("name", &d->name) || !r.Str("purpose", &d->purpose) || !r.Str("terms", &d->terms) ||
+      !r.U64("ledger_position", &d->ledger_position) || !r.U64("items", &d->items) ||
+      !r.Str("input_sha256", &d->input_sha256) || !r.Str("output_sha256", &d->output_sha256) ||
+      !r.Str("snapshot_sha256", &d->snapshot_sha256) || !r.Str("subjects", &d->subjects) ||
+      !r.Str("accounts", &d->accounts) || r.doc["new_subjects"].get(ns) ||
+      r.doc["new_accounts"].get(na) || !r.Strings(ns, &d->new_subjects) ||
+      !r.Strings(na, &d->new_accounts) || r.doc["shards"].get(shards)) {
+    return bad("missing or malformed fields");
+  }
+  simdjson::dom::array arr;
+  if (shards.get_array().get(arr)) return bad("shards must be an array");
+  for (auto sh : arr) {
+    DatasetFields::Shard s;
+    std::string_view f, b;
+    if (sh["file"].get_string().get(f) || sh["items"].get_uint64().get(s.items) ||
+        sh["subjects"].get_string().get(b)) {
+      return bad("malformed shard");
+    }
+    s.file = std::string(f);
+    s.subjects = std::string(b);
+    d->shards.push_back(std::move(s));
+  }
+  return OkStatus();
+}
+
+Status EntryDecoder::DecodeModel(const EntryView& entry, ModelFields* m, Timestamp* at) {
+  Reader r;
+  if (impl_->parser.parse(entry.body.data(), entry.body.size()).get(r.doc) != simdjson::SUCCESS) {
+    return DataLossError("model entry at position " + std::to_string(entry.position) + ": not JSON");
+  }
+  uint64_t pos = 0;
+  std::string rec;
+  simdjson::dom::element ds;
+  if (!r.U64("position", &pos) || pos != entry.position || !r.Str("recorded_at", &rec) ||
+      !ParseTime(rec) || !r.Str("name", &m->name) || r.doc["datasets"].get(ds) ||
+      !r.Strings(ds, &m->datasets)) {
+    return DataLossError("model entry at position " + std::to_string(entry.position) +
+                         ": missing or malformed fields");
+  }
+  *at = *ParseTime(rec);
   return OkStatus();
 }
 

@@ -28,7 +28,7 @@
 
 namespace assent::internal {
 
-enum class EntryKind : uint8_t { kTerms, kConsent, kKey };
+enum class EntryKind : uint8_t { kTerms, kConsent, kKey, kDataset, kModel };
 std::string_view EntryKindName(EntryKind k);
 Result<EntryKind> ParseEntryKind(std::string_view s);
 
@@ -59,6 +59,32 @@ struct KeyFields {
 };
 StoredEntry MakeKeyEntry(uint64_t position, Timestamp recorded_at, const KeyFields& key);
 
+// A dataset registration as stored: bitmaps over dense ids, plus the names of the parties
+// this entry gives their first ids (in id order).
+//   dataset : "name":N,"purpose":P,"terms":T,"ledger_position":N,"items":N,
+//             "input_sha256":H,"output_sha256":H,"snapshot_sha256":H,
+//             "new_subjects":[ID,...],"new_accounts":[ID,...],"subjects":B64,"accounts":B64,
+//             "shards":[{"file":F,"items":N,"subjects":B64},...]
+//   model   : "name":N,"datasets":[NAME,...]
+struct DatasetFields {
+  std::string name, purpose, terms, input_sha256, output_sha256, snapshot_sha256;
+  uint64_t ledger_position = 0, items = 0;
+  std::vector<std::string> new_subjects, new_accounts;
+  std::string subjects, accounts;  // base64 roaring
+  struct Shard {
+    std::string file;
+    uint64_t items = 0;
+    std::string subjects;
+  };
+  std::vector<Shard> shards;
+};
+struct ModelFields {
+  std::string name;
+  std::vector<std::string> datasets;
+};
+StoredEntry MakeDatasetEntry(uint64_t position, Timestamp recorded_at, const DatasetFields& d);
+StoredEntry MakeModelEntry(uint64_t position, Timestamp recorded_at, const ModelFields& m);
+
 // `body` with ,"hash":HEX before its final brace, and a newline.
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash);
 
@@ -76,6 +102,8 @@ class EntryDecoder {
   // body's position equals `position`.
   Status Decode(const EntryView& entry, ConsentEvent* consent, TermsFields* terms);
   Status DecodeKey(const EntryView& entry, KeyFields* key);
+  Status DecodeDataset(const EntryView& entry, DatasetFields* d, Timestamp* recorded_at);
+  Status DecodeModel(const EntryView& entry, ModelFields* m, Timestamp* recorded_at);
 
  private:
   struct Impl;

@@ -20,6 +20,7 @@
 #include "common/strings.h"
 #include "engine/events_jsonl.h"
 #include "ledger/entry.h"
+#include "ledger/lineage.h"
 #include "ledger/store.h"
 
 namespace assent {
@@ -240,6 +241,7 @@ Ledger::~Ledger() {
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   std::unique_ptr<Ledger> ledger(new Ledger());
+  ledger->lineage_ = std::make_unique<Lineage>();
   ledger->data_dir_ = options.in_memory ? std::string("(memory)") : options.data_dir;
   ledger->clock_ = options.clock;
   ledger->read_only_ = options.read_only;
@@ -266,11 +268,14 @@ namespace {
 
 // What the reading thread of a replay hands to the applying thread, in ledger order.
 struct ReplayItem {
-  enum class Kind { kEvents, kTerms, kKey, kEnd, kError } kind = Kind::kEnd;
+  enum class Kind { kEvents, kTerms, kKey, kDataset, kModel, kEnd, kError } kind = Kind::kEnd;
   explicit ReplayItem(Kind k = Kind::kEnd) : kind(k) {}
   std::vector<ConsentEvent> events;
   EntryDecoder::TermsFields terms;
   internal::KeyFields key;
+  internal::DatasetFields dataset;
+  internal::ModelFields model;
+  Timestamp recorded_at = 0;
   uint64_t position = 0;
   Error error;
 };
@@ -368,6 +373,18 @@ Status Ledger::Replay() {
         return OkStatus();
       }
       send_batch();
+      if (v.kind == EntryKind::kDataset || v.kind == EntryKind::kModel) {
+        ReplayItem item(v.kind == EntryKind::kDataset ? ReplayItem::Kind::kDataset
+                                                      : ReplayItem::Kind::kModel);
+        item.position = v.position;
+        if (v.kind == EntryKind::kDataset) {
+          ASSENT_RETURN_IF_ERROR(decoder.DecodeDataset(v, &item.dataset, &item.recorded_at));
+        } else {
+          ASSENT_RETURN_IF_ERROR(decoder.DecodeModel(v, &item.model, &item.recorded_at));
+        }
+        queue.Push(std::move(item));
+        return OkStatus();
+      }
       if (v.kind == EntryKind::kKey) {
         ReplayItem key(ReplayItem::Kind::kKey);
         key.position = v.position;
@@ -409,6 +426,17 @@ Status Ledger::Replay() {
       }
       std::lock_guard lock(spare_mu);
       if (spare.size() < 4) spare.push_back(std::move(item.events));
+      continue;
+    }
+    if (item.kind == ReplayItem::Kind::kDataset || item.kind == ReplayItem::Kind::kModel) {
+      Status st = item.kind == ReplayItem::Kind::kDataset
+                      ? ApplyDataset(item.position, item.recorded_at, &item.dataset)
+                      : ApplyModel(item.position, item.recorded_at, &item.model);
+      if (!st) {
+        result = DataLossError("lineage entry at ledger position " + std::to_string(item.position) +
+                               ": " + st.error().message);
+        break;
+      }
       continue;
     }
     if (item.kind == ReplayItem::Kind::kKey) {
@@ -521,6 +549,144 @@ Status Ledger::Export(uint64_t since, std::ostream& out) const {
   out.flush();
   if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write the export");
   return OkStatus();
+}
+
+Status Ledger::ApplyDataset(uint64_t position, Timestamp at, const void* fields) {
+  const auto& f = *static_cast<const internal::DatasetFields*>(fields);
+  std::unique_lock lock(lineage_mu_);
+  Lineage& l = *lineage_;
+  if (l.FindDataset(f.name)) return AlreadyExistsError("dataset '" + f.name + "' is recorded already");
+  for (const auto& n : f.new_subjects) {
+    if (l.subjects.Find(n)) return InvalidArgumentError("subject '" + n + "' has an id already");
+    l.subjects.Add(n);
+  }
+  for (const auto& n : f.new_accounts) {
+    if (l.accounts.Find(n)) return InvalidArgumentError("account '" + n + "' has an id already");
+    l.accounts.Add(n);
+  }
+  DatasetInfo d;
+  d.name = f.name;
+  d.purpose = f.purpose;
+  d.terms = f.terms;
+  d.position = position;
+  d.ledger_position = f.ledger_position;
+  d.recorded_at = at;
+  d.input_sha256 = f.input_sha256;
+  d.output_sha256 = f.output_sha256;
+  d.snapshot_sha256 = f.snapshot_sha256;
+  d.items = f.items;
+  if (!DecodeBitmap(f.subjects, &d.subjects) || !DecodeBitmap(f.accounts, &d.accounts)) {
+    return InvalidArgumentError("damaged bitmap");
+  }
+  for (const auto& sh : f.shards) {
+    ShardInfo s;
+    s.file = sh.file;
+    s.items = sh.items;
+    if (!DecodeBitmap(sh.subjects, &s.subjects)) return InvalidArgumentError("damaged bitmap");
+    d.shards.push_back(std::move(s));
+  }
+  l.datasets.push_back(std::move(d));
+  return OkStatus();
+}
+
+Status Ledger::ApplyModel(uint64_t position, Timestamp at, const void* fields) {
+  const auto& f = *static_cast<const internal::ModelFields*>(fields);
+  std::unique_lock lock(lineage_mu_);
+  if (lineage_->FindModel(f.name)) return AlreadyExistsError("model '" + f.name + "' exists");
+  for (const auto& d : f.datasets) {
+    if (!lineage_->FindDataset(d)) return NotFoundError("no dataset named '" + d + "'");
+  }
+  lineage_->models.push_back(ModelInfo{f.name, f.datasets, position, at});
+  return OkStatus();
+}
+
+void Ledger::WithLineage(const std::function<void(const Lineage&)>& fn) const {
+  std::shared_lock lock(lineage_mu_);
+  fn(*lineage_);
+}
+
+Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  if (r.name.empty() || !ValidUtf8(r.name)) return InvalidArgumentError("a dataset needs a name");
+  std::lock_guard guard(committer_->commit_mu);
+  internal::DatasetFields f;
+  f.name = r.name;
+  f.purpose = r.purpose;
+  f.terms = r.terms;
+  f.ledger_position = r.ledger_position;
+  f.items = r.items;
+  f.input_sha256 = r.input_sha256;
+  f.output_sha256 = r.output_sha256;
+  f.snapshot_sha256 = r.snapshot_sha256;
+  {
+    std::shared_lock lock(lineage_mu_);
+    if (lineage_->FindDataset(r.name)) {
+      return AlreadyExistsError("a dataset named '" + r.name + "' is recorded already");
+    }
+    // Ids continue where the directory ends; these names get them in this order.
+    uint32_t next_subject = static_cast<uint32_t>(lineage_->subjects.size());
+    uint32_t next_account = static_cast<uint32_t>(lineage_->accounts.size());
+    std::map<std::string, uint32_t> new_subjects, new_accounts;
+    auto subject_id = [&](const std::string& s) {
+      if (auto id = lineage_->subjects.Find(s)) return *id;
+      auto it = new_subjects.find(s);
+      if (it != new_subjects.end()) return it->second;
+      f.new_subjects.push_back(s);
+      return new_subjects[s] = next_subject++;
+    };
+    Roaring subjects, accounts;
+    for (const auto& s : r.subjects) subjects.add(subject_id(s));
+    for (const auto& a : r.accounts) {
+      uint32_t id;
+      if (auto found = lineage_->accounts.Find(a)) {
+        id = *found;
+      } else if (new_accounts.count(a)) {
+        id = new_accounts[a];
+      } else {
+        f.new_accounts.push_back(a);
+        id = new_accounts[a] = next_account++;
+      }
+      accounts.add(id);
+    }
+    f.subjects = EncodeBitmap(subjects);
+    f.accounts = EncodeBitmap(accounts);
+    for (const auto& sh : r.shards) {
+      Roaring b;
+      for (const auto& s : sh.subjects) b.add(subject_id(s));
+      f.shards.push_back({sh.file, sh.items, EncodeBitmap(b)});
+    }
+  }
+  const uint64_t position = engine_->snapshot()->position() + 1;
+  const Timestamp now = clock_();
+  StoredEntry entry = internal::MakeDatasetEntry(position, now, f);
+  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
+  ASSENT_RETURN_IF_ERROR(ApplyDataset(position, now, &f));
+  return position;
+}
+
+Result<uint64_t> Ledger::RegisterModel(std::string name, std::vector<std::string> datasets) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  if (name.empty() || !ValidUtf8(name)) return InvalidArgumentError("a model needs a name");
+  if (datasets.empty()) return InvalidArgumentError("a model is trained on at least one dataset");
+  std::lock_guard guard(committer_->commit_mu);
+  {
+    std::shared_lock lock(lineage_mu_);
+    if (lineage_->FindModel(name)) return AlreadyExistsError("a model named '" + name + "' exists");
+    for (const auto& d : datasets) {
+      if (!lineage_->FindDataset(d)) {
+        return NotFoundError("no dataset named '" + d + "': register it with assent filter --dataset");
+      }
+    }
+  }
+  internal::ModelFields f{std::move(name), std::move(datasets)};
+  const uint64_t position = engine_->snapshot()->position() + 1;
+  const Timestamp now = clock_();
+  StoredEntry entry = internal::MakeModelEntry(position, now, f);
+  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
+  ASSENT_RETURN_IF_ERROR(ApplyModel(position, now, &f));
+  return position;
 }
 
 std::string_view RoleName(Role r) {
