@@ -144,6 +144,11 @@ class Ledger {
   // Calls `fn` with the lineage under a lock (it must not call back into the ledger).
   void WithLineage(const std::function<void(const Lineage&)>& fn) const;
 
+  // Calls `fn` for every consent event up to `up_to` (inclusive), in order, read back from
+  // storage (for snapshots). Stops at fn's error.
+  Status ScanConsents(uint64_t up_to,
+                      const std::function<Status(const ConsentEvent&)>& fn) const;
+
   // The hex SHA-256 of the entry at `position` (a receipt's hash). kNotFound past the end.
   Result<std::string> EntryHash(uint64_t position) const;
 

@@ -8,13 +8,14 @@
 #include "cli/commands.h"
 #include "filter/filter.h"
 #include "filter/impact.h"
+#include "filter/snapshot.h"
 #include "ledger/lineage.h"
 
 namespace assent::cli {
 
 void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   struct Options {
-    std::string data = "./assent-data", at, report, dataset;
+    std::string data = "./assent-data", at, report, dataset, snapshot;
     FilterOptions f;
   };
   auto o = std::make_shared<Options>();
@@ -29,6 +30,8 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("--at", o->at, "Decide as of this time (RFC 3339); default now");
   cmd->add_option("--report", o->report, "Write the report as JSON to this file");
+  cmd->add_option("--snapshot", o->snapshot,
+                  "Decide from a snapshot file (assent snapshot) instead of the ledger");
   cmd->add_option("--dataset", o->dataset,
                   "Record the result in the ledger as a dataset with this name");
   cmd->add_option("--shards", o->f.shards, "Write N shard files OUT.00-of-N..., by subject");
@@ -52,11 +55,27 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       o->f.at = *at;
     }
     o->f.collect_parties = !o->dataset.empty();
-    auto ledger = OpenLedger(o->data, o->dataset.empty());
-    if (!ledger) {
-      PrintError(ledger.error().message);
-      return;
+    // The ledger: to decide from (unless a snapshot is given) and to record the dataset in.
+    std::unique_ptr<Ledger> ledger;
+    if (o->snapshot.empty() || !o->dataset.empty()) {
+      auto l = OpenLedger(o->data, o->dataset.empty());
+      if (!l) {
+        PrintError(l.error().message);
+        return;
+      }
+      ledger = std::move(*l);
     }
+    std::unique_ptr<Engine> from_snapshot;
+    SnapshotInfo snapshot_info;
+    if (!o->snapshot.empty()) {
+      auto e = LoadSnapshot(o->snapshot, &snapshot_info);
+      if (!e) {
+        PrintError(e.error().message);
+        return;
+      }
+      from_snapshot = std::move(*e);
+    }
+    Engine& engine = from_snapshot ? *from_snapshot : ledger->engine();
     if (::isatty(2)) {
       auto start = std::chrono::steady_clock::now();
       o->f.progress = [start](uint64_t done, uint64_t total) {
@@ -68,14 +87,14 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
     }
     if (!o->dataset.empty()) {
       bool taken = false;
-      (*ledger)->WithLineage([&](const Lineage& l) { taken = l.FindDataset(o->dataset); });
+      ledger->WithLineage([&](const Lineage& l) { taken = l.FindDataset(o->dataset); });
       if (taken) {
         PrintError("a dataset named '" + o->dataset + "' is recorded already; choose another name");
         return;
       }
     }
-    auto snap = (*ledger)->engine().snapshot();
-    auto r = RunFilter(*snap, (*ledger)->engine().Now(), o->f);
+    auto snap = engine.snapshot();
+    auto r = RunFilter(*snap, engine.Now(), o->f);
     if (o->f.progress) std::cerr << "\n";
     if (!r) {
       PrintError(r.error().message + " (nothing was written to " + o->f.out_path + ")");
@@ -98,11 +117,12 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       d.ledger_position = r->position;
       d.input_sha256 = r->input_sha256;
       d.output_sha256 = r->output_sha256;
+      d.snapshot_sha256 = snapshot_info.sha256;
       d.items = r->kept;
       d.subjects = std::move(r->subjects);
       d.accounts = std::move(r->accounts);
       for (auto& sh : r->shards) d.shards.push_back({sh.file, sh.items, std::move(sh.subjects)});
-      auto pos = (*ledger)->RegisterDataset(d);
+      auto pos = ledger->RegisterDataset(d);
       if (!pos) {
         PrintError("the output was written but the dataset was not recorded: " +
                    pos.error().message);
@@ -113,6 +133,47 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
     }
     *exit_code = 0;
   });
+
+  // snapshot
+  {
+    auto sdata = std::make_shared<std::string>("./assent-data");
+    auto out = std::make_shared<std::string>();
+    auto at = std::make_shared<std::string>();
+    auto* snap = app.add_subcommand(
+        "snapshot", "Write the terms and consent state at one position to a content-hashed file");
+    snap->add_option("--data", *sdata, "Data directory")->capture_default_str();
+    snap->add_option("--out", *out, "The snapshot file")->required();
+    snap->add_option("--at", *at, "The state as of this time (RFC 3339); default now");
+    snap->callback([sdata, out, at, exit_code] {
+      *exit_code = 2;
+      auto ledger = OpenLedger(*sdata, true);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        return;
+      }
+      uint64_t position = 0;
+      if (!at->empty()) {
+        auto t = ParseTime(*at);
+        if (!t) {
+          PrintError("--at: " + t.error().message);
+          return;
+        }
+        position = (*ledger)->engine().snapshot()->PositionAt(*t);
+        if (position == 0) {
+          PrintError("no consent event at or before " + *at + ": nothing to snapshot");
+          return;
+        }
+      }
+      auto info = WriteSnapshot(**ledger, position, *out);
+      if (!info) {
+        PrintError(info.error().message);
+        return;
+      }
+      std::cout << fmt::format("snapshot {} at ledger position {}: {} consent events, sha256 {}\n",
+                               *out, info->position, info->events, info->sha256);
+      *exit_code = 0;
+    });
+  }
 
   // datasets list|show, models register|list, impact
   auto data = std::make_shared<std::string>("./assent-data");

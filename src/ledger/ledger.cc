@@ -526,6 +526,24 @@ Result<std::vector<Receipt>> Ledger::RecordConsents(std::vector<ConsentEvent> ev
   return committer_->Submit(std::move(events));
 }
 
+Status Ledger::ScanConsents(uint64_t up_to,
+                            const std::function<Status(const ConsentEvent&)>& fn) const {
+  EntryDecoder decoder;
+  const Status stop = MakeError(ErrorCode::kAlreadyExists, "past the snapshot position");
+  auto st = store_->Scan(0, [&](const EntryView& v) -> Status {
+    if (v.position > up_to) return stop;
+    if (v.kind != EntryKind::kConsent) return OkStatus();
+    ConsentEvent e;
+    ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
+    return fn(e);
+  });
+  if (!st && st.error().code == ErrorCode::kAlreadyExists &&
+      st.error().message == "past the snapshot position") {
+    return OkStatus();
+  }
+  return st;
+}
+
 Result<std::string> Ledger::EntryHash(uint64_t position) const {
   if (position == 0) return NotFoundError("position 0 holds no entry");
   std::string hash;

@@ -1,0 +1,237 @@
+// Snapshot files. Grammar (all integers unsigned LEB128 varints unless said):
+//   file    = magic header body
+//   magic   = "ASSENT-SNAPSHOT 1\n"
+//   header  = one JSON line: {"position":N,"events":N,"sha256":HEX(body)}\n
+//   body    = terms strings events
+//   terms   = count, then per version: len, YAML bytes                (publication order)
+//   strings = count, then per string: len, bytes                      (ids and names, interned)
+//   events  = count, then per event:
+//             position-delta, at (zigzag delta from the previous event's time in µs),
+//             flags (bit0 account, bit1 withdraw, bits2-4 method), party string index,
+//             terms_version string index, ncat, cat string indexes, npur, purpose indexes,
+//             rule string index + 1 (0: none)
+// The header's sha256 covers the body exactly, so any change is detected on load.
+#include "filter/snapshot.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include "common/sha256.h"
+
+namespace assent {
+namespace {
+
+constexpr std::string_view kMagic = "ASSENT-SNAPSHOT 1\n";
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view& in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    auto b = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+bool GetBytes(std::string_view& in, std::string* out) {
+  uint64_t n;
+  if (!GetVarint(in, &n) || n > in.size()) return false;
+  out->assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position,
+                                   const std::string& path) {
+  auto snap = ledger.engine().snapshot();
+  if (position == 0) position = snap->position();
+  if (position > snap->position()) {
+    return InvalidArgumentError("the ledger is at position " + std::to_string(snap->position()) +
+                                ", not " + std::to_string(position));
+  }
+  std::string body;
+  const TermsSet& ts = snap->terms();
+  PutVarint(body, ts.size());
+  for (int32_t v = 0; v < ts.size(); ++v) {
+    const std::string& yaml = ts.version(v).source();
+    PutVarint(body, yaml.size());
+    body += yaml;
+  }
+  std::unordered_map<std::string, uint64_t> index;
+  std::vector<std::string> strings;
+  auto intern = [&](const std::string& s) {
+    auto [it, fresh] = index.emplace(s, strings.size());
+    if (fresh) strings.push_back(s);
+    return it->second;
+  };
+  std::string events;
+  uint64_t count = 0, last_position = 0;
+  Timestamp last_at = 0;
+  ASSENT_RETURN_IF_ERROR(ledger.ScanConsents(position, [&](const ConsentEvent& e) -> Status {
+    PutVarint(events, e.position - last_position);
+    int64_t d = e.at - last_at;
+    PutVarint(events, static_cast<uint64_t>((d << 1) ^ (d >> 63)));
+    PutVarint(events, (e.party_kind == PartyKind::kAccount ? 1u : 0u) |
+                          (e.action == Action::kWithdraw ? 2u : 0u) |
+                          static_cast<unsigned>(e.method) << 2);
+    PutVarint(events, intern(e.party));
+    PutVarint(events, intern(e.terms_version));
+    PutVarint(events, e.categories.size());
+    for (const auto& c : e.categories) PutVarint(events, intern(c));
+    PutVarint(events, e.purposes.size());
+    for (const auto& p : e.purposes) PutVarint(events, intern(p));
+    PutVarint(events, e.rule.empty() ? 0 : intern(e.rule) + 1);
+    last_position = e.position;
+    last_at = e.at;
+    ++count;
+    return OkStatus();
+  }));
+  PutVarint(body, strings.size());
+  for (const auto& s : strings) {
+    PutVarint(body, s.size());
+    body += s;
+  }
+  PutVarint(body, count);
+  body += events;
+  SnapshotInfo info{position, count, ToHex(Sha256(body))};
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << kMagic << "{\"position\":" << position << ",\"events\":" << count
+        << ",\"sha256\":\"" << info.sha256 << "\"}\n";
+    out << body;
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return MakeError(ErrorCode::kUnavailable, "cannot rename '" + tmp + "' to '" + path + "'");
+  }
+  return info;
+}
+
+Result<std::unique_ptr<Engine>> LoadSnapshot(const std::string& path, SnapshotInfo* info,
+                                             Clock clock) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read snapshot '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string file = ss.str();
+  auto bad = [&](const std::string& why) {
+    return DataLossError("snapshot '" + path + "' " + why);
+  };
+  if (!std::string_view(file).starts_with(kMagic)) return bad("is not an Assent snapshot");
+  size_t nl = file.find('\n', kMagic.size());
+  if (nl == std::string::npos) return bad("has no header");
+  std::string header = file.substr(kMagic.size(), nl - kMagic.size());
+  std::string_view body(file);
+  body.remove_prefix(nl + 1);
+  auto field = [&](const std::string& key) -> std::string {
+    size_t at = header.find("\"" + key + "\":");
+    if (at == std::string::npos) return "";
+    at += key.size() + 3;
+    size_t end = header.find_first_of(",}", at);
+    std::string v = header.substr(at, end - at);
+    if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
+    return v;
+  };
+  info->sha256 = field("sha256");
+  if (info->sha256 != ToHex(Sha256(body))) return bad("does not match its sha256: it was changed");
+  try {
+    info->position = std::stoull(field("position"));
+    info->events = std::stoull(field("events"));
+  } catch (const std::exception&) {
+    return bad("has a damaged header");
+  }
+  uint64_t n;
+  if (!GetVarint(body, &n)) return bad("is truncated");
+  std::vector<std::shared_ptr<const Terms>> versions;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string yaml;
+    if (!GetBytes(body, &yaml)) return bad("is truncated");
+    auto t = CompileTerms(yaml, path);
+    if (!t) return bad("holds terms that do not compile: " + t.error().message);
+    versions.push_back(*t);
+  }
+  ASSENT_ASSIGN_OR_RETURN(auto set, TermsSet::Create(versions));
+  std::vector<std::string> strings;
+  if (!GetVarint(body, &n)) return bad("is truncated");
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string s;
+    if (!GetBytes(body, &s)) return bad("is truncated");
+    strings.push_back(std::move(s));
+  }
+  auto str = [&](uint64_t i, std::string* out) {
+    if (i >= strings.size()) return false;
+    *out = strings[i];
+    return true;
+  };
+  uint64_t count;
+  if (!GetVarint(body, &count)) return bad("is truncated");
+  auto engine = std::make_unique<Engine>(set, clock);
+  engine->BeginBulkLoad();
+  std::vector<ConsentEvent> batch;
+  uint64_t position = 0;
+  Timestamp at = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    ConsentEvent e;
+    uint64_t dp, zat, flags, party, version, nc, np, rule;
+    if (!GetVarint(body, &dp) || !GetVarint(body, &zat) || !GetVarint(body, &flags) ||
+        !GetVarint(body, &party) || !GetVarint(body, &version) || !GetVarint(body, &nc)) {
+      return bad("is truncated");
+    }
+    position += dp;
+    at += static_cast<int64_t>(zat >> 1) ^ -static_cast<int64_t>(zat & 1);
+    e.position = position;
+    e.at = at;
+    e.party_kind = flags & 1 ? PartyKind::kAccount : PartyKind::kSubject;
+    e.action = flags & 2 ? Action::kWithdraw : Action::kGrant;
+    e.method = static_cast<Method>((flags >> 2) & 7);
+    if (!str(party, &e.party) || !str(version, &e.terms_version) || nc > 1000) {
+      return bad("is damaged");
+    }
+    for (uint64_t k = 0; k < nc; ++k) {
+      uint64_t c;
+      e.categories.emplace_back();
+      if (!GetVarint(body, &c) || !str(c, &e.categories.back())) return bad("is damaged");
+    }
+    if (!GetVarint(body, &np) || np > 1000) return bad("is damaged");
+    for (uint64_t k = 0; k < np; ++k) {
+      uint64_t p;
+      e.purposes.emplace_back();
+      if (!GetVarint(body, &p) || !str(p, &e.purposes.back())) return bad("is damaged");
+    }
+    if (!GetVarint(body, &rule) || (rule && !str(rule - 1, &e.rule))) return bad("is damaged");
+    batch.push_back(std::move(e));
+    if (batch.size() == 65536) {
+      if (auto st = engine->ApplyBatch(batch); !st) return bad("holds a bad event: " + st.error().message);
+      batch.clear();
+    }
+  }
+  if (auto st = engine->ApplyBatch(batch); !st) return bad("holds a bad event: " + st.error().message);
+  engine->EndBulkLoad();
+  if (engine->snapshot()->position() < info->position) {
+    ASSENT_RETURN_IF_ERROR(engine->AdvancePosition(info->position));
+  }
+  if (!body.empty()) return bad("has trailing bytes");
+  return engine;
+}
+
+}  // namespace assent

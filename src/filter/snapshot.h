@@ -1,0 +1,33 @@
+// Snapshot files: the compiled terms (as their YAML) and every consent event up to one ledger
+// position, compact and content-hashed, so stateless workers of any batch engine can filter
+// their own partitions without the ledger (`assent filter --snapshot FILE`).
+// Format: docs/formats/snapshot.md.
+#ifndef ASSENT_FILTER_SNAPSHOT_H_
+#define ASSENT_FILTER_SNAPSHOT_H_
+
+#include <memory>
+#include <string>
+
+#include "assent/engine.h"
+#include "assent/ledger.h"
+
+namespace assent {
+
+struct SnapshotInfo {
+  uint64_t position = 0;
+  uint64_t events = 0;
+  std::string sha256;  // of the file's body: what a dataset records
+};
+
+// Writes the state at `position` (the ledger's position when 0) to `path` (via a temporary
+// file renamed on success).
+Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position, const std::string& path);
+
+// Reads and verifies a snapshot file into a new engine. kDataLoss when the content does not
+// match its hash or does not decode; kNotFound when unreadable.
+Result<std::unique_ptr<Engine>> LoadSnapshot(const std::string& path, SnapshotInfo* info,
+                                             Clock clock = SystemClock());
+
+}  // namespace assent
+
+#endif  // ASSENT_FILTER_SNAPSHOT_H_
