@@ -219,10 +219,21 @@ const Assent = (() => {
         box.append(el('p', { text: 'Switch it on again below if you still agree.' }));
         document.getElementById('choices').prepend(box);
       }
-      document.getElementById('used').replaceChildren(el('p', {
-        text: 'No training datasets are recorded yet: this platform has not installed the ' +
-              'training-data gate that records which datasets include you. When it does, ' +
-              'each one will be listed here.' }));
+      const usage = await api('GET', '/v1/subjects/' + encodeURIComponent(id) + '/usage');
+      const used = document.getElementById('used');
+      if (!usage.datasets.length) {
+        used.replaceChildren(el('p', { text: 'No recorded training dataset includes your data.' }));
+      } else {
+        const list = el('ul');
+        for (const d of usage.datasets) {
+          const status = d.status === 'built-before-withdrawal'
+            ? ' — built before you said no; models trained on it must be retrained without your data'
+            : d.status === 'built-after-withdrawal' ? ' — built after your last change' : '';
+          list.append(el('li', { text: d.name + ': for ' + d.purpose + ', built ' + when(d.recorded_at) +
+                                       status + (d.models.length ? ' (models: ' + d.models.join(', ') + ')' : '') }));
+        }
+        used.replaceChildren(list);
+      }
       renderHistory(history, document.getElementById('history'));
     };
     await refresh();

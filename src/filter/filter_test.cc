@@ -341,7 +341,8 @@ TEST_F(FilterTest, ImpactListsExactlyTheAffectedDatasetsShardsAndModels) {
   ASSERT_TRUE(ledger_->RecordConsent(w));
   build("train-2", "ai_training.first_party");  // after the withdrawal: u3 is not in it
   std::string json = ImpactJson(*ledger_, PartyKind::kSubject, "u3", std::nullopt);
-  EXPECT_NE(json.find(R"("name":"train-1","purpose":"ai_training.first_party")"), std::string::npos)
+  EXPECT_NE(json.find(R"("name":"train-1","purpose":"ai_training.first_party","recorded_at")"),
+            std::string::npos)
       << json;
   EXPECT_NE(json.find(R"("status":"built-before-withdrawal")"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("models":["model-a"])"), std::string::npos) << json;

@@ -11,6 +11,7 @@ namespace {
 
 struct Row {
   std::string name, purpose;
+  Timestamp recorded_at = 0;
   uint64_t ledger_position = 0, withdrawal = 0;
   std::string status;
   std::vector<std::string> shards, models;
@@ -38,6 +39,7 @@ std::vector<Row> Rows(const Ledger& ledger, PartyKind kind, const std::string& i
       r.name = d.name;
       r.purpose = d.purpose;
       r.ledger_position = d.ledger_position;
+      r.recorded_at = d.recorded_at;
       for (const auto& e : events) {
         if (e.action != Action::kWithdraw) continue;
         for (const auto& p : e.purposes) {
@@ -71,6 +73,7 @@ std::string ImpactJson(const Ledger& ledger, PartyKind kind, const std::string& 
   w.BeginObject().Key(PartyKindName(kind)).String(id).Key("datasets").BeginArray();
   for (const auto& r : Rows(ledger, kind, id, purpose)) {
     w.BeginObject().Key("name").String(r.name).Key("purpose").String(r.purpose);
+    w.Key("recorded_at").String(FormatTime(r.recorded_at));
     w.Key("ledger_position").UInt(r.ledger_position).Key("withdrawal");
     if (r.withdrawal) {
       w.UInt(r.withdrawal);

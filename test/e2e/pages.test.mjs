@@ -79,7 +79,7 @@ test('a person opens the link, withdraws and grants, and the state persists', as
   // The promise made visible: necessary uses and prohibited uses, each with a clause.
   await page.getByText('Never, whatever you choose:').first().waitFor();
   await page.getByText('To deliver the service you asked for:').first().waitFor();
-  await page.getByText('No training datasets are recorded yet').waitFor();
+  await page.getByText('No recorded training dataset includes your data.').waitFor();
   await page.screenshot({ path: join(ARTIFACTS, 'settings.png'), fullPage: true });
 
   await sw.click();
@@ -242,6 +242,19 @@ test('a grant made stale by changed terms is shown, explained and asked again', 
   await page.getByText(/The terms changed after you agreed to: "Let the quality team review/).waitFor();
   await page.getByText(/The meaning of "content.audio" changed/).waitFor();
   assert.equal(await review.getAttribute('aria-checked'), 'false');
+  await context.close();
+});
+
+test('where my data was used lists the datasets that include the person', async () => {
+  const reg = await fetch(base + '/v1/datasets', {
+    method: 'POST', headers: { Authorization: 'Bearer ' + keys.service, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'assistant-training-1', purpose: 'ai_training.first_party',
+                           subjects: ['hana'], items: 1 }) });
+  assert.equal(reg.status, 201, await reg.text());
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(await newLink({ subject: 'hana' }));
+  await page.getByText(/assistant-training-1: for ai_training.first_party, built/).waitFor();
   await context.close();
 });
 

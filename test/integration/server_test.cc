@@ -196,9 +196,23 @@ class Server {
     return {cookie, m[1]};
   }
 
-  // Fills the placeholders of an example: fresh key names, a key to revoke.
+  // Fills the placeholders of an example: fresh key names, a key to revoke, datasets.
   Example Prepare(Example ex) const {
     static int counter = 0;
+    auto dataset = [&](const std::string& name) {
+      return R"({"name":")" + name +
+             R"(","purpose":"ai_training.first_party","subjects":["u1","u2"],"accounts":["acme"],"items":2,"shards":[{"file":"f.00-of-1","items":2,"subjects":["u1","u2"]}]})";
+    };
+    if (ex.body == "NEWDATASET") ex.body = dataset("ds-" + std::to_string(++counter));
+    if (ex.path.find("DATASET") != std::string::npos || ex.body == "NEWMODEL") {
+      std::string name = "ds-" + std::to_string(++counter);
+      Call("POST", "/v1/datasets", dataset(name), "operator");
+      if (ex.body == "NEWMODEL") {
+        ex.body = R"({"name":"model-)" + std::to_string(++counter) + R"(","datasets":[")" + name + "\"]}";
+      } else {
+        ex.path.replace(ex.path.find("DATASET"), 7, name);
+      }
+    }
     if (ex.body == "NEWKEY") {
       ex.body = R"({"role":"auditor","name":"made-)" + std::to_string(++counter) + "\"}";
     }
@@ -254,6 +268,12 @@ std::vector<Example> Examples() {
       {"GET", "LINK", ""},  // a fresh one-time link
       {"GET", "/v1/session", ""},  // sessions only
       {"GET", "/v1/ledger?since=0", ""},
+      {"GET", "/v1/datasets", ""},
+      {"POST", "/v1/datasets", "NEWDATASET"},
+      {"GET", "/v1/datasets/DATASET", ""},
+      {"POST", "/v1/models", "NEWMODEL"},
+      {"GET", "/v1/impact?subject=u1", ""},
+      {"GET", "/v1/subjects/u1/usage", ""},
       {"GET", "/v1/keys", ""},
       {"POST", "/v1/keys", "NEWKEY"},  // a fresh name each call
       {"POST", "/v1/keys/KEYNAME/revoke", ""},  // a key created for the purpose
