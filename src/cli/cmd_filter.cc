@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -19,6 +20,7 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
     FilterOptions f;
   };
   auto o = std::make_shared<Options>();
+  o->f.threads = 0;  // one per core unless --threads
   auto* cmd = app.add_subcommand(
       "filter", "Keep the manifest items allowed for a purpose, byte for byte, with a report");
   cmd->add_option("--data", o->data, "Data directory of the embedded ledger")
@@ -35,6 +37,7 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--dataset", o->dataset,
                   "Record the result in the ledger as a dataset with this name");
   cmd->add_option("--shards", o->f.shards, "Write N shard files OUT.00-of-N..., by subject");
+  cmd->add_option("--threads", o->f.threads, "Threads parsing and deciding (default: one per core)");
   cmd->add_flag("--skip-malformed", o->f.skip_malformed,
                 "Count malformed lines (never kept) instead of failing");
   cmd->add_option("--id-field", o->f.id_field, "Field holding the item id")->capture_default_str();
@@ -55,6 +58,7 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       o->f.at = *at;
     }
     o->f.collect_parties = !o->dataset.empty();
+    if (o->f.threads <= 0) o->f.threads = std::max(1u, std::thread::hardware_concurrency());
     // The ledger: to decide from (unless a snapshot is given) and to record the dataset in.
     std::unique_ptr<Ledger> ledger;
     if (o->snapshot.empty() || !o->dataset.empty()) {

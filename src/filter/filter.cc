@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <deque>
+#include <future>
 #include <unordered_set>
 
 #include "common/hash.h"
@@ -40,13 +42,95 @@ class Hasher {
 };
 
 struct Item {
-  std::string line;  // as read, without the newline
   std::string id;
   std::string category, account;
   bool has_account = false;
   std::vector<std::string> subjects;
   std::vector<std::string_view> subject_views;
 };
+
+// One line, parsed: blank, malformed (error set), or an item with its decision's index.
+struct Parsed {
+  bool blank = false;
+  std::string error;
+  Item item;
+  size_t request = 0;
+};
+
+struct Batch {
+  uint64_t first_line = 0;
+  std::vector<std::string> lines;  // as read, without the newline
+  std::vector<Parsed> items;
+  std::vector<Result<Decision>> results;
+};
+
+// Reads one line's fields; returns why it is malformed, or "".
+std::string ParseItem(simdjson::dom::parser& parser, const FilterOptions& o,
+                      const std::string& line, Item* it) {
+  if (!ValidUtf8(line)) return "not valid UTF-8";
+  simdjson::dom::element doc;
+  simdjson::dom::object obj;
+  if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(obj)) {
+    return "not a JSON object";
+  }
+  std::string_view id, category;
+  if (obj[o.id_field].get_string().get(id)) return "no string \"" + o.id_field + "\"";
+  if (obj[o.category_field].get_string().get(category)) {
+    return "no string \"" + o.category_field + "\"";
+  }
+  it->id.assign(id);
+  it->category.assign(category);
+  simdjson::dom::element acc;
+  if (!obj[o.account_field].get(acc) && !acc.is_null()) {
+    std::string_view a;
+    if (acc.get_string().get(a)) return "\"" + o.account_field + "\" must be a string";
+    it->account.assign(a);
+    it->has_account = true;
+  }
+  simdjson::dom::element subs;
+  if (!obj[o.subjects_field].get(subs) && !subs.is_null()) {
+    simdjson::dom::array arr;
+    if (subs.get_array().get(arr)) return "\"" + o.subjects_field + "\" must be an array of strings";
+    for (auto e : arr) {
+      std::string_view sv;
+      if (e.get_string().get(sv)) return "\"" + o.subjects_field + "\" must be an array of strings";
+      it->subjects.emplace_back(sv);
+    }
+  }
+  return "";
+}
+
+// Parses and decides one batch (on a worker thread).
+Batch Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestamp t,
+           std::vector<std::string> lines, uint64_t first_line) {
+  thread_local simdjson::dom::parser parser;
+  Batch b;
+  b.first_line = first_line;
+  b.lines = std::move(lines);
+  b.items.resize(b.lines.size());
+  std::vector<DecisionRequest> requests;
+  for (size_t i = 0; i < b.lines.size(); ++i) {
+    Parsed& p = b.items[i];
+    if (b.lines[i].find_first_not_of(" \t") == std::string::npos) {
+      p.blank = true;
+      continue;
+    }
+    p.error = ParseItem(parser, o, b.lines[i], &p.item);
+    if (!p.error.empty()) continue;
+    p.request = requests.size();
+    Item& it = p.item;
+    it.subject_views.assign(it.subjects.begin(), it.subjects.end());
+    DecisionRequest q;
+    q.category = it.category;
+    q.purpose = o.purpose;
+    q.subjects = it.subject_views;
+    if (it.has_account) q.account = it.account;
+    q.at = t;
+    requests.push_back(q);
+  }
+  snap.DecideBatch(requests, now, &b.results);
+  return b;
+}
 
 }  // namespace
 
@@ -106,31 +190,37 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   }
   const std::string& tmp = tmps.front();
   Hasher in_hash, out_hash;
-  simdjson::dom::parser parser;
   std::unordered_set<uint64_t> seen_ids;
-  std::vector<Item> batch(kBatch);
-  std::vector<DecisionRequest> requests;
-  std::vector<Result<Decision>> results;
-  uint64_t line_no = 0, bytes = 0;
-  std::string line;
-  auto flush = [&](size_t n) -> Status {
-    requests.clear();
-    for (size_t i = 0; i < n; ++i) {
-      Item& it = batch[i];
-      DecisionRequest q;
-      q.category = it.category;
-      q.purpose = o.purpose;
-      it.subject_views.assign(it.subjects.begin(), it.subjects.end());
-      q.subjects = it.subject_views;
-      if (it.has_account) q.account = it.account;
-      q.at = t;
-      requests.push_back(q);
-    }
-    snap.DecideBatch(requests, now, &results);
-    for (size_t i = 0; i < n; ++i) {
-      auto& counts = report.by_category[batch[i].category];
-      if (results[i] && results[i]->allow) {
-        const Item& it = batch[i];
+  // Batches of lines are parsed and decided on worker threads (each with its own parser);
+  // their results are taken in input order, so the output order and report never depend on
+  // the number of threads.
+  const int threads = std::max(1, o.threads);
+  std::deque<std::future<Batch>> in_flight;
+  auto account = [&](Batch& b) -> Status {
+    for (size_t i = 0; i < b.items.size(); ++i) {
+      const Parsed& p = b.items[i];
+      if (p.blank) continue;
+      ++report.items;
+      if (!p.error.empty()) {
+        if (!o.skip_malformed) {
+          return InvalidArgumentError(o.in_path + ":" + std::to_string(b.first_line + i) + ": " +
+                                      p.error +
+                                      " (use --skip-malformed to count such lines and go on)");
+        }
+        ++report.malformed;
+        ++report.excluded;
+        ++report.excluded_by_reason["malformed"];
+        continue;
+      }
+      const Item& it = p.item;
+      if (seen_ids.size() < kMaxDuplicateTracking) {
+        if (!seen_ids.insert(Hash64(it.id)).second) ++report.duplicate_ids;
+      } else {
+        report.duplicates_checked_fully = false;
+      }
+      auto& counts = report.by_category[it.category];
+      const Result<Decision>& d = b.results[p.request];
+      if (d && d->allow) {
         size_t shard = 0;
         if (o.shards) {
           std::string_view key = !it.subjects.empty() ? std::string_view(it.subjects[0])
@@ -146,18 +236,17 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
           if (it.has_account) report.accounts.insert(it.account);
         }
         std::ofstream& out = outs[shard];
-        out.write(it.line.data(), static_cast<std::streamsize>(it.line.size()));
+        out.write(b.lines[i].data(), static_cast<std::streamsize>(b.lines[i].size()));
         out.put('\n');
-        out_hash.Update(batch[i].line);
+        out_hash.Update(b.lines[i]);
         out_hash.Update("\n");
         ++report.kept;
         ++counts.first;
       } else {
         ++report.excluded;
         ++counts.second;
-        std::string reason = results[i] ? std::string(ReasonName(results[i]->reason))
-                                        : std::string("unknown-category");
-        ++report.excluded_by_reason[reason];
+        ++report.excluded_by_reason[d ? std::string(ReasonName(d->reason))
+                                      : std::string("unknown-category")];
       }
     }
     for (const auto& out : outs) {
@@ -165,92 +254,48 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
     }
     return OkStatus();
   };
-  size_t n = 0;
-  while (std::getline(in, line)) {
+  auto drain_one = [&]() -> Status {
+    Batch b = in_flight.front().get();
+    in_flight.pop_front();
+    return account(b);
+  };
+  uint64_t line_no = 0, bytes = 0;
+  std::vector<std::string> lines;
+  lines.reserve(kBatch);
+  std::string line;
+  auto submit = [&]() -> Status {
+    if (lines.empty()) return OkStatus();
+    const uint64_t first = line_no - lines.size() + 1;
+    in_flight.push_back(std::async(std::launch::async, [&snap, &o, now, t,
+                                                        batch = std::move(lines), first]() mutable {
+      return Work(snap, o, now, t, std::move(batch), first);
+    }));
+    lines.clear();
+    lines.reserve(kBatch);
+    while (in_flight.size() >= static_cast<size_t>(threads)) ASSENT_RETURN_IF_ERROR(drain_one());
+    return OkStatus();
+  };
+  Status failed = OkStatus();
+  while (failed && std::getline(in, line)) {
     ++line_no;
     bytes += line.size() + 1;
     in_hash.Update(line);
     if (!in.eof()) in_hash.Update("\n");
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    ++report.items;
-    Item& it = batch[n];
-    auto malformed = [&](const std::string& why) -> Status {
-      if (o.skip_malformed) {
-        ++report.malformed;
-        ++report.excluded;
-        ++report.excluded_by_reason["malformed"];
-        return OkStatus();
-      }
-      return InvalidArgumentError(o.in_path + ":" + std::to_string(line_no) + ": " + why +
-                                  " (use --skip-malformed to count such lines and go on)");
-    };
-    simdjson::dom::element doc;
-    simdjson::dom::object obj;
-    if (!ValidUtf8(line)) {
-      ASSENT_RETURN_IF_ERROR(malformed("not valid UTF-8"));
-      continue;
-    }
-    if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(obj)) {
-      ASSENT_RETURN_IF_ERROR(malformed("not a JSON object"));
-      continue;
-    }
-    std::string_view id, category;
-    if (obj[o.id_field].get_string().get(id)) {
-      ASSENT_RETURN_IF_ERROR(malformed("no string \"" + o.id_field + "\""));
-      continue;
-    }
-    if (obj[o.category_field].get_string().get(category)) {
-      ASSENT_RETURN_IF_ERROR(malformed("no string \"" + o.category_field + "\""));
-      continue;
-    }
-    it.category.assign(category);
-    it.has_account = false;
-    simdjson::dom::element acc;
-    if (!obj[o.account_field].get(acc) && !acc.is_null()) {
-      std::string_view a;
-      if (acc.get_string().get(a)) {
-        ASSENT_RETURN_IF_ERROR(malformed("\"" + o.account_field + "\" must be a string"));
-        continue;
-      }
-      it.account.assign(a);
-      it.has_account = true;
-    }
-    it.subjects.clear();
-    simdjson::dom::element subs;
-    if (!obj[o.subjects_field].get(subs) && !subs.is_null()) {
-      simdjson::dom::array arr;
-      bool bad = subs.get_array().get(arr) != simdjson::SUCCESS;
-      if (!bad) {
-        for (auto e : arr) {
-          std::string_view sv;
-          if (e.get_string().get(sv)) {
-            bad = true;
-            break;
-          }
-          it.subjects.emplace_back(sv);
-        }
-      }
-      if (bad) {
-        ASSENT_RETURN_IF_ERROR(malformed("\"" + o.subjects_field + "\" must be an array of strings"));
-        continue;
-      }
-    }
-    if (seen_ids.size() < kMaxDuplicateTracking) {
-      if (!seen_ids.insert(Hash64(id)).second) ++report.duplicate_ids;
-    } else {
-      report.duplicates_checked_fully = false;
-    }
-    it.line = line;
-    it.id.assign(id);
-    if (++n == kBatch) {
-      ASSENT_RETURN_IF_ERROR(flush(n));
-      n = 0;
+    lines.push_back(std::move(line));
+    if (lines.size() == kBatch) {
+      failed = submit();
       if (o.progress) o.progress(bytes, total);
     }
   }
+  if (failed) failed = submit();
+  while (failed && !in_flight.empty()) failed = drain_one();
+  while (!in_flight.empty()) {  // a failure: wait for the workers, drop their results
+    in_flight.front().wait();
+    in_flight.pop_front();
+  }
+  ASSENT_RETURN_IF_ERROR(failed);
   if (in.bad()) return MakeError(ErrorCode::kUnavailable, "error reading '" + o.in_path + "'");
-  ASSENT_RETURN_IF_ERROR(flush(n));
   for (size_t i = 0; i < outs.size(); ++i) {
     outs[i].flush();
     outs[i].close();

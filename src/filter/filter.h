@@ -27,6 +27,8 @@ struct FilterOptions {
   // Write N shard files OUT.00-of-N ... instead of OUT, each item placed by a stable hash of
   // its first subject (else its account, else its id): SISA-style training.
   int shards = 0;
+  // Threads parsing and deciding batches (the output order never depends on it).
+  int threads = 1;
   // Collect the subjects and accounts of kept items (for dataset registration).
   bool collect_parties = false;
   // Called now and then with (bytes read, total bytes) for a progress line.

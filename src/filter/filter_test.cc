@@ -163,6 +163,7 @@ TEST_F(FilterTest, AgreesItemByItemWithAStraightforwardImplementation) {
     }
     FilterOptions o;
     o.purpose = purpose;
+    o.threads = 3;  // the result must not depend on it
     auto r = Filter(manifest, o);
     ASSERT_TRUE(r) << r.error().message;
     std::string kept;
@@ -191,6 +192,11 @@ TEST_F(FilterTest, MalformedLinesFailTheRunOrAreCountedNeverKept) {
       {"{\"id\":\"" + big + "\"", ":2: not a JSON object"},
   };
   for (const auto& c : cases) {
+    std::string many;  // enough lines for several batches, the bad one far in
+    for (int i = 0; i < 9000; ++i) many += good + "\n";
+    auto late = Filter(many + c.line + "\n" + good + "\n");
+    ASSERT_FALSE(late);
+    EXPECT_NE(late.error().message.find(":9001: "), std::string::npos) << late.error().message;
     auto r = Filter(good + "\n" + c.line + "\n" + good + "\n");
     ASSERT_FALSE(r) << c.line.substr(0, 50);
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
