@@ -22,7 +22,7 @@ namespace assent {
 namespace {
 
 constexpr size_t kBatch = 4096;
-constexpr size_t kMaxDuplicateTracking = 20'000'000;  // ids whose hashes are remembered
+constexpr size_t kMaxDuplicateTracking = 4'000'000;  // ids remembered: bounded memory
 
 // A streaming SHA-256.
 class Hasher {
@@ -336,7 +336,7 @@ std::string FilterReport::ToJson() const {
   }
   w.Key("malformed").UInt(malformed);
   w.Key("duplicate_ids").UInt(duplicate_ids);
-  if (!duplicates_checked_fully) w.Key("duplicate_ids_checked").String("first 20000000 items");
+  if (!duplicates_checked_fully) w.Key("duplicate_ids_checked").String("first 4000000 items");
   w.Key("position").UInt(position).Key("terms").String(terms);
   w.Key("input_sha256").String(input_sha256).Key("output_sha256").String(output_sha256);
   w.Key("seconds").Int(static_cast<int64_t>(seconds * 1000) / 1000);
