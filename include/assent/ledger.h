@@ -35,6 +35,7 @@ namespace assent {
 namespace internal {
 class LedgerStore;
 class GroupCommitter;
+struct StoredEntry;
 }  // namespace internal
 
 struct Lineage;  // src/ledger/lineage.h: datasets and models with their bitmaps
@@ -171,6 +172,10 @@ class Ledger {
   std::map<std::string, uint64_t> published_at_;  // terms version -> ledger position
   Status ApplyKey(uint64_t position, const std::string& action, const std::string& name,
                   const std::string& role, const std::string& key_sha256);
+  // Appends one entry that is not a consent event, made for the next position; returns the
+  // position and time. REQUIRES: the committer's commit_mu is held.
+  Result<std::pair<uint64_t, Timestamp>> AppendEntryLocked(
+      const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make);
   Status ApplyDataset(uint64_t position, Timestamp at, const void* fields);
   Status ApplyModel(uint64_t position, Timestamp at, const void* fields);
   mutable std::shared_mutex lineage_mu_;

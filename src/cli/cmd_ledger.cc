@@ -9,6 +9,7 @@
 #include "assent/ledger.h"
 #include "cli/commands.h"
 #include "common/json_writer.h"
+#include "engine/events_jsonl.h"
 
 namespace assent::cli {
 
@@ -111,17 +112,7 @@ int History(const ConsentOptions& o) {
                                  PartyKindName(kind), id, events.size(), snap->position());
   for (const auto& e : events) {
     w.BeginObject();
-    w.Key("position").UInt(e.position);
-    w.Key("action").String(ActionName(e.action));
-    w.Key("categories").BeginArray();
-    for (const auto& c : e.categories) w.String(c);
-    w.EndArray();
-    w.Key("purposes").BeginArray();
-    for (const auto& p : e.purposes) w.String(p);
-    w.EndArray();
-    w.Key("at").String(FormatTime(e.at));
-    w.Key("terms_version").String(e.terms_version);
-    w.Key("method").String(MethodName(e.method));
+    WriteHistoryEvent(w, e);
     w.EndObject();
     text += fmt::format("  {:>6}  {}  {:<8}  {} x {}  (terms {}, {})\n", e.position,
                         FormatTime(e.at), ActionName(e.action), Join(e.categories),

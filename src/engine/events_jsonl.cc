@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_writer.h"
 #include "common/strings.h"
 
 namespace assent {
@@ -138,6 +139,16 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
 }
 
 }  // namespace
+
+void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e) {
+  w.Key("position").UInt(e.position).Key("action").String(ActionName(e.action));
+  w.Key("categories").BeginArray();
+  for (const auto& c : e.categories) w.String(c);
+  w.EndArray().Key("purposes").BeginArray();
+  for (const auto& p : e.purposes) w.String(p);
+  w.EndArray().Key("at").String(FormatTime(e.at));
+  w.Key("terms_version").String(e.terms_version).Key("method").String(MethodName(e.method));
+}
 
 struct EventLineDecoder::Impl {
   simdjson::dom::parser parser;

@@ -24,6 +24,11 @@
 
 namespace assent {
 
+// Writes a consent event as the JSON object history lists show: position, action,
+// categories, purposes, at, terms_version, method (no party: the list is one party's).
+class JsonWriter;
+void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e);
+
 // Decodes one line of the format; keeps its parser's buffers between calls, so reuse one
 // decoder for many lines. Not thread-safe.
 class EventLineDecoder {

@@ -569,6 +569,16 @@ Status Ledger::Export(uint64_t since, std::ostream& out) const {
   return OkStatus();
 }
 
+Result<std::pair<uint64_t, Timestamp>> Ledger::AppendEntryLocked(
+    const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make) {
+  const uint64_t position = engine_->snapshot()->position() + 1;
+  const Timestamp now = clock_();
+  StoredEntry entry = make(position, now);
+  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
+  return std::make_pair(position, now);
+}
+
 Status Ledger::ApplyDataset(uint64_t position, Timestamp at, const void* fields) {
   const auto& f = *static_cast<const internal::DatasetFields*>(fields);
   std::unique_lock lock(lineage_mu_);
@@ -674,13 +684,11 @@ Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
       f.shards.push_back({sh.file, sh.items, EncodeBitmap(b)});
     }
   }
-  const uint64_t position = engine_->snapshot()->position() + 1;
-  const Timestamp now = clock_();
-  StoredEntry entry = internal::MakeDatasetEntry(position, now, f);
-  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
-  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
-  ASSENT_RETURN_IF_ERROR(ApplyDataset(position, now, &f));
-  return position;
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+    return internal::MakeDatasetEntry(pos, now, f);
+  }));
+  ASSENT_RETURN_IF_ERROR(ApplyDataset(at.first, at.second, &f));
+  return at.first;
 }
 
 Result<uint64_t> Ledger::RegisterModel(std::string name, std::vector<std::string> datasets) {
@@ -698,13 +706,11 @@ Result<uint64_t> Ledger::RegisterModel(std::string name, std::vector<std::string
     }
   }
   internal::ModelFields f{std::move(name), std::move(datasets)};
-  const uint64_t position = engine_->snapshot()->position() + 1;
-  const Timestamp now = clock_();
-  StoredEntry entry = internal::MakeModelEntry(position, now, f);
-  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
-  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
-  ASSENT_RETURN_IF_ERROR(ApplyModel(position, now, &f));
-  return position;
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+    return internal::MakeModelEntry(pos, now, f);
+  }));
+  ASSENT_RETURN_IF_ERROR(ApplyModel(at.first, at.second, &f));
+  return at.first;
 }
 
 std::string_view RoleName(Role r) {
@@ -763,11 +769,10 @@ Result<std::string> Ledger::CreateKey(Role role, std::string name) {
   if (RAND_bytes(raw, sizeof raw) != 1) return InternalError("no secure randomness available");
   std::string secret = "assent_" + ToHex(raw, sizeof raw);
   internal::KeyFields f{"create", name, std::string(RoleName(role)), ToHex(Sha256(secret))};
-  const uint64_t position = engine_->snapshot()->position() + 1;
-  StoredEntry entry = internal::MakeKeyEntry(position, clock_(), f);
-  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
-  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
-  ASSENT_RETURN_IF_ERROR(ApplyKey(position, f.action, f.name, f.role, f.key_sha256));
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+    return internal::MakeKeyEntry(pos, now, f);
+  }));
+  ASSENT_RETURN_IF_ERROR(ApplyKey(at.first, f.action, f.name, f.role, f.key_sha256));
   return secret;
 }
 
@@ -787,11 +792,10 @@ Status Ledger::RevokeKey(std::string_view name) {
     }
     if (!found) return NotFoundError("no live key named '" + std::string(name) + "'");
   }
-  const uint64_t position = engine_->snapshot()->position() + 1;
-  StoredEntry entry = internal::MakeKeyEntry(position, clock_(), f);
-  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
-  ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
-  return ApplyKey(position, f.action, f.name, f.role, f.key_sha256);
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+    return internal::MakeKeyEntry(pos, now, f);
+  }));
+  return ApplyKey(at.first, f.action, f.name, f.role, f.key_sha256);
 }
 
 std::vector<ApiKey> Ledger::Keys() const {

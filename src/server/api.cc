@@ -14,6 +14,7 @@
 #include "common/json_writer.h"
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "engine/events_jsonl.h"
 #include "filter/impact.h"
 #include "ledger/lineage.h"
 #include "server/pages.h"
@@ -479,13 +480,8 @@ HttpResponse History(RouteContext& ctx) {
   w.Key("position").UInt(snap->position());
   w.Key("events").BeginArray();
   for (const auto& e : snap->EventsOf(kind, ctx.params[0])) {
-    w.BeginObject().Key("position").UInt(e.position).Key("action").String(ActionName(e.action));
-    w.Key("categories").BeginArray();
-    for (const auto& c : e.categories) w.String(c);
-    w.EndArray().Key("purposes").BeginArray();
-    for (const auto& p : e.purposes) w.String(p);
-    w.EndArray().Key("at").String(FormatTime(e.at));
-    w.Key("terms_version").String(e.terms_version).Key("method").String(MethodName(e.method));
+    w.BeginObject();
+    WriteHistoryEvent(w, e);
     if (auto h = ctx.api->ledger().EntryHash(e.position)) w.Key("hash").String(*h);
     w.EndObject();
   }
