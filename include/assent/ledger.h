@@ -145,6 +145,16 @@ class Ledger {
   // Calls `fn` with the lineage under a lock (it must not call back into the ledger).
   void WithLineage(const std::function<void(const Lineage&)>& fn) const;
 
+  // Calls `fn` for every entry after `after` as stored: position, kind, canonical bytes and
+  // stored hash (for audits). Stops at fn's error.
+  Status ScanEntries(uint64_t after,
+                     const std::function<Status(uint64_t position, std::string_view kind,
+                                                std::string_view body,
+                                                std::string_view stored_hash)>& fn) const;
+  // Records a signed checkpoint (a C2SP note over entries 1..size). Returns its position.
+  Result<uint64_t> AppendCheckpoint(uint64_t size, std::string_view root_hex,
+                                    std::string_view note);
+
   // Calls `fn` for every consent event up to `up_to` (inclusive), in order, read back from
   // storage (for snapshots). Stops at fn's error.
   Status ScanConsents(uint64_t up_to,

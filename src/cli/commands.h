@@ -17,6 +17,7 @@ void RegisterCheckCommand(CLI::App& app, int* exit_code);
 void RegisterLedgerCommands(CLI::App& app, int* exit_code);
 void RegisterServeCommand(CLI::App& app, int* exit_code);
 void RegisterFilterCommand(CLI::App& app, int* exit_code);
+void RegisterAuditCommands(CLI::App& app, int* exit_code);
 
 // Prints "assent: error: <message>" to stderr.
 void PrintError(const std::string& message);

@@ -15,6 +15,7 @@ std::string_view EntryKindName(EntryKind k) {
     case EntryKind::kKey: return "key";
     case EntryKind::kDataset: return "dataset";
     case EntryKind::kModel: return "model";
+    case EntryKind::kCheckpoint: return "checkpoint";
   }
   return "consent";
 }
@@ -25,6 +26,7 @@ Result<EntryKind> ParseEntryKind(std::string_view s) {
   if (s == "key") return EntryKind::kKey;
   if (s == "dataset") return EntryKind::kDataset;
   if (s == "model") return EntryKind::kModel;
+  if (s == "checkpoint") return EntryKind::kCheckpoint;
   return DataLossError("unknown entry kind '" + std::string(s) + "'");
 }
 
@@ -119,6 +121,14 @@ StoredEntry MakeModelEntry(uint64_t position, Timestamp recorded_at, const Model
   for (const auto& d : m.datasets) w.String(d);
   w.EndArray();
   return Finish(position, EntryKind::kModel, w);
+}
+
+StoredEntry MakeCheckpointEntry(uint64_t position, Timestamp recorded_at, uint64_t size,
+                                std::string_view root_hex, std::string_view note) {
+  JsonWriter w;
+  Head(w, position, EntryKind::kCheckpoint, recorded_at);
+  w.Key("size").UInt(size).Key("root").String(root_hex).Key("note").String(note);
+  return Finish(position, EntryKind::kCheckpoint, w);
 }
 
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash) {

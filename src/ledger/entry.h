@@ -28,7 +28,7 @@
 
 namespace assent::internal {
 
-enum class EntryKind : uint8_t { kTerms, kConsent, kKey, kDataset, kModel };
+enum class EntryKind : uint8_t { kTerms, kConsent, kKey, kDataset, kModel, kCheckpoint };
 std::string_view EntryKindName(EntryKind k);
 Result<EntryKind> ParseEntryKind(std::string_view s);
 
@@ -84,6 +84,9 @@ struct ModelFields {
 };
 StoredEntry MakeDatasetEntry(uint64_t position, Timestamp recorded_at, const DatasetFields& d);
 StoredEntry MakeModelEntry(uint64_t position, Timestamp recorded_at, const ModelFields& m);
+// checkpoint : "size":N,"root":HEX,"note":TEXT   (a C2SP signed note over entries 1..N)
+StoredEntry MakeCheckpointEntry(uint64_t position, Timestamp recorded_at, uint64_t size,
+                                std::string_view root_hex, std::string_view note);
 
 // `body` with ,"hash":HEX before its final brace, and a newline.
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash);

@@ -385,6 +385,7 @@ Status Ledger::Replay() {
         queue.Push(std::move(item));
         return OkStatus();
       }
+      if (v.kind == EntryKind::kCheckpoint) return OkStatus();  // moves the position only
       if (v.kind == EntryKind::kKey) {
         ReplayItem key(ReplayItem::Kind::kKey);
         key.position = v.position;
@@ -524,6 +525,29 @@ Result<std::vector<Receipt>> Ledger::RecordConsents(std::vector<ConsentEvent> ev
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   if (events.empty()) return std::vector<Receipt>{};
   return committer_->Submit(std::move(events));
+}
+
+Status Ledger::ScanEntries(
+    uint64_t after,
+    const std::function<Status(uint64_t, std::string_view, std::string_view, std::string_view)>&
+        fn) const {
+  return store_->Scan(after, [&](const EntryView& v) -> Status {
+    return fn(v.position, internal::EntryKindName(v.kind), v.body,
+              std::string_view(reinterpret_cast<const char*>(v.hash.data()), v.hash.size()));
+  });
+}
+
+Result<uint64_t> Ledger::AppendCheckpoint(uint64_t size, std::string_view root_hex,
+                                          std::string_view note) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  std::lock_guard guard(committer_->commit_mu);
+  if (size != engine_->snapshot()->position()) {
+    return FailedPreconditionError("the ledger moved on while the checkpoint was signed; retry");
+  }
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+    return internal::MakeCheckpointEntry(pos, now, size, root_hex, note);
+  }));
+  return at.first;
 }
 
 Status Ledger::ScanConsents(uint64_t up_to,

@@ -1,0 +1,89 @@
+// `assent audit key|checkpoint|verify`: the tamper-evident log.
+#include <fmt/core.h>
+
+#include <iostream>
+
+#include "audit/audit.h"
+#include "cli/commands.h"
+
+namespace assent::cli {
+
+void RegisterAuditCommands(CLI::App& app, int* exit_code) {
+  CLI::App* audit = app.add_subcommand("audit", "Signed checkpoints and verification of the log");
+  audit->require_subcommand(1);
+  auto data = std::make_shared<std::string>("./assent-data");
+  auto key_arg = std::make_shared<std::string>();
+
+  auto* key = audit->add_subcommand("key", "Print the log's verifier key (creating the key)");
+  key->add_option("--data", *data, "Data directory")->capture_default_str();
+  key->callback([data, exit_code] {
+    auto k = audit::LoadSigningKey(*data, true);
+    if (!k) {
+      PrintError(k.error().message);
+      *exit_code = 2;
+      return;
+    }
+    std::cout << audit::VerifierKeyText(*k) << "\n";
+    *exit_code = 0;
+  });
+
+  auto* cp = audit->add_subcommand("checkpoint", "Sign a checkpoint over every entry and record it");
+  cp->add_option("--data", *data, "Data directory")->capture_default_str();
+  cp->callback([data, exit_code] {
+    *exit_code = 2;
+    auto k = audit::LoadSigningKey(*data, true);
+    if (!k) {
+      PrintError(k.error().message);
+      return;
+    }
+    auto ledger = OpenLedger(*data, false);
+    if (!ledger) {
+      PrintError(ledger.error().message);
+      return;
+    }
+    auto r = audit::MakeCheckpoint(**ledger, *k);
+    if (!r) {
+      PrintError(r.error().message);
+      return;
+    }
+    std::cout << r->note;
+    std::cerr << fmt::format("recorded at ledger position {} (covers entries 1-{})\n",
+                             r->position, r->size);
+    *exit_code = 0;
+  });
+
+  auto* verify = audit->add_subcommand(
+      "verify", "Recompute every hash and the tree; check every checkpoint (exit 1 on damage)");
+  verify->add_option("--data", *data, "Data directory")->capture_default_str();
+  verify->add_option("--key", *key_arg,
+                     "Verifier key (or a file holding it); default the data directory's own");
+  verify->callback([data, key_arg, exit_code] {
+    *exit_code = 2;
+    Result<audit::VerifierKey> vk = key_arg->empty()
+        ? [&]() -> Result<audit::VerifierKey> {
+            ASSENT_ASSIGN_OR_RETURN(auto k, audit::LoadSigningKey(*data, false));
+            return audit::ParseVerifierKey(audit::VerifierKeyText(k));
+          }()
+        : audit::ParseVerifierKey(*key_arg);
+    if (!vk) {
+      PrintError(vk.error().message);
+      return;
+    }
+    auto r = audit::VerifyLedger(*data, *vk);
+    if (!r) {
+      PrintError(r.error().message);
+      return;
+    }
+    for (const auto& p : r->problems) std::cout << "FAIL " << p << "\n";
+    std::cout << fmt::format("{} entries, {} checkpoints, root {}{}\n", r->entries,
+                             r->checkpoints, r->root_hex,
+                             r->uncovered ? fmt::format("; {} entries after the last valid "
+                                                        "checkpoint are not yet signed",
+                                                        r->uncovered)
+                                          : "");
+    std::cout << (r->ok() ? "ok: the log verifies\n" : "the log does NOT verify\n");
+    *exit_code = r->ok() ? 0 : 1;
+  });
+}
+
+}  // namespace assent::cli
