@@ -3,6 +3,8 @@
 
 #include <simdjson.h>
 
+#include <cstring>
+
 #include "ledger/store.h"
 
 namespace assent::audit {
@@ -105,6 +107,102 @@ Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey&
   }
   report.uncovered = tree.size() - last_good_size;
   return report;
+}
+
+}  // namespace assent::audit
+
+#include "common/json_writer.h"
+#include "common/strings.h"
+
+namespace assent::audit {
+
+Result<std::string> ProvableReceiptJson(const Ledger& ledger, const SigningKey& key,
+                                        const Receipt& receipt) {
+  MerkleTree tree;
+  std::string entry;
+  ASSENT_RETURN_IF_ERROR(ledger.ScanEntries(
+      0, [&](uint64_t position, std::string_view, std::string_view body, std::string_view) {
+        if (position == receipt.position) entry = std::string(body);
+        tree.Append(body);
+        return OkStatus();
+      }));
+  if (entry.empty()) return NotFoundError("no entry at position " + std::to_string(receipt.position));
+  const uint64_t size = tree.size();
+  ASSENT_ASSIGN_OR_RETURN(Hash root, tree.Root(size));
+  ASSENT_ASSIGN_OR_RETURN(auto proof, tree.InclusionProof(receipt.position - 1, size));
+  std::string json = receipt.ToJson();
+  json.pop_back();  // extend the receipt object
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("entry").String(entry);
+  w.Key("leaf_hash").String(ToHex(LeafHash(entry)));
+  w.Key("tree_size").UInt(size);
+  w.Key("checkpoint").String(SignCheckpoint(key, size, root));
+  w.Key("inclusion_proof").BeginArray();
+  for (const auto& h : proof) {
+    w.String(Base64Encode(std::string_view(reinterpret_cast<const char*>(h.data()), 32)));
+  }
+  w.EndArray().EndObject();
+  return json + "," + w.str().substr(1);
+}
+
+Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(receipt_json.data(), receipt_json.size()).get(doc)) {
+    return InvalidArgumentError("the receipt is not JSON");
+  }
+  std::string_view entry, note, action;
+  uint64_t position = 0, size = 0;
+  simdjson::dom::array proof_items;
+  if (doc["entry"].get_string().get(entry) || doc["checkpoint"].get_string().get(note) ||
+      doc["position"].get_uint64().get(position) || doc["tree_size"].get_uint64().get(size) ||
+      doc["action"].get_string().get(action) || doc["inclusion_proof"].get_array().get(proof_items)) {
+    return InvalidArgumentError(
+        "not a provable receipt: it needs entry, checkpoint, position, tree_size, action and "
+        "inclusion_proof (from consent grant|withdraw with an audit key)");
+  }
+  std::vector<Hash> proof;
+  for (auto p : proof_items) {
+    std::string_view b64;
+    std::string raw;
+    if (p.get_string().get(b64) || !Base64Decode(b64, &raw) || raw.size() != 32) {
+      return InvalidArgumentError("the inclusion proof holds something that is not a hash");
+    }
+    Hash h;
+    std::memcpy(h.data(), raw.data(), 32);
+    proof.push_back(h);
+  }
+  // The entry must be the event the receipt describes.
+  simdjson::dom::parser entry_parser;
+  simdjson::dom::element e;
+  uint64_t entry_position = 0;
+  std::string_view entry_action;
+  if (entry_parser.parse(entry.data(), entry.size()).get(e) ||
+      e["position"].get_uint64().get(entry_position) || e["action"].get_string().get(entry_action)) {
+    return InvalidArgumentError("the receipt's entry is not a ledger entry");
+  }
+  if (entry_position != position || entry_action != action) {
+    return MakeError(ErrorCode::kPermissionDenied,
+                     "the receipt's entry is not the event it describes");
+  }
+  for (const char* party : {"subject", "account"}) {
+    std::string_view a, b;
+    bool in_receipt = !doc[party].get_string().get(a);
+    bool in_entry = !e[party].get_string().get(b);
+    if (in_receipt != in_entry || a != b) {
+      return MakeError(ErrorCode::kPermissionDenied, "the receipt's entry names another party");
+    }
+  }
+  ASSENT_ASSIGN_OR_RETURN(Checkpoint cp, OpenCheckpoint(note, key));
+  if (cp.size != size || position == 0 || position > size) {
+    return MakeError(ErrorCode::kPermissionDenied, "the checkpoint does not cover the entry");
+  }
+  if (!VerifyInclusion(position - 1, size, LeafHash(entry), proof, cp.root)) {
+    return MakeError(ErrorCode::kPermissionDenied,
+                     "the inclusion proof does not lead to the signed root");
+  }
+  return OkStatus();
 }
 
 }  // namespace assent::audit

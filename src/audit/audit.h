@@ -34,4 +34,20 @@ Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey&
 
 }  // namespace assent::audit
 
+
+
+namespace assent::audit {
+
+// A receipt made provable: the entry's canonical bytes, its leaf hash, a signed checkpoint
+// covering it and the inclusion proof against that checkpoint. Builds the tree from storage
+// (O(entries)); the checkpoint is signed on demand (not recorded).
+Result<std::string> ProvableReceiptJson(const Ledger& ledger, const SigningKey& key,
+                                        const Receipt& receipt);
+
+// Verifies a receipt as ProvableReceiptJson wrote it, with nothing but the receipt and the
+// verifier key. kInvalidArgument for a malformed receipt; kPermissionDenied when it does not
+// verify (bad signature, wrong proof, entry not matching the receipt).
+Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key);
+
+}  // namespace assent::audit
 #endif  // ASSENT_AUDIT_AUDIT_H_

@@ -145,3 +145,46 @@ TEST_F(AuditTest, AForeignKeyOrAForgedSignatureFails) {
 
 }  // namespace
 }  // namespace assent::audit
+
+namespace assent::audit {
+namespace {
+
+TEST_F(AuditTest, AReceiptVerifiesOfflineAndATamperedOneDoesNot) {
+  LedgerOptions o;
+  o.data_dir = dir_;
+  auto l = *Ledger::Open(o);
+  ConsentEvent e;
+  e.party = "dora";
+  e.action = Action::kWithdraw;
+  e.rule = "service-generated-for-marketing";
+  auto receipt = l->RecordConsent(e);
+  ASSERT_TRUE(receipt);
+  // More entries after it: the proof is against a checkpoint of the whole log.
+  e.party = "eve";
+  ASSERT_TRUE(l->RecordConsent(e));
+  auto json = ProvableReceiptJson(*l, key_, *receipt);
+  ASSERT_TRUE(json) << json.error().message;
+  auto vk = *ParseVerifierKey(VerifierKeyText(key_));
+  EXPECT_TRUE(VerifyReceipt(*json, vk));
+
+  // Rewrite the event consistently in the receipt: the leaf no longer leads to the root.
+  std::string forged = *json;
+  for (size_t at; (at = forged.find("withdraw")) != std::string::npos;) {
+    forged.replace(at, 8, "grant");
+  }
+  auto f = VerifyReceipt(forged, vk);
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_NE(f.error().message.find("inclusion proof"), std::string::npos) << f.error().message;
+
+  SigningKey other = *LoadSigningKey(dir_ + "-other2", true);
+  auto w = VerifyReceipt(*json, *ParseVerifierKey(VerifierKeyText(other)));
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().code, ErrorCode::kPermissionDenied);
+  fs::remove_all(dir_ + "-other2");
+  EXPECT_EQ(VerifyReceipt("{}", vk).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(VerifyReceipt(receipt->ToJson(), vk).error().code, ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace assent::audit

@@ -52,6 +52,41 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
     *exit_code = 0;
   });
 
+  auto receipt_file = std::make_shared<std::string>();
+  auto receipt_key = std::make_shared<std::string>();
+  auto* vr = audit->add_subcommand(
+      "verify-receipt", "Verify a receipt offline with the log's verifier key (exit 0, 1 or 2)");
+  vr->add_option("RECEIPT", *receipt_file, "The receipt JSON as consent grant|withdraw printed it")
+      ->required();
+  vr->add_option("--key", *receipt_key, "The verifier key (as audit key prints it) or a file")
+      ->required();
+  vr->callback([receipt_file, receipt_key, exit_code] {
+    *exit_code = 2;
+    std::string text;
+    if (!ReadFile(*receipt_file, &text)) {
+      PrintError("cannot read receipt '" + *receipt_file + "'");
+      return;
+    }
+    auto key = audit::ParseVerifierKey(*receipt_key);
+    if (!key) {
+      PrintError(key.error().message);
+      return;
+    }
+    auto st = audit::VerifyReceipt(text, *key);
+    if (!st) {
+      if (st.error().code == ErrorCode::kPermissionDenied) {
+        std::cout << "FAIL " << st.error().message << "\n";
+        *exit_code = 1;
+      } else {
+        PrintError(st.error().message);
+      }
+      return;
+    }
+    std::cout << "ok: the receipt's event is in the log, under a checkpoint signed by "
+              << key->name << "\n";
+    *exit_code = 0;
+  });
+
   auto* verify = audit->add_subcommand(
       "verify", "Recompute every hash and the tree; check every checkpoint (exit 1 on damage)");
   verify->add_option("--data", *data, "Data directory")->capture_default_str();

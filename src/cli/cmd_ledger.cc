@@ -8,6 +8,7 @@
 
 #include "assent/ledger.h"
 #include "cli/commands.h"
+#include "audit/audit.h"
 #include "common/json_writer.h"
 #include "engine/events_jsonl.h"
 
@@ -77,7 +78,17 @@ int RecordConsent(const ConsentOptions& o, Action action) {
     PrintError(receipt.error().message + " (nothing was recorded)");
     return 2;
   }
-  std::cout << receipt->ToJson() << "\n";
+  // With the log's signing key (created on first use), the receipt carries its proof: a
+  // signed checkpoint covering the event and the inclusion proof against it.
+  auto key = audit::LoadSigningKey(o.data, true);
+  if (!key) {
+    std::cout << receipt->ToJson() << "\n";
+    std::cerr << "assent: warning: no proof in this receipt: " << key.error().message << "\n";
+    return 0;
+  }
+  auto provable = audit::ProvableReceiptJson(**ledger, *key, *receipt);
+  std::cout << (provable ? *provable : receipt->ToJson()) << "\n";
+  if (!provable) std::cerr << "assent: warning: no proof in this receipt: " << provable.error().message << "\n";
   return 0;
 }
 
