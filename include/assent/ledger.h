@@ -21,6 +21,7 @@
 #include <optional>
 #include <set>
 #include <shared_mutex>
+#include <span>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -151,6 +152,11 @@ class Ledger {
                      const std::function<Status(uint64_t position, std::string_view kind,
                                                 std::string_view body,
                                                 std::string_view stored_hash)>& fn) const;
+  // Called with every entry this ledger appends (position, canonical bytes), in order, once it
+  // is durable, under the write lock: it must be quick and must not call back into the ledger.
+  using AppendObserver = std::function<void(uint64_t position, std::string_view body)>;
+  void SetAppendObserver(AppendObserver observer);
+
   // Records a signed checkpoint (a C2SP note over entries 1..size). Returns its position.
   Result<uint64_t> AppendCheckpoint(uint64_t size, std::string_view root_hex,
                                     std::string_view note);
@@ -186,6 +192,8 @@ class Ledger {
   // position and time. REQUIRES: the committer's commit_mu is held.
   Result<std::pair<uint64_t, Timestamp>> AppendEntryLocked(
       const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make);
+  void NotifyAppended(std::span<const internal::StoredEntry> entries);
+  AppendObserver observer_;
   Status ApplyDataset(uint64_t position, Timestamp at, const void* fields);
   Status ApplyModel(uint64_t position, Timestamp at, const void* fields);
   mutable std::shared_mutex lineage_mu_;

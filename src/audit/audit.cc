@@ -206,3 +206,105 @@ Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
 }
 
 }  // namespace assent::audit
+
+namespace assent::audit {
+
+Result<std::unique_ptr<Auditor>> Auditor::Attach(Ledger& ledger, SigningKey key) {
+  std::unique_ptr<Auditor> a(new Auditor(std::move(key)));
+  ASSENT_RETURN_IF_ERROR(ledger.ScanEntries(
+      0, [&](uint64_t, std::string_view, std::string_view body, std::string_view) {
+        a->tree_.Append(body);
+        return OkStatus();
+      }));
+  Auditor* raw = a.get();
+  ledger.SetAppendObserver([raw](uint64_t, std::string_view body) {
+    std::lock_guard lock(raw->mu_);
+    raw->tree_.Append(body);
+  });
+  if (a->tree_.size() != ledger.position()) {
+    return FailedPreconditionError("the ledger moved on while the audit tree was built; retry");
+  }
+  return a;
+}
+
+uint64_t Auditor::size() const {
+  std::lock_guard lock(mu_);
+  return tree_.size();
+}
+
+std::string Auditor::Checkpoint() const {
+  std::lock_guard lock(mu_);
+  return SignCheckpoint(key_, tree_.size(), *tree_.Root(tree_.size()));
+}
+
+Result<std::vector<Hash>> Auditor::InclusionProof(uint64_t position, uint64_t size) const {
+  if (position == 0) return InvalidArgumentError("positions start at 1");
+  std::lock_guard lock(mu_);
+  return tree_.InclusionProof(position - 1, size);
+}
+
+Result<std::vector<Hash>> Auditor::ConsistencyProof(uint64_t from, uint64_t to) const {
+  std::lock_guard lock(mu_);
+  return tree_.ConsistencyProof(from, to);
+}
+
+Result<Hash> Auditor::Leaf(uint64_t position) const {
+  std::lock_guard lock(mu_);
+  if (position == 0 || position > tree_.size()) {
+    return InvalidArgumentError("no entry at position " + std::to_string(position));
+  }
+  return tree_.leaf(position - 1);
+}
+
+Result<std::string> Auditor::ProvableReceipt(const Ledger& ledger, const Receipt& receipt) const {
+  std::string entry;
+  auto st = ledger.ScanEntries(receipt.position - 1,
+                               [&](uint64_t pos, std::string_view, std::string_view body,
+                                   std::string_view) -> Status {
+                                 if (pos == receipt.position) entry = std::string(body);
+                                 return MakeError(ErrorCode::kAlreadyExists, "stop");
+                               });
+  if (entry.empty()) return NotFoundError("no entry at position " + std::to_string(receipt.position));
+  std::string note;
+  std::vector<Hash> proof;
+  uint64_t size;
+  {
+    std::lock_guard lock(mu_);
+    size = tree_.size();
+    note = SignCheckpoint(key_, size, *tree_.Root(size));
+    ASSENT_ASSIGN_OR_RETURN(proof, tree_.InclusionProof(receipt.position - 1, size));
+  }
+  std::string json = receipt.ToJson();
+  json.pop_back();
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("entry").String(entry);
+  w.Key("leaf_hash").String(ToHex(LeafHash(entry)));
+  w.Key("tree_size").UInt(size);
+  w.Key("checkpoint").String(note);
+  w.Key("inclusion_proof").BeginArray();
+  for (const auto& h : proof) {
+    w.String(Base64Encode(std::string_view(reinterpret_cast<const char*>(h.data()), 32)));
+  }
+  w.EndArray().EndObject();
+  return json + "," + w.str().substr(1);
+}
+
+Result<uint64_t> Auditor::RecordCheckpointIfGrown(Ledger& ledger) {
+  std::string note, root_hex;
+  uint64_t size;
+  {
+    std::lock_guard lock(mu_);
+    size = tree_.size();
+    if (size == last_checkpoint_size_ || size == 0) return 0;
+    Hash root = *tree_.Root(size);
+    note = SignCheckpoint(key_, size, root);
+    root_hex = ToHex(root);
+  }
+  ASSENT_ASSIGN_OR_RETURN(uint64_t position, ledger.AppendCheckpoint(size, root_hex, note));
+  std::lock_guard lock(mu_);
+  last_checkpoint_size_ = size + 1;  // the checkpoint entry itself is covered by the next one
+  return position;
+}
+
+}  // namespace assent::audit

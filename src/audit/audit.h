@@ -5,6 +5,8 @@
 #define ASSENT_AUDIT_AUDIT_H_
 
 #include <string>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "assent/ledger.h"
@@ -48,6 +50,37 @@ Result<std::string> ProvableReceiptJson(const Ledger& ledger, const SigningKey& 
 // verifier key. kInvalidArgument for a malformed receipt; kPermissionDenied when it does not
 // verify (bad signature, wrong proof, entry not matching the receipt).
 Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key);
+
+}  // namespace assent::audit
+
+namespace assent::audit {
+
+// The live audit state of a serving ledger: the tree kept in step with every append (an
+// append observer), the signing key, and proofs on demand. Thread-safe.
+class Auditor {
+ public:
+  // Builds the tree from storage (O(entries)) and starts following appends.
+  static Result<std::unique_ptr<Auditor>> Attach(Ledger& ledger, SigningKey key);
+
+  std::string VerifierKey() const { return VerifierKeyText(key_); }
+  uint64_t size() const;
+  // A checkpoint of the current tree, signed now (not recorded).
+  std::string Checkpoint() const;
+  Result<std::vector<Hash>> InclusionProof(uint64_t position, uint64_t size) const;
+  Result<std::vector<Hash>> ConsistencyProof(uint64_t from, uint64_t to) const;
+  Result<Hash> Leaf(uint64_t position) const;
+  // The receipt with its entry, leaf hash, a checkpoint and the inclusion proof.
+  Result<std::string> ProvableReceipt(const Ledger& ledger, const Receipt& receipt) const;
+  // Records a signed checkpoint in the ledger when entries were added since the last one.
+  Result<uint64_t> RecordCheckpointIfGrown(Ledger& ledger);
+
+ private:
+  Auditor(SigningKey key) : key_(std::move(key)) {}
+  SigningKey key_;
+  mutable std::mutex mu_;
+  MerkleTree tree_;
+  uint64_t last_checkpoint_size_ = 0;
+};
 
 }  // namespace assent::audit
 #endif  // ASSENT_AUDIT_AUDIT_H_

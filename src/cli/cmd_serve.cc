@@ -1,11 +1,14 @@
 // `assent serve`: the HTTP API over the embedded ledger.
 #include <fmt/core.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "audit/audit.h"
 #include "server/api.h"
 #include "server/listener.h"
 
@@ -21,6 +24,7 @@ struct ServeOptions {
   int idle_timeout = 60;
   int read_timeout = 30;
   uint64_t body_limit = 8 * 1024 * 1024;
+  int checkpoint_interval = 60;
 };
 
 // With --demo: the example terms published and one key per role, printed once.
@@ -76,7 +80,18 @@ int Serve(const ServeOptions& o) {
       return 2;
     }
   }
-  server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr);
+  // The audit log: the signing key (created on first start, 0600) and the live tree.
+  auto key = audit::LoadSigningKey(o.data, true);
+  if (!key) {
+    PrintError(key.error().message);
+    return 2;
+  }
+  auto auditor = audit::Auditor::Attach(**ledger, *key);
+  if (!auditor) {
+    PrintError(auditor.error().message);
+    return 2;
+  }
+  server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr, auditor->get());
   // Demo people and accounts, each with a one-time sign-in link (valid 10 minutes).
   std::vector<std::pair<std::string, std::string>> links;
   if (o.demo) {
@@ -112,7 +127,28 @@ int Serve(const ServeOptions& o) {
         base, keys.empty() ? "KEY" : keys.front().second);
   }
   std::cout.flush();
+  // Checkpoints on a timer (when the log grew), and one at shutdown.
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+  std::thread checkpoints([&] {
+    std::unique_lock lock(stop_mu);
+    while (!stop_cv.wait_for(lock, std::chrono::seconds(o.checkpoint_interval),
+                             [&] { return stopping; })) {
+      lock.unlock();
+      auto r = (*auditor)->RecordCheckpointIfGrown(**ledger);
+      if (!r) std::cerr << "assent: checkpoint failed: " << r.error().message << "\n";
+      lock.lock();
+    }
+  });
   http.Run(true);
+  {
+    std::lock_guard lock(stop_mu);
+    stopping = true;
+  }
+  stop_cv.notify_all();
+  checkpoints.join();
+  (*auditor)->RecordCheckpointIfGrown(**ledger);
   std::cout << "assent: stopped; every acknowledged write is on disk\n";
   return 0;
 }
@@ -135,6 +171,10 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--body-limit", o->body_limit, "Largest request body in bytes")
       ->capture_default_str();
+  cmd->add_option("--checkpoint-interval", o->checkpoint_interval,
+                  "Seconds between signed checkpoints (when the log grew)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 }
 

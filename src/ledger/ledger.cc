@@ -164,6 +164,7 @@ class GroupCommitter {
       }
       return;
     }
+    ledger_->NotifyAppended(entries);
     if (auto st = engine.ApplyBatch(accepted); !st) {
       broken = true;  // durable but not applied: never answer from a state missing it
       for (auto& [r, first] : owners) {
@@ -506,6 +507,7 @@ Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_vi
   const uint64_t position = snap->position() + 1;
   StoredEntry entry = internal::MakeTermsEntry(position, clock_(), *terms);
   ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  NotifyAppended({&entry, 1});
   if (auto st = engine_->PublishTerms(terms, position); !st) {
     committer_->broken = true;
     return InternalError("terms recorded but not applied: " + st.error().message);
@@ -599,8 +601,19 @@ Result<std::pair<uint64_t, Timestamp>> Ledger::AppendEntryLocked(
   const Timestamp now = clock_();
   StoredEntry entry = make(position, now);
   ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  NotifyAppended({&entry, 1});
   ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
   return std::make_pair(position, now);
+}
+
+void Ledger::SetAppendObserver(AppendObserver observer) {
+  std::lock_guard guard(committer_->commit_mu);
+  observer_ = std::move(observer);
+}
+
+void Ledger::NotifyAppended(std::span<const StoredEntry> entries) {
+  if (!observer_) return;
+  for (const auto& e : entries) observer_(e.position, e.body);
 }
 
 Status Ledger::ApplyDataset(uint64_t position, Timestamp at, const void* fields) {

@@ -15,6 +15,7 @@
 #include "common/sha256.h"
 #include "common/strings.h"
 #include "engine/events_jsonl.h"
+#include "audit/audit.h"
 #include "filter/impact.h"
 #include "ledger/lineage.h"
 #include "server/pages.h"
@@ -540,7 +541,72 @@ HttpResponse RecordConsent(RouteContext& ctx) {
   ctx.api->metrics().Append(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (!r) return ProblemFor(r.error());
+  if (ctx.api->auditor()) {  // the receipt carries its proof
+    auto provable = ctx.api->auditor()->ProvableReceipt(ctx.api->ledger(), *r);
+    if (provable) return Json(*provable, 201);
+  }
   return Json(r->ToJson(), 201);
+}
+
+std::string B64(const audit::Hash& h) {
+  return Base64Encode(std::string_view(reinterpret_cast<const char*>(h.data()), 32));
+}
+
+HttpResponse NoAuditor() {
+  return ProblemFor(Error{ErrorCode::kFailedPrecondition, "this server keeps no audit log"});
+}
+
+HttpResponse AuditKey(RouteContext& ctx) {
+  if (!ctx.api->auditor()) return NoAuditor();
+  HttpResponse r = Json(ctx.api->auditor()->VerifierKey() + "\n");
+  r.content_type = "text/plain; charset=utf-8";
+  return r;
+}
+
+HttpResponse AuditCheckpoint(RouteContext& ctx) {
+  if (!ctx.api->auditor()) return NoAuditor();
+  HttpResponse r = Json(ctx.api->auditor()->Checkpoint());
+  r.content_type = "text/plain; charset=utf-8";
+  return r;
+}
+
+bool U64Param(const HttpRequest& req, const char* name, uint64_t* out) {
+  std::string s;
+  if (!req.QueryParam(name, &s) || s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+HttpResponse AuditInclusion(RouteContext& ctx) {
+  if (!ctx.api->auditor()) return NoAuditor();
+  uint64_t position = 0, size = 0;
+  if (!U64Param(*ctx.request, "position", &position) || !U64Param(*ctx.request, "size", &size)) {
+    return BadRequest("give ?position=N&size=M (integers)");
+  }
+  auto proof = ctx.api->auditor()->InclusionProof(position, size);
+  if (!proof) return ProblemFor(proof.error());
+  JsonWriter w;
+  w.BeginObject().Key("position").UInt(position).Key("size").UInt(size);
+  w.Key("leaf_hash").String(ToHex(*ctx.api->auditor()->Leaf(position)));
+  w.Key("proof").BeginArray();
+  for (const auto& h : *proof) w.String(B64(h));
+  w.EndArray().EndObject();
+  return Json(w.Take());
+}
+
+HttpResponse AuditConsistency(RouteContext& ctx) {
+  if (!ctx.api->auditor()) return NoAuditor();
+  uint64_t from = 0, to = 0;
+  if (!U64Param(*ctx.request, "from", &from) || !U64Param(*ctx.request, "to", &to)) {
+    return BadRequest("give ?from=M&to=N (integers)");
+  }
+  auto proof = ctx.api->auditor()->ConsistencyProof(from, to);
+  if (!proof) return ProblemFor(proof.error());
+  JsonWriter w;
+  w.BeginObject().Key("from").UInt(from).Key("to").UInt(to).Key("proof").BeginArray();
+  for (const auto& h : *proof) w.String(B64(h));
+  w.EndArray().EndObject();
+  return Json(w.Take());
 }
 
 std::string RandomToken() {
@@ -896,6 +962,14 @@ const std::vector<Route>& Api::Routes() {
       {"GET", "/settings", kPublic, "A person's settings page", SettingsPage},
       {"GET", "/admin", kPublic, "The account-admin and operator page", AdminPage},
       {"GET", "/assets/{file}", kPublic, "The pages' CSS and JavaScript", Asset},
+      {"GET", "/v1/audit/key", kPublic, "The log's verifier key (Ed25519, C2SP note format)",
+       AuditKey},
+      {"GET", "/v1/audit/checkpoint", kPublic, "A checkpoint of the whole log, signed now",
+       AuditCheckpoint},
+      {"GET", "/v1/audit/proof/inclusion", kPublic,
+       "Inclusion proof of the entry at ?position=N in the tree of ?size=M", AuditInclusion},
+      {"GET", "/v1/audit/proof/consistency", kPublic,
+       "Consistency proof between trees of ?from=M and ?to=N entries", AuditConsistency},
   };
   return routes;
 }
@@ -935,7 +1009,8 @@ bool Match(std::string_view pattern, std::string_view path, std::vector<std::str
 
 }  // namespace
 
-Api::Api(Ledger* ledger, std::ostream* access_log) : ledger_(ledger), access_log_(access_log) {}
+Api::Api(Ledger* ledger, std::ostream* access_log, audit::Auditor* auditor)
+    : ledger_(ledger), access_log_(access_log), auditor_(auditor) {}
 
 std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now) {
   std::string token = RandomToken();

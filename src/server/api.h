@@ -18,6 +18,10 @@
 #include "server/listener.h"
 #include "server/metrics.h"
 
+namespace assent::audit {
+class Auditor;
+}  // namespace assent::audit
+
 namespace assent::server {
 
 // Who may call a route: a bitmask of roles; kPublic needs no key.
@@ -74,7 +78,8 @@ struct Route {
 
 class Api : public Handler {
  public:
-  explicit Api(Ledger* ledger, std::ostream* access_log = nullptr);
+  explicit Api(Ledger* ledger, std::ostream* access_log = nullptr,
+               audit::Auditor* auditor = nullptr);
 
   HandlerResult Handle(const HttpRequest& request, bool waited) override;
   uint64_t AppliedPosition() const override;
@@ -88,6 +93,7 @@ class Api : public Handler {
   Ledger& ledger() { return *ledger_; }
   Metrics& metrics() { return metrics_; }
   Sessions& sessions() { return sessions_; }
+  audit::Auditor* auditor() { return auditor_; }
 
  private:
   // The caller of a non-public route, or nullopt with `*denied` set (401 or 403).
@@ -96,6 +102,7 @@ class Api : public Handler {
                                      HttpResponse* denied);
   Ledger* ledger_;
   std::ostream* access_log_;
+  audit::Auditor* auditor_;
   std::atomic<bool> ready_{true};
   Metrics metrics_;
   Sessions sessions_;

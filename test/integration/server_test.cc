@@ -280,6 +280,10 @@ std::vector<Example> Examples() {
       {"GET", "/settings", ""},
       {"GET", "/admin", ""},
       {"GET", "/assets/settings.js", ""},
+      {"GET", "/v1/audit/key", ""},
+      {"GET", "/v1/audit/checkpoint", ""},
+      {"GET", "/v1/audit/proof/inclusion?position=1&size=2", ""},
+      {"GET", "/v1/audit/proof/consistency?from=1&to=2", ""},
   };
 }
 
@@ -444,6 +448,35 @@ TEST(ServerTest, GlobalPrivacyControlRecordsObjectionsNeverGrants) {
   // Sending it again records nothing new.
   Response again = s.Call("GET", "/v1/session", "", "", {cookie, "Sec-GPC: 1"});
   EXPECT_NE(again.body.find("\"recorded\":[]"), std::string::npos) << again.body;
+}
+
+TEST(ServerTest, ReceiptsOverHttpVerifyOfflineWithThePublishedKey) {
+  Server s;
+  Response w = s.Call("POST", "/v1/subjects/u5/consents",
+                      R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+  ASSERT_EQ(w.status, 201) << w.body;
+  EXPECT_NE(w.body.find("\"inclusion_proof\""), std::string::npos) << w.body;
+  Response key = s.Call("GET", "/v1/audit/key", "", "");
+  ASSERT_EQ(key.status, 200);
+  std::string dir = fs::temp_directory_path() / ("assent-receipt-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir + "/receipt.json") << w.body;
+  std::string k = key.body.substr(0, key.body.find('\n'));
+  std::string cmd = std::string("'") + ASSENT_BINARY + "' audit verify-receipt " + dir +
+                    "/receipt.json --key '" + k + "' > /dev/null 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << "the receipt verifies offline";
+  std::string forged = w.body;
+  forged.replace(forged.find("\"u5\""), 4, "\"u6\"");
+  std::ofstream(dir + "/forged.json") << forged;
+  cmd = std::string("'") + ASSENT_BINARY + "' audit verify-receipt " + dir +
+        "/forged.json --key '" + k + "' > /dev/null 2>&1";
+  EXPECT_NE(std::system(cmd.c_str()), 0) << "a receipt for someone else does not";
+  fs::remove_all(dir);
+  // The proof routes answer, and refuse sizes past the log.
+  Response c = s.Call("GET", "/v1/audit/checkpoint", "", "");
+  EXPECT_NE(c.body.find("\n\n\xE2\x80\x94 assent-ledger-"), std::string::npos) << c.body;
+  EXPECT_EQ(s.Call("GET", "/v1/audit/proof/inclusion?position=1&size=99999", "", "").status, 422);
+  EXPECT_EQ(s.Call("GET", "/v1/audit/proof/consistency?from=a&to=2", "", "").status, 400);
 }
 
 TEST(ServerTest, NobodyGrantsOnAnothersBehalf) {
