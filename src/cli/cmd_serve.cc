@@ -25,7 +25,15 @@ struct ServeOptions {
   int read_timeout = 30;
   uint64_t body_limit = 8 * 1024 * 1024;
   int checkpoint_interval = 60;
+  bool audit_in_background = false;
 };
+
+// `assent audit verify` over the data directory; the problems, or empty when the log verifies.
+Result<std::vector<std::string>> AuditLog(const std::string& data, const audit::SigningKey& key) {
+  ASSENT_ASSIGN_OR_RETURN(auto vk, audit::ParseVerifierKey(audit::VerifierKeyText(key)));
+  ASSENT_ASSIGN_OR_RETURN(auto report, audit::VerifyLedger(data, vk));
+  return report.problems;
+}
 
 // With --demo: the example terms published and one key per role, printed once.
 Status SeedDemo(Ledger& ledger, std::vector<std::pair<std::string, std::string>>* keys) {
@@ -92,6 +100,36 @@ int Serve(const ServeOptions& o) {
     return 2;
   }
   server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr, auditor->get());
+  // The whole log is verified before serving (every leaf, the tree, every checkpoint's signature
+  // and their consistency); with --audit-in-background it runs while serving and /readyz says
+  // "verifying" (503) until it passes.
+  std::thread audit_thread;
+  if (!o.audit_in_background) {
+    auto problems = AuditLog(o.data, *key);
+    if (!problems || !problems->empty()) {
+      PrintError(!problems ? "audit verify: " + problems.error().message
+                           : "the audit log does not verify; nothing was served. Problems:");
+      if (problems) for (const auto& p : *problems) std::cerr << "  " << p << "\n";
+      std::cerr << "  (run `assent audit verify --data " << o.data << "` for the report)\n";
+      return 1;
+    }
+    api.set_audit_check(server::Api::AuditCheck::kPassed);
+  } else {
+    api.set_audit_check(server::Api::AuditCheck::kRunning);
+    audit_thread = std::thread([&api, data = o.data, k = *key] {
+      auto problems = AuditLog(data, k);
+      if (!problems) {
+        api.set_audit_check(server::Api::AuditCheck::kFailed, problems.error().message);
+      } else if (!problems->empty()) {
+        std::string detail = problems->front();
+        if (problems->size() > 1) detail += fmt::format(" (and {} more)", problems->size() - 1);
+        std::cerr << "assent: the audit log does NOT verify: " << detail << "\n";
+        api.set_audit_check(server::Api::AuditCheck::kFailed, detail);
+      } else {
+        api.set_audit_check(server::Api::AuditCheck::kPassed);
+      }
+    });
+  }
   // Demo people and accounts, each with a one-time sign-in link (valid 10 minutes).
   std::vector<std::pair<std::string, std::string>> links;
   if (o.demo) {
@@ -107,6 +145,7 @@ int Serve(const ServeOptions& o) {
   auto port = http.Listen();
   if (!port) {
     PrintError(port.error().message);
+    if (audit_thread.joinable()) audit_thread.join();
     return 2;
   }
   const std::string base = fmt::format("http://{}:{}", so.address, *port);
@@ -148,6 +187,7 @@ int Serve(const ServeOptions& o) {
   }
   stop_cv.notify_all();
   checkpoints.join();
+  if (audit_thread.joinable()) audit_thread.join();
   (*auditor)->RecordCheckpointIfGrown(**ledger);
   std::cout << "assent: stopped; every acknowledged write is on disk\n";
   return 0;
@@ -175,6 +215,9 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
                   "Seconds between signed checkpoints (when the log grew)")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  cmd->add_flag("--audit-in-background", o->audit_in_background,
+                 "Verify the audit log while serving (large ledgers); /readyz is 503 until it "
+                 "passes");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 }
 

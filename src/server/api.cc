@@ -165,8 +165,19 @@ HttpResponse NotAtPosition(uint64_t wanted, uint64_t applied) {
 HttpResponse Healthz(RouteContext&) { return Json("{\"status\":\"ok\"}"); }
 
 HttpResponse Readyz(RouteContext& ctx) {
-  uint64_t pos = ctx.api->ledger().position();
-  return Json("{\"status\":\"ready\",\"position\":" + std::to_string(pos) + "}");
+  using AuditCheck = Api::AuditCheck;
+  const uint64_t pos = ctx.api->ledger().position();
+  const auto [check, detail] = ctx.api->audit_check();
+  static constexpr const char* kNames[] = {"not_run", "running", "passed", "failed"};
+  const bool ready = check != AuditCheck::kRunning && check != AuditCheck::kFailed;
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("status").String(ready ? "ready" : check == AuditCheck::kRunning ? "verifying" : "audit_failed");
+  w.Key("position").UInt(pos);
+  w.Key("audit").String(kNames[static_cast<int>(check)]);
+  if (!detail.empty()) w.Key("audit_detail").String(detail);
+  w.EndObject();
+  return Json(w.Take(), ready ? 200 : 503);
 }
 
 HttpResponse MetricsRoute(RouteContext& ctx) {
@@ -910,7 +921,7 @@ HttpResponse LedgerExport(RouteContext& ctx) {
 const std::vector<Route>& Api::Routes() {
   static const std::vector<Route> routes = {
       {"GET", "/healthz", kPublic, "Liveness", Healthz},
-      {"GET", "/readyz", kPublic, "Readiness: the ledger is loaded", Readyz},
+      {"GET", "/readyz", kPublic, "Readiness: the ledger is loaded and its audit log verified", Readyz},
       {"GET", "/metrics", kPublic, "Prometheus metrics", MetricsRoute},
       {"GET", "/openapi.json", kPublic, "This API's OpenAPI 3.1 document", OpenApi},
       {"POST", "/v1/decisions", kOperator | kService, "Decide one use of data", Decide},

@@ -90,6 +90,18 @@ class Api : public Handler {
   static std::string OpenApiJson();
 
   void set_ready(bool ready) { ready_ = ready; }
+  // The start-up audit of the log (`assent audit verify`), reported by /readyz: the server is
+  // not ready while it runs in the background, nor after it fails.
+  enum class AuditCheck { kNotRun, kRunning, kPassed, kFailed };
+  void set_audit_check(AuditCheck state, std::string detail = "") {
+    std::lock_guard lock(audit_check_mu_);
+    audit_check_ = state;
+    audit_check_detail_ = std::move(detail);
+  }
+  std::pair<AuditCheck, std::string> audit_check() const {
+    std::lock_guard lock(audit_check_mu_);
+    return {audit_check_, audit_check_detail_};
+  }
   Ledger& ledger() { return *ledger_; }
   Metrics& metrics() { return metrics_; }
   Sessions& sessions() { return sessions_; }
@@ -104,6 +116,9 @@ class Api : public Handler {
   std::ostream* access_log_;
   audit::Auditor* auditor_;
   std::atomic<bool> ready_{true};
+  mutable std::mutex audit_check_mu_;
+  AuditCheck audit_check_ = AuditCheck::kNotRun;
+  std::string audit_check_detail_;
   Metrics metrics_;
   Sessions sessions_;
 };

@@ -77,7 +77,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_->stopping) return Close();
     busy_ = false;
     parser_.emplace();
-    parser_->body_limit(server_->options.body_limit);
+    // Beast checks Content-Length against the body limit while it parses the header, before
+    // OnHeader can tell an NDJSON batch from anything else: start from the larger limit and
+    // narrow it there.
+    parser_->body_limit(std::max(server_->options.body_limit, server_->options.ndjson_body_limit));
     parser_->header_limit(server_->options.header_limit);
     stream_.expires_after(server_->options.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
@@ -92,8 +95,29 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head.method() == http::verb::post && head.target() == "/v1/decisions:batch" &&
         head[http::field::content_type].starts_with("application/x-ndjson")) {
       parser_->body_limit(server_->options.ndjson_body_limit);
+    } else {
+      parser_->body_limit(server_->options.body_limit);
+      auto length = parser_->content_length();
+      if (length && *length > server_->options.body_limit) {
+        return OnReadError(http::error::body_limit);
+      }
     }
     stream_.expires_after(server_->options.read_timeout);
+    // A client that asked to be told to go on (curl does, for bodies over 1 MiB) would
+    // otherwise wait a second before sending the body.
+    if (beast::iequals(head[http::field::expect], "100-continue") && !parser_->is_done()) {
+      auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      return http::async_write(stream_, *go_on,
+                               [self = shared_from_this(), go_on](beast::error_code ec,
+                                                                  std::size_t) {
+                                 if (ec) return self->Close();
+                                 self->ReadBody();
+                               });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
@@ -172,7 +196,9 @@ class Session : public std::enable_shared_from_this<Session> {
     r.body.clear();
     server_->handler->Log(req, r, ms);
     response_ = res;
-    stream_.expires_after(server_->options.read_timeout);
+    // A large answer to a slow reader may take longer than a request may take to arrive.
+    stream_.expires_after(std::max<std::chrono::steady_clock::duration>(
+        server_->options.read_timeout, std::chrono::seconds(30)));
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
                         self->OnWrite(ec, !res->keep_alive());
