@@ -146,6 +146,25 @@ Result<std::string> ProvableReceiptJson(const Ledger& ledger, const SigningKey& 
   return json + "," + w.str().substr(1);
 }
 
+namespace {
+// A JSON array of base64 hashes, as the receipts and the proof routes write them.
+Result<std::vector<Hash>> ParseHashes(simdjson::dom::array items, std::string_view what) {
+  std::vector<Hash> out;
+  for (auto p : items) {
+    std::string_view b64;
+    std::string raw;
+    if (p.get_string().get(b64) || !Base64Decode(b64, &raw) || raw.size() != 32) {
+      return InvalidArgumentError("the " + std::string(what) +
+                                  " holds something that is not a base64 SHA-256 hash");
+    }
+    Hash h;
+    std::memcpy(h.data(), raw.data(), 32);
+    out.push_back(h);
+  }
+  return out;
+}
+}  // namespace
+
 Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -162,17 +181,7 @@ Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
         "not a provable receipt: it needs entry, checkpoint, position, tree_size, action and "
         "inclusion_proof (from consent grant|withdraw with an audit key)");
   }
-  std::vector<Hash> proof;
-  for (auto p : proof_items) {
-    std::string_view b64;
-    std::string raw;
-    if (p.get_string().get(b64) || !Base64Decode(b64, &raw) || raw.size() != 32) {
-      return InvalidArgumentError("the inclusion proof holds something that is not a hash");
-    }
-    Hash h;
-    std::memcpy(h.data(), raw.data(), 32);
-    proof.push_back(h);
-  }
+  ASSENT_ASSIGN_OR_RETURN(std::vector<Hash> proof, ParseHashes(proof_items, "inclusion proof"));
   // The entry must be the event the receipt describes.
   simdjson::dom::parser entry_parser;
   simdjson::dom::element e;
@@ -201,6 +210,45 @@ Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
   if (!VerifyInclusion(position - 1, size, LeafHash(entry), proof, cp.root)) {
     return MakeError(ErrorCode::kPermissionDenied,
                      "the inclusion proof does not lead to the signed root");
+  }
+  return OkStatus();
+}
+
+Status VerifyReceiptInLaterCheckpoint(std::string_view receipt_json,
+                                      std::string_view later_checkpoint,
+                                      std::string_view consistency_json, const VerifierKey& key) {
+  ASSENT_RETURN_IF_ERROR(VerifyReceipt(receipt_json, key));
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view note;
+  if (parser.parse(receipt_json.data(), receipt_json.size()).get(doc) ||
+      doc["checkpoint"].get_string().get(note)) {
+    return InvalidArgumentError("the receipt has no checkpoint");
+  }
+  ASSENT_ASSIGN_OR_RETURN(Checkpoint earlier, OpenCheckpoint(note, key));
+  ASSENT_ASSIGN_OR_RETURN(Checkpoint later, OpenCheckpoint(later_checkpoint, key));
+  simdjson::dom::parser proof_parser;
+  simdjson::dom::element proof_doc;
+  uint64_t from = 0, to = 0;
+  simdjson::dom::array items;
+  if (proof_parser.parse(consistency_json.data(), consistency_json.size()).get(proof_doc) ||
+      proof_doc["from"].get_uint64().get(from) || proof_doc["to"].get_uint64().get(to) ||
+      proof_doc["proof"].get_array().get(items)) {
+    return InvalidArgumentError(
+        "not a consistency proof: it needs from, to and proof (as GET "
+        "/v1/audit/proof/consistency?from=M&to=N answers)");
+  }
+  ASSENT_ASSIGN_OR_RETURN(std::vector<Hash> proof, ParseHashes(items, "consistency proof"));
+  if (from != earlier.size || to != later.size) {
+    return MakeError(ErrorCode::kPermissionDenied,
+                     "the consistency proof is from " + std::to_string(from) + " to " +
+                         std::to_string(to) + ", but the receipt's checkpoint has " +
+                         std::to_string(earlier.size) + " entries and the later one " +
+                         std::to_string(later.size));
+  }
+  if (!VerifyConsistency(earlier.size, later.size, proof, earlier.root, later.root)) {
+    return MakeError(ErrorCode::kPermissionDenied,
+                     "the later checkpoint does not extend the receipt's: the log was rewritten");
   }
   return OkStatus();
 }

@@ -51,6 +51,14 @@ Result<std::string> ProvableReceiptJson(const Ledger& ledger, const SigningKey& 
 // verify (bad signature, wrong proof, entry not matching the receipt).
 Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key);
 
+// An old receipt against a later checkpoint: the receipt verifies against its own checkpoint,
+// the later checkpoint is signed by the key, and the consistency proof (as
+// GET /v1/audit/proof/consistency answers it) shows the receipt's tree is a prefix of the
+// later one — so the event is still in the log the later checkpoint commits to.
+Status VerifyReceiptInLaterCheckpoint(std::string_view receipt_json,
+                                      std::string_view later_checkpoint,
+                                      std::string_view consistency_json, const VerifierKey& key);
+
 }  // namespace assent::audit
 
 namespace assent::audit {

@@ -8,6 +8,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "audit/merkle.h"
+#include "common/strings.h"
+
 namespace assent::audit {
 namespace {
 
@@ -184,6 +187,60 @@ TEST_F(AuditTest, AReceiptVerifiesOfflineAndATamperedOneDoesNot) {
   fs::remove_all(dir_ + "-other2");
   EXPECT_EQ(VerifyReceipt("{}", vk).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(VerifyReceipt(receipt->ToJson(), vk).error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(AuditTest, AReceiptStillVerifiesAfterAMillionFurtherAppends) {
+  LedgerOptions o;
+  o.data_dir = dir_;
+  auto l = *Ledger::Open(o);
+  ConsentEvent e;
+  e.party = "dora";
+  e.action = Action::kWithdraw;
+  e.rule = "service-generated-for-marketing";
+  auto receipt = l->RecordConsent(e);
+  ASSERT_TRUE(receipt);
+  auto json = ProvableReceiptJson(*l, key_, *receipt);
+  ASSERT_TRUE(json) << json.error().message;
+  auto vk = *ParseVerifierKey(VerifierKeyText(key_));
+
+  // The log as the auditor's tree holds it, then a million more entries.
+  MerkleTree tree;
+  ASSERT_TRUE(l->ScanEntries(
+      0, [&](uint64_t, std::string_view, std::string_view body, std::string_view) {
+        tree.Append(body);
+        return OkStatus();
+      }));
+  const uint64_t first = tree.size();
+  for (int i = 0; i < 1'000'000; ++i) {
+    tree.Append("{\"position\":" + std::to_string(first + 1 + i) + "}");
+  }
+  auto Later = [&](const MerkleTree& t) { return SignCheckpoint(key_, t.size(), *t.Root(t.size())); };
+  auto Consistency = [&](const MerkleTree& t) {
+    std::string proof = "{\"from\":" + std::to_string(first) + ",\"to\":" +
+                        std::to_string(t.size()) + ",\"proof\":[";
+    auto hashes = *t.ConsistencyProof(first, t.size());
+    for (size_t i = 0; i < hashes.size(); ++i) {
+      proof += (i ? ",\"" : "\"") +
+               Base64Encode(std::string_view(reinterpret_cast<const char*>(hashes[i].data()), 32)) +
+               "\"";
+    }
+    return proof + "]}";
+  };
+  auto ok = VerifyReceiptInLaterCheckpoint(*json, Later(tree), Consistency(tree), vk);
+  EXPECT_TRUE(ok) << ok.error().message;
+
+  // A later log that rewrote the receipt's event: no consistency proof can join them.
+  MerkleTree rewritten;
+  rewritten.Append("{\"position\":1,\"forged\":true}");
+  for (uint64_t i = 1; i < tree.size(); ++i) rewritten.AppendLeafHash(tree.leaf(i));
+  auto bad = VerifyReceiptInLaterCheckpoint(*json, Later(rewritten), Consistency(tree), vk);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_NE(bad.error().message.find("rewritten"), std::string::npos) << bad.error().message;
+  // A proof for other sizes, and a malformed one.
+  EXPECT_FALSE(VerifyReceiptInLaterCheckpoint(*json, Later(tree), "{\"from\":1,\"to\":2,\"proof\":[]}", vk));
+  EXPECT_EQ(VerifyReceiptInLaterCheckpoint(*json, Later(tree), "[]", vk).error().code,
+            ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

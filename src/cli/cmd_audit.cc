@@ -60,7 +60,18 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
       ->required();
   vr->add_option("--key", *receipt_key, "The verifier key (as audit key prints it) or a file")
       ->required();
-  vr->callback([receipt_file, receipt_key, exit_code] {
+  auto later_file = std::make_shared<std::string>();
+  auto consistency_file = std::make_shared<std::string>();
+  auto* later_opt = vr->add_option(
+      "--later-checkpoint", *later_file,
+      "A later signed checkpoint (GET /v1/audit/checkpoint) to prove the event is still in");
+  auto* consistency_opt = vr->add_option(
+      "--consistency-proof", *consistency_file,
+      "The consistency proof from the receipt's checkpoint to the later one "
+      "(GET /v1/audit/proof/consistency?from=M&to=N)");
+  later_opt->needs(consistency_opt);
+  consistency_opt->needs(later_opt);
+  vr->callback([receipt_file, receipt_key, later_file, consistency_file, exit_code] {
     *exit_code = 2;
     std::string text;
     if (!ReadFile(*receipt_file, &text)) {
@@ -72,7 +83,20 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
       PrintError(key.error().message);
       return;
     }
-    auto st = audit::VerifyReceipt(text, *key);
+    std::string later, consistency;
+    if (!later_file->empty()) {
+      if (!ReadFile(*later_file, &later)) {
+        PrintError("cannot read checkpoint '" + *later_file + "'");
+        return;
+      }
+      if (!ReadFile(*consistency_file, &consistency)) {
+        PrintError("cannot read consistency proof '" + *consistency_file + "'");
+        return;
+      }
+    }
+    auto st = later_file->empty()
+                  ? audit::VerifyReceipt(text, *key)
+                  : audit::VerifyReceiptInLaterCheckpoint(text, later, consistency, *key);
     if (!st) {
       if (st.error().code == ErrorCode::kPermissionDenied) {
         std::cout << "FAIL " << st.error().message << "\n";
@@ -83,7 +107,8 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
       return;
     }
     std::cout << "ok: the receipt's event is in the log, under a checkpoint signed by "
-              << key->name << "\n";
+              << key->name << (later_file->empty() ? "" : ", and still in the later checkpoint")
+              << "\n";
     *exit_code = 0;
   });
 
