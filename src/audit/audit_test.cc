@@ -73,6 +73,19 @@ class AuditTest : public testing::Test {
     return s;
   }
 
+  std::unique_ptr<Ledger> OpenLedger() {
+    LedgerOptions o;
+    o.data_dir = dir_;
+    return *Ledger::Open(o);
+  }
+  static ConsentEvent Withdrawal(std::string party) {
+    ConsentEvent e;
+    e.party = std::move(party);
+    e.action = Action::kWithdraw;
+    e.rule = "service-generated-for-marketing";
+    return e;
+  }
+
   std::string dir_;
   SigningKey key_;
 };
@@ -153,13 +166,8 @@ namespace assent::audit {
 namespace {
 
 TEST_F(AuditTest, AReceiptVerifiesOfflineAndATamperedOneDoesNot) {
-  LedgerOptions o;
-  o.data_dir = dir_;
-  auto l = *Ledger::Open(o);
-  ConsentEvent e;
-  e.party = "dora";
-  e.action = Action::kWithdraw;
-  e.rule = "service-generated-for-marketing";
+  auto l = OpenLedger();
+  ConsentEvent e = Withdrawal("dora");
   auto receipt = l->RecordConsent(e);
   ASSERT_TRUE(receipt);
   // More entries after it: the proof is against a checkpoint of the whole log.
@@ -190,13 +198,8 @@ TEST_F(AuditTest, AReceiptVerifiesOfflineAndATamperedOneDoesNot) {
 }
 
 TEST_F(AuditTest, AReceiptStillVerifiesAfterAMillionFurtherAppends) {
-  LedgerOptions o;
-  o.data_dir = dir_;
-  auto l = *Ledger::Open(o);
-  ConsentEvent e;
-  e.party = "dora";
-  e.action = Action::kWithdraw;
-  e.rule = "service-generated-for-marketing";
+  auto l = OpenLedger();
+  ConsentEvent e = Withdrawal("dora");
   auto receipt = l->RecordConsent(e);
   ASSERT_TRUE(receipt);
   auto json = ProvableReceiptJson(*l, key_, *receipt);
