@@ -3,12 +3,15 @@
 //                            and with one transaction (one fsync) per event, side by side.
 //   ledger_bench generate DIR N SUBJECTS — writes a ledger of N consent events.
 //   ledger_bench replay DIR — opens (replays and verifies) it; prints seconds and resident memory.
+//   ledger_bench audit [SECONDS] — durable appends with and without the live Merkle tree (the
+//                            server's Auditor), alternated; and inclusion proofs at 10M leaves.
 // Output: one JSON object per mode on stdout.
 #include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -16,6 +19,8 @@
 #include <thread>
 
 #include "assent/ledger.h"
+#include "audit/audit.h"
+#include "audit/merkle.h"
 
 namespace {
 
@@ -38,7 +43,7 @@ long ResidentKiB() {
   return -1;
 }
 
-double Appends(bool group, int writers, double seconds) {
+double Appends(bool group, int writers, double seconds, bool audited = false) {
   std::string dir = (std::filesystem::temp_directory_path() /
                      ("assent-bench-" + std::to_string(::getpid()) + (group ? "-g" : "-s")))
                         .string();
@@ -48,6 +53,13 @@ double Appends(bool group, int writers, double seconds) {
   o.group_commit = group;
   auto ledger = assent::Ledger::Open(o);
   if (!ledger || !(*ledger)->PublishTerms(ReadExample(), "v2")) std::abort();
+  std::unique_ptr<assent::audit::Auditor> auditor;
+  if (audited) {
+    auto key = assent::audit::LoadSigningKey(dir, true);
+    auto a = key ? assent::audit::Auditor::Attach(**ledger, *key) : std::unexpected(key.error());
+    if (!a) std::abort();
+    auditor = std::move(*a);
+  }
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0};
   std::vector<std::thread> threads;
@@ -70,6 +82,8 @@ double Appends(bool group, int writers, double seconds) {
   stop = true;
   for (auto& th : threads) th.join();
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  if (auditor && auditor->size() != (*ledger)->position()) std::abort();  // the tree kept up
+  auditor.reset();
   ledger->reset();
   std::filesystem::remove_all(dir);
   return static_cast<double>(done.load()) / secs;
@@ -141,6 +155,47 @@ int Replay(const std::string& dir) {
 
 }  // namespace
 
+// Durable appends with and without the tree, alternated three times (best of each), and the
+// time to produce an inclusion proof in a tree of 10M leaves.
+int Audit(double seconds) {
+  double plain = 0, audited = 0;
+  for (int round = 0; round < 3; ++round) {
+    plain = std::max(plain, Appends(true, 64, seconds));
+    audited = std::max(audited, Appends(true, 64, seconds, true));
+  }
+  assent::audit::MerkleTree tree;
+  std::mt19937_64 rng(9162);
+  const uint64_t leaves = 10'000'000;
+  auto build_start = Clock::now();
+  for (uint64_t i = 0; i < leaves; ++i) {
+    assent::audit::Hash h;
+    for (size_t b = 0; b < h.size(); b += 8) {
+      uint64_t r = rng();
+      std::memcpy(h.data() + b, &r, 8);
+    }
+    tree.AppendLeafHash(h);
+  }
+  double build = std::chrono::duration<double>(Clock::now() - build_start).count();
+  const int proofs = 20000;
+  size_t sink = 0;
+  auto start = Clock::now();
+  for (int i = 0; i < proofs; ++i) {
+    auto p = tree.InclusionProof(rng() % leaves, leaves);
+    if (!p) std::abort();
+    sink += p->size();
+  }
+  double per_proof_us =
+      std::chrono::duration<double, std::micro>(Clock::now() - start).count() / proofs;
+  std::printf(
+      "{\"mode\":\"audit\",\"writers\":64,\"events_per_second\":%.0f,"
+      "\"with_merkle_events_per_second\":%.0f,\"merkle_cost_percent\":%.1f,"
+      "\"leaves\":%llu,\"tree_build_seconds\":%.1f,\"inclusion_proof_us\":%.2f,"
+      "\"proof_hashes\":%.1f,\"resident_mib\":%.0f}\n",
+      plain, audited, 100.0 * (plain - audited) / plain, static_cast<unsigned long long>(leaves),
+      build, per_proof_us, static_cast<double>(sink) / proofs, ResidentKiB() / 1024.0);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "appends";
   if (mode == "appends") {
@@ -158,7 +213,8 @@ int main(int argc, char** argv) {
     return Generate(argv[2], std::stoull(argv[3]), std::stoull(argv[4]));
   }
   if (mode == "replay" && argc == 3) return Replay(argv[2]);
+  if (mode == "audit") return Audit(argc > 2 ? std::atof(argv[2]) : 3);
   std::fprintf(stderr, "usage: ledger_bench appends [SECONDS] | generate DIR N SUBJECTS | "
-                       "replay DIR\n");
+                       "replay DIR | audit [SECONDS]\n");
   return 2;
 }

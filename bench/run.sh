@@ -20,6 +20,9 @@ build/release/assent_bench --benchmark_min_time=1 \
 echo "== ledger: 64 concurrent durable writers, group commit vs one fsync per event"
 build/release/assent_ledger_bench appends 5 | tee "$out/appends.json"
 
+echo "== audit: Merkle maintenance on durable appends (with vs without), proofs at 10M leaves"
+build/release/assent_ledger_bench audit 3 | tee "$out/audit.json"
+
 echo "== ledger: start-up replay of 10M consent events over 5M subjects"
 replay_dir="$out/replay-10m"
 if [[ ! -f "$replay_dir/ledger.db" ]]; then
