@@ -207,7 +207,7 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--quiet", o->quiet, "No access log");
   cmd->add_option("--idle-timeout", o->idle_timeout, "Seconds a keep-alive connection may idle")
       ->capture_default_str();
-  cmd->add_option("--read-timeout", o->read_timeout, "Seconds to receive a whole request")
+  cmd->add_option("--read-timeout", o->read_timeout, "Seconds to wait for the rest of a request header, or the next part of a body")
       ->capture_default_str();
   cmd->add_option("--body-limit", o->body_limit, "Largest request body in bytes")
       ->capture_default_str();

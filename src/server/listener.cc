@@ -117,9 +117,23 @@ class Session : public std::enable_shared_from_this<Session> {
     ReadBody();
   }
 
+  // The body arrives in parts; --read-timeout bounds the wait for each part (as nginx's
+  // client_body_timeout does), so a large upload on a busy or slow link is not cut off, and
+  // 30 read timeouts bound the whole body against a client that trickles it.
   void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+    if (parser_->is_done()) return OnRead({}, 0);
+    const auto now = std::chrono::steady_clock::now();
+    const auto whole = started_ + 30 * server_->options.read_timeout;
+    if (now >= whole) return Close();
+    stream_.expires_after(
+        std::min<std::chrono::steady_clock::duration>(server_->options.read_timeout, whole - now));
+    http::async_read_some(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&Session::OnBodyPart, shared_from_this()));
+  }
+
+  void OnBodyPart(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    ReadBody();
   }
 
   void OnReadError(beast::error_code ec) {

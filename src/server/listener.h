@@ -24,7 +24,7 @@ struct ServerOptions {
   // larger: they are answered line by line.
   uint64_t ndjson_body_limit = 512ull * 1024 * 1024;
   uint32_t header_limit = 16 * 1024;
-  std::chrono::seconds read_timeout{30};  // to receive a whole request once it started
+  std::chrono::seconds read_timeout{30};  // for the header once it started, and each body part
   std::chrono::seconds idle_timeout{60};  // a keep-alive connection with no request
 };
 

@@ -152,18 +152,23 @@ class Server {
   }
 
   // Raw bytes over TCP; returns what the server answered before closing or 3 s passed.
-  std::string Raw(const std::string& bytes) const {
+  std::string Raw(const std::string& bytes) const { return Raw(std::vector<std::string>{bytes}); }
+  // The pieces one after another, `gap` apart.
+  std::string Raw(const std::vector<std::string>& pieces,
+                  std::chrono::milliseconds gap = std::chrono::milliseconds(0)) const {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port_));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "connect failed";
-    size_t sent = 0;
-    while (sent < bytes.size()) {
-      ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (i) std::this_thread::sleep_for(gap);
+      for (size_t sent = 0; sent < pieces[i].size();) {
+        ssize_t n = ::send(fd, pieces[i].data() + sent, pieces[i].size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+      }
     }
     std::string out;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
@@ -187,6 +192,7 @@ class Server {
   }
 
   int port() const { return port_; }
+  std::string Key(const std::string& role) const { return keys_.at(role); }
 
   // Signs in through a one-time link: returns {cookie header, csrf token}.
   std::pair<std::string, std::string> SignIn(const std::string& body) const {
@@ -646,6 +652,29 @@ TEST(ServerTest, IdleConnectionsAreClosed) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_TRUE(out.empty());
   EXPECT_LT(secs, 2.9) << "the idle connection was not closed by the 2 s idle timeout";
+}
+
+TEST(ServerTest, ABodyArrivingInSlowPartsIsServedAndAStalledOneIsClosed) {
+  Server s;
+  // Five parts 1.2 s apart: 6 s in all, longer than the 2 s read timeout, but no wait between
+  // parts is.
+  std::string body = kDecision;
+  std::string head = "POST /v1/decisions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                     s.Key("service") + "\r\nContent-Length: " + std::to_string(body.size()) +
+                     "\r\nConnection: close\r\n\r\n";
+  std::vector<std::string> pieces = {head};
+  for (size_t at = 0; at < body.size(); at += body.size() / 5 + 1) {
+    pieces.push_back(body.substr(at, body.size() / 5 + 1));
+  }
+  std::string out = s.Raw(pieces, std::chrono::milliseconds(1200));
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 200")) << out.substr(0, 300);
+  // A body that stops coming: the connection is closed, nothing is decided.
+  std::string stalled = head + body.substr(0, 10);
+  auto start = std::chrono::steady_clock::now();
+  out = s.Raw(std::vector<std::string>{stalled});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(out.empty()) << out.substr(0, 300);
+  EXPECT_LT(secs, 2.9);
 }
 
 TEST(ServerTest, ConsistencyToken) {
