@@ -66,6 +66,14 @@ after(async () => {
 
 const improvement = "Use data about how the app performs and which features I use to improve the product and train the platform's own AI.";
 
+// Waits up to 5 s for an attribute to take a value, then asserts it.
+async function settles(locator, attribute, value) {
+  for (let i = 0; i < 50 && (await locator.getAttribute(attribute)) !== value; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(await locator.getAttribute(attribute), value);
+}
+
 test('a person opens the link, withdraws and grants, and the state persists', async () => {
   const context = await browser.newContext({ viewport: { width: 1000, height: 1400 } });
   const page = await context.newPage();
@@ -84,7 +92,7 @@ test('a person opens the link, withdraws and grants, and the state persists', as
 
   await sw.click();
   await page.getByText(/Turned off: .*Recorded at ledger position \d+, receipt [0-9a-f]{64}/).waitFor();
-  assert.equal(await sw.getAttribute('aria-checked'), 'false');
+  await settles(sw, 'aria-checked', 'false');  // the page re-reads the state after saying so
   let d = await decide({ category: 'service_generated.telemetry', purpose: 'ai_training.first_party',
                          subjects: ['alice'] });
   assert.equal(d.reason, 'objected');
@@ -183,7 +191,7 @@ test('a switch works with the keyboard alone', async () => {
   assert.ok(await sw.evaluate((el) => el === document.activeElement), 'reachable by Tab');
   await page.keyboard.press('Space');
   await page.getByText(/Turned off:/).waitFor();
-  assert.equal(await page.getByRole('switch', { name: improvement }).getAttribute('aria-checked'), 'false');
+  await settles(page.getByRole('switch', { name: improvement }), 'aria-checked', 'false');
   await context.close();
 });
 
