@@ -137,10 +137,13 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
     for (const auto& p : r->problems) std::cout << "FAIL " << p << "\n";
     std::cout << fmt::format("{} entries, {} checkpoints, root {}{}\n", r->entries,
                              r->checkpoints, r->root_hex,
-                             r->uncovered ? fmt::format("; {} entries after the last valid "
-                                                        "checkpoint are not yet signed",
-                                                        r->uncovered)
-                                          : "");
+                             r->uncovered == 1
+                                 ? "; 1 entry after the last valid checkpoint (its own entry, "
+                                   "signed by the next) is not yet signed"
+                             : r->uncovered ? fmt::format("; {} entries after the last valid "
+                                                          "checkpoint are not yet signed",
+                                                          r->uncovered)
+                                            : "");
     std::cout << (r->ok() ? "ok: the log verifies\n" : "the log does NOT verify\n");
     *exit_code = r->ok() ? 0 : 1;
   });
