@@ -24,7 +24,7 @@ echo "== audit: Merkle maintenance on durable appends (with vs without), proofs 
 build/release/assent_ledger_bench audit 3 | tee "$out/audit.json"
 
 echo "== ledger: start-up replay of 10M consent events over 5M subjects"
-replay_dir="$out/replay-10m"
+replay_dir="$out/replay-10m-v2"  # schema 2: pseudonymised parties
 if [[ ! -f "$replay_dir/ledger.db" ]]; then
   build/release/assent_ledger_bench generate "$replay_dir" 10000000 5000000 | tee "$out/generate.json"
 fi

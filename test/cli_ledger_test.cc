@@ -129,6 +129,42 @@ TEST_F(CliLedgerTest, BadInputChangesNothing) {
   EXPECT_NE(r.out.find(":1:"), std::string::npos) << r.out;
 }
 
+TEST_F(CliLedgerTest, SubjectEraseNeedsConfirmationAndLeavesAVerifiableLog) {
+  ASSERT_EQ(Assent("terms publish" + D() + kV3).code, 0);
+  ASSERT_EQ(Assent("consent withdraw" + D() +
+                   " --subject ida@example.com --rule service-generated-for-improvement").code, 0);
+  ASSERT_EQ(Assent("consent withdraw" + D() +
+                   " --subject u2 --rule service-generated-for-improvement").code, 0);
+  const std::string check = "check" + D() +
+                            " --category service_generated.telemetry"
+                            " --purpose ai_training.first_party --subject ida@example.com";
+  EXPECT_EQ(Assent(check).code, 1) << "objected";
+  // Without --yes: refused, nothing changes.
+  RunResult r = Assent("subject erase ida@example.com" + D());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--yes"), std::string::npos) << r.out;
+  EXPECT_EQ(Assent(check).code, 1);
+  r = Assent("subject erase ida@example.com --yes" + D());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("1 consent event(s)"), std::string::npos) << r.out;
+  EXPECT_EQ(Assent(check).code, 0) << "as for a subject with no events: not objected";
+  r = Assent("subject erase ida@example.com --yes" + D());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("nothing to erase"), std::string::npos) << r.out;
+  r = Assent("audit verify" + D());
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Assent("ledger export" + D());
+  EXPECT_EQ(r.out.find("ida@example.com"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"erased\":true"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"subject\":\"u2\",\"action\""), std::string::npos) << r.out;
+  // The export still reads as an events file: the erased event is no one's.
+  std::ofstream(dir_ + ".jsonl") << r.out;
+  r = Assent("check --terms" + kV3 + " --events " + dir_ + ".jsonl" +
+             " --category service_generated.telemetry --purpose ai_training.first_party"
+             " --subject u2");
+  EXPECT_EQ(r.code, 1) << r.out;
+}
+
 TEST_F(CliLedgerTest, RefusesAForeignDatabaseAndAMissingLedger) {
   RunResult r = Assent("check" + D() + " --category content --purpose service --subject u1");
   EXPECT_EQ(r.code, 2);

@@ -36,6 +36,7 @@ std::optional<Reason> ParseReason(std::string_view s);
 
 enum class PartyKind : uint8_t { kSubject, kAccount };
 std::string_view PartyKindName(PartyKind k);  // "subject" | "account"
+std::optional<PartyKind> ParsePartyKind(std::string_view s);
 
 // A party's state for the pair asked about, from its effective consent event.
 enum class PartyState : uint8_t { kGranted, kWithdrawn, kNone, kStale, kExpired };

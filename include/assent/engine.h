@@ -164,6 +164,10 @@ class Engine {
   // event (so decisions report it). REQUIRES: position greater than the current one.
   Status AdvancePosition(uint64_t position);
 
+  // Forgets a party and its events (an erasure): decisions then treat it as a party with no
+  // events. OK also when the party had none.
+  Status ForgetParty(PartyKind kind, std::string_view id);
+
   Timestamp Now() const { return clock_(); }
 
   // Bytes held by the consent state (records and index nodes), for capacity planning.

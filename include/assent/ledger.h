@@ -36,6 +36,8 @@ namespace assent {
 namespace internal {
 class LedgerStore;
 class GroupCommitter;
+class PartyIndex;
+struct PartyChange;
 struct StoredEntry;
 }  // namespace internal
 
@@ -81,9 +83,14 @@ struct Receipt {
   Method method = Method::kApi;
   std::string rule;
   std::string hash;  // hex SHA-256 of the entry's canonical bytes
+  std::string pseudonym;  // how the entry (and the audit tree) names the party
+  // Base64 of the party's pseudonym secret: with it anyone holding the receipt can check that
+  // the pseudonym is HMAC-SHA-256(key, "subject:" id). It links nothing the receipt does not
+  // already say (the id and the pseudonym side by side).
+  std::string pseudonym_key;
 
-  // {"position":..,"subject":..,"action":..,"categories":[..],"purposes":[..],"terms":..,
-  //  "at":..,"method":..,"rule":..,"hash":..}
+  // {"position":..,"subject":..,"pseudonym":..,"pseudonym_key":..,"action":..,"categories":[..],"purposes":[..],
+  //  "terms":..,"at":..,"method":..,"rule":..,"hash":..}
   std::string ToJson() const;
 };
 
@@ -169,8 +176,22 @@ class Ledger {
   // The hex SHA-256 of the entry at `position` (a receipt's hash). kNotFound past the end.
   Result<std::string> EntryHash(uint64_t position) const;
 
-  // Writes every entry after `since` as one JSON line (canonical bytes plus "hash").
+  // Writes every entry after `since` as one JSON line (canonical bytes plus "hash"; in consent
+  // entries the party's plain id in place of its pseudonym, which follows as "pseudonym", or
+  // "erased":true for an erased party).
   Status Export(uint64_t since, std::ostream& out) const;
+
+  // The pseudonym that names this party in the ledger's entries, if it has any entry.
+  std::optional<std::string> PseudonymOf(PartyKind kind, std::string_view id) const;
+
+  // Crypto-shredding: deletes the party's pseudonym secret and plain id from the store, records
+  // an erasure entry (naming only the pseudonym) and forgets the party's consent state, so
+  // decisions treat it as a party with no events and its entries can no longer be linked to
+  // it; the audit tree still verifies. Returns the erasure entry's position. kNotFound when
+  // the ledger knows no such party. A later event for the same id starts a new pseudonym.
+  Result<uint64_t> EraseParty(PartyKind kind, const std::string& id);
+  // Consent events replayed at start-up that belong to erased parties (and were skipped).
+  uint64_t erased_events_skipped() const { return erased_skipped_; }
 
   uint64_t position() const;
   const std::string& data_dir() const { return data_dir_; }
@@ -191,7 +212,17 @@ class Ledger {
   // Appends one entry that is not a consent event, made for the next position; returns the
   // position and time. REQUIRES: the committer's commit_mu is held.
   Result<std::pair<uint64_t, Timestamp>> AppendEntryLocked(
-      const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make);
+      const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make,
+      std::span<const internal::PartyChange> parties = {});
+  // The pseudonym of each party (creating new ones into `*created`). REQUIRES: commit_mu.
+  std::string PseudonymForLocked(PartyKind kind, const std::string& id,
+                                 std::vector<internal::PartyChange>* created,
+                                 std::map<std::pair<PartyKind, std::string>, std::string>* fresh);
+  void AddPartiesLocked(std::span<const internal::PartyChange> created);
+  std::string PartyKeyLocked(PartyKind kind, std::string_view id) const;
+  mutable std::shared_mutex parties_mu_;
+  std::unique_ptr<internal::PartyIndex> parties_;
+  uint64_t erased_skipped_ = 0;
   void NotifyAppended(std::span<const internal::StoredEntry> entries);
   AppendObserver observer_;
   Status ApplyDataset(uint64_t position, Timestamp at, const void* fields);

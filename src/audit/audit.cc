@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "ledger/parties.h"
 #include "ledger/store.h"
 
 namespace assent::audit {
@@ -195,11 +196,25 @@ Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
     return MakeError(ErrorCode::kPermissionDenied,
                      "the receipt's entry is not the event it describes");
   }
-  for (const char* party : {"subject", "account"}) {
+  // The entry names the party by its pseudonym (never the plain id); the receipt gives both.
+  // The key proves the pseudonym is the party's: pseudonym = HMAC-SHA-256(key, kind ":" id).
+  std::string_view pseudonym, key_b64;
+  std::string secret;
+  if (doc["pseudonym"].get_string().get(pseudonym) ||
+      doc["pseudonym_key"].get_string().get(key_b64) || !Base64Decode(key_b64, &secret) ||
+      secret.size() != 32) {
+    return InvalidArgumentError(
+        "not a provable receipt: it needs pseudonym and pseudonym_key (a base64 32-byte key)");
+  }
+  internal::PartySecret party_key;
+  std::memcpy(party_key.data(), secret.data(), 32);
+  for (PartyKind kind : {PartyKind::kSubject, PartyKind::kAccount}) {
+    const std::string name(PartyKindName(kind));
     std::string_view a, b;
-    bool in_receipt = !doc[party].get_string().get(a);
-    bool in_entry = !e[party].get_string().get(b);
-    if (in_receipt != in_entry || a != b) {
+    bool in_receipt = !doc[name].get_string().get(a);
+    bool in_entry = !e[name].get_string().get(b);
+    if (in_receipt != in_entry ||
+        (in_entry && (b != pseudonym || internal::MakePseudonym(party_key, kind, a) != b))) {
       return MakeError(ErrorCode::kPermissionDenied, "the receipt's entry names another party");
     }
   }

@@ -10,6 +10,7 @@
 
 #include "audit/merkle.h"
 #include "common/strings.h"
+#include "ledger/lineage.h"
 
 namespace assent::audit {
 namespace {
@@ -195,6 +196,149 @@ TEST_F(AuditTest, AReceiptVerifiesOfflineAndATamperedOneDoesNot) {
   fs::remove_all(dir_ + "-other2");
   EXPECT_EQ(VerifyReceipt("{}", vk).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(VerifyReceipt(receipt->ToJson(), vk).error().code, ErrorCode::kInvalidArgument);
+}
+
+// Every text and blob value of every table, for looking for an id anywhere in the database.
+std::string EveryValue(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  std::vector<std::string> tables;
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &st, nullptr);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+  }
+  sqlite3_finalize(st);
+  std::string all;
+  for (const auto& t : tables) {
+    sqlite3_prepare_v2(db, ("SELECT * FROM \"" + t + "\"").c_str(), -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      for (int c = 0; c < sqlite3_column_count(st); ++c) {
+        auto p = static_cast<const char*>(sqlite3_column_blob(st, c));
+        if (p) all.append(p, sqlite3_column_bytes(st, c));
+        all += '\n';
+      }
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  EXPECT_GE(tables.size(), 3u) << "meta, entries, parties";
+  return all;
+}
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST_F(AuditTest, AfterSubjectEraseNoTableHoldsThePlainIdAndAuditVerifyPasses) {
+  const std::string id = "erase-me@example.com";
+  std::string receipt_json, pseudonym;
+  auto vk = *ParseVerifierKey(VerifierKeyText(key_));
+  {
+    auto l = OpenLedger();
+    ConsentEvent e = Withdrawal(id);
+    e.rule = "service-generated-for-improvement";
+    auto receipt = l->RecordConsent(e);
+    ASSERT_TRUE(receipt);
+    pseudonym = receipt->pseudonym;
+    ASSERT_EQ(receipt->party, id);
+    ASSERT_TRUE(l->RecordConsent(Withdrawal(id)));
+    DatasetRegistration d;
+    d.name = "before-erasure";
+    d.purpose = "ai_training.first_party";
+    d.subjects = {id, "u1"};
+    d.shards = {{"f.00-of-1", 2, {id, "u1"}}};
+    ASSERT_TRUE(l->RegisterDataset(d));
+    ASSERT_TRUE(MakeCheckpoint(*l, key_));
+    auto json = ProvableReceiptJson(*l, key_, *receipt);
+    ASSERT_TRUE(json);
+    receipt_json = *json;
+    // The entries name the party only by its pseudonym, already before any erasure.
+    EXPECT_EQ(EveryValue(dir_ + "/ledger.db").find(id + "\""), std::string::npos);
+
+    auto snap = l->engine().snapshot();
+    std::string_view who[] = {id};
+    DecisionRequest q;
+    q.category = "service_generated.telemetry";
+    q.purpose = "ai_training.first_party";
+    q.subjects = who;
+    ASSERT_FALSE(snap->Decide(q, l->engine().Now())->allow) << "objected before the erasure";
+
+    auto position = l->EraseParty(PartyKind::kSubject, id);
+    ASSERT_TRUE(position) << position.error().message;
+    EXPECT_FALSE(l->PseudonymOf(PartyKind::kSubject, id));
+    EXPECT_EQ(l->EraseParty(PartyKind::kSubject, id).error().code, ErrorCode::kNotFound);
+    // Decisions as for a subject with no events, for every rule.
+    snap = l->engine().snapshot();
+    EXPECT_TRUE(snap->EventsOf(PartyKind::kSubject, id).empty());
+    std::string_view nobody[] = {"never-seen"};
+    for (const char* cat : {"service_generated.telemetry", "service_generated.product_usage",
+                            "content.audio", "content.chat"}) {
+      for (const char* pur : {"ai_training.first_party", "marketing",
+                              "product_development.quality_review", "service.delivery"}) {
+        DecisionRequest a, b;
+        a.category = b.category = cat;
+        a.purpose = b.purpose = pur;
+        a.subjects = who;
+        b.subjects = nobody;
+        const Timestamp now = l->engine().Now();
+        auto da = snap->Decide(a, now), db = snap->Decide(b, now);
+        ASSERT_TRUE(da && db);
+        EXPECT_EQ(da->allow, db->allow) << cat << " x " << pur;
+        EXPECT_EQ(da->reason, db->reason) << cat << " x " << pur;
+      }
+    }
+  }
+  // No table holds the plain id, and neither do the database's files (deleted rows are
+  // zeroed and the WAL checkpointed), and the audit log still verifies.
+  EXPECT_EQ(EveryValue(dir_ + "/ledger.db").find(id), std::string::npos);
+  for (const char* f : {"/ledger.db", "/ledger.db-wal"}) {
+    EXPECT_EQ(FileBytes(dir_ + f).find(id), std::string::npos) << f;
+  }
+  AuditReport r = Verify();
+  EXPECT_TRUE(r.ok()) << Joined(r);
+  // The receipt given before the erasure still proves its event was recorded.
+  EXPECT_TRUE(VerifyReceipt(receipt_json, vk));
+
+  // After a restart the erased events stay unlinked; the same id later starts afresh.
+  auto l = OpenLedger();
+  EXPECT_EQ(l->erased_events_skipped(), 2u);
+  EXPECT_FALSE(l->PseudonymOf(PartyKind::kSubject, id));
+  EXPECT_TRUE(l->engine().snapshot()->EventsOf(PartyKind::kSubject, id).empty());
+  auto again = l->RecordConsent(Withdrawal(id));
+  ASSERT_TRUE(again);
+  EXPECT_NE(again->pseudonym, pseudonym) << "a new secret, a new pseudonym";
+  EXPECT_EQ(l->engine().snapshot()->EventsOf(PartyKind::kSubject, id).size(), 1u);
+  // The dataset recorded before the erasure no longer contains anyone by that id.
+  l->WithLineage([&](const Lineage& lin) {
+    ASSERT_EQ(lin.datasets.size(), 1u);
+    EXPECT_EQ(lin.datasets[0].subjects.cardinality(), 2u);
+    EXPECT_FALSE(lin.subjects.Find(again->pseudonym));
+  });
+}
+
+TEST_F(AuditTest, AReceiptForAnotherPartyOrWithAnotherKeyDoesNotVerify) {
+  auto l = OpenLedger();
+  auto receipt = l->RecordConsent(Withdrawal("frank"));
+  ASSERT_TRUE(receipt);
+  auto json = ProvableReceiptJson(*l, key_, *receipt);
+  ASSERT_TRUE(json);
+  auto vk = *ParseVerifierKey(VerifierKeyText(key_));
+  ASSERT_TRUE(VerifyReceipt(*json, vk));
+  // Claiming the event for someone else: their id does not give the entry's pseudonym.
+  std::string other = *json;
+  other.replace(other.find("\"frank\""), 7, "\"grace\"");
+  auto a = VerifyReceipt(other, vk);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message.find("another party"), std::string::npos) << a.error().message;
+  // Or with another pseudonym key.
+  std::string key = *json;
+  const size_t at = key.find("\"pseudonym_key\":\"") + 17;
+  key[at] = key[at] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(VerifyReceipt(key, vk));
 }
 
 TEST_F(AuditTest, AReceiptStillVerifiesAfterAMillionFurtherAppends) {

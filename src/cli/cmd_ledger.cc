@@ -325,6 +325,49 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
       *exit_code = 0;
     });
   }
+  // subject erase U | account erase A
+  for (PartyKind kind : {PartyKind::kSubject, PartyKind::kAccount}) {
+    const std::string name(PartyKindName(kind));
+    CLI::App* group = app.add_subcommand(name, "Erase a" + std::string(kind == PartyKind::kAccount ? "n " : " ") + name +
+                                                   " (crypto-shredding)");
+    group->require_subcommand(1);
+    auto data = std::make_shared<std::string>("./assent-data");
+    auto id = std::make_shared<std::string>();
+    auto yes = std::make_shared<bool>(false);
+    auto* erase = group->add_subcommand(
+        "erase", "Delete the " + name + "'s pseudonym secret and plain id: its ledger entries stay "
+                 "(the audit log still verifies) but can no longer be linked to it, and "
+                 "decisions treat it as unknown. Cannot be undone.");
+    AddDataOption(erase, data.get());
+    erase->add_option("ID", *id, "The " + name + "'s id")->required();
+    erase->add_flag("--yes", *yes, "Confirm: erasure cannot be undone");
+    erase->callback([kind, name, data, id, yes, exit_code] {
+      if (!*yes) {
+        PrintError("erasing " + name + " '" + *id + "' cannot be undone: add --yes to confirm");
+        *exit_code = 2;
+        return;
+      }
+      auto ledger = OpenLedger(*data, false);
+      if (!ledger) {
+        PrintError(ledger.error().message);
+        *exit_code = 2;
+        return;
+      }
+      const size_t events = (*ledger)->engine().snapshot()->EventsOf(kind, *id).size();
+      auto pseudonym = (*ledger)->PseudonymOf(kind, *id);
+      auto position = (*ledger)->EraseParty(kind, *id);
+      if (!position) {
+        PrintError(position.error().message);
+        *exit_code = position.error().code == ErrorCode::kNotFound ? 1 : 2;
+        return;
+      }
+      std::cout << fmt::format(
+          "erased {} '{}': {} consent event(s) under pseudonym {} can no longer be linked to it; "
+          "the erasure is recorded at position {}\n",
+          name, *id, events, pseudonym ? *pseudonym : "?", *position);
+      *exit_code = 0;
+    });
+  }
   // ledger export|import
   {
     CLI::App* ledger_cmd = app.add_subcommand("ledger", "Export and import the ledger");

@@ -328,4 +328,56 @@ bool ConsentStateBuilder::Append(PartyKind kind, std::string_view id, const Stor
   return true;
 }
 
+int64_t ConsentStateBuilder::Remove(PartyKind kind, std::string_view id) {
+  const uint64_t hash = PartyHash(kind, id);
+  if (!root_) return -1;
+  {  // Absent: change nothing (and copy nothing).
+    ConsentState view;
+    view.root_ = root_;
+    const PartyRecord* found = view.Find(hash, kind, id);
+    view.root_ = nullptr;
+    if (!found) return -1;
+  }
+  TrieNode** slot = &root_;
+  Branch* mid = nullptr;
+  for (int level = 0; level < 2; ++level) {
+    TrieNode* n = *slot;
+    if (n->refs.load(std::memory_order_acquire) != 1) {
+      TrieNode* copy = CopyNode(n);
+      Unref(n);
+      n = *slot = copy;
+    }
+    mid = static_cast<Branch*>(n);
+    slot = &mid->child[(hash >> (level * kBranchBits)) & (kFanout - 1)];
+  }
+  Leaf* l = static_cast<Leaf*>(*slot);
+  if (l->refs.load(std::memory_order_acquire) != 1) {
+    Leaf* copy = static_cast<Leaf*>(CopyNode(l));
+    Unref(l);
+    *slot = l = copy;
+  }
+  const uint32_t mask = l->capacity - 1;
+  uint32_t i = ProbeStart(hash, l->capacity);
+  for (;; i = (i + 1) & mask) {
+    LeafEntry& e = l->entries()[i];
+    if (e.hash == hash && e.record->kind() == kind && e.record->id() == id) break;
+  }
+  const auto events = static_cast<int64_t>(l->entries()[i].record->events().size());
+  l->entries()[i].record->Unref();
+  l->entries()[i] = LeafEntry{0, nullptr};
+  --l->count;
+  // Backward-shift deletion: move later entries of the probe run into the hole when their
+  // probe start does not lie cyclically in (hole, j].
+  uint32_t hole = i;
+  for (uint32_t j = (i + 1) & mask; l->entries()[j].record; j = (j + 1) & mask) {
+    const uint32_t start = ProbeStart(l->entries()[j].hash, l->capacity);
+    const bool in_range = hole <= j ? (hole < start && start <= j) : (hole < start || start <= j);
+    if (in_range) continue;
+    l->entries()[hole] = l->entries()[j];
+    l->entries()[j] = LeafEntry{0, nullptr};
+    hole = j;
+  }
+  return events;
+}
+
 }  // namespace assent::internal

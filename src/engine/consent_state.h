@@ -138,6 +138,10 @@ class ConsentStateBuilder {
   // party was new.
   bool Append(PartyKind kind, std::string_view id, const StoredEvent& e);
 
+  // Removes the party and its events. Returns the number of events it had, or -1 when the
+  // party was not there.
+  int64_t Remove(PartyKind kind, std::string_view id);
+
   // The built state. The builder is empty afterwards.
   std::unique_ptr<ConsentState> Finish();
 

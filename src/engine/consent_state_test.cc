@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
 #include <string>
 
 namespace assent::internal {
@@ -29,6 +31,53 @@ TEST(ConsentStateTest, FindsEveryPartyAfterManySplits) {
   EXPECT_EQ(s->Find(PartyKind::kSubject, "u20000"), nullptr);
   EXPECT_EQ(s->Find(PartyKind::kAccount, "u1"), nullptr);
   EXPECT_GT(s->MemoryUsage(), 20000u * sizeof(StoredEvent));
+}
+
+// Removal (erasure) against a reference map, with enough parties per shard that probe runs
+// wrap and backward shifts happen; the state before each removal must not change.
+TEST(ConsentStateTest, RemovalMatchesAReferenceAndLeavesOlderStatesAlone) {
+  std::mt19937_64 rng(7);
+  std::map<std::string, size_t> reference;  // id -> events
+  auto state = std::make_unique<ConsentState>();
+  uint64_t position = 0;
+  for (int round = 0; round < 40; ++round) {
+    ConsentStateBuilder b(*state);
+    for (int i = 0; i < 3000; ++i) {
+      std::string id = "u" + std::to_string(rng() % 20000);
+      b.Append(PartyKind::kSubject, id, Ev(++position));
+      ++reference[id];
+    }
+    std::vector<std::string> removed;
+    for (int i = 0; i < 1500; ++i) {
+      std::string id = "u" + std::to_string(rng() % 20000);
+      auto it = reference.find(id);
+      int64_t got = b.Remove(PartyKind::kSubject, id);
+      if (it == reference.end()) {
+        EXPECT_EQ(got, -1) << id;
+      } else {
+        EXPECT_EQ(got, static_cast<int64_t>(it->second)) << id;
+        reference.erase(it);
+        removed.push_back(id);
+      }
+    }
+    auto before = std::move(state);
+    state = b.Finish();
+    for (const auto& [id, n] : reference) {
+      const PartyRecord* r = state->Find(PartyKind::kSubject, id);
+      ASSERT_NE(r, nullptr) << id;
+      EXPECT_EQ(r->events().size(), n);
+    }
+    for (const auto& id : removed) {
+      EXPECT_EQ(state->Find(PartyKind::kSubject, id), nullptr) << id;
+    }
+    if (round == 20) {
+      // An older state still has what it had: removal copied the shared path.
+      size_t found = 0;
+      for (const auto& id : removed) found += before->Find(PartyKind::kSubject, id) != nullptr;
+      EXPECT_GT(found, 0u);
+    }
+  }
+  EXPECT_EQ(ConsentStateBuilder(*state).Remove(PartyKind::kAccount, "u1"), -1);
 }
 
 TEST(ConsentStateTest, OlderStatesAreNeverChanged) {

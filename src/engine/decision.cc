@@ -28,6 +28,12 @@ std::string_view PartyKindName(PartyKind k) {
 
 std::string_view PartyStateName(PartyState s) { return kStates[static_cast<int>(s)]; }
 
+std::optional<PartyKind> ParsePartyKind(std::string_view s) {
+  if (s == "subject") return PartyKind::kSubject;
+  if (s == "account") return PartyKind::kAccount;
+  return std::nullopt;
+}
+
 std::string_view ActionName(Action a) { return a == Action::kGrant ? "grant" : "withdraw"; }
 
 std::optional<Action> ParseAction(std::string_view s) {

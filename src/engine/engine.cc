@@ -347,6 +347,19 @@ Status Engine::AdvancePosition(uint64_t position) {
   return OkStatus();
 }
 
+Status Engine::ForgetParty(PartyKind kind, std::string_view id) {
+  std::lock_guard lock(write_mu_);
+  FlushBulkLocked();
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  ConsentStateBuilder builder(*cur->state_);
+  if (builder.Remove(kind, id) < 0) return OkStatus();
+  std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
+  next->state_ = builder.Finish();
+  --next->parties_;
+  current_.store(std::move(next));
+  return OkStatus();
+}
+
 size_t Engine::MemoryUsage() const { return snapshot()->state_->MemoryUsage(); }
 
 std::vector<ConsentEvent> Snapshot::EventsOf(PartyKind kind, std::string_view id) const {

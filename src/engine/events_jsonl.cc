@@ -15,7 +15,8 @@ namespace {
 
 const std::vector<std::string> kFields = {
     "kind", "position", "hash",          "subject", "account", "action",      "categories",
-    "purposes", "at",   "terms_version", "method",  "rule",    "actor",       "recorded_at"};
+    "purposes", "at",   "terms_version", "method",  "rule",    "actor",       "recorded_at",
+    "pseudonym", "erased"};
 
 // Fills `*out` (reusing its strings' buffers) from an array of strings.
 Status StringList(simdjson::dom::element v, std::string_view key, std::vector<std::string>* out) {
@@ -83,7 +84,14 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
     } else if (key == "recorded_at") {
       ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
       ASSENT_RETURN_IF_ERROR(ParseTime(s));
-    } else if (key == "hash" || key == "rule" || key == "actor") {
+    } else if (key == "erased") {
+      // A ledger export's line for an erased party: no longer anyone's event.
+      bool erased = false;
+      if (v.get_bool().get(erased) != simdjson::SUCCESS) {
+        return InvalidArgumentError("\"erased\" must be true or false");
+      }
+      if (erased) *skip = true;
+    } else if (key == "hash" || key == "rule" || key == "actor" || key == "pseudonym") {
       ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
       if (key == "rule") e->rule.assign(s);
       if (key == "actor") e->actor.assign(s);

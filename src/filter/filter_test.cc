@@ -394,12 +394,16 @@ TEST(LineageTest, DatasetsAndModelsSurviveReplay) {
   lo.read_only = true;
   auto l = Ledger::Open(lo);
   ASSERT_TRUE(l) << l.error().message;
-  (*l)->WithLineage([](const Lineage& lin) {
+  // Datasets name parties by pseudonym, never by plain id.
+  auto c = (*l)->PseudonymOf(PartyKind::kSubject, "c");
+  ASSERT_TRUE(c);
+  (*l)->WithLineage([&](const Lineage& lin) {
     ASSERT_EQ(lin.datasets.size(), 2u);
     EXPECT_EQ(lin.subjects.size(), 4u);
+    EXPECT_FALSE(lin.subjects.Find("c"));
     EXPECT_EQ(lin.datasets[1].subjects.cardinality(), 2u);
-    EXPECT_TRUE(lin.datasets[1].subjects.contains(*lin.subjects.Find("c")));
-    EXPECT_TRUE(lin.datasets[0].shards[1].subjects.contains(*lin.subjects.Find("c")));
+    EXPECT_TRUE(lin.datasets[1].subjects.contains(*lin.subjects.Find(*c)));
+    EXPECT_TRUE(lin.datasets[0].shards[1].subjects.contains(*lin.subjects.Find(*c)));
     ASSERT_EQ(lin.models.size(), 1u);
     EXPECT_EQ(lin.models[0].datasets.size(), 2u);
   });

@@ -28,8 +28,12 @@ std::vector<Row> Rows(const Ledger& ledger, PartyKind kind, const std::string& i
                       const std::optional<std::string>& purpose) {
   std::vector<Row> rows;
   auto events = ledger.engine().snapshot()->EventsOf(kind, id);
+  // Datasets name parties by pseudonym; an erased party has none and so appears in none.
+  const auto pseudonym = ledger.PseudonymOf(kind, id);
+  if (!pseudonym) return rows;
   ledger.WithLineage([&](const Lineage& l) {
-    auto dense = kind == PartyKind::kSubject ? l.subjects.Find(id) : l.accounts.Find(id);
+    auto dense = kind == PartyKind::kSubject ? l.subjects.Find(*pseudonym)
+                                             : l.accounts.Find(*pseudonym);
     if (!dense) return;
     for (const auto& d : l.datasets) {
       if (purpose && !Overlaps(*purpose, d.purpose)) continue;

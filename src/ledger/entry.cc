@@ -16,6 +16,7 @@ std::string_view EntryKindName(EntryKind k) {
     case EntryKind::kDataset: return "dataset";
     case EntryKind::kModel: return "model";
     case EntryKind::kCheckpoint: return "checkpoint";
+    case EntryKind::kErasure: return "erasure";
   }
   return "consent";
 }
@@ -27,6 +28,7 @@ Result<EntryKind> ParseEntryKind(std::string_view s) {
   if (s == "dataset") return EntryKind::kDataset;
   if (s == "model") return EntryKind::kModel;
   if (s == "checkpoint") return EntryKind::kCheckpoint;
+  if (s == "erasure") return EntryKind::kErasure;
   return DataLossError("unknown entry kind '" + std::string(s) + "'");
 }
 
@@ -121,6 +123,14 @@ StoredEntry MakeModelEntry(uint64_t position, Timestamp recorded_at, const Model
   for (const auto& d : m.datasets) w.String(d);
   w.EndArray();
   return Finish(position, EntryKind::kModel, w);
+}
+
+StoredEntry MakeErasureEntry(uint64_t position, Timestamp recorded_at, PartyKind kind,
+                             std::string_view pseudonym) {
+  JsonWriter w;
+  Head(w, position, EntryKind::kErasure, recorded_at);
+  w.Key("party").String(PartyKindName(kind)).Key("pseudonym").String(pseudonym);
+  return Finish(position, EntryKind::kErasure, w);
 }
 
 StoredEntry MakeCheckpointEntry(uint64_t position, Timestamp recorded_at, uint64_t size,
@@ -304,6 +314,30 @@ Status EntryDecoder::DecodeModel(const EntryView& entry, ModelFields* m, Timesta
   }
   *at = *ParseTime(rec);
   return OkStatus();
+}
+
+}  // namespace assent::internal
+
+namespace assent::internal {
+
+std::string ExportLineResolved(std::string_view body, std::span<const uint8_t> hash,
+                               PartyKind kind, std::string_view pseudonym,
+                               const std::string* id) {
+  std::string line = ExportLine(body, hash);
+  const std::string field = "\"" + std::string(PartyKindName(kind)) + "\":";
+  const std::string quoted = field + "\"" + std::string(pseudonym) + "\"";
+  const size_t at = line.find(quoted);
+  if (at == std::string::npos) return line;
+  const size_t close = line.rfind('}');
+  if (id) {
+    JsonWriter w;
+    w.String(*id);
+    line.insert(close, ",\"pseudonym\":\"" + std::string(pseudonym) + "\"");
+    line.replace(at + field.size(), quoted.size() - field.size(), w.Take());
+  } else {
+    line.insert(close, ",\"erased\":true");
+  }
+  return line;
 }
 
 }  // namespace assent::internal

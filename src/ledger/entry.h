@@ -7,7 +7,7 @@
 //   entry   = {"position":N,"kind":KIND,"recorded_at":TIME, FIELDS}
 //   terms   : "terms":ID,"version":V,"effective":TIME,"sha256":HEX(yaml),"yaml":YAML
 //   key     : "action":("create"|"revoke"),"name":NAME,"role":ROLE,"key_sha256":HEX
-//   consent : ("subject"|"account"):ID,"action":("grant"|"withdraw"),
+//   consent : ("subject"|"account"):PSEUDONYM,   (ledger/parties.h; never the plain id)"action":("grant"|"withdraw"),
 //             "categories":[NAME,...],"purposes":[NAME,...],"at":TIME,
 //             "terms_version":V,"method":METHOD[,"rule":ID][,"actor":TEXT]
 //   TIME    = RFC 3339 UTC as FormatTime writes it ("2023-08-07T00:00:00Z", fraction if any)
@@ -28,7 +28,9 @@
 
 namespace assent::internal {
 
-enum class EntryKind : uint8_t { kTerms, kConsent, kKey, kDataset, kModel, kCheckpoint };
+enum class EntryKind : uint8_t {
+  kTerms, kConsent, kKey, kDataset, kModel, kCheckpoint, kErasure
+};
 std::string_view EntryKindName(EntryKind k);
 Result<EntryKind> ParseEntryKind(std::string_view s);
 
@@ -88,8 +90,16 @@ StoredEntry MakeModelEntry(uint64_t position, Timestamp recorded_at, const Model
 StoredEntry MakeCheckpointEntry(uint64_t position, Timestamp recorded_at, uint64_t size,
                                 std::string_view root_hex, std::string_view note);
 
+// erasure : "party":("subject"|"account"),"pseudonym":P   (the party's secret was deleted)
+StoredEntry MakeErasureEntry(uint64_t position, Timestamp recorded_at, PartyKind kind,
+                             std::string_view pseudonym);
+
 // `body` with ,"hash":HEX before its final brace, and a newline.
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash);
+// The export line of a consent entry for people: the party's pseudonym replaced by its plain
+// id with ,"pseudonym":P added, or (id null: erased) ,"erased":true added.
+std::string ExportLineResolved(std::string_view body, std::span<const uint8_t> hash,
+                               PartyKind kind, std::string_view pseudonym, const std::string* id);
 
 // Decodes canonical bytes. Reuse one decoder for many entries. Not thread-safe.
 class EntryDecoder {

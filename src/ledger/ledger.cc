@@ -21,6 +21,7 @@
 #include "engine/events_jsonl.h"
 #include "ledger/entry.h"
 #include "ledger/lineage.h"
+#include "ledger/parties.h"
 #include "ledger/store.h"
 
 namespace assent {
@@ -28,6 +29,7 @@ namespace assent {
 using internal::EntryDecoder;
 using internal::EntryKind;
 using internal::EntryView;
+using internal::PartyChange;
 using internal::StoredEntry;
 
 namespace internal {
@@ -157,13 +159,24 @@ class GroupCommitter {
     }
     std::vector<StoredEntry> entries;
     entries.reserve(accepted.size());
-    for (const auto& e : accepted) entries.push_back(internal::MakeConsentEntry(e.position, now, e));
-    if (auto st = ledger_->store_->Append(entries); !st) {
+    std::vector<PartyChange> created;
+    std::map<std::pair<PartyKind, std::string>, std::string> fresh;
+    std::vector<std::string> pseudonyms;
+    pseudonyms.reserve(accepted.size());
+    ConsentEvent named;  // the event as the entry names it: by pseudonym
+    for (const auto& e : accepted) {
+      pseudonyms.push_back(ledger_->PseudonymForLocked(e.party_kind, e.party, &created, &fresh));
+      named = e;
+      named.party = pseudonyms.back();
+      entries.push_back(internal::MakeConsentEntry(e.position, now, named));
+    }
+    if (auto st = ledger_->store_->Append(entries, created); !st) {
       for (auto& [r, first] : owners) {
         r->result = MakeError(st.error().code, "not recorded: " + st.error().message);
       }
       return;
     }
+    ledger_->AddPartiesLocked(created);
     ledger_->NotifyAppended(entries);
     if (auto st = engine.ApplyBatch(accepted); !st) {
       broken = true;  // durable but not applied: never answer from a state missing it
@@ -191,6 +204,8 @@ class GroupCommitter {
         rc.method = e.method;
         rc.rule = e.rule;
         rc.hash = ToHex(entries[i].hash);
+        rc.pseudonym = pseudonyms[i];
+        rc.pseudonym_key = ledger_->PartyKeyLocked(e.party_kind, e.party);
         receipts.push_back(std::move(rc));
       }
       r->result = std::move(receipts);
@@ -243,6 +258,7 @@ Ledger::~Ledger() {
 Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   std::unique_ptr<Ledger> ledger(new Ledger());
   ledger->lineage_ = std::make_unique<Lineage>();
+  ledger->parties_ = std::make_unique<internal::PartyIndex>();
   ledger->data_dir_ = options.in_memory ? std::string("(memory)") : options.data_dir;
   ledger->clock_ = options.clock;
   ledger->read_only_ = options.read_only;
@@ -325,6 +341,15 @@ class ReplayQueue {
 // publishing intermediate snapshots.
 Status Ledger::Replay() {
   constexpr size_t kBatch = 16384;
+  ASSENT_RETURN_IF_ERROR(store_->ScanParties([&](const internal::PartyRow& row) -> Status {
+    if (!internal::IsPseudonym(row.pseudonym) ||
+        row.pseudonym != internal::MakePseudonym(row.secret, row.kind, row.id)) {
+      return DataLossError("the stored pseudonym of " + std::string(PartyKindName(row.kind)) +
+                           " '" + row.id + "' does not match its secret");
+    }
+    parties_->Add(row.kind, row.id, row.pseudonym, row.secret);
+    return OkStatus();
+  }));
   engine_->BeginBulkLoad();
   struct EndBulk {
     Engine* e;
@@ -336,8 +361,11 @@ Status Ledger::Replay() {
   std::mutex spare_mu;
   std::vector<std::vector<ConsentEvent>> spare;
   uint64_t last_read = 0;
+  uint64_t erased_skipped = 0;
   std::thread reader([&] {
     EntryDecoder decoder;
+    std::string pseudonym;
+    PartyKind kind;
     ReplayItem batch(ReplayItem::Kind::kEvents);
     size_t used = 0;  // events of `batch` filled so far (the rest are spare objects)
     uint64_t expected = 1;
@@ -366,7 +394,22 @@ Status Ledger::Replay() {
       }
       if (v.kind == EntryKind::kConsent) {
         if (used == batch.events.size()) batch.events.emplace_back();
-        ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &batch.events[used++], nullptr));
+        ConsentEvent& e = batch.events[used];
+        ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
+        pseudonym.swap(e.party);
+        if (!parties_->Resolve(pseudonym, &kind, &e.party)) {
+          if (!internal::IsPseudonym(pseudonym)) {
+            return DataLossError("ledger entry at position " + std::to_string(v.position) +
+                                 " names its party by something that is not a pseudonym");
+          }
+          ++erased_skipped;  // an erased party's event: no longer anyone's
+          return OkStatus();
+        }
+        if (kind != e.party_kind) {
+          return DataLossError("ledger entry at position " + std::to_string(v.position) +
+                               " names a party of another kind than its pseudonym's");
+        }
+        ++used;
         if (used == kBatch) {
           send_batch();
           if (queue.closed()) return InternalError("replay stopped");
@@ -386,7 +429,9 @@ Status Ledger::Replay() {
         queue.Push(std::move(item));
         return OkStatus();
       }
-      if (v.kind == EntryKind::kCheckpoint) return OkStatus();  // moves the position only
+      // Checkpoints and erasures move the position only (an erased party's secret is gone
+      // from the parties table, so its events were skipped above).
+      if (v.kind == EntryKind::kCheckpoint || v.kind == EntryKind::kErasure) return OkStatus();
       if (v.kind == EntryKind::kKey) {
         ReplayItem key(ReplayItem::Kind::kKey);
         key.position = v.position;
@@ -469,6 +514,7 @@ Status Ledger::Replay() {
   }
   queue.Close();
   reader.join();
+  erased_skipped_ = erased_skipped;
   ASSENT_RETURN_IF_ERROR(result);
   engine_->EndBulkLoad();
   // Entries of other kinds (later issues) still move the position.
@@ -561,6 +607,11 @@ Status Ledger::ScanConsents(uint64_t up_to,
     if (v.kind != EntryKind::kConsent) return OkStatus();
     ConsentEvent e;
     ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
+    const std::string pseudonym = std::move(e.party);
+    {
+      std::shared_lock lock(parties_mu_);
+      if (!parties_->Resolve(pseudonym, nullptr, &e.party)) return OkStatus();  // erased
+    }
     return fn(e);
   });
   if (!st && st.error().code == ErrorCode::kAlreadyExists &&
@@ -585,8 +636,22 @@ Result<std::string> Ledger::EntryHash(uint64_t position) const {
 }
 
 Status Ledger::Export(uint64_t since, std::ostream& out) const {
+  EntryDecoder decoder;
+  ConsentEvent e;
+  std::string id;
   ASSENT_RETURN_IF_ERROR(store_->Scan(since, [&](const EntryView& v) -> Status {
-    out << internal::ExportLine(v.body, v.hash);
+    if (v.kind == EntryKind::kConsent) {
+      ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
+      bool known;
+      {
+        std::shared_lock lock(parties_mu_);
+        known = parties_->Resolve(e.party, nullptr, &id);
+      }
+      out << internal::ExportLineResolved(v.body, v.hash, e.party_kind, e.party,
+                                          known ? &id : nullptr);
+    } else {
+      out << internal::ExportLine(v.body, v.hash);
+    }
     if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write the export");
     return OkStatus();
   }));
@@ -596,14 +661,84 @@ Status Ledger::Export(uint64_t since, std::ostream& out) const {
 }
 
 Result<std::pair<uint64_t, Timestamp>> Ledger::AppendEntryLocked(
-    const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make) {
+    const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make,
+    std::span<const PartyChange> parties) {
   const uint64_t position = engine_->snapshot()->position() + 1;
   const Timestamp now = clock_();
   StoredEntry entry = make(position, now);
-  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}, parties));
+  AddPartiesLocked(parties);
   NotifyAppended({&entry, 1});
   ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
   return std::make_pair(position, now);
+}
+
+std::string Ledger::PseudonymForLocked(
+    PartyKind kind, const std::string& id, std::vector<PartyChange>* created,
+    std::map<std::pair<PartyKind, std::string>, std::string>* fresh) {
+  {
+    std::shared_lock lock(parties_mu_);
+    if (auto p = parties_->PseudonymOf(kind, id)) return *p;
+  }
+  auto key = std::make_pair(kind, id);
+  if (auto it = fresh->find(key); it != fresh->end()) return it->second;
+  PartyChange c;
+  c.row.kind = kind;
+  c.row.id = id;
+  c.row.secret = internal::NewPartySecret();
+  c.row.pseudonym = internal::MakePseudonym(c.row.secret, kind, id);
+  (*fresh)[key] = c.row.pseudonym;
+  created->push_back(std::move(c));
+  return created->back().row.pseudonym;
+}
+
+void Ledger::AddPartiesLocked(std::span<const PartyChange> created) {
+  if (created.empty()) return;
+  std::unique_lock lock(parties_mu_);
+  for (const auto& c : created) {
+    if (c.erase) {
+      parties_->Erase(c.row.kind, c.row.id);
+    } else {
+      parties_->Add(c.row.kind, c.row.id, c.row.pseudonym, c.row.secret);
+    }
+  }
+}
+
+std::string Ledger::PartyKeyLocked(PartyKind kind, std::string_view id) const {
+  internal::PartySecret secret;
+  std::shared_lock lock(parties_mu_);
+  if (!parties_->PseudonymOf(kind, id, &secret)) return "";
+  return Base64Encode(std::string_view(reinterpret_cast<const char*>(secret.data()), 32));
+}
+
+std::optional<std::string> Ledger::PseudonymOf(PartyKind kind, std::string_view id) const {
+  std::shared_lock lock(parties_mu_);
+  return parties_->PseudonymOf(kind, id);
+}
+
+Result<uint64_t> Ledger::EraseParty(PartyKind kind, const std::string& id) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  std::lock_guard guard(committer_->commit_mu);
+  auto pseudonym = PseudonymOf(kind, id);
+  if (!pseudonym) {
+    return NotFoundError("the ledger holds nothing about " + std::string(PartyKindName(kind)) +
+                         " '" + id + "': nothing to erase");
+  }
+  PartyChange erase;
+  erase.erase = true;
+  erase.row.kind = kind;
+  erase.row.id = id;
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
+                                       [&](uint64_t pos, Timestamp now) {
+                                         return internal::MakeErasureEntry(pos, now, kind,
+                                                                           *pseudonym);
+                                       },
+                                       {&erase, 1}));
+  ASSENT_RETURN_IF_ERROR(engine_->ForgetParty(kind, id));
+  // Old copies of the row may remain in the WAL until it is checkpointed; with readers
+  // holding it open, the next checkpoint (at the latest, at close) removes them.
+  (void)store_->Purge();
+  return at.first;
 }
 
 void Ledger::SetAppendObserver(AppendObserver observer) {
@@ -683,17 +818,25 @@ Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
   f.input_sha256 = r.input_sha256;
   f.output_sha256 = r.output_sha256;
   f.snapshot_sha256 = r.snapshot_sha256;
+  // The entry names parties by pseudonym, like consent entries (a party with no consent event
+  // yet, kept under a necessary or objectable rule, gets its pseudonym here).
+  std::vector<PartyChange> created;
+  std::map<std::pair<PartyKind, std::string>, std::string> fresh;
+  auto subject_ps = [&](const std::string& id) {
+    return PseudonymForLocked(PartyKind::kSubject, id, &created, &fresh);
+  };
   {
     std::shared_lock lock(lineage_mu_);
     if (lineage_->FindDataset(r.name)) {
       return AlreadyExistsError("a dataset named '" + r.name + "' is recorded already");
     }
-    // Ids continue where the directory ends; these names get them in this order.
+    // Ids continue where the directory ends; these pseudonyms get them in this order.
     uint32_t next_subject = static_cast<uint32_t>(lineage_->subjects.size());
     uint32_t next_account = static_cast<uint32_t>(lineage_->accounts.size());
     std::map<std::string, uint32_t> new_subjects, new_accounts;
-    auto subject_id = [&](const std::string& s) {
-      if (auto id = lineage_->subjects.Find(s)) return *id;
+    auto subject_id = [&](const std::string& id) {
+      const std::string s = subject_ps(id);
+      if (auto found = lineage_->subjects.Find(s)) return *found;
       auto it = new_subjects.find(s);
       if (it != new_subjects.end()) return it->second;
       f.new_subjects.push_back(s);
@@ -701,17 +844,18 @@ Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
     };
     Roaring subjects, accounts;
     for (const auto& s : r.subjects) subjects.add(subject_id(s));
-    for (const auto& a : r.accounts) {
-      uint32_t id;
+    for (const auto& id : r.accounts) {
+      const std::string a = PseudonymForLocked(PartyKind::kAccount, id, &created, &fresh);
+      uint32_t dense;
       if (auto found = lineage_->accounts.Find(a)) {
-        id = *found;
+        dense = *found;
       } else if (new_accounts.count(a)) {
-        id = new_accounts[a];
+        dense = new_accounts[a];
       } else {
         f.new_accounts.push_back(a);
-        id = new_accounts[a] = next_account++;
+        dense = new_accounts[a] = next_account++;
       }
-      accounts.add(id);
+      accounts.add(dense);
     }
     f.subjects = EncodeBitmap(subjects);
     f.accounts = EncodeBitmap(accounts);
@@ -721,9 +865,11 @@ Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
       f.shards.push_back({sh.file, sh.items, EncodeBitmap(b)});
     }
   }
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
-    return internal::MakeDatasetEntry(pos, now, f);
-  }));
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
+                                       [&](uint64_t pos, Timestamp now) {
+                                         return internal::MakeDatasetEntry(pos, now, f);
+                                       },
+                                       created));
   ASSENT_RETURN_IF_ERROR(ApplyDataset(at.first, at.second, &f));
   return at.first;
 }
@@ -859,6 +1005,8 @@ std::string Receipt::ToJson() const {
   w.BeginObject();
   w.Key("position").UInt(position);
   w.Key(PartyKindName(party_kind)).String(party);
+  if (!pseudonym.empty()) w.Key("pseudonym").String(pseudonym);
+  if (!pseudonym_key.empty()) w.Key("pseudonym_key").String(pseudonym_key);
   w.Key("action").String(ActionName(action));
   w.Key("categories").BeginArray();
   for (const auto& c : categories) w.String(c);

@@ -14,6 +14,7 @@
 #ifndef ASSENT_LEDGER_STORE_H_
 #define ASSENT_LEDGER_STORE_H_
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <span>
@@ -24,14 +25,40 @@
 
 namespace assent::internal {
 
+// A party's pseudonym secret, kept outside the tree (docs/formats/ledger.md "Parties"): the
+// ledger's entries name a party only by HMAC-SHA-256(secret, id); deleting this row (and with
+// it the plain id) leaves the entries unlinkable to the person.
+struct PartyRow {
+  PartyKind kind = PartyKind::kSubject;
+  std::string id;
+  std::string pseudonym;
+  std::array<uint8_t, 32> secret{};
+};
+
+// A change to the parties table made with an append: a new party's row, or an erasure.
+struct PartyChange {
+  bool erase = false;  // delete the row of (kind, id); otherwise insert `row`
+  PartyRow row;
+};
+
 class LedgerStore {
  public:
   virtual ~LedgerStore() = default;
 
-  // Appends entries (positions dense, continuing the ledger) in one transaction.
-  // kUnavailable on an I/O error or full disk; kFailedPrecondition when positions do not
-  // follow the stored ledger.
-  virtual Status Append(std::span<const StoredEntry> entries) = 0;
+  // Appends entries (positions dense, continuing the ledger) and applies the party changes,
+  // all in one transaction. kUnavailable on an I/O error or full disk; kFailedPrecondition
+  // when positions do not follow the stored ledger; kAlreadyExists when a new party's id or
+  // pseudonym is taken.
+  virtual Status Append(std::span<const StoredEntry> entries,
+                        std::span<const PartyChange> parties) = 0;
+  Status Append(std::span<const StoredEntry> entries) { return Append(entries, {}); }
+
+  // Calls `fn` for every stored party row (any order), stopping at its first error.
+  virtual Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const = 0;
+
+  // Makes erased data unrecoverable from the store's files (SQLite: checkpoint and truncate
+  // the WAL; deleted rows are zeroed by secure_delete). Best effort when readers hold the WAL.
+  virtual Status Purge() { return OkStatus(); }
 
   // Calls `fn` for each entry with position > `after`, in position order, stopping at the
   // first error `fn` returns (which Scan returns). Views are valid only during the call.

@@ -764,6 +764,24 @@ HttpResponse KeysRevoke(RouteContext& ctx) {
   return Json("{\"revoked\":true}");
 }
 
+// Crypto-shredding (DELETE /v1/{subjects,accounts}/{id}): the party's pseudonym secret and
+// plain id are deleted; its entries stay in the log, unlinkable.
+HttpResponse PartyErase(RouteContext& ctx, PartyKind kind) {
+  const std::string& id = ctx.params[0];
+  auto snap = ctx.api->ledger().engine().snapshot();
+  const size_t events = snap->EventsOf(kind, id).size();
+  auto pseudonym = ctx.api->ledger().PseudonymOf(kind, id);
+  auto position = ctx.api->ledger().EraseParty(kind, id);
+  if (!position) return ProblemFor(position.error());
+  JsonWriter w;
+  w.BeginObject().Key(PartyKindName(kind)).String(id).Key("erased").Bool(true);
+  w.Key("pseudonym").String(pseudonym ? *pseudonym : "").Key("events").UInt(events);
+  w.Key("position").UInt(*position).EndObject();
+  return Json(w.Take());
+}
+HttpResponse SubjectErase(RouteContext& ctx) { return PartyErase(ctx, PartyKind::kSubject); }
+HttpResponse AccountErase(RouteContext& ctx) { return PartyErase(ctx, PartyKind::kAccount); }
+
 void WriteDataset(JsonWriter& w, const DatasetInfo& d, bool full) {
   w.BeginObject().Key("name").String(d.name).Key("purpose").String(d.purpose);
   w.Key("terms").String(d.terms).Key("ledger_position").UInt(d.ledger_position);
@@ -941,6 +959,10 @@ const std::vector<Route>& Api::Routes() {
        RecordConsent},
       {"GET", "/v1/subjects/{id}/history", kAnyRole | kPerson, "A person's consent events",
        History},
+      {"DELETE", "/v1/subjects/{id}", kOperator,
+       "Erase a person: delete their pseudonym secret and id (crypto-shredding)", SubjectErase},
+      {"DELETE", "/v1/accounts/{id}", kOperator,
+       "Erase an account: delete its pseudonym secret and id (crypto-shredding)", AccountErase},
       {"GET", "/v1/accounts/{id}/consents", kAnyRole | kAccountAdmin,
        "An account's choices per rule", Consents},
       {"POST", "/v1/accounts/{id}/consents", kOperator | kService | kAccountAdmin,

@@ -231,6 +231,17 @@ class Server {
     if (ex.body == "NEWKEY") {
       ex.body = R"({"role":"auditor","name":"made-)" + std::to_string(++counter) + "\"}";
     }
+    for (std::string kind : {"SUBJECT", "ACCOUNT"}) {
+      const std::string mark = "DOOMED" + kind;
+      if (ex.path.find(mark) == std::string::npos) continue;
+      const std::string id = "doomed-" + std::to_string(++counter);
+      const bool subject = kind == "SUBJECT";
+      Call("POST", std::string(subject ? "/v1/subjects/" : "/v1/accounts/") + id + "/consents",
+           subject ? R"({"rule":"service-generated-for-improvement","action":"withdraw"})"
+                   : R"({"rule":"meeting-quality-review","action":"withdraw"})",
+           "operator");
+      ex.path.replace(ex.path.find(mark), mark.size(), id);
+    }
     if (ex.path.find("KEYNAME") != std::string::npos) {
       std::string name = "doomed-" + std::to_string(++counter);
       Call("POST", "/v1/keys", R"({"role":"auditor","name":")" + name + "\"}", "operator");
@@ -276,6 +287,8 @@ std::vector<Example> Examples() {
       {"POST", "/v1/subjects/u1/consents",
        R"({"rule":"service-generated-for-improvement","action":"withdraw"})"},
       {"GET", "/v1/subjects/u1/history", ""},
+      {"DELETE", "/v1/subjects/DOOMEDSUBJECT", ""},  // a subject with an event, made for it
+      {"DELETE", "/v1/accounts/DOOMEDACCOUNT", ""},
       {"GET", "/v1/accounts/a1/consents", ""},
       {"POST", "/v1/accounts/a1/consents",
        R"({"rule":"meeting-quality-review","action":"withdraw"})"},
@@ -343,7 +356,7 @@ TEST(ServerTest, EveryRouteAnswersAndOpenApiListsExactlyTheRoutes) {
   std::set<std::string> listed, table;
   for (const auto& r : routes) table.insert(r.method + " " + r.pattern);
   // Walk the paths object: each path key followed by its method keys.
-  std::regex key_re("\"(/[^\"]*)\":\\{\"(get|post)\"|\\}\\},\"(get|post)\"");
+  std::regex key_re("\"(/[^\"]*)\":\\{\"(get|post|delete)\"|\\}\\},\"(get|post|delete)\"");
   std::string current;
   for (auto it = std::sregex_iterator(doc.body.begin(), doc.body.end(), key_re);
        it != std::sregex_iterator(); ++it) {
@@ -675,6 +688,40 @@ TEST(ServerTest, ABodyArrivingInSlowPartsIsServedAndAStalledOneIsClosed) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_TRUE(out.empty()) << out.substr(0, 300);
   EXPECT_LT(secs, 2.9);
+}
+
+TEST(ServerTest, AnErasedSubjectIsDecidedAsUnknownAndLeftOnlyAsAPseudonym) {
+  Server s;
+  const std::string q =
+      R"({"category":"service_generated.telemetry","purpose":"ai_training.first_party","subjects":["zoe@example.com"]})";
+  Response w = s.Call("POST", "/v1/subjects/zoe@example.com/consents",
+                      R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+  ASSERT_EQ(w.status, 201) << w.body;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(w.body, m, std::regex("\"pseudonym\":\"(p[A-Za-z0-9_-]{22})\"")));
+  const std::string pseudonym = m[1];
+  Response before = s.Call("POST", "/v1/decisions", q);
+  EXPECT_NE(before.body.find("\"decision\":\"deny\",\"reason\":\"objected\""), std::string::npos) << before.body;
+  EXPECT_EQ(s.Call("DELETE", "/v1/subjects/zoe@example.com", "", "service").status, 403);
+  Response e = s.Call("DELETE", "/v1/subjects/zoe@example.com", "", "operator");
+  ASSERT_EQ(e.status, 200) << e.body;
+  EXPECT_NE(e.body.find("\"erased\":true"), std::string::npos) << e.body;
+  EXPECT_NE(e.body.find(pseudonym), std::string::npos) << e.body;
+  // As for someone never seen: objectable, so allowed, with no event behind it.
+  Response after = s.Call("POST", "/v1/decisions", q);
+  EXPECT_NE(after.body.find("\"reason\":\"not-objected\""), std::string::npos) << after.body;
+  EXPECT_NE(after.body.find("\"state\":\"none\",\"event\":null"), std::string::npos) << after.body;
+  Response h = s.Call("GET", "/v1/subjects/zoe@example.com/history", "", "operator");
+  EXPECT_EQ(h.body.find(pseudonym), std::string::npos);
+  EXPECT_EQ(h.body.find("withdraw"), std::string::npos) << h.body;
+  EXPECT_EQ(s.Call("DELETE", "/v1/subjects/zoe@example.com", "", "operator").status, 404);
+  // The ledger keeps the entry, under the pseudonym alone, marked erased.
+  Response x = s.Call("GET", "/v1/ledger?since=0", "", "operator");
+  ASSERT_EQ(x.status, 200);
+  EXPECT_EQ(x.body.find("zoe@example.com"), std::string::npos);
+  EXPECT_NE(x.body.find("\"subject\":\"" + pseudonym + "\""), std::string::npos);
+  EXPECT_NE(x.body.find("\"erased\":true"), std::string::npos);
+  EXPECT_NE(x.body.find("\"kind\":\"erasure\""), std::string::npos);
 }
 
 TEST(ServerTest, ConsistencyToken) {

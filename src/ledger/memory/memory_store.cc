@@ -1,5 +1,7 @@
 // The in-memory ledger store for tests: the same contract as SQLite, nothing durable.
+#include <map>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "ledger/store.h"
@@ -9,7 +11,9 @@ namespace {
 
 class MemoryStore : public LedgerStore {
  public:
-  Status Append(std::span<const StoredEntry> entries) override {
+  using LedgerStore::Append;
+  Status Append(std::span<const StoredEntry> entries,
+                std::span<const PartyChange> parties) override {
     std::lock_guard lock(mu_);
     uint64_t next = entries_.size() + 1;
     for (const auto& e : entries) {
@@ -19,7 +23,40 @@ class MemoryStore : public LedgerStore {
                                        std::to_string(entries_.size()) + ")");
       }
     }
+    // All or nothing: check every change before making any.
+    std::set<std::pair<PartyKind, std::string>> keys;
+    std::set<std::string> pseudonyms;
+    for (const auto& c : parties) {
+      auto key = std::make_pair(c.row.kind, c.row.id);
+      if (c.erase) continue;
+      if (parties_.count(key) || pseudonyms_.count(c.row.pseudonym) || !keys.insert(key).second ||
+          !pseudonyms.insert(c.row.pseudonym).second) {
+        return AlreadyExistsError("party '" + c.row.id + "' or its pseudonym is stored already");
+      }
+    }
+    for (const auto& c : parties) {
+      auto key = std::make_pair(c.row.kind, c.row.id);
+      if (c.erase) {
+        if (auto it = parties_.find(key); it != parties_.end()) {
+          pseudonyms_.erase(it->second.pseudonym);
+          parties_.erase(it);
+        }
+      } else {
+        pseudonyms_.insert(c.row.pseudonym);
+        parties_[key] = c.row;
+      }
+    }
     entries_.insert(entries_.end(), entries.begin(), entries.end());
+    return OkStatus();
+  }
+
+  Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const override {
+    std::map<std::pair<PartyKind, std::string>, PartyRow> copy;
+    {
+      std::lock_guard lock(mu_);
+      copy = parties_;
+    }
+    for (const auto& [k, r] : copy) ASSENT_RETURN_IF_ERROR(fn(r));
     return OkStatus();
   }
 
@@ -45,6 +82,8 @@ class MemoryStore : public LedgerStore {
  private:
   mutable std::mutex mu_;
   std::vector<StoredEntry> entries_;
+  std::map<std::pair<PartyKind, std::string>, PartyRow> parties_;
+  std::set<std::string> pseudonyms_;
 };
 
 }  // namespace

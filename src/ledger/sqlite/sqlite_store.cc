@@ -14,7 +14,7 @@
 namespace assent::internal {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 const char* kSchema = R"sql(
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -28,7 +28,15 @@ CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
   BEGIN SELECT RAISE(ABORT, 'assent ledger entries are append-only'); END;
 CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
   BEGIN SELECT RAISE(ABORT, 'assent ledger entries are append-only'); END;
-INSERT INTO meta (key, value) VALUES ('format', 'assent-ledger'), ('schema_version', '1');
+-- Outside the tree: each party's pseudonym secret. Erasure deletes the row.
+CREATE TABLE parties (
+  kind      TEXT NOT NULL,
+  id        TEXT NOT NULL,
+  pseudonym TEXT NOT NULL UNIQUE,
+  secret    BLOB NOT NULL CHECK (length(secret) = 32),
+  PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('format', 'assent-ledger'), ('schema_version', '2');
 )sql";
 
 // An error for a failed SQLite call, by what the caller should do.
@@ -134,6 +142,13 @@ class SqliteStore : public LedgerStore {
       version = value("schema_version");
     }
     if (format != "assent-ledger") return Foreign("its format is not assent-ledger");
+    if (version == "1") {
+      return FailedPreconditionError(
+          path_ + " has ledger schema version 1 (a development version that named parties by "
+                  "their plain ids in the tree); this assent reads version 2, with pseudonymised "
+                  "parties: export it with the assent that wrote it and `assent ledger import` "
+                  "the export into a new data directory");
+    }
     if (version != std::to_string(kSchemaVersion)) {
       return FailedPreconditionError(path_ + " has ledger schema version '" + version +
                                      "', this assent reads version " +
@@ -144,13 +159,17 @@ class SqliteStore : public LedgerStore {
       ASSENT_RETURN_IF_ERROR(Exec(db_, "PRAGMA journal_mode=WAL", "enabling WAL"));
       // FULL: the WAL is fsynced at every commit, so a returned Append survives power loss.
       ASSENT_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous=FULL", "setting synchronous=FULL"));
+      // An erased party's id and secret are overwritten with zeros, not left in free pages.
+      ASSENT_RETURN_IF_ERROR(Exec(db_, "PRAGMA secure_delete=ON", "setting secure_delete"));
     }
     return OkStatus();
   }
 
-  Status Append(std::span<const StoredEntry> entries) override {
+  using LedgerStore::Append;
+  Status Append(std::span<const StoredEntry> entries,
+                std::span<const PartyChange> parties) override {
     if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-    if (entries.empty()) return OkStatus();
+    if (entries.empty() && parties.empty()) return OkStatus();
     for (size_t i = 1; i < entries.size(); ++i) {
       if (entries[i].position != entries[0].position + i) {
         return FailedPreconditionError("positions in one append must be dense");
@@ -164,7 +183,7 @@ class SqliteStore : public LedgerStore {
     };
     auto last = LastPositionLocked();
     if (!last) return fail(last.error());
-    if (entries.front().position != *last + 1) {
+    if (!entries.empty() && entries.front().position != *last + 1) {
       return fail(Error{ErrorCode::kFailedPrecondition,
                         "position " + std::to_string(entries.front().position) +
                             " does not follow the stored ledger (last " + std::to_string(*last) +
@@ -182,6 +201,31 @@ class SqliteStore : public LedgerStore {
       sqlite3_bind_blob(insert.get(), 4, e.hash.data(), 32, SQLITE_STATIC);
       int rc = sqlite3_step(insert.get());
       if (rc != SQLITE_DONE) return fail(SqliteError(db_, rc, "appending to the ledger"));
+    }
+    if (!parties.empty()) {
+      Statement add(db_, "INSERT INTO parties (kind, id, pseudonym, secret) VALUES (?1,?2,?3,?4)");
+      Statement del(db_, "DELETE FROM parties WHERE kind = ?1 AND id = ?2");
+      if (add.rc() != SQLITE_OK) return fail(SqliteError(db_, add.rc(), "preparing parties"));
+      if (del.rc() != SQLITE_OK) return fail(SqliteError(db_, del.rc(), "preparing parties"));
+      for (const auto& c : parties) {
+        sqlite3_stmt* st = c.erase ? del.get() : add.get();
+        sqlite3_reset(st);
+        std::string_view kind = PartyKindName(c.row.kind);
+        sqlite3_bind_text(st, 1, kind.data(), static_cast<int>(kind.size()), SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c.row.id.data(), static_cast<int>(c.row.id.size()),
+                          SQLITE_STATIC);
+        if (!c.erase) {
+          sqlite3_bind_text(st, 3, c.row.pseudonym.data(),
+                            static_cast<int>(c.row.pseudonym.size()), SQLITE_STATIC);
+          sqlite3_bind_blob(st, 4, c.row.secret.data(), 32, SQLITE_STATIC);
+        }
+        int rc = sqlite3_step(st);
+        if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+          return fail(Error{ErrorCode::kAlreadyExists,
+                            "party '" + c.row.id + "' or its pseudonym is stored already"});
+        }
+        if (rc != SQLITE_DONE) return fail(SqliteError(db_, rc, "recording a party"));
+      }
     }
     int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return fail(SqliteError(db_, rc, "committing to the ledger"));
@@ -219,6 +263,45 @@ class SqliteStore : public LedgerStore {
       ASSENT_RETURN_IF_ERROR(fn(v));
     }
     return OkStatus();
+  }
+
+  Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const override {
+    ASSENT_ASSIGN_OR_RETURN(sqlite3* db, OpenDb(path_, true));
+    struct Closer {
+      sqlite3* db;
+      ~Closer() { sqlite3_close(db); }
+    } closer{db};
+    Statement scan(db, "SELECT kind, id, pseudonym, secret FROM parties");
+    if (scan.rc() != SQLITE_OK) return std::unexpected(SqliteError(db, scan.rc(), "reading"));
+    PartyRow row;
+    for (;;) {
+      int rc = sqlite3_step(scan.get());
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db, rc, "reading the parties"));
+      auto text = [&](int col) {
+        auto p = reinterpret_cast<const char*>(sqlite3_column_text(scan.get(), col));
+        return std::string_view(p ? p : "", p ? sqlite3_column_bytes(scan.get(), col) : 0);
+      };
+      std::string_view kind = text(0);
+      auto parsed = ParsePartyKind(kind);
+      auto secret = static_cast<const uint8_t*>(sqlite3_column_blob(scan.get(), 3));
+      if (!parsed || !secret || sqlite3_column_bytes(scan.get(), 3) != 32) {
+        return DataLossError("a row of the parties table is damaged (kind '" +
+                             std::string(kind) + "')");
+      }
+      row.kind = *parsed;
+      row.id.assign(text(1));
+      row.pseudonym.assign(text(2));
+      std::memcpy(row.secret.data(), secret, 32);
+      ASSENT_RETURN_IF_ERROR(fn(row));
+    }
+    return OkStatus();
+  }
+
+  Status Purge() override {
+    std::lock_guard lock(mu_);
+    // Old page images (holding the erased row) live in the WAL until it is checkpointed.
+    return Exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL");
   }
 
   Result<uint64_t> LastPosition() const override {

@@ -1,0 +1,186 @@
+// Pseudonyms and the in-memory two-way party index (open addressing over one vector).
+#include "ledger/parties.h"
+
+#include <openssl/hmac.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "common/hash.h"
+
+namespace assent::internal {
+namespace {
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr size_t kEncoded = 22;  // base64url of 16 bytes, no padding
+
+int8_t DecodeChar(char c) {
+  if (c >= 'A' && c <= 'Z') return static_cast<int8_t>(c - 'A');
+  if (c >= 'a' && c <= 'z') return static_cast<int8_t>(c - 'a' + 26);
+  if (c >= '0' && c <= '9') return static_cast<int8_t>(c - '0' + 52);
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+std::string EncodeRaw(const std::array<uint8_t, 16>& raw) {
+  std::string out = "p";
+  uint32_t acc = 0;
+  int bits = 0;
+  for (uint8_t b : raw) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kAlphabet[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 63];
+  return out;
+}
+}  // namespace
+
+PartySecret NewPartySecret() {
+  PartySecret s;
+  if (RAND_bytes(s.data(), static_cast<int>(s.size())) != 1) {
+    throw std::runtime_error("the system's random number generator failed");
+  }
+  return s;
+}
+
+std::string MakePseudonym(const PartySecret& secret, PartyKind kind, std::string_view id) {
+  std::string message(PartyKindName(kind));
+  message += ':';
+  message += id;
+  unsigned char mac[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
+  std::array<uint8_t, 16> raw;
+  std::memcpy(raw.data(), mac, raw.size());
+  return EncodeRaw(raw);
+}
+
+bool IsPseudonym(std::string_view s) {
+  if (s.size() != 1 + kEncoded || s[0] != 'p') return false;
+  for (char c : s.substr(1)) {
+    if (DecodeChar(c) < 0) return false;
+  }
+  return (DecodeChar(s.back()) & 0x0f) == 0;  // the last character carries 2 bits
+}
+
+PartyIndex::PartyIndex() { by_id_.assign(16, 0), by_pseudonym_.assign(16, 0); }
+
+bool PartyIndex::Decode(std::string_view p, Raw* raw) {
+  if (!IsPseudonym(p)) return false;
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t n = 0;
+  for (char c : p.substr(1)) {
+    acc = (acc << 6) | static_cast<uint32_t>(DecodeChar(c));
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (n < raw->size()) (*raw)[n++] = static_cast<uint8_t>(acc >> bits);
+    }
+  }
+  return n == raw->size();
+}
+
+std::string PartyIndex::Encode(const Raw& raw) { return EncodeRaw(raw); }
+
+uint64_t PartyIndex::IdHash(PartyKind kind, std::string_view id) {
+  return Hash64(id, kind == PartyKind::kSubject ? 0x2545f4914f6cdd1dULL : 0x9e3779b97f4a7c15ULL);
+}
+
+uint64_t PartyIndex::RawHash(const Raw& raw) {
+  uint64_t h;
+  std::memcpy(&h, raw.data(), 8);  // an HMAC output: already uniform
+  return h;
+}
+
+size_t PartyIndex::FindId(PartyKind kind, std::string_view id, uint64_t hash) const {
+  const size_t mask = by_id_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    uint32_t s = by_id_[i];
+    if (s == 0) return i;
+    const Party& p = parties_[s - 1];
+    if (p.live && p.kind == kind && p.id == id) return i;
+  }
+}
+
+size_t PartyIndex::FindRaw(const Raw& raw, uint64_t hash) const {
+  const size_t mask = by_pseudonym_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    uint32_t s = by_pseudonym_[i];
+    if (s == 0 || parties_[s - 1].pseudonym == raw) return i;
+  }
+}
+
+void PartyIndex::Reserve(size_t n) {
+  parties_.reserve(n);
+  while (by_id_.size() < 2 * n) Grow();
+}
+
+void PartyIndex::Grow() {
+  const size_t cap = by_id_.size() * 2;
+  by_id_.assign(cap, 0);
+  by_pseudonym_.assign(cap, 0);
+  for (size_t k = 0; k < parties_.size(); ++k) {
+    const Party& p = parties_[k];
+    const uint32_t slot = static_cast<uint32_t>(k + 1);
+    if (p.live) by_id_[FindId(p.kind, p.id, IdHash(p.kind, p.id))] = slot;
+    by_pseudonym_[FindRaw(p.pseudonym, RawHash(p.pseudonym))] = slot;
+  }
+}
+
+void PartyIndex::Add(PartyKind kind, std::string_view id, std::string_view pseudonym,
+                     const PartySecret& secret) {
+  Party p;
+  p.secret = secret;
+  if (!Decode(pseudonym, &p.pseudonym)) throw std::invalid_argument("not a pseudonym");
+  p.id.assign(id);
+  p.kind = kind;
+  p.live = true;
+  if ((parties_.size() + 1) * 2 > by_id_.size()) Grow();
+  const size_t id_slot = FindId(kind, id, IdHash(kind, id));
+  const size_t ps_slot = FindRaw(p.pseudonym, RawHash(p.pseudonym));
+  parties_.push_back(std::move(p));
+  const auto slot = static_cast<uint32_t>(parties_.size());
+  by_id_[id_slot] = slot;
+  if (by_pseudonym_[ps_slot] == 0) by_pseudonym_[ps_slot] = slot;
+  ++live_;
+}
+
+std::optional<std::string> PartyIndex::PseudonymOf(PartyKind kind, std::string_view id,
+                                                   PartySecret* secret) const {
+  uint32_t s = by_id_[FindId(kind, id, IdHash(kind, id))];
+  if (s == 0) return std::nullopt;
+  if (secret) *secret = parties_[s - 1].secret;
+  return Encode(parties_[s - 1].pseudonym);
+}
+
+bool PartyIndex::Resolve(std::string_view pseudonym, PartyKind* kind, std::string* id) const {
+  Raw raw;
+  if (!Decode(pseudonym, &raw)) return false;
+  uint32_t s = by_pseudonym_[FindRaw(raw, RawHash(raw))];
+  if (s == 0 || !parties_[s - 1].live) return false;
+  const Party& p = parties_[s - 1];
+  if (kind) *kind = p.kind;
+  if (id) id->assign(p.id);
+  return true;
+}
+
+bool PartyIndex::Erase(PartyKind kind, std::string_view id) {
+  uint32_t s = by_id_[FindId(kind, id, IdHash(kind, id))];
+  if (s == 0) return false;
+  Party& p = parties_[s - 1];
+  p.live = false;
+  std::string().swap(p.id);  // the plain id and the secret leave memory too
+  OPENSSL_cleanse(p.secret.data(), p.secret.size());
+  --live_;
+  return true;
+}
+
+}  // namespace assent::internal
