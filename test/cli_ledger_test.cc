@@ -7,24 +7,14 @@
 #include <fstream>
 #include <random>
 
+#include "run_assent.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int code;
-  std::string out;
-};
-
-RunResult Assent(const std::string& args) {
-  std::string cmd = "cd '" ASSENT_SOURCE_DIR "' && '" ASSENT_BINARY "' " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using assent::testing_cli::RunResult;
+RunResult Assent(const std::string& args) { return assent::testing_cli::RunAssent(args); }
 
 class CliLedgerTest : public testing::Test {
  protected:

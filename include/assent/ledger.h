@@ -15,8 +15,12 @@
 #ifndef ASSENT_LEDGER_H_
 #define ASSENT_LEDGER_H_
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <thread>
 #include <map>
 #include <optional>
 #include <set>
@@ -65,6 +69,12 @@ struct LedgerOptions {
   bool read_only = false;
   // For tests: use an in-memory store instead of SQLite (data_dir is ignored).
   bool in_memory = false;
+  // A PostgreSQL URL (postgresql://user@host:port/db): the ledger lives there, shared by
+  // every node given the same URL; each follows the others' appends. Empty: SQLite in
+  // data_dir (which still holds the writer lock and the audit key).
+  std::string database;
+  // How long a follower waits for a wake-up before it asks the database anyway.
+  std::chrono::milliseconds follow_poll{250};
   // Share one transaction (one fsync) among concurrent appends. Off only to measure what
   // group commit buys: then every append is its own transaction.
   bool group_commit = true;
@@ -163,10 +173,20 @@ class Ledger {
   // is durable, under the write lock: it must be quick and must not call back into the ledger.
   using AppendObserver = std::function<void(uint64_t position, std::string_view body)>;
   void SetAppendObserver(AppendObserver observer);
+  // The same for an owner that already has entries 1..seen: the entries after `seen` that
+  // the ledger applied meanwhile (other nodes keep appending) are given to `observer` first,
+  // under the write lock, so it misses none.
+  Status SetAppendObserver(AppendObserver observer, uint64_t seen);
 
   // Records a signed checkpoint (a C2SP note over entries 1..size). Returns its position.
   Result<uint64_t> AppendCheckpoint(uint64_t size, std::string_view root_hex,
                                     std::string_view note);
+  // The same, signed at the moment of appending: inside the append lock, after catching up
+  // with other nodes, `sign(size)` returns the root (hex) and note of entries 1..size (the
+  // append observer has seen every one of them). Never refused because others appended.
+  using CheckpointSigner =
+      std::function<Result<std::pair<std::string, std::string>>(uint64_t size)>;
+  Result<uint64_t> AppendCheckpoint(const CheckpointSigner& sign);
 
   // Calls `fn` for every consent event up to `up_to` (inclusive), in order, read back from
   // storage (for snapshots). Stops at fn's error.
@@ -195,6 +215,17 @@ class Ledger {
 
   uint64_t position() const;
   const std::string& data_dir() const { return data_dir_; }
+  // "sqlite:DIR/ledger.db", "postgresql://host:port/db", "memory".
+  std::string store_description() const;
+
+  // Applies what other nodes appended to a shared store (a no-op otherwise). A follower
+  // thread calls it on every wake-up; appends call it first.
+  Status CatchUp();
+  // Whether the store answered the last time it was asked (appends, the follower). When it
+  // does not, decisions are still served from the last applied state and writes fail with
+  // kUnavailable; `store_problem` says what failed.
+  bool store_reachable() const { return store_ok_.load(); }
+  std::string store_problem() const;
 
  private:
   Ledger() = default;
@@ -211,9 +242,23 @@ class Ledger {
                   const std::string& role, const std::string& key_sha256);
   // Appends one entry that is not a consent event, made for the next position; returns the
   // position and time. REQUIRES: the committer's commit_mu is held.
+  // `check`, when given, runs after catching up, before anything is written.
   Result<std::pair<uint64_t, Timestamp>> AppendEntryLocked(
       const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make,
-      std::span<const internal::PartyChange> parties = {});
+      std::span<const internal::PartyChange> parties = {},
+      const std::function<Status()>& check = nullptr, bool catch_up = false);
+  // Applies entries (head] that other writers appended. REQUIRES: commit_mu.
+  Status CatchUpLocked(uint64_t head);
+  Status ApplyTermsEntry(uint64_t position, const std::string& id, const std::string& version,
+                         const std::string& yaml);
+  void NoteStore(const Status& st);
+  void FollowLoop();
+  std::atomic<bool> store_ok_{true};
+  mutable std::mutex store_problem_mu_;
+  std::string store_problem_;
+  std::chrono::milliseconds follow_poll_{250};
+  std::atomic<bool> stopping_{false};
+  std::thread follower_;
   // The pseudonym of each party (creating new ones into `*created`). REQUIRES: commit_mu.
   std::string PseudonymForLocked(PartyKind kind, const std::string& id,
                                  std::vector<internal::PartyChange>* created,

@@ -28,8 +28,9 @@ Result<CheckpointResult> MakeCheckpoint(Ledger& ledger, const SigningKey& key) {
   return r;
 }
 
-Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey& key) {
-  ASSENT_ASSIGN_OR_RETURN(auto store, internal::OpenSqliteStore(data_dir, true));
+Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey& key,
+                                 const std::string& database) {
+  ASSENT_ASSIGN_OR_RETURN(auto store, internal::OpenStore(data_dir, database, true));
   AuditReport report;
   MerkleTree tree;
   struct Stored {
@@ -280,13 +281,13 @@ Result<std::unique_ptr<Auditor>> Auditor::Attach(Ledger& ledger, SigningKey key)
         return OkStatus();
       }));
   Auditor* raw = a.get();
-  ledger.SetAppendObserver([raw](uint64_t, std::string_view body) {
-    std::lock_guard lock(raw->mu_);
-    raw->tree_.Append(body);
-  });
-  if (a->tree_.size() != ledger.position()) {
-    return FailedPreconditionError("the ledger moved on while the audit tree was built; retry");
-  }
+  // Entries other nodes appended while the tree was built are fed in under the write lock.
+  ASSENT_RETURN_IF_ERROR(ledger.SetAppendObserver(
+      [raw](uint64_t, std::string_view body) {
+        std::lock_guard lock(raw->mu_);
+        raw->tree_.Append(body);
+      },
+      a->tree_.size()));
   return a;
 }
 
@@ -354,19 +355,28 @@ Result<std::string> Auditor::ProvableReceipt(const Ledger& ledger, const Receipt
 }
 
 Result<uint64_t> Auditor::RecordCheckpointIfGrown(Ledger& ledger) {
-  std::string note, root_hex;
-  uint64_t size;
   {
     std::lock_guard lock(mu_);
-    size = tree_.size();
+    const uint64_t size = tree_.size();
     if (size == last_checkpoint_size_ || size == 0) return 0;
-    Hash root = *tree_.Root(size);
-    note = SignCheckpoint(key_, size, root);
-    root_hex = ToHex(root);
   }
-  ASSENT_ASSIGN_OR_RETURN(uint64_t position, ledger.AppendCheckpoint(size, root_hex, note));
+  // Signed inside the ledger's append lock, after it caught up with other nodes: the tree
+  // (kept in step by the append observer) then holds exactly the entries before this one.
+  uint64_t signed_size = 0;
+  ASSENT_ASSIGN_OR_RETURN(
+      uint64_t position,
+      ledger.AppendCheckpoint([&](uint64_t size) -> Result<std::pair<std::string, std::string>> {
+        std::lock_guard lock(mu_);
+        if (tree_.size() != size) {
+          return InternalError("the audit tree has " + std::to_string(tree_.size()) +
+                               " entries but the ledger " + std::to_string(size));
+        }
+        ASSENT_ASSIGN_OR_RETURN(Hash root, tree_.Root(size));
+        signed_size = size;
+        return std::make_pair(ToHex(root), SignCheckpoint(key_, size, root));
+      }));
   std::lock_guard lock(mu_);
-  last_checkpoint_size_ = size + 1;  // the checkpoint entry itself is covered by the next one
+  last_checkpoint_size_ = signed_size + 1;  // the checkpoint entry itself is covered by the next
   return position;
 }
 

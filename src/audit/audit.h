@@ -32,7 +32,8 @@ struct AuditReport {
 
 // Reads DATA_DIR's ledger file directly (never through replay, which would refuse a damaged
 // ledger) and checks everything against `key`.
-Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey& key);
+Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey& key,
+                                 const std::string& database = "");
 
 }  // namespace assent::audit
 

@@ -29,8 +29,15 @@ std::array<unsigned char, 4> KeyId(const std::string& name, const unsigned char*
 }  // namespace
 
 Result<SigningKey> LoadSigningKey(const std::string& dir, bool create) {
+  auto key = LoadSigningKeyFile(dir + "/audit.key", create);
+  if (!key && key.error().code == ErrorCode::kNotFound) {
+    return NotFoundError("no audit key in '" + dir + "' yet (assent audit key creates it)");
+  }
+  return key;
+}
+
+Result<SigningKey> LoadSigningKeyFile(const std::string& path, bool create) {
   if (sodium_init() < 0) return InternalError("libsodium cannot initialise");
-  const std::string path = dir + "/audit.key";
   SigningKey key;
   std::ifstream in(path);
   if (in) {
@@ -45,14 +52,15 @@ Result<SigningKey> LoadSigningKey(const std::string& dir, bool create) {
     crypto_sign_ed25519_sk_to_pk(key.public_key.data(), key.secret_key.data());
     return key;
   }
-  if (!create) return NotFoundError("no audit key in '" + dir + "' yet (assent audit key creates it)");
+  if (!create) return NotFoundError("no audit key at " + path + " (assent audit key creates it)");
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   crypto_sign_keypair(key.public_key.data(), key.secret_key.data());
   key.name = "assent-ledger-" + ToHex(Sha256(std::string_view(
                                     reinterpret_cast<const char*>(key.public_key.data()), 32)))
                                     .substr(0, 12);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0 && errno == EEXIST) return LoadSigningKeyFile(path, false);  // made meanwhile
   if (fd < 0) return MakeError(ErrorCode::kUnavailable, "cannot create " + path);
   std::string text = key.name + "\n" +
                      Base64Encode(std::string_view(

@@ -32,6 +32,9 @@ struct VerifierKey {
 
 // Loads DIR/audit.key, or creates it (0600) when missing and `create` is set.
 Result<SigningKey> LoadSigningKey(const std::string& dir, bool create);
+// The same for a key file anywhere (kNotFound when missing and not `create`). Two processes
+// creating the same file at once end up with one key.
+Result<SigningKey> LoadSigningKeyFile(const std::string& path, bool create);
 std::string VerifierKeyText(const SigningKey& key);
 // Parses "<name>+<hex id>+<base64>" or a file holding it. kInvalidArgument on anything else.
 Result<VerifierKey> ParseVerifierKey(std::string_view text);

@@ -17,7 +17,11 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
   auto* key = audit->add_subcommand("key", "Print the log's verifier key (creating the key)");
   key->add_option("--data", *data, "Data directory")->capture_default_str();
   key->callback([data, exit_code] {
-    auto k = audit::LoadSigningKey(*data, true);
+    // Creates the key when missing — also for a --database ledger: run it once, then give
+    // every node the file.
+    const std::string path =
+        Globals().audit_key.empty() ? *data + "/audit.key" : Globals().audit_key;
+    auto k = audit::LoadSigningKeyFile(path, true);
     if (!k) {
       PrintError(k.error().message);
       *exit_code = 2;
@@ -31,7 +35,7 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
   cp->add_option("--data", *data, "Data directory")->capture_default_str();
   cp->callback([data, exit_code] {
     *exit_code = 2;
-    auto k = audit::LoadSigningKey(*data, true);
+    auto k = LoadAuditKey(*data, true);
     if (!k) {
       PrintError(k.error().message);
       return;
@@ -121,7 +125,7 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
     *exit_code = 2;
     Result<audit::VerifierKey> vk = key_arg->empty()
         ? [&]() -> Result<audit::VerifierKey> {
-            ASSENT_ASSIGN_OR_RETURN(auto k, audit::LoadSigningKey(*data, false));
+            ASSENT_ASSIGN_OR_RETURN(auto k, LoadAuditKey(*data, false));
             return audit::ParseVerifierKey(audit::VerifierKeyText(k));
           }()
         : audit::ParseVerifierKey(*key_arg);
@@ -129,7 +133,7 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
       PrintError(vk.error().message);
       return;
     }
-    auto r = audit::VerifyLedger(*data, *vk);
+    auto r = audit::VerifyLedger(*data, *vk, Globals().database);
     if (!r) {
       PrintError(r.error().message);
       return;

@@ -14,11 +14,42 @@
 
 namespace assent::cli {
 
+GlobalOptions& Globals() {
+  static GlobalOptions globals;
+  return globals;
+}
+
+void RegisterGlobalOptions(CLI::App& app) {
+  app.add_option("--database", Globals().database,
+                 "PostgreSQL URL of a ledger shared by several nodes "
+                 "(postgresql://user@host:port/db); default: SQLite in --data")
+      ->envname("ASSENT_DATABASE");
+  app.add_option("--audit-key", Globals().audit_key,
+                 "The audit signing-key file (default: DIR/audit.key); one for every node")
+      ->envname("ASSENT_AUDIT_KEY");
+  app.fallthrough();  // so they may follow the command's name too
+}
+
 Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only) {
   LedgerOptions options;
   options.data_dir = data_dir;
   options.read_only = read_only;
+  options.database = Globals().database;
   return Ledger::Open(options);
+}
+
+Result<audit::SigningKey> LoadAuditKey(const std::string& data_dir, bool create) {
+  const std::string path =
+      Globals().audit_key.empty() ? data_dir + "/audit.key" : Globals().audit_key;
+  auto key = audit::LoadSigningKeyFile(path, false);
+  if (key || key.error().code != ErrorCode::kNotFound || !create) return key;
+  if (!Globals().database.empty()) {
+    return FailedPreconditionError(
+        "no audit key at " + path + ": nodes sharing a --database ledger sign it with one key. "
+        "Create it once (assent audit key --audit-key FILE) and give every node that file "
+        "(--audit-key FILE, or copy it to each DIR/audit.key)");
+  }
+  return audit::LoadSigningKeyFile(path, true);
 }
 
 namespace {
@@ -80,7 +111,7 @@ int RecordConsent(const ConsentOptions& o, Action action) {
   }
   // With the log's signing key (created on first use), the receipt carries its proof: a
   // signed checkpoint covering the event and the inclusion proof against it.
-  auto key = audit::LoadSigningKey(o.data, true);
+  auto key = LoadAuditKey(o.data, true);
   if (!key) {
     std::cout << receipt->ToJson() << "\n";
     std::cerr << "assent: warning: no proof in this receipt: " << key.error().message << "\n";

@@ -31,7 +31,7 @@ struct ServeOptions {
 // `assent audit verify` over the data directory; the problems, or empty when the log verifies.
 Result<std::vector<std::string>> AuditLog(const std::string& data, const audit::SigningKey& key) {
   ASSENT_ASSIGN_OR_RETURN(auto vk, audit::ParseVerifierKey(audit::VerifierKeyText(key)));
-  ASSENT_ASSIGN_OR_RETURN(auto report, audit::VerifyLedger(data, vk));
+  ASSENT_ASSIGN_OR_RETURN(auto report, audit::VerifyLedger(data, vk, Globals().database));
   return report.problems;
 }
 
@@ -89,7 +89,7 @@ int Serve(const ServeOptions& o) {
     }
   }
   // The audit log: the signing key (created on first start, 0600) and the live tree.
-  auto key = audit::LoadSigningKey(o.data, true);
+  auto key = LoadAuditKey(o.data, true);
   if (!key) {
     PrintError(key.error().message);
     return 2;
@@ -150,7 +150,8 @@ int Serve(const ServeOptions& o) {
   }
   const std::string base = fmt::format("http://{}:{}", so.address, *port);
   std::cout << fmt::format("assent serving {} on {} (ledger position {}, {} threads)\n",
-                           (*ledger)->data_dir(), base, (*ledger)->position(), so.threads);
+                           (*ledger)->store_description(), base, (*ledger)->position(),
+                           so.threads);
   if (o.demo) {
     std::cout << "open a page (one-time links, valid 10 minutes):\n";
     for (const auto& [who, link] : links) std::cout << fmt::format("  {:<22} {}{}\n", who, base, link);

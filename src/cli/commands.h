@@ -8,6 +8,7 @@
 #include <string>
 
 #include "assent/ledger.h"
+#include "audit/checkpoint.h"
 
 namespace assent::cli {
 
@@ -19,11 +20,25 @@ void RegisterServeCommand(CLI::App& app, int* exit_code);
 void RegisterFilterCommand(CLI::App& app, int* exit_code);
 void RegisterAuditCommands(CLI::App& app, int* exit_code);
 
+// Options every command takes (before or after its name): where the ledger lives when it is
+// not DIR/ledger.db, and the audit signing key when it is not DIR/audit.key.
+struct GlobalOptions {
+  std::string database;   // --database / ASSENT_DATABASE: a PostgreSQL URL
+  std::string audit_key;  // --audit-key / ASSENT_AUDIT_KEY: a signing-key file
+};
+GlobalOptions& Globals();
+void RegisterGlobalOptions(CLI::App& app);
+
 // Prints "assent: error: <message>" to stderr.
 void PrintError(const std::string& message);
 
-// Opens the embedded ledger in `data_dir`.
+// Opens the ledger: the embedded one in `data_dir`, or the --database one.
 Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only);
+
+// The audit signing key: --audit-key FILE, else DIR/audit.key. Created when missing and
+// `create` is set — except for a shared --database ledger, whose nodes must all sign with one
+// key: there it must exist (assent audit key creates it; copy it to every node).
+Result<audit::SigningKey> LoadAuditKey(const std::string& data_dir, bool create);
 
 // Reads a whole file; false when it cannot be read.
 bool ReadFile(const std::string& path, std::string* out);

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "assent 0.1.0");
   int exit_code = 0;
+  assent::cli::RegisterGlobalOptions(app);
   assent::cli::RegisterTermsCommands(app, &exit_code);
   assent::cli::RegisterCheckCommand(app, &exit_code);
   assent::cli::RegisterLedgerCommands(app, &exit_code);

@@ -316,6 +316,24 @@ Status EntryDecoder::DecodeModel(const EntryView& entry, ModelFields* m, Timesta
   return OkStatus();
 }
 
+Status EntryDecoder::DecodeErasure(const EntryView& entry, PartyKind* kind, std::string* pseudonym) {
+  Reader r;
+  if (impl_->parser.parse(entry.body.data(), entry.body.size()).get(r.doc) != simdjson::SUCCESS) {
+    return DataLossError("erasure entry at position " + std::to_string(entry.position) +
+                         ": not JSON");
+  }
+  uint64_t pos = 0;
+  std::string party;
+  std::optional<PartyKind> parsed;
+  if (!r.U64("position", &pos) || pos != entry.position || !r.Str("party", &party) ||
+      !(parsed = ParsePartyKind(party)) || !r.Str("pseudonym", pseudonym)) {
+    return DataLossError("erasure entry at position " + std::to_string(entry.position) +
+                         ": missing or malformed fields");
+  }
+  *kind = *parsed;
+  return OkStatus();
+}
+
 }  // namespace assent::internal
 
 namespace assent::internal {

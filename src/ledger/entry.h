@@ -117,6 +117,7 @@ class EntryDecoder {
   Status DecodeKey(const EntryView& entry, KeyFields* key);
   Status DecodeDataset(const EntryView& entry, DatasetFields* d, Timestamp* recorded_at);
   Status DecodeModel(const EntryView& entry, ModelFields* m, Timestamp* recorded_at);
+  Status DecodeErasure(const EntryView& entry, PartyKind* kind, std::string* pseudonym);
 
  private:
   struct Impl;

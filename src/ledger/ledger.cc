@@ -116,6 +116,23 @@ class GroupCommitter {
       }
       return;
     }
+    // Take the store's append lock, then catch up with what other nodes appended: positions
+    // and times are assigned against the whole ledger, inside the committing transaction.
+    internal::LedgerStore& store = *ledger_->store_;
+    auto head = store.BeginAppend();
+    if (head) {
+      if (auto st = ledger_->CatchUpLocked(*head); !st) {
+        store.AbortAppend();
+        head = std::unexpected(st.error());
+      }
+    }
+    ledger_->NoteStore(head ? OkStatus() : Status(std::unexpected(head.error())));
+    if (!head) {
+      for (Request* r : batch) {
+        r->result = MakeError(head.error().code, "not recorded: " + head.error().message);
+      }
+      return;
+    }
     Engine& engine = *ledger_->engine_;
     auto snap = engine.snapshot();
     const Timestamp now = ledger_->clock_();
@@ -154,6 +171,7 @@ class GroupCommitter {
       }
     }
     if (accepted.empty()) {
+      store.AbortAppend();
       for (auto& [r, first] : owners) r->result = std::vector<Receipt>{};
       return;
     }
@@ -170,7 +188,9 @@ class GroupCommitter {
       named.party = pseudonyms.back();
       entries.push_back(internal::MakeConsentEntry(e.position, now, named));
     }
-    if (auto st = ledger_->store_->Append(entries, created); !st) {
+    Status committed = store.CommitAppend(entries, created);
+    ledger_->NoteStore(committed);
+    if (auto st = committed; !st) {
       for (auto& [r, first] : owners) {
         r->result = MakeError(st.error().code, "not recorded: " + st.error().message);
       }
@@ -252,7 +272,59 @@ Result<int> LockDataDir(const std::string& dir) {
 }  // namespace
 
 Ledger::~Ledger() {
+  stopping_ = true;
+  if (follower_.joinable()) follower_.join();
   if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::string Ledger::store_description() const { return store_->Describe(); }
+
+std::string Ledger::store_problem() const {
+  std::lock_guard lock(store_problem_mu_);
+  return store_problem_;
+}
+
+void Ledger::NoteStore(const Status& st) {
+  if (st) {
+    store_ok_ = true;
+    return;
+  }
+  if (st.error().code != ErrorCode::kUnavailable) return;  // the store answered
+  std::lock_guard lock(store_problem_mu_);
+  store_problem_ = st.error().message;
+  store_ok_ = false;
+}
+
+// Follows a shared store: waits for a wake-up (LISTEN/NOTIFY) or the poll interval, then
+// applies whatever other nodes appended. While the store is unreachable it backs off (up to
+// 2 s between attempts) and keeps serving decisions from the state it has.
+void Ledger::FollowLoop() {
+  std::chrono::milliseconds backoff(50);
+  while (!stopping_) {
+    Status st = store_->WaitForAppends(follow_poll_);
+    if (stopping_) break;
+    if (st) st = CatchUp();
+    NoteStore(st);
+    if (st) {
+      backoff = std::chrono::milliseconds(50);
+      continue;
+    }
+    if (st.error().code != ErrorCode::kUnavailable) {
+      std::lock_guard lock(store_problem_mu_);
+      store_problem_ = st.error().message;
+    }
+    for (auto slept = std::chrono::milliseconds(0); slept < backoff && !stopping_;
+         slept += std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+Status Ledger::CatchUp() {
+  if (!store_->Shared()) return OkStatus();
+  std::lock_guard guard(committer_->commit_mu);
+  return CatchUpLocked(UINT64_MAX);
 }
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
@@ -270,14 +342,19 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
       std::filesystem::create_directories(options.data_dir, ec);
       ASSENT_ASSIGN_OR_RETURN(ledger->lock_fd_, LockDataDir(options.data_dir));
     }
-    ASSENT_ASSIGN_OR_RETURN(ledger->store_,
-                            internal::OpenSqliteStore(options.data_dir, options.read_only));
+    ASSENT_ASSIGN_OR_RETURN(ledger->store_, internal::OpenStore(options.data_dir, options.database,
+                                                                options.read_only));
   }
+  ledger->follow_poll_ = options.follow_poll;
   ASSENT_ASSIGN_OR_RETURN(auto empty, TermsSet::Create({}));
   ledger->engine_ = std::make_unique<Engine>(empty, options.clock);
   ASSENT_RETURN_IF_ERROR(ledger->Replay());
   ledger->committer_ =
       std::make_unique<internal::GroupCommitter>(ledger.get(), options.group_commit);
+  if (ledger->store_->Shared() && !options.read_only) {
+    Ledger* l = ledger.get();
+    ledger->follower_ = std::thread([l] { l->FollowLoop(); });
+  }
   return ledger;
 }
 
@@ -341,15 +418,25 @@ class ReplayQueue {
 // publishing intermediate snapshots.
 Status Ledger::Replay() {
   constexpr size_t kBatch = 16384;
+  // (Whether each pseudonym matches its secret is `audit verify`'s to check: an HMAC per
+  // party would add seconds to every start at millions of parties.)
+  ASSENT_ASSIGN_OR_RETURN(const uint64_t party_count, store_->PartyCount());
+  parties_->Reserve(party_count);
+  std::vector<internal::PartyRow> rows;
+  rows.reserve(64);
   ASSENT_RETURN_IF_ERROR(store_->ScanParties([&](const internal::PartyRow& row) -> Status {
-    if (!internal::IsPseudonym(row.pseudonym) ||
-        row.pseudonym != internal::MakePseudonym(row.secret, row.kind, row.id)) {
+    if (!internal::IsPseudonym(row.pseudonym)) {
       return DataLossError("the stored pseudonym of " + std::string(PartyKindName(row.kind)) +
-                           " '" + row.id + "' does not match its secret");
+                           " '" + row.id + "' is damaged");
     }
-    parties_->Add(row.kind, row.id, row.pseudonym, row.secret);
+    rows.push_back(row);
+    if (rows.size() == 64) {
+      parties_->AddMany(rows);
+      rows.clear();
+    }
     return OkStatus();
   }));
+  parties_->AddMany(rows);
   engine_->BeginBulkLoad();
   struct EndBulk {
     Engine* e;
@@ -364,12 +451,40 @@ Status Ledger::Replay() {
   uint64_t erased_skipped = 0;
   std::thread reader([&] {
     EntryDecoder decoder;
-    std::string pseudonym;
-    PartyKind kind;
     ReplayItem batch(ReplayItem::Kind::kEvents);
     size_t used = 0;  // events of `batch` filled so far (the rest are spare objects)
     uint64_t expected = 1;
+    // Pseudonyms to ids for the whole batch at once (their look-ups overlap); events of
+    // erased parties leave the batch: they are no longer anyone's.
+    std::vector<std::string_view> names;
+    std::vector<std::string> ids;
+    std::vector<PartyKind> kinds;
+    std::vector<uint8_t> found;
+    Status resolve_error = OkStatus();
+    auto resolve = [&] {
+      names.clear();
+      for (size_t i = 0; i < used; ++i) names.push_back(batch.events[i].party);
+      parties_->ResolveMany(names, &ids, &kinds, &found);
+      size_t out = 0;
+      for (size_t i = 0; i < used; ++i) {
+        if (!found[i]) {
+          ++erased_skipped;
+          continue;
+        }
+        if (kinds[i] != batch.events[i].party_kind && resolve_error) {
+          resolve_error = DataLossError("ledger entry at position " +
+                                        std::to_string(batch.events[i].position) +
+                                        " names a party of another kind than its pseudonym's");
+        }
+        batch.events[i].party.swap(ids[i]);
+        if (out != i) std::swap(batch.events[out], batch.events[i]);
+        ++out;
+      }
+      used = out;
+    };
     auto send_batch = [&] {
+      if (used == 0) return;
+      resolve();
       if (used == 0) return;
       batch.events.resize(used);
       queue.Push(std::move(batch));
@@ -396,20 +511,11 @@ Status Ledger::Replay() {
         if (used == batch.events.size()) batch.events.emplace_back();
         ConsentEvent& e = batch.events[used];
         ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
-        pseudonym.swap(e.party);
-        if (!parties_->Resolve(pseudonym, &kind, &e.party)) {
-          if (!internal::IsPseudonym(pseudonym)) {
-            return DataLossError("ledger entry at position " + std::to_string(v.position) +
-                                 " names its party by something that is not a pseudonym");
-          }
-          ++erased_skipped;  // an erased party's event: no longer anyone's
-          return OkStatus();
-        }
-        if (kind != e.party_kind) {
+        if (!internal::IsPseudonym(e.party)) {
           return DataLossError("ledger entry at position " + std::to_string(v.position) +
-                               " names a party of another kind than its pseudonym's");
+                               " names its party by something that is not a pseudonym");
         }
-        ++used;
+        ++used;  // named by pseudonym until the batch is resolved (send_batch)
         if (used == kBatch) {
           send_batch();
           if (queue.closed()) return InternalError("replay stopped");
@@ -447,6 +553,9 @@ Status Ledger::Replay() {
     });
     if (st) {
       send_batch();
+      if (!resolve_error) st = resolve_error;
+    }
+    if (st) {
       last_read = expected - 1;
       queue.Push(ReplayItem(ReplayItem::Kind::kEnd));
     } else {
@@ -496,21 +605,10 @@ Status Ledger::Replay() {
       continue;
     }
     const auto& f = item.terms;
-    const std::string where = "terms at ledger position " + std::to_string(item.position);
-    auto terms = CompileTerms(f.yaml, "ledger position " + std::to_string(item.position));
-    if (!terms) {
-      result = DataLossError(where + " no longer compile: " + terms.error().message);
+    if (auto st = ApplyTermsEntry(item.position, f.id, f.version, f.yaml); !st) {
+      result = st;
       break;
     }
-    if ((*terms)->version() != f.version || (*terms)->id() != f.id) {
-      result = DataLossError(where + " do not match their recorded id and version");
-      break;
-    }
-    if (auto p = engine_->PublishTerms(*terms, item.position); !p) {
-      result = DataLossError(where + " cannot be applied: " + p.error().message);
-      break;
-    }
-    published_at_[(*terms)->version()] = item.position;
   }
   queue.Close();
   reader.join();
@@ -520,6 +618,174 @@ Status Ledger::Replay() {
   // Entries of other kinds (later issues) still move the position.
   if (last_read > engine_->snapshot()->position()) {
     ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(last_read));
+  }
+  return OkStatus();
+}
+
+Status Ledger::ApplyTermsEntry(uint64_t position, const std::string& id,
+                               const std::string& version, const std::string& yaml) {
+  const std::string where = "terms at ledger position " + std::to_string(position);
+  auto terms = CompileTerms(yaml, "ledger position " + std::to_string(position));
+  if (!terms) return DataLossError(where + " no longer compile: " + terms.error().message);
+  if ((*terms)->version() != version || (*terms)->id() != id) {
+    return DataLossError(where + " do not match their recorded id and version");
+  }
+  if (auto p = engine_->PublishTerms(*terms, position); !p) {
+    return DataLossError(where + " cannot be applied: " + p.error().message);
+  }
+  published_at_[(*terms)->version()] = position;
+  return OkStatus();
+}
+
+// Applies the entries after the engine's position up to `head` that other nodes appended,
+// in order, as replay does (one thread: these are few). Consent entries naming a party this
+// node has not seen bring its row from the store; an erasure made elsewhere is applied here.
+Status Ledger::CatchUpLocked(uint64_t head) {
+  if (!store_->Shared()) return OkStatus();  // only this process writes: nothing to catch
+  const uint64_t from = engine_->snapshot()->position();
+  if (head <= from) return OkStatus();
+  EntryDecoder decoder;
+  std::vector<ConsentEvent> events;
+  uint64_t expected = from + 1;
+  auto flush = [&]() -> Status {
+    if (events.empty()) return OkStatus();
+    size_t failed = 0;
+    if (auto st = engine_->ApplyBatch(events, &failed); !st) {
+      return DataLossError("ledger entry at position " + std::to_string(events[failed].position) +
+                           " cannot be applied: " + st.error().message);
+    }
+    events.clear();
+    return OkStatus();
+  };
+  auto advance = [&](uint64_t position) -> Status {
+    if (position <= engine_->snapshot()->position()) return OkStatus();
+    return engine_->AdvancePosition(position);
+  };
+  // Read a chunk, then apply it: applying may ask the store about parties, which it cannot
+  // answer in the middle of a scan.
+  constexpr size_t kChunk = 4096;
+  const Status stop = MakeError(ErrorCode::kAlreadyExists, "caught up");
+  auto apply = [&](const EntryView& v) -> Status {
+    const std::string at = "ledger entry at position " + std::to_string(v.position);
+    if (v.hash.size() != 32 ||
+        Sha256(v.body) != *reinterpret_cast<const Sha256Digest*>(v.hash.data())) {
+      return DataLossError(at + " does not match its hash: it was changed after it was written");
+    }
+    if (observer_) observer_(v.position, v.body);
+    if (v.kind == EntryKind::kConsent) {
+      ConsentEvent e;
+      ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
+      const std::string pseudonym = std::move(e.party);
+      PartyKind kind = e.party_kind;
+      bool known;
+      {
+        std::shared_lock lock(parties_mu_);
+        known = parties_->Resolve(pseudonym, &kind, &e.party);
+      }
+      if (!known) {
+        ASSENT_ASSIGN_OR_RETURN(auto row, store_->FindPseudonym(pseudonym));
+        if (!row) return OkStatus();  // erased since: no one's event
+        PartyChange c;
+        c.row = *row;
+        AddPartiesLocked({&c, 1});
+        kind = row->kind;
+        e.party = row->id;
+      }
+      if (kind != e.party_kind) {
+        return DataLossError(at + " names a party of another kind than its pseudonym's");
+      }
+      events.push_back(std::move(e));
+      return OkStatus();
+    }
+    ASSENT_RETURN_IF_ERROR(flush());
+    switch (v.kind) {
+      case EntryKind::kTerms: {
+        EntryDecoder::TermsFields f;
+        ASSENT_RETURN_IF_ERROR(decoder.Decode(v, nullptr, &f));
+        return ApplyTermsEntry(v.position, f.id, f.version, f.yaml);
+      }
+      case EntryKind::kKey: {
+        internal::KeyFields k;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeKey(v, &k));
+        ASSENT_RETURN_IF_ERROR(ApplyKey(v.position, k.action, k.name, k.role, k.key_sha256));
+        break;
+      }
+      case EntryKind::kDataset: {
+        internal::DatasetFields d;
+        Timestamp recorded = 0;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeDataset(v, &d, &recorded));
+        if (auto a = ApplyDataset(v.position, recorded, &d); !a) {
+          return DataLossError("lineage " + at + ": " + a.error().message);
+        }
+        break;
+      }
+      case EntryKind::kModel: {
+        internal::ModelFields m;
+        Timestamp recorded = 0;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeModel(v, &m, &recorded));
+        if (auto a = ApplyModel(v.position, recorded, &m); !a) {
+          return DataLossError("lineage " + at + ": " + a.error().message);
+        }
+        break;
+      }
+      case EntryKind::kErasure: {
+        PartyKind kind;
+        std::string pseudonym, id;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeErasure(v, &kind, &pseudonym));
+        bool known;
+        {
+          std::shared_lock lock(parties_mu_);
+          known = parties_->Resolve(pseudonym, nullptr, &id);
+        }
+        if (known) {
+          {
+            std::unique_lock lock(parties_mu_);
+            parties_->Erase(kind, id);
+          }
+          ASSENT_RETURN_IF_ERROR(engine_->ForgetParty(kind, id));
+        }
+        break;
+      }
+      case EntryKind::kCheckpoint:
+      case EntryKind::kConsent:
+        break;
+    }
+    return advance(v.position);
+  };
+  std::vector<StoredEntry> chunk;
+  for (;;) {
+    chunk.clear();
+    const uint64_t after = expected - 1;
+    Status st = store_->Scan(after, [&](const EntryView& v) -> Status {
+      if (v.position > head || chunk.size() == kChunk) return stop;
+      if (v.position != expected) {
+        return DataLossError("the ledger jumps from position " + std::to_string(expected - 1) +
+                             " to " + std::to_string(v.position) + ": entries are missing");
+      }
+      ++expected;
+      StoredEntry e;
+      e.position = v.position;
+      e.kind = v.kind;
+      e.body.assign(v.body);
+      e.hash.fill(0);  // a damaged hash (wrong size) stays zeros: apply() reports it
+      if (v.hash.size() == 32) std::copy(v.hash.begin(), v.hash.end(), e.hash.begin());
+      chunk.push_back(std::move(e));
+      return OkStatus();
+    });
+    if (!st && !(st.error().code == ErrorCode::kAlreadyExists && st.error().message == "caught up")) {
+      return st;
+    }
+    for (const auto& e : chunk) {
+      ASSENT_RETURN_IF_ERROR(apply(EntryView{e.position, e.kind, e.body, e.hash}));
+    }
+    if (chunk.size() < kChunk) break;
+  }
+  ASSENT_RETURN_IF_ERROR(flush());
+  if (head != UINT64_MAX && engine_->snapshot()->position() < head) {
+    return MakeError(ErrorCode::kUnavailable, "the store's head is " + std::to_string(head) +
+                                                  " but only " +
+                                                  std::to_string(engine_->snapshot()->position()) +
+                                                  " could be read; retry");
   }
   return OkStatus();
 }
@@ -537,6 +803,7 @@ Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_vi
     return InvalidArgumentError(msg);
   }
   std::lock_guard guard(committer_->commit_mu);
+  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
   auto snap = engine_->snapshot();
   const auto& terms = lint.terms;
   if (int32_t v = snap->terms().FindVersion(terms->version()); v >= 0) {
@@ -552,7 +819,14 @@ Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_vi
   ASSENT_RETURN_IF_ERROR(snap->terms().With(terms));  // same document, later effective
   const uint64_t position = snap->position() + 1;
   StoredEntry entry = internal::MakeTermsEntry(position, clock_(), *terms);
-  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}));
+  Status stored = store_->Append({&entry, 1});
+  NoteStore(stored);
+  if (!stored && stored.error().code == ErrorCode::kFailedPrecondition) {
+    (void)CatchUpLocked(UINT64_MAX);
+    return MakeError(ErrorCode::kUnavailable,
+                     "another node appended to the ledger at the same moment; retry");
+  }
+  ASSENT_RETURN_IF_ERROR(stored);
   NotifyAppended({&entry, 1});
   if (auto st = engine_->PublishTerms(terms, position); !st) {
     committer_->broken = true;
@@ -589,12 +863,42 @@ Result<uint64_t> Ledger::AppendCheckpoint(uint64_t size, std::string_view root_h
                                           std::string_view note) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   std::lock_guard guard(committer_->commit_mu);
-  if (size != engine_->snapshot()->position()) {
-    return FailedPreconditionError("the ledger moved on while the checkpoint was signed; retry");
-  }
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
-    return internal::MakeCheckpointEntry(pos, now, size, root_hex, note);
-  }));
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
+                                       [&](uint64_t pos, Timestamp now) {
+                                         return internal::MakeCheckpointEntry(pos, now, size,
+                                                                              root_hex, note);
+                                       },
+                                       {},
+                                       [&]() -> Status {
+                                         if (size == engine_->snapshot()->position()) {
+                                           return OkStatus();
+                                         }
+                                         return FailedPreconditionError(
+                                             "the ledger moved on while the checkpoint was "
+                                             "signed; retry");
+                                       }));
+  return at.first;
+}
+
+Result<uint64_t> Ledger::AppendCheckpoint(const CheckpointSigner& sign) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  std::lock_guard guard(committer_->commit_mu);
+  std::string root_hex, note;
+  uint64_t size = 0;
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
+                                       [&](uint64_t pos, Timestamp now) {
+                                         return internal::MakeCheckpointEntry(pos, now, size,
+                                                                              root_hex, note);
+                                       },
+                                       {},
+                                       [&]() -> Status {
+                                         size = engine_->snapshot()->position();
+                                         ASSENT_ASSIGN_OR_RETURN(auto signed_, sign(size));
+                                         root_hex = std::move(signed_.first);
+                                         note = std::move(signed_.second);
+                                         return OkStatus();
+                                       },
+                                       /*catch_up=*/true));
   return at.first;
 }
 
@@ -662,11 +966,34 @@ Status Ledger::Export(uint64_t since, std::ostream& out) const {
 
 Result<std::pair<uint64_t, Timestamp>> Ledger::AppendEntryLocked(
     const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make,
-    std::span<const PartyChange> parties) {
-  const uint64_t position = engine_->snapshot()->position() + 1;
+    std::span<const PartyChange> parties, const std::function<Status()>& check, bool catch_up) {
+  ASSENT_ASSIGN_OR_RETURN(uint64_t head, store_->BeginAppend());
+  if (catch_up && head != engine_->snapshot()->position()) {
+    if (auto st = CatchUpLocked(head); !st) {
+      store_->AbortAppend();
+      return std::unexpected(st.error());
+    }
+  }
+  if (head != engine_->snapshot()->position()) {
+    // Another node appended after this operation looked at the state: apply that, and let
+    // the caller retry with what it now knows rather than write from a stale view.
+    store_->AbortAppend();
+    ASSENT_RETURN_IF_ERROR(CatchUpLocked(head));
+    return MakeError(ErrorCode::kUnavailable,
+                     "another node appended to the ledger at the same moment; retry");
+  }
+  if (check) {
+    if (auto st = check(); !st) {
+      store_->AbortAppend();
+      return std::unexpected(st.error());
+    }
+  }
+  const uint64_t position = head + 1;
   const Timestamp now = clock_();
   StoredEntry entry = make(position, now);
-  ASSENT_RETURN_IF_ERROR(store_->Append({&entry, 1}, parties));
+  Status committed = store_->CommitAppend({&entry, 1}, parties);
+  NoteStore(committed);
+  ASSENT_RETURN_IF_ERROR(committed);
   AddPartiesLocked(parties);
   NotifyAppended({&entry, 1});
   ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
@@ -682,6 +1009,15 @@ std::string Ledger::PseudonymForLocked(
   }
   auto key = std::make_pair(kind, id);
   if (auto it = fresh->find(key); it != fresh->end()) return it->second;
+  if (store_->Shared()) {  // another node may have named this party first
+    if (auto row = store_->FindParty(kind, id); row && *row) {
+      PartyChange known;
+      known.row = **row;
+      AddPartiesLocked({&known, 1});
+      return known.row.pseudonym;
+    }
+    // Unreachable or not there: a new row; a taken id fails the append (kAlreadyExists).
+  }
   PartyChange c;
   c.row.kind = kind;
   c.row.id = id;
@@ -719,6 +1055,7 @@ std::optional<std::string> Ledger::PseudonymOf(PartyKind kind, std::string_view 
 Result<uint64_t> Ledger::EraseParty(PartyKind kind, const std::string& id) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   std::lock_guard guard(committer_->commit_mu);
+  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
   auto pseudonym = PseudonymOf(kind, id);
   if (!pseudonym) {
     return NotFoundError("the ledger holds nothing about " + std::string(PartyKindName(kind)) +
@@ -744,6 +1081,21 @@ Result<uint64_t> Ledger::EraseParty(PartyKind kind, const std::string& id) {
 void Ledger::SetAppendObserver(AppendObserver observer) {
   std::lock_guard guard(committer_->commit_mu);
   observer_ = std::move(observer);
+}
+
+Status Ledger::SetAppendObserver(AppendObserver observer, uint64_t seen) {
+  std::lock_guard guard(committer_->commit_mu);
+  const uint64_t position = engine_->snapshot()->position();
+  if (seen > position) return FailedPreconditionError("the observer has more than the ledger");
+  if (seen < position) {
+    ASSENT_RETURN_IF_ERROR(store_->Scan(seen, [&](const EntryView& v) -> Status {
+      if (v.position > position) return OkStatus();
+      observer(v.position, v.body);
+      return OkStatus();
+    }));
+  }
+  observer_ = std::move(observer);
+  return OkStatus();
 }
 
 void Ledger::NotifyAppended(std::span<const StoredEntry> entries) {
@@ -809,6 +1161,7 @@ Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   if (r.name.empty() || !ValidUtf8(r.name)) return InvalidArgumentError("a dataset needs a name");
   std::lock_guard guard(committer_->commit_mu);
+  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
   internal::DatasetFields f;
   f.name = r.name;
   f.purpose = r.purpose;
@@ -879,6 +1232,7 @@ Result<uint64_t> Ledger::RegisterModel(std::string name, std::vector<std::string
   if (name.empty() || !ValidUtf8(name)) return InvalidArgumentError("a model needs a name");
   if (datasets.empty()) return InvalidArgumentError("a model is trained on at least one dataset");
   std::lock_guard guard(committer_->commit_mu);
+  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
   {
     std::shared_lock lock(lineage_mu_);
     if (lineage_->FindModel(name)) return AlreadyExistsError("a model named '" + name + "' exists");
@@ -940,6 +1294,7 @@ Result<std::string> Ledger::CreateKey(Role role, std::string name) {
     return InvalidArgumentError("a key name must be 1-100 printable characters");
   }
   std::lock_guard guard(committer_->commit_mu);
+  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
   {
     std::shared_lock lock(keys_mu_);
     for (const auto& [hash, key] : keys_by_hash_) {
@@ -962,6 +1317,7 @@ Result<std::string> Ledger::CreateKey(Role role, std::string name) {
 Status Ledger::RevokeKey(std::string_view name) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   std::lock_guard guard(committer_->commit_mu);
+  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
   internal::KeyFields f{"revoke", std::string(name), "", ""};
   {
     std::shared_lock lock(keys_mu_);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "common/hash.h"
+#include "ledger/store.h"
 
 namespace assent::internal {
 namespace {
@@ -102,19 +103,23 @@ uint64_t PartyIndex::RawHash(const Raw& raw) {
 
 size_t PartyIndex::FindId(PartyKind kind, std::string_view id, uint64_t hash) const {
   const size_t mask = by_id_.size() - 1;
+  const uint64_t tag = hash & ~0xffffffffULL;
   for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    uint32_t s = by_id_[i];
+    const uint64_t s = by_id_[i];
     if (s == 0) return i;
-    const Party& p = parties_[s - 1];
+    if ((s & ~0xffffffffULL) != tag) continue;
+    const Party& p = parties_[(s & 0xffffffff) - 1];
     if (p.live && p.kind == kind && p.id == id) return i;
   }
 }
 
 size_t PartyIndex::FindRaw(const Raw& raw, uint64_t hash) const {
   const size_t mask = by_pseudonym_.size() - 1;
+  const uint64_t tag = hash & ~0xffffffffULL;
   for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    uint32_t s = by_pseudonym_[i];
-    if (s == 0 || parties_[s - 1].pseudonym == raw) return i;
+    const uint64_t s = by_pseudonym_[i];
+    if (s == 0) return i;
+    if ((s & ~0xffffffffULL) == tag && parties_[(s & 0xffffffff) - 1].pseudonym == raw) return i;
   }
 }
 
@@ -129,9 +134,12 @@ void PartyIndex::Grow() {
   by_pseudonym_.assign(cap, 0);
   for (size_t k = 0; k < parties_.size(); ++k) {
     const Party& p = parties_[k];
-    const uint32_t slot = static_cast<uint32_t>(k + 1);
-    if (p.live) by_id_[FindId(p.kind, p.id, IdHash(p.kind, p.id))] = slot;
-    by_pseudonym_[FindRaw(p.pseudonym, RawHash(p.pseudonym))] = slot;
+    if (p.live) {
+      const uint64_t h = IdHash(p.kind, p.id);
+      by_id_[FindId(p.kind, p.id, h)] = Slot(k, h);
+    }
+    const uint64_t h = RawHash(p.pseudonym);
+    by_pseudonym_[FindRaw(p.pseudonym, h)] = Slot(k, h);
   }
 }
 
@@ -144,38 +152,89 @@ void PartyIndex::Add(PartyKind kind, std::string_view id, std::string_view pseud
   p.kind = kind;
   p.live = true;
   if ((parties_.size() + 1) * 2 > by_id_.size()) Grow();
-  const size_t id_slot = FindId(kind, id, IdHash(kind, id));
-  const size_t ps_slot = FindRaw(p.pseudonym, RawHash(p.pseudonym));
+  const uint64_t id_hash = IdHash(kind, id), raw_hash = RawHash(p.pseudonym);
+  const size_t id_slot = FindId(kind, id, id_hash);
+  const size_t ps_slot = FindRaw(p.pseudonym, raw_hash);
   parties_.push_back(std::move(p));
-  const auto slot = static_cast<uint32_t>(parties_.size());
-  by_id_[id_slot] = slot;
-  if (by_pseudonym_[ps_slot] == 0) by_pseudonym_[ps_slot] = slot;
+  const size_t index = parties_.size() - 1;
+  by_id_[id_slot] = Slot(index, id_hash);
+  if (by_pseudonym_[ps_slot] == 0) by_pseudonym_[ps_slot] = Slot(index, raw_hash);
   ++live_;
 }
 
 std::optional<std::string> PartyIndex::PseudonymOf(PartyKind kind, std::string_view id,
                                                    PartySecret* secret) const {
-  uint32_t s = by_id_[FindId(kind, id, IdHash(kind, id))];
+  const uint64_t s = by_id_[FindId(kind, id, IdHash(kind, id))];
   if (s == 0) return std::nullopt;
-  if (secret) *secret = parties_[s - 1].secret;
-  return Encode(parties_[s - 1].pseudonym);
+  const Party& p = parties_[(s & 0xffffffff) - 1];
+  if (secret) *secret = p.secret;
+  return Encode(p.pseudonym);
 }
 
 bool PartyIndex::Resolve(std::string_view pseudonym, PartyKind* kind, std::string* id) const {
   Raw raw;
   if (!Decode(pseudonym, &raw)) return false;
-  uint32_t s = by_pseudonym_[FindRaw(raw, RawHash(raw))];
-  if (s == 0 || !parties_[s - 1].live) return false;
-  const Party& p = parties_[s - 1];
+  const uint64_t s = by_pseudonym_[FindRaw(raw, RawHash(raw))];
+  if (s == 0 || !parties_[(s & 0xffffffff) - 1].live) return false;
+  const Party& p = parties_[(s & 0xffffffff) - 1];
   if (kind) *kind = p.kind;
   if (id) id->assign(p.id);
   return true;
 }
 
+void PartyIndex::ResolveMany(std::span<const std::string_view> pseudonyms,
+                             std::vector<std::string>* ids, std::vector<PartyKind>* kinds,
+                             std::vector<uint8_t>* found) const {
+  constexpr size_t kGroup = 16;
+  const size_t n = pseudonyms.size();
+  ids->resize(n);
+  kinds->resize(n);
+  found->assign(n, 0);
+  Raw raw[kGroup];
+  uint64_t hash[kGroup];
+  bool valid[kGroup];
+  const size_t mask = by_pseudonym_.size() - 1;
+  for (size_t base = 0; base < n; base += kGroup) {
+    const size_t m = std::min(kGroup, n - base);
+    for (size_t j = 0; j < m; ++j) {  // the slots' cache lines, all at once
+      valid[j] = Decode(pseudonyms[base + j], &raw[j]);
+      hash[j] = valid[j] ? RawHash(raw[j]) : 0;
+      __builtin_prefetch(&by_pseudonym_[hash[j] & mask]);
+    }
+    for (size_t j = 0; j < m; ++j) {  // then the parties they point at
+      const uint64_t s = by_pseudonym_[hash[j] & mask];
+      if (s != 0) __builtin_prefetch(&parties_[(s & 0xffffffff) - 1]);
+    }
+    for (size_t j = 0; j < m; ++j) {
+      if (!valid[j]) continue;
+      const uint64_t s = by_pseudonym_[FindRaw(raw[j], hash[j])];
+      if (s == 0) continue;
+      const Party& p = parties_[(s & 0xffffffff) - 1];
+      if (!p.live) continue;
+      (*ids)[base + j].assign(p.id);
+      (*kinds)[base + j] = p.kind;
+      (*found)[base + j] = 1;
+    }
+  }
+}
+
+void PartyIndex::AddMany(std::span<const PartyRow> rows) {
+  if ((parties_.size() + rows.size()) * 2 > by_id_.size()) {
+    Reserve(parties_.size() + rows.size());
+  }
+  const size_t mask = by_id_.size() - 1;
+  for (const PartyRow& r : rows) {  // the slots' cache lines first
+    __builtin_prefetch(&by_id_[IdHash(r.kind, r.id) & mask]);
+    Raw raw;
+    if (Decode(r.pseudonym, &raw)) __builtin_prefetch(&by_pseudonym_[RawHash(raw) & mask]);
+  }
+  for (const PartyRow& r : rows) Add(r.kind, r.id, r.pseudonym, r.secret);
+}
+
 bool PartyIndex::Erase(PartyKind kind, std::string_view id) {
-  uint32_t s = by_id_[FindId(kind, id, IdHash(kind, id))];
+  const uint64_t s = by_id_[FindId(kind, id, IdHash(kind, id))];
   if (s == 0) return false;
-  Party& p = parties_[s - 1];
+  Party& p = parties_[(s & 0xffffffff) - 1];
   p.live = false;
   std::string().swap(p.id);  // the plain id and the secret leave memory too
   OPENSSL_cleanse(p.secret.data(), p.secret.size());

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@
 namespace assent::internal {
 
 using PartySecret = std::array<uint8_t, 32>;
+struct PartyRow;  // ledger/store.h
 
 PartySecret NewPartySecret();  // from the OS's CSPRNG
 // "p" + base64url(HMAC-SHA-256(secret, kind ":" id)[0..16)), 23 characters.
@@ -41,6 +43,13 @@ class PartyIndex {
                                          PartySecret* secret = nullptr) const;
   // The party a pseudonym names: false when it names no live party (erased or unknown).
   bool Resolve(std::string_view pseudonym, PartyKind* kind, std::string* id) const;
+  // Resolves many at once, overlapping their memory look-ups (start-up replay): for each i,
+  // (*ids)[i] gets the id and (*kinds)[i] the kind, or (*found)[i] = 0 when pseudonyms[i]
+  // names no live party.
+  void ResolveMany(std::span<const std::string_view> pseudonyms, std::vector<std::string>* ids,
+                   std::vector<PartyKind>* kinds, std::vector<uint8_t>* found) const;
+  // Adds many new parties (start-up load), overlapping their memory look-ups.
+  void AddMany(std::span<const PartyRow> rows);
   // Forgets a party: its id is dropped from memory. False when it was not known.
   bool Erase(PartyKind kind, std::string_view id);
   size_t size() const { return live_; }
@@ -63,8 +72,11 @@ class PartyIndex {
   size_t FindId(PartyKind kind, std::string_view id, uint64_t hash) const;
   size_t FindRaw(const Raw& raw, uint64_t hash) const;
   void Grow();
+  // A slot: (1 + index into parties_) in the low 32 bits, 0 when empty; the high 32 bits of the
+  // key's hash above it, so a probe dereferences a party (a cache miss) only on a likely match.
+  static uint64_t Slot(size_t index, uint64_t hash) { return (hash & ~0xffffffffULL) | (index + 1); }
   std::vector<Party> parties_;
-  std::vector<uint32_t> by_id_, by_pseudonym_;  // 1 + index into parties_, 0 when empty
+  std::vector<uint64_t> by_id_, by_pseudonym_;
   size_t live_ = 0;
 };
 

@@ -15,6 +15,8 @@
 #define ASSENT_LEDGER_STORE_H_
 
 #include <array>
+#include <chrono>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <span>
@@ -45,33 +47,74 @@ class LedgerStore {
  public:
   virtual ~LedgerStore() = default;
 
-  // Appends entries (positions dense, continuing the ledger) and applies the party changes,
-  // all in one transaction. kUnavailable on an I/O error or full disk; kFailedPrecondition
-  // when positions do not follow the stored ledger; kAlreadyExists when a new party's id or
-  // pseudonym is taken.
-  virtual Status Append(std::span<const StoredEntry> entries,
-                        std::span<const PartyChange> parties) = 0;
+  // Starts an exclusive append: until CommitAppend or AbortAppend no other writer (thread,
+  // process or node) can append. Returns the stored head position, so the caller can catch up
+  // with entries other writers made before it encodes its own (positions are inside the
+  // canonical bytes). kUnavailable when the store cannot be reached.
+  virtual Result<uint64_t> BeginAppend() = 0;
+  // Appends entries (dense, continuing the head BeginAppend returned) and applies the party
+  // changes, in the one transaction, and ends the append either way. When it returns OK
+  // everything is durable; otherwise nothing is visible, now or after a crash. kUnavailable on
+  // an I/O error, full disk or lost connection (when the outcome is known: a store that loses
+  // the connection during COMMIT finds out whether it committed before answering);
+  // kFailedPrecondition when positions do not follow the head; kAlreadyExists when a new
+  // party's id or pseudonym is taken.
+  virtual Status CommitAppend(std::span<const StoredEntry> entries,
+                              std::span<const PartyChange> parties) = 0;
+  // Ends an append without writing.
+  virtual void AbortAppend() = 0;
+
+  // BeginAppend, a check that `entries` continue the head (kFailedPrecondition otherwise:
+  // another writer got there first), CommitAppend.
+  Status Append(std::span<const StoredEntry> entries, std::span<const PartyChange> parties);
   Status Append(std::span<const StoredEntry> entries) { return Append(entries, {}); }
-
-  // Calls `fn` for every stored party row (any order), stopping at its first error.
-  virtual Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const = 0;
-
-  // Makes erased data unrecoverable from the store's files (SQLite: checkpoint and truncate
-  // the WAL; deleted rows are zeroed by secure_delete). Best effort when readers hold the WAL.
-  virtual Status Purge() { return OkStatus(); }
 
   // Calls `fn` for each entry with position > `after`, in position order, stopping at the
   // first error `fn` returns (which Scan returns). Views are valid only during the call.
   virtual Status Scan(uint64_t after, const std::function<Status(const EntryView&)>& fn) const = 0;
 
+  // Calls `fn` for every stored party row (any order), stopping at its first error.
+  virtual Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const = 0;
+  virtual Result<uint64_t> PartyCount() const = 0;
+  // One party's row, by id or by pseudonym; nullopt when there is none (never created, or
+  // erased). For stores several writers share, where another one may have created it.
+  virtual Result<std::optional<PartyRow>> FindParty(PartyKind kind, std::string_view id) const = 0;
+  virtual Result<std::optional<PartyRow>> FindPseudonym(std::string_view pseudonym) const = 0;
+
   // The highest stored position, 0 when empty.
   virtual Result<uint64_t> LastPosition() const = 0;
 
-  // "sqlite:/path/ledger.db", "memory".
+  // Whether other processes append to this store too (PostgreSQL with several nodes): then the
+  // ledger follows it, catching up before each append and on every wake-up.
+  virtual bool Shared() const { return false; }
+  // Waits until another writer may have appended (a wake-up only: the caller scans by
+  // position, so a missed one costs at most `timeout`), or `timeout` passed. kUnavailable
+  // when the store cannot be reached (the caller backs off and calls again: it reconnects).
+  virtual Status WaitForAppends(std::chrono::milliseconds timeout);
+
+  // Makes erased data unrecoverable from the store's files (SQLite: checkpoint and truncate
+  // the WAL; deleted rows are zeroed by secure_delete). Best effort when readers hold the WAL.
+  virtual Status Purge() { return OkStatus(); }
+
+  // "sqlite:/path/ledger.db", "memory", "postgresql://host:port/db" (never a password).
   virtual std::string Describe() const = 0;
 };
 
 std::unique_ptr<LedgerStore> NewMemoryStore();
+
+// Opens or creates the PostgreSQL ledger at `url` (a libpq connection URI or key=value
+// string), applying schema migrations under an advisory lock. kUnavailable when the server
+// cannot be reached; kFailedPrecondition for a database holding something else or a newer
+// schema.
+Result<std::unique_ptr<LedgerStore>> OpenPostgresStore(const std::string& url, bool read_only);
+
+// OK when `entries` are dense and continue `head`; else kFailedPrecondition (another writer
+// appended first, or a gap). For stores' CommitAppend.
+Status CheckFollows(std::span<const StoredEntry> entries, uint64_t head);
+
+// The store a deployment names: PostgreSQL when `database` is set, else DIR/ledger.db.
+Result<std::unique_ptr<LedgerStore>> OpenStore(const std::string& data_dir,
+                                               const std::string& database, bool read_only);
 
 // Opens or creates DIR/ledger.db. Refuses a database that is not an Assent ledger or has a
 // newer schema (kFailedPrecondition), or a missing one when read-only (kNotFound).

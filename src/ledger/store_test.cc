@@ -1,4 +1,5 @@
-// One typed suite for every ledger store: SQLite and memory (PostgreSQL joins in its issue).
+// One typed suite for every ledger store: SQLite, memory and PostgreSQL (a real server: the
+// `pg` CTest fixture starts a throwaway cluster; each test gets a fresh database).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -8,7 +9,13 @@
 
 #include <fstream>
 
+#include <libpq-fe.h>
+
+#include <thread>
+
+#include "ledger/parties.h"
 #include "ledger/store.h"
+#include "../test/pg/pg_test.h"
 
 namespace assent::internal {
 namespace {
@@ -48,13 +55,31 @@ struct MemoryFactory {
   static constexpr bool kDurable = false;
 };
 
+struct PostgresFactory {
+  std::string url;
+  PostgresFactory() {
+    std::string error;
+    url = testing_pg::FreshDatabase(&error);
+    if (url.empty()) ADD_FAILURE() << error;
+  }
+  std::unique_ptr<LedgerStore> Open() {
+    auto s = OpenPostgresStore(url, false);
+    if (!s) {
+      ADD_FAILURE() << s.error().message;
+      return NewMemoryStore();  // lets the test fail on its assertions instead of crashing
+    }
+    return std::move(*s);
+  }
+  static constexpr bool kDurable = true;
+};
+
 template <typename F>
 class StoreTest : public testing::Test {
  protected:
   F factory;
 };
 
-using Factories = testing::Types<SqliteFactory, MemoryFactory>;
+using Factories = testing::Types<SqliteFactory, MemoryFactory, PostgresFactory>;
 TYPED_TEST_SUITE(StoreTest, Factories);
 
 std::vector<StoredEntry> ScanAll(const LedgerStore& s, uint64_t after = 0) {
@@ -129,6 +154,167 @@ TYPED_TEST(StoreTest, SurvivesReopeningWhenDurable) {
   auto store = this->factory.Open();
   EXPECT_EQ(*store->LastPosition(), 2u);
   EXPECT_EQ(ScanAll(*store)[1].body, Entry(2).body);
+}
+
+PartyChange NewParty(PartyKind kind, const std::string& id) {
+  PartyChange c;
+  c.row.kind = kind;
+  c.row.id = id;
+  c.row.secret = NewPartySecret();
+  c.row.pseudonym = MakePseudonym(c.row.secret, kind, id);
+  return c;
+}
+
+TYPED_TEST(StoreTest, PartiesAreWrittenWithTheirEntryAllOrNothingAndErased) {
+  auto store = this->factory.Open();
+  PartyChange alice = NewParty(PartyKind::kSubject, "alice"), acme = NewParty(PartyKind::kAccount, "acme");
+  std::vector<PartyChange> both = {alice, acme};
+  ASSERT_TRUE(store->Append(std::vector<StoredEntry>{Entry(1)}, both));
+  auto a = store->FindParty(PartyKind::kSubject, "alice");
+  ASSERT_TRUE(a && *a);
+  EXPECT_EQ((*a)->pseudonym, alice.row.pseudonym);
+  EXPECT_EQ((*a)->secret, alice.row.secret);
+  auto by_pseudonym = store->FindPseudonym(acme.row.pseudonym);
+  ASSERT_TRUE(by_pseudonym && *by_pseudonym);
+  EXPECT_EQ((*by_pseudonym)->id, "acme");
+  EXPECT_EQ((*by_pseudonym)->kind, PartyKind::kAccount);
+  EXPECT_FALSE(*store->FindParty(PartyKind::kAccount, "alice")) << "kinds are apart";
+  // A taken id fails the whole append: its entry is not written either.
+  std::vector<PartyChange> again = {NewParty(PartyKind::kSubject, "bob"),
+                                    NewParty(PartyKind::kSubject, "alice")};
+  auto st = store->Append(std::vector<StoredEntry>{Entry(2)}, again);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kAlreadyExists) << st.error().message;
+  EXPECT_EQ(*store->LastPosition(), 1u);
+  EXPECT_FALSE(*store->FindParty(PartyKind::kSubject, "bob"));
+  // Erasure: the row goes, with the entry that records it.
+  PartyChange erase;
+  erase.erase = true;
+  erase.row.kind = PartyKind::kSubject;
+  erase.row.id = "alice";
+  ASSERT_TRUE(store->Append(std::vector<StoredEntry>{Entry(2)}, std::vector<PartyChange>{erase}));
+  EXPECT_FALSE(*store->FindParty(PartyKind::kSubject, "alice"));
+  EXPECT_FALSE(*store->FindPseudonym(alice.row.pseudonym));
+  int rows = 0;
+  ASSERT_TRUE(store->ScanParties([&](const PartyRow& r) -> Status {
+    ++rows;
+    EXPECT_EQ(r.id, "acme");
+    return OkStatus();
+  }));
+  EXPECT_EQ(rows, 1);
+}
+
+TYPED_TEST(StoreTest, AnAbortedAppendWritesNothingAndReleasesTheLock) {
+  auto store = this->factory.Open();
+  auto head = store->BeginAppend();
+  ASSERT_TRUE(head);
+  EXPECT_EQ(*head, 0u);
+  store->AbortAppend();
+  EXPECT_EQ(*store->LastPosition(), 0u);
+  head = store->BeginAppend();  // would block forever if the abort kept the lock
+  ASSERT_TRUE(head);
+  ASSERT_TRUE(store->CommitAppend(std::vector<StoredEntry>{Entry(1)}, {}));
+  EXPECT_EQ(*store->LastPosition(), 1u);
+}
+
+TEST(PostgresStoreTest, TwoWritersOnOneDatabaseStayDense) {
+  std::string error;
+  const std::string url = testing_pg::FreshDatabase(&error);
+  ASSERT_FALSE(url.empty()) << error;
+  // Opened together: the migration lock lets one create the schema, the other find it.
+  std::unique_ptr<LedgerStore> a, b;
+  std::thread ta([&] { a = std::move(*OpenPostgresStore(url, false)); });
+  std::thread tb([&] { b = std::move(*OpenPostgresStore(url, false)); });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(a && b);
+  EXPECT_TRUE(a->Shared());
+  auto write = [](LedgerStore* s, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto head = s->BeginAppend();
+      ASSERT_TRUE(head) << head.error().message;
+      ASSERT_TRUE(s->CommitAppend(std::vector<StoredEntry>{Entry(*head + 1), Entry(*head + 2)}, {}));
+    }
+  };
+  std::thread wa(write, a.get(), 40), wb(write, b.get(), 40);
+  wa.join();
+  wb.join();
+  auto all = ScanAll(*b);
+  ASSERT_EQ(all.size(), 160u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].position, i + 1);
+  // A stale proposal (another writer appended) is refused, not gapped.
+  auto st = a->Append(std::vector<StoredEntry>{Entry(100)});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kFailedPrecondition);
+  // Entries are append-only in the database too.
+  PGconn* c = PQconnectdb(url.c_str());
+  for (const char* sql : {"UPDATE entries SET body = 'x' WHERE position = 1",
+                          "DELETE FROM entries WHERE position = 1", "TRUNCATE entries"}) {
+    PGresult* r = PQexec(c, sql);
+    EXPECT_EQ(PQresultStatus(r), PGRES_FATAL_ERROR) << sql;
+    PQclear(r);
+  }
+  PQfinish(c);
+  EXPECT_EQ(*a->LastPosition(), 160u);
+}
+
+TEST(PostgresStoreTest, MigratesAnOlderSchemaAndRefusesForeignOrNewerOnes) {
+  std::string error;
+  const std::string url = testing_pg::FreshDatabase(&error);
+  ASSERT_FALSE(url.empty()) << error;
+  auto exec = [&](const char* sql) {
+    PGconn* c = PQconnectdb(url.c_str());
+    PGresult* r = PQexec(c, sql);
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+    PQclear(r);
+    PQfinish(c);
+  };
+  // Schema version 1 (no parties table yet), with an entry.
+  exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+       "CREATE TABLE entries (position BIGINT PRIMARY KEY CHECK (position > 0), kind TEXT NOT "
+       "NULL, body BYTEA NOT NULL, hash BYTEA NOT NULL CHECK (length(hash) = 32));"
+       "INSERT INTO meta VALUES ('format','assent-ledger'),('schema_version','1');");
+  {
+    StoredEntry e = Entry(1);
+    PGconn* c = PQconnectdb(url.c_str());
+    const char* values[] = {e.body.data(), reinterpret_cast<const char*>(e.hash.data())};
+    int lengths[] = {static_cast<int>(e.body.size()), 32};
+    int formats[] = {1, 1};
+    PGresult* r = PQexecParams(c, "INSERT INTO entries VALUES (1, 'consent', $1, $2)", 2, nullptr,
+                               values, lengths, formats, 0);
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+    PQclear(r);
+    PQfinish(c);
+  }
+  auto store = OpenPostgresStore(url, false);
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ(ScanAll(**store).size(), 1u);
+  EXPECT_TRUE((*store)->Append(std::vector<StoredEntry>{Entry(2)},
+                               std::vector<PartyChange>{NewParty(PartyKind::kSubject, "u2")}));
+  store->reset();
+  exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+  auto newer = OpenPostgresStore(url, false);
+  ASSERT_FALSE(newer);
+  EXPECT_EQ(newer.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(newer.error().message.find("schema version 99"), std::string::npos);
+
+  const std::string other = testing_pg::FreshDatabase(&error);
+  {
+    PGconn* c = PQconnectdb(other.c_str());
+    PQclear(PQexec(c, "CREATE TABLE invoices (x INT)"));
+    PQfinish(c);
+  }
+  auto foreign = OpenPostgresStore(other, false);
+  ASSERT_FALSE(foreign);
+  EXPECT_NE(foreign.error().message.find("not an Assent ledger"), std::string::npos);
+}
+
+TEST(PostgresStoreTest, AnUnreachableServerIsUnavailableAndNamesNoPassword) {
+  auto s = OpenPostgresStore("postgresql://assent:secret@127.0.0.1:1/assent?connect_timeout=2", false);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(s.error().message.find("secret"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("cannot reach"), std::string::npos) << s.error().message;
 }
 
 TEST(SqliteStoreTest, RefusesAForeignDatabase) {

@@ -170,12 +170,20 @@ HttpResponse Readyz(RouteContext& ctx) {
   const auto [check, detail] = ctx.api->audit_check();
   static constexpr const char* kNames[] = {"not_run", "running", "passed", "failed"};
   const bool ready = check != AuditCheck::kRunning && check != AuditCheck::kFailed;
+  // A node that cannot reach a shared ledger still answers decisions from the state it has
+  // applied (with its position), so it stays ready — "degraded": writes fail with 503 until
+  // the database is back. Taking every node out of a load balancer would stop decisions too.
+  const bool reachable = ctx.api->ledger().store_reachable();
   JsonWriter w;
   w.BeginObject();
-  w.Key("status").String(ready ? "ready" : check == AuditCheck::kRunning ? "verifying" : "audit_failed");
+  w.Key("status").String(!ready ? (check == AuditCheck::kRunning ? "verifying" : "audit_failed")
+                         : reachable ? "ready"
+                                     : "degraded");
   w.Key("position").UInt(pos);
   w.Key("audit").String(kNames[static_cast<int>(check)]);
   if (!detail.empty()) w.Key("audit_detail").String(detail);
+  w.Key("ledger").String(reachable ? "reachable" : "unreachable");
+  if (!reachable) w.Key("ledger_detail").String(ctx.api->ledger().store_problem());
   w.EndObject();
   return Json(w.Take(), ready ? 200 : 503);
 }

@@ -11,18 +11,19 @@ namespace {
 
 class MemoryStore : public LedgerStore {
  public:
-  using LedgerStore::Append;
-  Status Append(std::span<const StoredEntry> entries,
-                std::span<const PartyChange> parties) override {
+  Result<uint64_t> BeginAppend() override {
+    append_mu_.lock();
     std::lock_guard lock(mu_);
-    uint64_t next = entries_.size() + 1;
-    for (const auto& e : entries) {
-      if (e.position != next++) {
-        return FailedPreconditionError("position " + std::to_string(e.position) +
-                                       " does not follow the stored ledger (last " +
-                                       std::to_string(entries_.size()) + ")");
-      }
-    }
+    return entries_.size();
+  }
+
+  void AbortAppend() override { append_mu_.unlock(); }
+
+  Status CommitAppend(std::span<const StoredEntry> entries,
+                      std::span<const PartyChange> parties) override {
+    std::unique_lock append(append_mu_, std::adopt_lock);
+    std::lock_guard lock(mu_);
+    ASSENT_RETURN_IF_ERROR(CheckFollows(entries, entries_.size()));
     // All or nothing: check every change before making any.
     std::set<std::pair<PartyKind, std::string>> keys;
     std::set<std::string> pseudonyms;
@@ -48,6 +49,26 @@ class MemoryStore : public LedgerStore {
     }
     entries_.insert(entries_.end(), entries.begin(), entries.end());
     return OkStatus();
+  }
+
+  Result<uint64_t> PartyCount() const override {
+    std::lock_guard lock(mu_);
+    return parties_.size();
+  }
+
+  Result<std::optional<PartyRow>> FindParty(PartyKind kind, std::string_view id) const override {
+    std::lock_guard lock(mu_);
+    auto it = parties_.find(std::make_pair(kind, std::string(id)));
+    if (it == parties_.end()) return std::optional<PartyRow>();
+    return std::optional<PartyRow>(it->second);
+  }
+
+  Result<std::optional<PartyRow>> FindPseudonym(std::string_view pseudonym) const override {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, r] : parties_) {
+      if (r.pseudonym == pseudonym) return std::optional<PartyRow>(r);
+    }
+    return std::optional<PartyRow>();
   }
 
   Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const override {
@@ -80,6 +101,7 @@ class MemoryStore : public LedgerStore {
   std::string Describe() const override { return "memory"; }
 
  private:
+  std::mutex append_mu_;  // held from BeginAppend to CommitAppend/AbortAppend
   mutable std::mutex mu_;
   std::vector<StoredEntry> entries_;
   std::map<std::pair<PartyKind, std::string>, PartyRow> parties_;

@@ -165,30 +165,36 @@ class SqliteStore : public LedgerStore {
     return OkStatus();
   }
 
-  using LedgerStore::Append;
-  Status Append(std::span<const StoredEntry> entries,
-                std::span<const PartyChange> parties) override {
+  Result<uint64_t> BeginAppend() override {
     if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-    if (entries.empty() && parties.empty()) return OkStatus();
-    for (size_t i = 1; i < entries.size(); ++i) {
-      if (entries[i].position != entries[0].position + i) {
-        return FailedPreconditionError("positions in one append must be dense");
-      }
+    mu_.lock();
+    if (auto st = Exec(db_, "BEGIN IMMEDIATE", "starting an append"); !st) {
+      mu_.unlock();
+      return std::unexpected(st.error());
     }
-    std::lock_guard lock(mu_);
-    ASSENT_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE", "starting an append"));
+    auto last = LastPositionLocked();
+    if (!last) {
+      Exec(db_, "ROLLBACK", "rollback");
+      mu_.unlock();
+      return last;
+    }
+    head_ = *last;
+    return head_;
+  }
+
+  void AbortAppend() override {
+    Exec(db_, "ROLLBACK", "rollback");
+    mu_.unlock();
+  }
+
+  Status CommitAppend(std::span<const StoredEntry> entries,
+                      std::span<const PartyChange> parties) override {
+    std::unique_lock lock(mu_, std::adopt_lock);
     auto fail = [&](Error e) -> Status {
       Exec(db_, "ROLLBACK", "rollback");
       return std::unexpected(std::move(e));
     };
-    auto last = LastPositionLocked();
-    if (!last) return fail(last.error());
-    if (!entries.empty() && entries.front().position != *last + 1) {
-      return fail(Error{ErrorCode::kFailedPrecondition,
-                        "position " + std::to_string(entries.front().position) +
-                            " does not follow the stored ledger (last " + std::to_string(*last) +
-                            "): another writer appended"});
-    }
+    if (auto st = CheckFollows(entries, head_); !st) return fail(st.error());
     Statement insert(db_, "INSERT INTO entries (position, kind, body, hash) VALUES (?1,?2,?3,?4)");
     if (insert.rc() != SQLITE_OK) return fail(SqliteError(db_, insert.rc(), "preparing an append"));
     for (const auto& e : entries) {
@@ -266,13 +272,21 @@ class SqliteStore : public LedgerStore {
   }
 
   Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const override {
+    return QueryParties("SELECT kind, id, pseudonym, secret FROM parties", {}, {}, fn);
+  }
+
+  // Runs a query over parties on its own read connection, binding up to two texts.
+  Status QueryParties(const char* sql, std::string_view a, std::string_view b,
+                      const std::function<Status(const PartyRow&)>& fn) const {
     ASSENT_ASSIGN_OR_RETURN(sqlite3* db, OpenDb(path_, true));
     struct Closer {
       sqlite3* db;
       ~Closer() { sqlite3_close(db); }
     } closer{db};
-    Statement scan(db, "SELECT kind, id, pseudonym, secret FROM parties");
+    Statement scan(db, sql);
     if (scan.rc() != SQLITE_OK) return std::unexpected(SqliteError(db, scan.rc(), "reading"));
+    if (a.data()) sqlite3_bind_text(scan.get(), 1, a.data(), static_cast<int>(a.size()), SQLITE_STATIC);
+    if (b.data()) sqlite3_bind_text(scan.get(), 2, b.data(), static_cast<int>(b.size()), SQLITE_STATIC);
     PartyRow row;
     for (;;) {
       int rc = sqlite3_step(scan.get());
@@ -298,10 +312,44 @@ class SqliteStore : public LedgerStore {
     return OkStatus();
   }
 
+  Result<uint64_t> PartyCount() const override {
+    ASSENT_ASSIGN_OR_RETURN(sqlite3* db, OpenDb(path_, true));
+    struct Closer {
+      sqlite3* db;
+      ~Closer() { sqlite3_close(db); }
+    } closer{db};
+    Statement count(db, "SELECT count(*) FROM parties");
+    if (count.rc() != SQLITE_OK) return std::unexpected(SqliteError(db, count.rc(), "counting"));
+    int rc = sqlite3_step(count.get());
+    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db, rc, "counting parties"));
+    return static_cast<uint64_t>(sqlite3_column_int64(count.get(), 0));
+  }
+
+  Result<std::optional<PartyRow>> FindParty(PartyKind kind, std::string_view id) const override {
+    std::string_view k = PartyKindName(kind);
+    return FindOne("SELECT kind, id, pseudonym, secret FROM parties WHERE kind = ?1 AND id = ?2",
+                   k, id);
+  }
+
+  Result<std::optional<PartyRow>> FindPseudonym(std::string_view pseudonym) const override {
+    return FindOne("SELECT kind, id, pseudonym, secret FROM parties WHERE pseudonym = ?1",
+                   pseudonym, {});
+  }
+
   Status Purge() override {
     std::lock_guard lock(mu_);
     // Old page images (holding the erased row) live in the WAL until it is checkpointed.
     return Exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL");
+  }
+
+  Result<std::optional<PartyRow>> FindOne(const char* sql, std::string_view a,
+                                          std::string_view b) const {
+    std::optional<PartyRow> found;
+    ASSENT_RETURN_IF_ERROR(QueryParties(sql, a, b, [&](const PartyRow& r) -> Status {
+      found = r;
+      return OkStatus();
+    }));
+    return found;
   }
 
   Result<uint64_t> LastPosition() const override {
@@ -331,7 +379,8 @@ class SqliteStore : public LedgerStore {
   std::string path_;
   sqlite3* db_;
   bool read_only_;
-  mutable std::mutex mu_;
+  uint64_t head_ = 0;  // the head when the current append began
+  mutable std::mutex mu_;  // held from BeginAppend to CommitAppend/AbortAppend
 };
 
 }  // namespace

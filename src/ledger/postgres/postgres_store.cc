@@ -1,0 +1,467 @@
+// The PostgreSQL store: one database shared by several `assent serve` nodes (DESIGN.md
+// "Consent ledger", docs/deploy.md). Same tables as SQLite. What makes it safe to share:
+// - Appends take a transaction-scoped advisory lock, read the head and write the entries
+//   with the positions that follow it, in one transaction: positions stay dense and in commit
+//   order across nodes (no sequence, so a rollback leaves no gap).
+// - Every append carries a random idempotency key (on its first entry). When the connection
+//   drops during COMMIT the outcome is unknown; the store reconnects and looks the key up, so
+//   it answers "committed" or "not committed", never a guess — a retry never doubles an event.
+// - The committing transaction sends NOTIFY assent_ledger; followers LISTEN on a connection of
+//   their own and catch up by position (the notification is only a wake-up).
+// - Schema migrations run at start under a session advisory lock, so nodes starting together
+//   cannot race.
+// Connections: one for appends, one for reads (scans run in one REPEATABLE READ transaction,
+// through a cursor), one for LISTEN. Each reconnects when it finds itself broken.
+#include <libpq-fe.h>
+#include <openssl/rand.h>
+#include <poll.h>
+
+#include <cstring>
+#include <mutex>
+#include <regex>
+#include <vector>
+
+#include "ledger/store.h"
+
+namespace assent::internal {
+namespace {
+
+constexpr int kSchemaVersion = 2;
+constexpr long long kMigrationLock = 0x617373656e74;   // "assent"
+constexpr long long kAppendLock = 0x617373656e7401;
+constexpr int kFetchRows = 8192;
+
+// Versioned migrations, applied in order; meta.schema_version is the last one applied.
+struct Migration {
+  int version;
+  const char* sql;
+};
+const Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE entries (
+  position BIGINT PRIMARY KEY CHECK (position > 0),
+  kind     TEXT NOT NULL,
+  body     BYTEA NOT NULL,
+  hash     BYTEA NOT NULL CHECK (length(hash) = 32)
+);
+CREATE FUNCTION assent_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'assent ledger entries are append-only'; END $$;
+CREATE TRIGGER entries_no_change BEFORE UPDATE OR DELETE ON entries
+  FOR EACH ROW EXECUTE FUNCTION assent_append_only();
+CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
+  FOR EACH STATEMENT EXECUTE FUNCTION assent_append_only();
+INSERT INTO meta (key, value) VALUES ('format', 'assent-ledger'), ('schema_version', '1');
+)sql"},
+    {2, R"sql(
+-- Pseudonymised parties (outside the tree) and idempotency keys of appends.
+CREATE TABLE parties (
+  kind      TEXT NOT NULL,
+  id        TEXT NOT NULL,
+  pseudonym TEXT NOT NULL UNIQUE,
+  secret    BYTEA NOT NULL CHECK (length(secret) = 32),
+  PRIMARY KEY (kind, id)
+);
+ALTER TABLE entries ADD COLUMN idempotency_key BYTEA UNIQUE;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+)sql"},
+};
+
+// A URL without its password, for messages and Describe().
+std::string Redacted(const std::string& url) {
+  static const std::regex password(R"(://([^:@/]*):[^@/]*@)");
+  std::string out = std::regex_replace(url, password, "://$1:***@");
+  static const std::regex kv(R"(password\s*=\s*\S+)");
+  return std::regex_replace(out, kv, "password=***");
+}
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
+
+// One libpq connection that reconnects when it finds itself broken.
+class Connection {
+ public:
+  explicit Connection(std::string url) : url_(std::move(url)) {}
+  ~Connection() {
+    if (conn_) PQfinish(conn_);
+  }
+
+  // Connected (reconnecting if needed), or kUnavailable.
+  Status Ensure() {
+    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return OkStatus();
+    if (conn_) PQfinish(conn_);
+    conn_ = PQconnectdb(url_.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::string why = PQerrorMessage(conn_);
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      PQfinish(conn_);
+      conn_ = nullptr;
+      return MakeError(ErrorCode::kUnavailable,
+                       "cannot reach the PostgreSQL ledger at " + Redacted(url_) + ": " + why);
+    }
+    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+    return OkStatus();
+  }
+
+  bool broken() const { return !conn_ || PQstatus(conn_) != CONNECTION_OK; }
+  PGconn* get() { return conn_; }
+
+  // Runs SQL without parameters (several statements allowed); the last result.
+  Result<PgResult> Exec(const std::string& sql, const std::string& what) {
+    ASSENT_RETURN_IF_ERROR(Ensure());
+    PgResult r(PQexec(conn_, sql.c_str()));
+    return Check(std::move(r), what);
+  }
+
+  // Runs one statement with text or binary parameters; results in binary when `binary`.
+  Result<PgResult> Params(const std::string& sql, const std::vector<std::string>& values,
+                          const std::vector<int>& formats, bool binary, const std::string& what) {
+    ASSENT_RETURN_IF_ERROR(Ensure());
+    std::vector<const char*> ptrs;
+    std::vector<int> lengths;
+    for (const auto& v : values) {
+      ptrs.push_back(v.data());
+      lengths.push_back(static_cast<int>(v.size()));
+    }
+    PgResult r(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                            ptrs.data(), lengths.data(), formats.data(), binary ? 1 : 0));
+    return Check(std::move(r), what);
+  }
+
+ private:
+  Result<PgResult> Check(PgResult r, const std::string& what) {
+    ExecStatusType s = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
+    std::string msg = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    std::string code = state ? state : "";
+    if (broken() || code.rfind("08", 0) == 0 || code == "57P01" || code == "57P02" ||
+        code == "57P03" || code.rfind("53", 0) == 0) {
+      return MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable (" +
+                                                    msg + ")");
+    }
+    if (code == "23505") return MakeError(ErrorCode::kAlreadyExists, what + ": " + msg);
+    if (code == "40001" || code == "40P01") return MakeError(ErrorCode::kUnavailable, what + ": " + msg);
+    return MakeError(ErrorCode::kInternal, what + ": " + msg);
+  }
+
+  std::string url_;
+  PGconn* conn_ = nullptr;
+};
+
+uint64_t BigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+class PostgresStore : public LedgerStore {
+ public:
+  PostgresStore(std::string url, bool read_only)
+      : url_(std::move(url)), read_only_(read_only), writer_(url_), reader_(url_),
+        listener_(url_) {}
+
+  Status Init() {
+    ASSENT_RETURN_IF_ERROR(writer_.Ensure());
+    // Migrations under a session lock: the first node to start applies them, the others wait
+    // and then find them applied.
+    ASSENT_RETURN_IF_ERROR(
+        writer_.Exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLock) + ")",
+                     "waiting for the migration lock"));
+    Status st = Migrate();
+    (void)writer_.Exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLock) + ")",
+                       "releasing the migration lock");
+    return st;
+  }
+
+  Result<uint64_t> BeginAppend() override {
+    if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+    append_mu_.lock();
+    auto head = [&]() -> Result<uint64_t> {
+      ASSENT_ASSIGN_OR_RETURN(
+          auto r, writer_.Exec("BEGIN; SELECT pg_advisory_xact_lock(" +
+                                   std::to_string(kAppendLock) +
+                                   "); SELECT COALESCE(MAX(position), 0) FROM entries",
+                               "starting an append"));
+      return static_cast<uint64_t>(std::stoull(PQgetvalue(r.get(), 0, 0)));
+    }();
+    if (!head) {
+      if (!writer_.broken()) (void)writer_.Exec("ROLLBACK", "rollback");
+      append_mu_.unlock();
+      return head;
+    }
+    head_ = *head;
+    return head_;
+  }
+
+  void AbortAppend() override {
+    (void)writer_.Exec("ROLLBACK", "rollback");
+    append_mu_.unlock();
+  }
+
+  Status CommitAppend(std::span<const StoredEntry> entries,
+                      std::span<const PartyChange> parties) override {
+    std::unique_lock lock(append_mu_, std::adopt_lock);
+    auto fail = [&](Error e) -> Status {
+      if (!writer_.broken()) (void)writer_.Exec("ROLLBACK", "rollback");
+      return std::unexpected(std::move(e));
+    };
+    if (auto st = CheckFollows(entries, head_); !st) return fail(st.error());
+    std::string idempotency(16, '\0');
+    RAND_bytes(reinterpret_cast<unsigned char*>(idempotency.data()), 16);
+    // Many rows per statement: one round trip for up to 1,000 entries.
+    for (size_t first = 0; first < entries.size(); first += 1000) {
+      const size_t n = std::min<size_t>(1000, entries.size() - first);
+      std::string sql = "INSERT INTO entries (position, kind, body, hash, idempotency_key) VALUES ";
+      std::vector<std::string> values;
+      std::vector<int> formats;
+      for (size_t i = 0; i < n; ++i) {
+        const StoredEntry& e = entries[first + i];
+        const size_t p = values.size();
+        sql += (i ? ",(" : "(") + ("$" + std::to_string(p + 1)) + "::bigint,$" +
+               std::to_string(p + 2) + ",$" + std::to_string(p + 3) + ",$" +
+               std::to_string(p + 4) + "," +
+               (first + i == 0 ? "$" + std::to_string(p + 5) : std::string("NULL")) + ")";
+        values.push_back(std::to_string(e.position));
+        values.emplace_back(EntryKindName(e.kind));
+        values.push_back(e.body);
+        values.emplace_back(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
+        formats.insert(formats.end(), {0, 0, 1, 1});
+        if (first + i == 0) {
+          values.push_back(idempotency);
+          formats.push_back(1);
+        }
+      }
+      auto r = writer_.Params(sql, values, formats, false, "appending to the ledger");
+      if (!r) return fail(r.error());
+    }
+    for (const auto& c : parties) {
+      std::string kind(PartyKindName(c.row.kind));
+      auto r = c.erase
+                   ? writer_.Params("DELETE FROM parties WHERE kind = $1 AND id = $2",
+                                    {kind, c.row.id}, {0, 0}, false, "erasing a party")
+                   : writer_.Params(
+                         "INSERT INTO parties (kind, id, pseudonym, secret) VALUES ($1,$2,$3,$4)",
+                         {kind, c.row.id, c.row.pseudonym,
+                          std::string(reinterpret_cast<const char*>(c.row.secret.data()), 32)},
+                         {0, 0, 0, 1}, false, "recording a party");
+      if (!r) return fail(r.error());
+    }
+    auto r = writer_.Exec("NOTIFY assent_ledger; COMMIT", "committing to the ledger");
+    if (r) return OkStatus();
+    if (entries.empty() || !writer_.broken()) return fail(r.error());
+    // The connection broke during COMMIT: did it commit? Ask, on a new connection.
+    auto found = writer_.Params("SELECT position FROM entries WHERE idempotency_key = $1",
+                                {idempotency}, {1}, false, "checking an interrupted commit");
+    if (!found) {
+      return MakeError(ErrorCode::kUnavailable,
+                       "the connection to the PostgreSQL ledger broke while committing and it "
+                       "cannot be reached to learn whether the append committed: " +
+                           found.error().message);
+    }
+    if (PQntuples(found->get()) == 1) return OkStatus();  // it did
+    return MakeError(ErrorCode::kUnavailable,
+                     "not recorded: the connection to the PostgreSQL ledger broke while "
+                     "committing (" + r.error().message + ")");
+  }
+
+  Status Scan(uint64_t after, const std::function<Status(const EntryView&)>& fn) const override {
+    std::lock_guard lock(read_mu_);
+    ASSENT_RETURN_IF_ERROR(reader_.Exec(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting a scan"));
+    struct Ender {
+      Connection& c;
+      ~Ender() {
+        if (!c.broken()) (void)c.Exec("ROLLBACK", "ending a scan");
+      }
+    } ender{reader_};
+    ASSENT_RETURN_IF_ERROR(reader_.Exec(
+        "DECLARE assent_scan NO SCROLL CURSOR FOR SELECT position, kind, body, hash FROM "
+        "entries WHERE position > " + std::to_string(after) + " ORDER BY position",
+        "reading the ledger"));
+    const std::string fetch = "FETCH " + std::to_string(kFetchRows) + " FROM assent_scan";
+    for (;;) {
+      ASSENT_ASSIGN_OR_RETURN(auto r, reader_.Params(fetch, {}, {}, true, "reading the ledger"));
+      const int rows = PQntuples(r.get());
+      for (int i = 0; i < rows; ++i) {
+        EntryView v;
+        v.position = BigEndian64(PQgetvalue(r.get(), i, 0));
+        std::string_view kind(PQgetvalue(r.get(), i, 1), PQgetlength(r.get(), i, 1));
+        auto k = ParseEntryKind(kind);
+        if (!k) {
+          return DataLossError("ledger entry at position " + std::to_string(v.position) + ": " +
+                               k.error().message);
+        }
+        v.kind = *k;
+        v.body = std::string_view(PQgetvalue(r.get(), i, 2), PQgetlength(r.get(), i, 2));
+        v.hash = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(PQgetvalue(r.get(), i, 3)),
+                                          PQgetlength(r.get(), i, 3));
+        ASSENT_RETURN_IF_ERROR(fn(v));
+      }
+      if (rows < kFetchRows) break;
+    }
+    return OkStatus();
+  }
+
+  Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const override {
+    return QueryParties("SELECT kind, id, pseudonym, secret FROM parties", {}, fn);
+  }
+
+  Result<uint64_t> PartyCount() const override {
+    std::lock_guard lock(read_mu_);
+    ASSENT_ASSIGN_OR_RETURN(auto r, reader_.Exec("SELECT count(*) FROM parties", "counting parties"));
+    return static_cast<uint64_t>(std::stoull(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  Result<std::optional<PartyRow>> FindParty(PartyKind kind, std::string_view id) const override {
+    return FindOne("SELECT kind, id, pseudonym, secret FROM parties WHERE kind = $1 AND id = $2",
+                   {std::string(PartyKindName(kind)), std::string(id)});
+  }
+
+  Result<std::optional<PartyRow>> FindPseudonym(std::string_view pseudonym) const override {
+    return FindOne("SELECT kind, id, pseudonym, secret FROM parties WHERE pseudonym = $1",
+                   {std::string(pseudonym)});
+  }
+
+  Result<uint64_t> LastPosition() const override {
+    std::lock_guard lock(read_mu_);
+    ASSENT_ASSIGN_OR_RETURN(auto r, reader_.Exec("SELECT COALESCE(MAX(position), 0) FROM entries",
+                                                 "reading the ledger head"));
+    return static_cast<uint64_t>(std::stoull(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  bool Shared() const override { return true; }
+
+  Status WaitForAppends(std::chrono::milliseconds timeout) override {
+    std::lock_guard lock(listen_mu_);
+    if (listener_.broken() || !listening_) {
+      listening_ = false;
+      ASSENT_RETURN_IF_ERROR(listener_.Exec("LISTEN assent_ledger", "listening for appends"));
+      listening_ = true;
+      return OkStatus();  // (re)connected: the caller catches up by position anyway
+    }
+    PGconn* c = listener_.get();
+    pollfd p{PQsocket(c), POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (n < 0) return OkStatus();  // interrupted: a spurious wake-up is harmless
+    if (n > 0 && !PQconsumeInput(c)) {
+      listening_ = false;
+      return MakeError(ErrorCode::kUnavailable, "lost the connection to the PostgreSQL ledger");
+    }
+    while (PGnotify* note = PQnotifies(c)) PQfreemem(note);
+    if (PQstatus(c) != CONNECTION_OK) {
+      listening_ = false;
+      return MakeError(ErrorCode::kUnavailable, "lost the connection to the PostgreSQL ledger");
+    }
+    return OkStatus();
+  }
+
+  std::string Describe() const override { return Redacted(url_); }
+
+ private:
+  Status Migrate() {
+    ASSENT_ASSIGN_OR_RETURN(
+        auto t, writer_.Exec("SELECT to_regclass('meta') IS NOT NULL, "
+                             "(SELECT count(*) FROM pg_tables WHERE schemaname = current_schema())",
+                             "reading the schema"));
+    const bool has_meta = std::string(PQgetvalue(t.get(), 0, 0)) == "t";
+    const long tables = std::stol(PQgetvalue(t.get(), 0, 1));
+    int version = 0;
+    if (has_meta) {
+      auto m = writer_.Exec("SELECT key, value FROM meta", "reading meta");
+      if (!m) return Foreign("its meta table cannot be read");
+      std::string format;
+      for (int i = 0; i < PQntuples(m->get()); ++i) {
+        std::string k = PQgetvalue(m->get(), i, 0), v = PQgetvalue(m->get(), i, 1);
+        if (k == "format") format = v;
+        if (k == "schema_version") version = std::atoi(v.c_str());
+      }
+      if (format != "assent-ledger") return Foreign("its format is not assent-ledger");
+      if (version > kSchemaVersion) {
+        return FailedPreconditionError(
+            Redacted(url_) + " has ledger schema version " + std::to_string(version) +
+            "; this assent knows versions up to " + std::to_string(kSchemaVersion) +
+            ": upgrade every node to the release that wrote it");
+      }
+    } else if (tables > 0) {
+      return Foreign("it holds other tables");
+    }
+    if (version == kSchemaVersion) return OkStatus();
+    if (read_only_) {
+      return FailedPreconditionError(version == 0 ? "no ledger in " + Redacted(url_) + " yet"
+                                                  : Redacted(url_) + " needs schema migrations: "
+                                                                     "start a writing node first");
+    }
+    for (const auto& m : kMigrations) {
+      if (m.version <= version) continue;
+      auto r = writer_.Exec(std::string("BEGIN;") + m.sql + "COMMIT;",
+                            "applying schema migration " + std::to_string(m.version));
+      if (!r) {
+        (void)writer_.Exec("ROLLBACK", "rollback");
+        return std::unexpected(r.error());
+      }
+    }
+    return OkStatus();
+  }
+
+  Status Foreign(const std::string& why) const {
+    return FailedPreconditionError(Redacted(url_) + " is not an Assent ledger (" + why +
+                                   "); refusing to use it. Point --database at an empty "
+                                   "database or an Assent one.");
+  }
+
+  Status QueryParties(const std::string& sql, const std::vector<std::string>& params,
+                      const std::function<Status(const PartyRow&)>& fn) const {
+    std::lock_guard lock(read_mu_);
+    std::vector<int> formats(params.size(), 0);
+    ASSENT_ASSIGN_OR_RETURN(auto r, reader_.Params(sql, params, formats, true, "reading parties"));
+    PartyRow row;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      std::string kind(PQgetvalue(r.get(), i, 0), PQgetlength(r.get(), i, 0));
+      auto parsed = ParsePartyKind(kind);
+      if (!parsed || PQgetlength(r.get(), i, 3) != 32) {
+        return DataLossError("a row of the parties table is damaged (kind '" + kind + "')");
+      }
+      row.kind = *parsed;
+      row.id.assign(PQgetvalue(r.get(), i, 1), PQgetlength(r.get(), i, 1));
+      row.pseudonym.assign(PQgetvalue(r.get(), i, 2), PQgetlength(r.get(), i, 2));
+      std::memcpy(row.secret.data(), PQgetvalue(r.get(), i, 3), 32);
+      ASSENT_RETURN_IF_ERROR(fn(row));
+    }
+    return OkStatus();
+  }
+
+  Result<std::optional<PartyRow>> FindOne(const std::string& sql,
+                                          const std::vector<std::string>& params) const {
+    std::optional<PartyRow> found;
+    ASSENT_RETURN_IF_ERROR(QueryParties(sql, params, [&](const PartyRow& r) -> Status {
+      found = r;
+      return OkStatus();
+    }));
+    return found;
+  }
+
+  std::string url_;
+  bool read_only_;
+  std::mutex append_mu_;  // held from BeginAppend to CommitAppend/AbortAppend
+  uint64_t head_ = 0;
+  Connection writer_;
+  mutable std::mutex read_mu_;
+  mutable Connection reader_;
+  std::mutex listen_mu_;
+  Connection listener_;
+  bool listening_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LedgerStore>> OpenPostgresStore(const std::string& url, bool read_only) {
+  auto store = std::make_unique<PostgresStore>(url, read_only);
+  ASSENT_RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<LedgerStore>(std::move(store));
+}
+
+}  // namespace assent::internal

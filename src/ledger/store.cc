@@ -1,0 +1,46 @@
+// What every store shares: the checked one-call append, the default wait, and choosing a store.
+#include "ledger/store.h"
+
+#include <thread>
+
+namespace assent::internal {
+
+Status CheckFollows(std::span<const StoredEntry> entries, uint64_t head) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].position != head + 1 + i) {
+      return FailedPreconditionError("position " + std::to_string(entries[i].position) +
+                                     " does not follow the stored ledger (last " +
+                                     std::to_string(head + i) + "): another writer appended");
+    }
+  }
+  return OkStatus();
+}
+
+Status LedgerStore::Append(std::span<const StoredEntry> entries,
+                           std::span<const PartyChange> parties) {
+  ASSENT_ASSIGN_OR_RETURN(uint64_t head, BeginAppend());
+  if (auto st = CheckFollows(entries.first(std::min<size_t>(entries.size(), 1)), head); !st) {
+    AbortAppend();
+    return st;
+  }
+  return CommitAppend(entries, parties);
+}
+
+Status LedgerStore::WaitForAppends(std::chrono::milliseconds timeout) {
+  std::this_thread::sleep_for(timeout);
+  return OkStatus();
+}
+
+Result<std::unique_ptr<LedgerStore>> OpenStore(const std::string& data_dir,
+                                               const std::string& database, bool read_only) {
+  if (database.empty()) return OpenSqliteStore(data_dir, read_only);
+  if (database.rfind("postgresql://", 0) == 0 || database.rfind("postgres://", 0) == 0 ||
+      database.find("dbname=") != std::string::npos) {
+    return OpenPostgresStore(database, read_only);
+  }
+  return InvalidArgumentError("--database must be a PostgreSQL URL (postgresql://user@host:port/db)"
+                              ", not '" + database + "'; leave it out for the embedded SQLite "
+                              "ledger in --data");
+}
+
+}  // namespace assent::internal

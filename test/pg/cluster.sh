@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for tests and benchmarks: created in DIR, listening on a free
+# loopback port, run as an unprivileged user (the `postgres` system user when called as root).
+#   cluster.sh start DIR [--fast]   initdb + start; writes DIR/url (superuser "assent", db "assent")
+#   cluster.sh stop DIR             fast shutdown, and removes DIR
+#   cluster.sh restart DIR          stop and start again on the same port (fault tests)
+#   cluster.sh kill DIR             SIGKILL the postmaster (fault tests); start brings it back
+# --fast: fsync=off (tests only: never for the benchmarks, which measure durable appends).
+set -euo pipefail
+
+cmd=${1:?usage: cluster.sh start|stop|restart|kill DIR}
+dir=${2:?usage: cluster.sh start|stop|restart|kill DIR}
+fast=${3:-}
+
+bindir=""
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  [[ -x "$d/initdb" && -x "$d/pg_ctl" ]] && { bindir=$d; break; }
+done
+if [[ -z "$bindir" ]]; then
+  echo "cluster.sh: no PostgreSQL server found (/usr/lib/postgresql/*/bin/initdb): run scripts/install-deps.sh" >&2
+  exit 1
+fi
+
+as_owner() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_server() {
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || {
+    echo "cluster.sh: the server did not start; its log:" >&2
+    tail -20 "$dir/server.log" >&2
+    exit 1
+  }
+}
+
+case "$cmd" in
+  start)
+    # A fresh cluster every time: stop and remove what an interrupted run may have left.
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+      as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if [[ $(id -u) -eq 0 ]]; then
+      id postgres >/dev/null 2>&1 || { echo "cluster.sh: no 'postgres' user to run the server as" >&2; exit 1; }
+      chown postgres "$dir"
+    fi
+    as_owner "$bindir/initdb" -D "$dir/data" -U assent --auth=trust -E UTF8 --locale=C.UTF-8 \
+      --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    port=$(( 20000 + RANDOM % 20000 ))
+    while ! port_free "$port"; do port=$(( port + 1 )); done
+    {
+      echo "listen_addresses = '127.0.0.1'"
+      echo "port = $port"
+      echo "unix_socket_directories = '$dir'"
+      echo "max_connections = 200"
+      echo "shared_buffers = 128MB"
+      if [[ "$fast" == "--fast" ]]; then echo "fsync = off"; echo "synchronous_commit = off"; fi
+    } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+    start_server
+    as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U assent assent
+    echo "postgresql://assent@127.0.0.1:$port/assent" > "$dir/url"
+    chmod a+r "$dir/url"
+    ;;
+  stop)
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+      as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+    ;;
+  restart)
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    start_server
+    ;;
+  kill)
+    pid=$(head -1 "$dir/data/postmaster.pid")
+    kill -9 "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    ;;
+  *) echo "cluster.sh: unknown command '$cmd'" >&2; exit 2 ;;
+esac
