@@ -5,9 +5,15 @@
 //   ledger_bench replay DIR — opens (replays and verifies) it; prints seconds and resident memory.
 //   ledger_bench audit [SECONDS] — durable appends with and without the live Merkle tree (the
 //                            server's Auditor), alternated; and inclusion proofs at 10M leaves.
+//   ledger_bench pg-appends URL [SECONDS] — three nodes (three Ledgers, each with its own
+//                            connections, group committer and follower) on one PostgreSQL
+//                            database, 64 writers spread over them: durable events per second.
+//   ledger_bench pg-propagation URL [N] — two nodes: a withdrawal acknowledged by node A, then
+//                            node B asked until it denies; latency percentiles.
 // Output: one JSON object per mode on stdout.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -153,6 +159,109 @@ int Replay(const std::string& dir) {
   return 0;
 }
 
+// A node on a shared PostgreSQL ledger (its own data directory holds only its lock).
+std::unique_ptr<assent::Ledger> PgNode(const std::string& url, const std::string& name) {
+  assent::LedgerOptions o;
+  o.data_dir = (std::filesystem::temp_directory_path() /
+                ("assent-pgbench-" + std::to_string(::getpid()) + "-" + name))
+                   .string();
+  o.database = url;
+  auto l = assent::Ledger::Open(o);
+  if (!l) {
+    std::fprintf(stderr, "%s\n", l.error().message.c_str());
+    std::exit(1);
+  }
+  return std::move(*l);
+}
+
+int PgAppends(const std::string& url, double seconds) {
+  std::vector<std::unique_ptr<assent::Ledger>> nodes;
+  for (int i = 0; i < 3; ++i) nodes.push_back(PgNode(url, "n" + std::to_string(i)));
+  if (!nodes[0]->PublishTerms(ReadExample(), "v2")) std::abort();
+  for (auto& n : nodes) {  // everyone has the terms before writing
+    while (n->position() < nodes[0]->position()) (void)n->CatchUp();
+  }
+  const int writers = 64;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0}, failed{0};
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int t = 0; t < writers; ++t) {
+    threads.emplace_back([&, t] {
+      assent::Ledger& node = *nodes[t % 3];
+      for (uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        assent::ConsentEvent e;
+        e.party = "w" + std::to_string(t) + "-" + std::to_string(i % 1000);
+        e.action = i % 2 ? assent::Action::kGrant : assent::Action::kWithdraw;
+        e.categories = {"content.chat"};
+        e.purposes = {"ai_training.first_party"};
+        e.method = assent::Method::kSettings;
+        if (node.RecordConsent(e)) {
+          done.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          failed.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : threads) th.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  // Every node ends at the same position.
+  uint64_t head = 0;
+  for (auto& n : nodes) head = std::max(head, n->position());
+  for (auto& n : nodes) {
+    while (n->position() < head) (void)n->CatchUp();
+  }
+  std::printf(
+      "{\"mode\":\"pg-appends\",\"nodes\":3,\"writers\":%d,\"events_per_second\":%.0f,"
+      "\"failed\":%llu,\"positions\":%llu}\n",
+      writers, static_cast<double>(done.load()) / secs,
+      static_cast<unsigned long long>(failed.load()), static_cast<unsigned long long>(head));
+  return 0;
+}
+
+int PgPropagation(const std::string& url, int n) {
+  auto a = PgNode(url, "a"), b = PgNode(url, "b");
+  if (!a->PublishTerms(ReadExample(), "v2")) std::abort();
+  std::vector<double> ms;
+  for (int i = 0; i < n; ++i) {
+    assent::ConsentEvent e;
+    e.party = "prop-" + std::to_string(::getpid()) + "-" + std::to_string(i);
+    std::string_view who[] = {e.party};
+    assent::DecisionRequest q;
+    q.category = "content.chat";
+    q.purpose = "ai_training.first_party";
+    q.subjects = who;
+    // B first learns of a grant, so that "denying" below is the withdrawal's doing.
+    e.action = assent::Action::kGrant;
+    e.categories = {"content.chat"};
+    e.purposes = {"ai_training.first_party"};
+    auto g = a->RecordConsent(e);
+    if (!g) std::abort();
+    while (b->position() < g->position) std::this_thread::yield();
+    e.action = assent::Action::kWithdraw;
+    auto w = a->RecordConsent(e);
+    if (!w) std::abort();
+    const auto acked = Clock::now();
+    for (;;) {
+      auto d = b->engine().snapshot()->Decide(q, b->engine().Now());
+      if (d && !d->allow) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - acked).count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::sort(ms.begin(), ms.end());
+  auto pct = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))]; };
+  std::printf(
+      "{\"mode\":\"pg-propagation\",\"withdrawals\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+      "\"max_ms\":%.2f}\n",
+      n, pct(0.50), pct(0.99), ms.back());
+  return 0;
+}
+
 }  // namespace
 
 // Durable appends with and without the tree, alternated three times (best of each), and the
@@ -214,7 +323,10 @@ int main(int argc, char** argv) {
   }
   if (mode == "replay" && argc == 3) return Replay(argv[2]);
   if (mode == "audit") return Audit(argc > 2 ? std::atof(argv[2]) : 3);
+  if (mode == "pg-appends" && argc >= 3) return PgAppends(argv[2], argc > 3 ? std::atof(argv[3]) : 10);
+  if (mode == "pg-propagation" && argc >= 3) return PgPropagation(argv[2], argc > 3 ? std::atoi(argv[3]) : 500);
   std::fprintf(stderr, "usage: ledger_bench appends [SECONDS] | generate DIR N SUBJECTS | "
-                       "replay DIR | audit [SECONDS]\n");
+                       "replay DIR | audit [SECONDS] | pg-appends URL [SECONDS] | "
+                       "pg-propagation URL [N]\n");
   return 2;
 }

@@ -30,6 +30,29 @@ if [[ ! -f "$replay_dir/ledger.db" ]]; then
 fi
 build/release/assent_ledger_bench replay "$replay_dir" | tee "$out/replay.json"
 
+echo "== PostgreSQL: three nodes on one database (durable: fsync on), pgbench as the reference"
+pg_dir=$(mktemp -d /tmp/assent-bench-pg.XXXXXX)
+trap 'test/pg/cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true' EXIT
+test/pg/cluster.sh start "$pg_dir"
+pg_url=$(cat "$pg_dir/url")
+psql -q "$pg_url" -c "CREATE DATABASE assent_appends" -c "CREATE DATABASE assent_propagation" \
+  -c "CREATE DATABASE pgbench_ref"
+base=${pg_url%/*}
+build/release/assent_ledger_bench pg-appends "$base/assent_appends" 10 | tee "$out/pg-appends.json"
+build/release/assent_ledger_bench pg-propagation "$base/assent_propagation" 500 | tee "$out/pg-propagation.json"
+# The reference: pgbench, 64 clients each inserting one row per transaction (a durable commit
+# each), on the same server, for the same 10 seconds.
+psql -q "$base/pgbench_ref" -c "CREATE TABLE events (id BIGSERIAL PRIMARY KEY, body BYTEA NOT NULL)"
+echo "INSERT INTO events (body) VALUES (decode(md5(random()::text), 'hex'));" > "$pg_dir/insert.sql"
+pgbench -n -c 64 -j 2 -T 10 -f "$pg_dir/insert.sql" "$base/pgbench_ref" 2>/dev/null \
+  | awk '/^tps/ {printf "{\"mode\":\"pgbench-simple-insert\",\"clients\":64,\"tps\":%.0f}\n", $3}' \
+  | tee "$out/pgbench.json"
+node -e '
+  const a = require("./'"$out"'/pg-appends.json"), p = require("./'"$out"'/pgbench.json");
+  console.log(JSON.stringify({mode: "pg-ratio", assent_events_per_second: a.events_per_second,
+    pgbench_inserts_per_second: p.tps, ratio: +(a.events_per_second / p.tps).toFixed(2)}));' \
+  | tee "$out/pg-ratio.json"
+
 echo "== peers: Cedar and node-casbin on the same workload"
 (cd bench/compare && node compare.mjs) > "$out/peers.json"
 cat "$out/peers.json"

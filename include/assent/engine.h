@@ -45,6 +45,10 @@ struct ConsentEvent {
   Method method = Method::kApi;
   std::string rule;   // rule id shown to the person, if any (informational)
   std::string actor;  // who recorded it, if not the party (informational)
+  // For Ledger::RecordConsent only, never stored in the entry: a caller-chosen key (scoped to
+  // the caller) under which a retried request returns the first one's receipt instead of
+  // recording the event again.
+  std::string idempotency_key;
 };
 
 namespace internal {

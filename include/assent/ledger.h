@@ -98,6 +98,9 @@ struct Receipt {
   // the pseudonym is HMAC-SHA-256(key, "subject:" id). It links nothing the receipt does not
   // already say (the id and the pseudonym side by side).
   std::string pseudonym_key;
+  // True when this is the receipt of an earlier request with the same idempotency key (the
+  // event was recorded then, not now).
+  bool replayed = false;
 
   // {"position":..,"subject":..,"pseudonym":..,"pseudonym_key":..,"action":..,"categories":[..],"purposes":[..],
   //  "terms":..,"at":..,"method":..,"rule":..,"hash":..}
@@ -192,6 +195,10 @@ class Ledger {
   // storage (for snapshots). Stops at fn's error.
   Status ScanConsents(uint64_t up_to,
                       const std::function<Status(const ConsentEvent&)>& fn) const;
+
+  // The receipt of the consent event at `position` (kNotFound when it is not one, or its
+  // party was erased).
+  Result<Receipt> ReceiptAt(uint64_t position) const;
 
   // The hex SHA-256 of the entry at `position` (a receipt's hash). kNotFound past the end.
   Result<std::string> EntryHash(uint64_t position) const;

@@ -48,6 +48,9 @@ struct StoredEntry {
   EntryKind kind = EntryKind::kConsent;
   std::string body;
   Sha256Digest hash{};
+  // Outside the canonical bytes: the caller's idempotency key (SHA-256 of caller and key),
+  // stored beside the entry so a retry finds it; empty when none.
+  std::string idempotency_key;
 };
 
 StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms& terms);

@@ -140,7 +140,39 @@ class GroupCommitter {
     Timestamp last_at = engine.last_consent_at();
     std::vector<ConsentEvent> accepted;
     std::vector<std::pair<Request*, size_t>> owners;  // request, first index in `accepted`
+    std::set<std::string> batch_keys;  // idempotency keys taken by requests of this batch
     for (Request* r : batch) {
+      // A retried request (same idempotency key as one already recorded) gets that one's
+      // receipt; nothing is recorded again.
+      if (r->events.size() == 1 && !r->events[0].idempotency_key.empty()) {
+        const ConsentEvent& asked = r->events[0];
+        if (!batch_keys.insert(asked.idempotency_key).second) {
+          r->result = MakeError(ErrorCode::kUnavailable,
+                                "a request with this idempotency key is being recorded; retry");
+          continue;
+        }
+        auto found = store.FindIdempotencyKey(asked.idempotency_key);
+        if (!found) {
+          r->result = std::unexpected(found.error());
+          continue;
+        }
+        if (*found) {
+          auto earlier = ledger_->ReceiptAt(**found);
+          if (earlier && (earlier->party != asked.party || earlier->party_kind != asked.party_kind ||
+                          earlier->action != asked.action ||
+                          (!asked.rule.empty() && earlier->rule != asked.rule))) {
+            r->result = AlreadyExistsError(
+                "this idempotency key was used for a different request (position " +
+                std::to_string(**found) + "); use a new key for a new request");
+          } else if (earlier) {
+            earlier->replayed = true;
+            r->result = std::vector<Receipt>{*earlier};
+          } else {
+            r->result = std::unexpected(earlier.error());
+          }
+          continue;
+        }
+      }
       const size_t mark = accepted.size();
       const uint64_t position_mark = last_position;
       const Timestamp at_mark = last_at;
@@ -187,6 +219,7 @@ class GroupCommitter {
       named = e;
       named.party = pseudonyms.back();
       entries.push_back(internal::MakeConsentEntry(e.position, now, named));
+      entries.back().idempotency_key = e.idempotency_key;
     }
     Status committed = store.CommitAppend(entries, created);
     ledger_->NoteStore(committed);
@@ -925,6 +958,57 @@ Status Ledger::ScanConsents(uint64_t up_to,
   return st;
 }
 
+Result<Receipt> Ledger::ReceiptAt(uint64_t position) const {
+  if (position == 0) return NotFoundError("position 0 holds no entry");
+  std::optional<StoredEntry> entry;
+  auto st = store_->Scan(position - 1, [&](const EntryView& v) -> Status {
+    if (v.position == position) {
+      entry.emplace();
+      entry->position = v.position;
+      entry->kind = v.kind;
+      entry->body.assign(v.body);
+      entry->hash.fill(0);
+      if (v.hash.size() == 32) std::copy(v.hash.begin(), v.hash.end(), entry->hash.begin());
+    }
+    return MakeError(ErrorCode::kAlreadyExists, "found");  // stop after the first entry
+  });
+  if (!entry) {
+    if (!st && st.error().code != ErrorCode::kAlreadyExists) return std::unexpected(st.error());
+    return NotFoundError("no entry at position " + std::to_string(position));
+  }
+  if (entry->kind != EntryKind::kConsent) {
+    return NotFoundError("the entry at position " + std::to_string(position) +
+                         " is not a consent event");
+  }
+  EntryDecoder decoder;
+  ConsentEvent e;
+  ASSENT_RETURN_IF_ERROR(
+      decoder.Decode(EntryView{entry->position, entry->kind, entry->body, entry->hash}, &e, nullptr));
+  Receipt rc;
+  rc.pseudonym = e.party;
+  {
+    std::shared_lock lock(parties_mu_);
+    if (!parties_->Resolve(rc.pseudonym, nullptr, &rc.party)) {
+      return NotFoundError("the party of the event at position " + std::to_string(position) +
+                           " was erased");
+    }
+  }
+  rc.position = e.position;
+  rc.party_kind = e.party_kind;
+  rc.action = e.action;
+  rc.categories = e.categories;
+  rc.purposes = e.purposes;
+  auto snap = engine_->snapshot();
+  const int32_t v = snap->terms().FindVersion(e.terms_version);
+  rc.terms = v >= 0 ? snap->terms().version(v).label() : e.terms_version;
+  rc.at = e.at;
+  rc.method = e.method;
+  rc.rule = e.rule;
+  rc.hash = ToHex(entry->hash);
+  rc.pseudonym_key = PartyKeyLocked(rc.party_kind, rc.party);
+  return rc;
+}
+
 Result<std::string> Ledger::EntryHash(uint64_t position) const {
   if (position == 0) return NotFoundError("position 0 holds no entry");
   std::string hash;
@@ -1375,6 +1459,7 @@ std::string Receipt::ToJson() const {
   w.Key("method").String(MethodName(method));
   if (!rule.empty()) w.Key("rule").String(rule);
   w.Key("hash").String(hash);
+  if (replayed) w.Key("replayed").Bool(true);
   w.EndObject();
   return w.Take();
 }

@@ -81,6 +81,9 @@ class LedgerStore {
   virtual Result<std::optional<PartyRow>> FindParty(PartyKind kind, std::string_view id) const = 0;
   virtual Result<std::optional<PartyRow>> FindPseudonym(std::string_view pseudonym) const = 0;
 
+  // The position of the entry appended with this idempotency key, if any.
+  virtual Result<std::optional<uint64_t>> FindIdempotencyKey(std::string_view key) const = 0;
+
   // The highest stored position, 0 when empty.
   virtual Result<uint64_t> LastPosition() const = 0;
 

@@ -555,16 +555,34 @@ HttpResponse RecordConsent(RouteContext& ctx) {
     e.at = *t;
   }
   e.actor = session ? "session" : "key:" + ctx.caller->key_name;
+  // Idempotency-Key (as in the IETF httpapi draft): a retry after a lost connection gets the
+  // first request's receipt instead of recording the event twice. Keys are scoped to the
+  // caller; only their SHA-256 is stored.
+  if (std::string_view key = ctx.request->Header("Idempotency-Key"); !key.empty()) {
+    if (key.size() > 255 || !std::all_of(key.begin(), key.end(), [](char c) {
+          return c >= 0x21 && c <= 0x7e;
+        })) {
+      return BadRequest("Idempotency-Key must be 1-255 printable ASCII characters, e.g. a UUID");
+    }
+    const std::string caller =
+        session ? std::string(PartyKindName(ctx.caller->session->kind)) + ":" +
+                      ctx.caller->session->party
+                : "key:" + ctx.caller->key_name;
+    const Sha256Digest digest = Sha256(caller + '\0' + std::string(key));
+    e.idempotency_key.assign(reinterpret_cast<const char*>(digest.data()), digest.size());
+  }
   auto start = std::chrono::steady_clock::now();
   auto r = ctx.api->ledger().RecordConsent(std::move(e));
   ctx.api->metrics().Append(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (!r) return ProblemFor(r.error());
+  HttpResponse out = Json(r->ToJson(), 201);
   if (ctx.api->auditor()) {  // the receipt carries its proof
     auto provable = ctx.api->auditor()->ProvableReceipt(ctx.api->ledger(), *r);
-    if (provable) return Json(*provable, 201);
+    if (provable) out = Json(*provable, 201);
   }
-  return Json(r->ToJson(), 201);
+  if (r->replayed) out.headers.emplace_back("Idempotent-Replayed", "true");
+  return out;
 }
 
 std::string B64(const audit::Hash& h) {

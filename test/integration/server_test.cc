@@ -724,6 +724,36 @@ TEST(ServerTest, AnErasedSubjectIsDecidedAsUnknownAndLeftOnlyAsAPseudonym) {
   EXPECT_NE(x.body.find("\"kind\":\"erasure\""), std::string::npos);
 }
 
+TEST(ServerTest, ARetryWithTheSameIdempotencyKeyGetsTheFirstReceiptAndRecordsNothing) {
+  Server s;
+  const std::string body = R"({"rule":"service-generated-for-improvement","action":"withdraw"})";
+  const std::string key = "Idempotency-Key: 9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d";
+  Response first = s.Call("POST", "/v1/subjects/ivy/consents", body, "service", {key});
+  ASSERT_EQ(first.status, 201) << first.body;
+  EXPECT_EQ(first.headers.find("Idempotent-Replayed"), std::string::npos);
+  Response retry = s.Call("POST", "/v1/subjects/ivy/consents", body, "service", {key});
+  ASSERT_EQ(retry.status, 201) << retry.body;
+  EXPECT_NE(retry.headers.find("Idempotent-Replayed: true"), std::string::npos) << retry.headers;
+  std::smatch a, b;
+  ASSERT_TRUE(std::regex_search(first.body, a, std::regex("\"position\":(\\d+)")));
+  ASSERT_TRUE(std::regex_search(retry.body, b, std::regex("\"position\":(\\d+)")));
+  EXPECT_EQ(a[1], b[1]) << "the same event";
+  Response h = s.Call("GET", "/v1/subjects/ivy/history", "", "operator");
+  size_t events = 0;
+  for (size_t at = 0; (at = h.body.find("\"withdraw\"", at)) != std::string::npos; ++at) ++events;
+  EXPECT_EQ(events, 1u) << h.body;
+  // The same key for another request is refused; another caller's key space is its own.
+  Response other = s.Call("POST", "/v1/subjects/ivan/consents", body, "service", {key});
+  EXPECT_EQ(other.status, 409) << other.body;
+  Response theirs = s.Call("POST", "/v1/subjects/ivy/consents", body, "operator", {key});
+  EXPECT_EQ(theirs.status, 201) << theirs.body;
+  EXPECT_EQ(theirs.headers.find("Idempotent-Replayed"), std::string::npos);
+  // A malformed key changes nothing.
+  Response bad = s.Call("POST", "/v1/subjects/ivy/consents", body, "service",
+                        {"Idempotency-Key: " + std::string(300, 'x')});
+  EXPECT_EQ(bad.status, 400) << bad.body;
+}
+
 TEST(ServerTest, ConsistencyToken) {
   Server s;
   Response w = s.Call("POST", "/v1/subjects/u7/consents",

@@ -4,12 +4,12 @@
 #   cluster.sh start DIR [--fast]   initdb + start; writes DIR/url (superuser "assent", db "assent")
 #   cluster.sh stop DIR             fast shutdown, and removes DIR
 #   cluster.sh restart DIR          stop and start again on the same port (fault tests)
-#   cluster.sh kill DIR             SIGKILL the postmaster (fault tests); start brings it back
+#   cluster.sh down DIR | up DIR    stop the server, keeping its data; start it again (fault tests)
 # --fast: fsync=off (tests only: never for the benchmarks, which measure durable appends).
 set -euo pipefail
 
-cmd=${1:?usage: cluster.sh start|stop|restart|kill DIR}
-dir=${2:?usage: cluster.sh start|stop|restart|kill DIR}
+cmd=${1:?usage: cluster.sh start|stop|restart|down|up DIR}
+dir=${2:?usage: cluster.sh start|stop|restart|down|up DIR}
 fast=${3:-}
 
 bindir=""
@@ -78,10 +78,11 @@ case "$cmd" in
     as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     start_server
     ;;
-  kill)
-    pid=$(head -1 "$dir/data/postmaster.pid")
-    kill -9 "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  down)
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+  up)
+    start_server
     ;;
   *) echo "cluster.sh: unknown command '$cmd'" >&2; exit 2 ;;
 esac

@@ -47,8 +47,23 @@ class MemoryStore : public LedgerStore {
         parties_[key] = c.row;
       }
     }
+    for (const auto& e : entries) {
+      if (!e.idempotency_key.empty() && idempotency_.count(e.idempotency_key)) {
+        return AlreadyExistsError("the idempotency key is stored already");
+      }
+    }
+    for (const auto& e : entries) {
+      if (!e.idempotency_key.empty()) idempotency_[e.idempotency_key] = e.position;
+    }
     entries_.insert(entries_.end(), entries.begin(), entries.end());
     return OkStatus();
+  }
+
+  Result<std::optional<uint64_t>> FindIdempotencyKey(std::string_view key) const override {
+    std::lock_guard lock(mu_);
+    auto it = idempotency_.find(std::string(key));
+    if (it == idempotency_.end()) return std::optional<uint64_t>();
+    return std::optional<uint64_t>(it->second);
   }
 
   Result<uint64_t> PartyCount() const override {
@@ -106,6 +121,7 @@ class MemoryStore : public LedgerStore {
   std::vector<StoredEntry> entries_;
   std::map<std::pair<PartyKind, std::string>, PartyRow> parties_;
   std::set<std::string> pseudonyms_;
+  std::map<std::string, uint64_t> idempotency_;
 };
 
 }  // namespace

@@ -26,7 +26,7 @@
 namespace assent::internal {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr long long kMigrationLock = 0x617373656e74;   // "assent"
 constexpr long long kAppendLock = 0x617373656e7401;
 constexpr int kFetchRows = 8192;
@@ -64,6 +64,11 @@ CREATE TABLE parties (
 );
 ALTER TABLE entries ADD COLUMN idempotency_key BYTEA UNIQUE;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+)sql"},
+    {3, R"sql(
+-- Callers' idempotency keys (SHA-256 of caller and key) and the entry each was given to.
+CREATE TABLE idempotency_keys (key BYTEA PRIMARY KEY, position BIGINT NOT NULL);
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 )sql"},
 };
 
@@ -238,6 +243,13 @@ class PostgresStore : public LedgerStore {
       auto r = writer_.Params(sql, values, formats, false, "appending to the ledger");
       if (!r) return fail(r.error());
     }
+    for (const auto& e : entries) {
+      if (e.idempotency_key.empty()) continue;
+      auto r = writer_.Params("INSERT INTO idempotency_keys (key, position) VALUES ($1, $2::bigint)",
+                              {e.idempotency_key, std::to_string(e.position)}, {1, 0}, false,
+                              "recording an idempotency key");
+      if (!r) return fail(r.error());
+    }
     for (const auto& c : parties) {
       std::string kind(PartyKindName(c.row.kind));
       auto r = c.erase
@@ -308,6 +320,15 @@ class PostgresStore : public LedgerStore {
 
   Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const override {
     return QueryParties("SELECT kind, id, pseudonym, secret FROM parties", {}, fn);
+  }
+
+  Result<std::optional<uint64_t>> FindIdempotencyKey(std::string_view key) const override {
+    std::lock_guard lock(read_mu_);
+    ASSENT_ASSIGN_OR_RETURN(auto r, reader_.Params("SELECT position FROM idempotency_keys WHERE key = $1",
+                                                   {std::string(key)}, {1}, false,
+                                                   "reading an idempotency key"));
+    if (PQntuples(r.get()) == 0) return std::optional<uint64_t>();
+    return std::optional<uint64_t>(std::stoull(PQgetvalue(r.get(), 0, 0)));
   }
 
   Result<uint64_t> PartyCount() const override {

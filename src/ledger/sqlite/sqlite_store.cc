@@ -39,6 +39,15 @@ CREATE TABLE parties (
 INSERT INTO meta (key, value) VALUES ('format', 'assent-ledger'), ('schema_version', '2');
 )sql";
 
+// Callers' idempotency keys (SHA-256 of caller and key) and the entry each was given to.
+// Part of schema 2; created when missing in ledgers made before it was added.
+const char* kIdempotencyTable = R"sql(
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  key      BLOB PRIMARY KEY,
+  position INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 // An error for a failed SQLite call, by what the caller should do.
 Error SqliteError(sqlite3* db, int rc, const std::string& what) {
   std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -121,7 +130,9 @@ class SqliteStore : public LedgerStore {
       if (read_only_) return NotFoundError("no ledger in " + path_ + " yet");
       ASSENT_RETURN_IF_ERROR(Exec(db_, "PRAGMA journal_mode=WAL", "enabling WAL"));
       ASSENT_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE", "creating the ledger"));
-      if (auto st = Exec(db_, kSchema, "creating the ledger schema"); !st) {
+      if (auto st = Exec(db_, (std::string(kSchema) + kIdempotencyTable).c_str(),
+                         "creating the ledger schema");
+          !st) {
         Exec(db_, "ROLLBACK", "rollback");
         return st;
       }
@@ -161,6 +172,7 @@ class SqliteStore : public LedgerStore {
       ASSENT_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous=FULL", "setting synchronous=FULL"));
       // An erased party's id and secret are overwritten with zeros, not left in free pages.
       ASSENT_RETURN_IF_ERROR(Exec(db_, "PRAGMA secure_delete=ON", "setting secure_delete"));
+      ASSENT_RETURN_IF_ERROR(Exec(db_, kIdempotencyTable, "creating the idempotency table"));
     }
     return OkStatus();
   }
@@ -207,6 +219,18 @@ class SqliteStore : public LedgerStore {
       sqlite3_bind_blob(insert.get(), 4, e.hash.data(), 32, SQLITE_STATIC);
       int rc = sqlite3_step(insert.get());
       if (rc != SQLITE_DONE) return fail(SqliteError(db_, rc, "appending to the ledger"));
+    }
+    for (const auto& e : entries) {
+      if (e.idempotency_key.empty()) continue;
+      Statement key(db_, "INSERT INTO idempotency_keys (key, position) VALUES (?1, ?2)");
+      sqlite3_bind_blob(key.get(), 1, e.idempotency_key.data(),
+                        static_cast<int>(e.idempotency_key.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(key.get(), 2, static_cast<sqlite3_int64>(e.position));
+      int rc = key.rc() == SQLITE_OK ? sqlite3_step(key.get()) : key.rc();
+      if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        return fail(Error{ErrorCode::kAlreadyExists, "the idempotency key is stored already"});
+      }
+      if (rc != SQLITE_DONE) return fail(SqliteError(db_, rc, "recording an idempotency key"));
     }
     if (!parties.empty()) {
       Statement add(db_, "INSERT INTO parties (kind, id, pseudonym, secret) VALUES (?1,?2,?3,?4)");
@@ -310,6 +334,21 @@ class SqliteStore : public LedgerStore {
       ASSENT_RETURN_IF_ERROR(fn(row));
     }
     return OkStatus();
+  }
+
+  Result<std::optional<uint64_t>> FindIdempotencyKey(std::string_view key) const override {
+    ASSENT_ASSIGN_OR_RETURN(sqlite3* db, OpenDb(path_, true));
+    struct Closer {
+      sqlite3* db;
+      ~Closer() { sqlite3_close(db); }
+    } closer{db};
+    Statement find(db, "SELECT position FROM idempotency_keys WHERE key = ?1");
+    if (find.rc() != SQLITE_OK) return std::unexpected(SqliteError(db, find.rc(), "reading"));
+    sqlite3_bind_blob(find.get(), 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    int rc = sqlite3_step(find.get());
+    if (rc == SQLITE_DONE) return std::optional<uint64_t>();
+    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db, rc, "reading a key"));
+    return std::optional<uint64_t>(static_cast<uint64_t>(sqlite3_column_int64(find.get(), 0)));
   }
 
   Result<uint64_t> PartyCount() const override {
