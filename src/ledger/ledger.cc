@@ -1130,8 +1130,12 @@ std::string Ledger::PseudonymForLocked(
   PartyChange c;
   c.row.kind = kind;
   c.row.id = id;
-  c.row.secret = internal::NewPartySecret();
-  c.row.pseudonym = internal::MakePseudonym(c.row.secret, kind, id);
+  for (;;) {  // a 128-bit pseudonym taken already: never seen, but never allowed either
+    c.row.secret = internal::NewPartySecret();
+    c.row.pseudonym = internal::MakePseudonym(c.row.secret, kind, id);
+    std::shared_lock lock(parties_mu_);
+    if (!parties_->Resolve(c.row.pseudonym, nullptr, nullptr)) break;
+  }
   (*fresh)[key] = c.row.pseudonym;
   created->push_back(std::move(c));
   return created->back().row.pseudonym;

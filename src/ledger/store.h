@@ -58,7 +58,8 @@ class LedgerStore {
   // an I/O error, full disk or lost connection (when the outcome is known: a store that loses
   // the connection during COMMIT finds out whether it committed before answering);
   // kFailedPrecondition when positions do not follow the head; kAlreadyExists when a new
-  // party's id or pseudonym is taken.
+  // party's id or pseudonym is taken (checked by stores several writers share; a store with
+  // one writer may rely on that writer's index, as the ledger's is).
   virtual Status CommitAppend(std::span<const StoredEntry> entries,
                               std::span<const PartyChange> parties) = 0;
   // Ends an append without writing.

@@ -28,14 +28,16 @@ CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
   BEGIN SELECT RAISE(ABORT, 'assent ledger entries are append-only'); END;
 CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
   BEGIN SELECT RAISE(ABORT, 'assent ledger entries are append-only'); END;
--- Outside the tree: each party's pseudonym secret. Erasure deletes the row.
+-- Outside the tree: each party's pseudonym secret. Erasure deletes the row. Rows are only
+-- appended (in creation order, so a commit writes a page or two, not one random index page
+-- per new party); the single writer's in-memory index keeps ids and pseudonyms unique, and
+-- reads them all at start. No index: the rare look-ups (erasure) scan.
 CREATE TABLE parties (
   kind      TEXT NOT NULL,
   id        TEXT NOT NULL,
-  pseudonym TEXT NOT NULL UNIQUE,
-  secret    BLOB NOT NULL CHECK (length(secret) = 32),
-  PRIMARY KEY (kind, id)
-) WITHOUT ROWID;
+  pseudonym TEXT NOT NULL,
+  secret    BLOB NOT NULL CHECK (length(secret) = 32)
+);
 INSERT INTO meta (key, value) VALUES ('format', 'assent-ledger'), ('schema_version', '2');
 )sql";
 
