@@ -5,7 +5,7 @@
 //   ledger_bench replay DIR — opens (replays and verifies) it; prints seconds and resident memory.
 //   ledger_bench audit [SECONDS] — durable appends with and without the live Merkle tree (the
 //                            server's Auditor), alternated; and inclusion proofs at 10M leaves.
-//   ledger_bench pg-appends URL [SECONDS] — three nodes (three Ledgers, each with its own
+//   ledger_bench pg-appends URL [SECONDS [WRITERS]] — three nodes (three Ledgers, each with its own
 //                            connections, group committer and follower) on one PostgreSQL
 //                            database, 64 writers spread over them: durable events per second.
 //   ledger_bench pg-propagation URL [N] — two nodes: a withdrawal acknowledged by node A, then
@@ -174,14 +174,13 @@ std::unique_ptr<assent::Ledger> PgNode(const std::string& url, const std::string
   return std::move(*l);
 }
 
-int PgAppends(const std::string& url, double seconds) {
+int PgAppends(const std::string& url, double seconds, int writers) {
   std::vector<std::unique_ptr<assent::Ledger>> nodes;
   for (int i = 0; i < 3; ++i) nodes.push_back(PgNode(url, "n" + std::to_string(i)));
   if (!nodes[0]->PublishTerms(ReadExample(), "v2")) std::abort();
   for (auto& n : nodes) {  // everyone has the terms before writing
     while (n->position() < nodes[0]->position()) (void)n->CatchUp();
   }
-  const int writers = 64;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0}, failed{0};
   std::vector<std::thread> threads;
@@ -323,7 +322,9 @@ int main(int argc, char** argv) {
   }
   if (mode == "replay" && argc == 3) return Replay(argv[2]);
   if (mode == "audit") return Audit(argc > 2 ? std::atof(argv[2]) : 3);
-  if (mode == "pg-appends" && argc >= 3) return PgAppends(argv[2], argc > 3 ? std::atof(argv[3]) : 10);
+  if (mode == "pg-appends" && argc >= 3) {
+    return PgAppends(argv[2], argc > 3 ? std::atof(argv[3]) : 10, argc > 4 ? std::atoi(argv[4]) : 64);
+  }
   if (mode == "pg-propagation" && argc >= 3) return PgPropagation(argv[2], argc > 3 ? std::atoi(argv[3]) : 500);
   std::fprintf(stderr, "usage: ledger_bench appends [SECONDS] | generate DIR N SUBJECTS | "
                        "replay DIR | audit [SECONDS] | pg-appends URL [SECONDS] | "

@@ -269,7 +269,8 @@ class Ledger {
   // The pseudonym of each party (creating new ones into `*created`). REQUIRES: commit_mu.
   std::string PseudonymForLocked(PartyKind kind, const std::string& id,
                                  std::vector<internal::PartyChange>* created,
-                                 std::map<std::pair<PartyKind, std::string>, std::string>* fresh);
+                                 std::map<std::pair<PartyKind, std::string>, std::string>* fresh,
+                                 bool ask_store = true);
   void AddPartiesLocked(std::span<const internal::PartyChange> created);
   std::string PartyKeyLocked(PartyKind kind, std::string_view id) const;
   mutable std::shared_mutex parties_mu_;

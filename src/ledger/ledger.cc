@@ -213,9 +213,13 @@ class GroupCommitter {
     std::map<std::pair<PartyKind, std::string>, std::string> fresh;
     std::vector<std::string> pseudonyms;
     pseudonyms.reserve(accepted.size());
+    // After the catch-up this node knows every party the ledger names (replay loaded them, and
+    // catch-ups fetch those of other nodes' entries), so a party it does not know is new.
+    const bool shared = store.Shared();
     ConsentEvent named;  // the event as the entry names it: by pseudonym
     for (const auto& e : accepted) {
-      pseudonyms.push_back(ledger_->PseudonymForLocked(e.party_kind, e.party, &created, &fresh));
+      pseudonyms.push_back(
+          ledger_->PseudonymForLocked(e.party_kind, e.party, &created, &fresh, !shared));
       named = e;
       named.party = pseudonyms.back();
       entries.push_back(internal::MakeConsentEntry(e.position, now, named));
@@ -223,6 +227,22 @@ class GroupCommitter {
     }
     Status committed = store.CommitAppend(entries, created);
     ledger_->NoteStore(committed);
+    if (!committed && shared && committed.error().code == ErrorCode::kAlreadyExists) {
+      // Never expected (see above); should it happen, learn the stored rows so a retry uses
+      // them, and ask the callers to retry rather than fail them for good.
+      for (PartyKind kind : {PartyKind::kSubject, PartyKind::kAccount}) {
+        std::vector<std::string> ids;
+        for (const auto& c : created) {
+          if (c.row.kind == kind) ids.push_back(c.row.id);
+        }
+        if (auto rows = store.FindParties(kind, ids); rows) {
+          std::vector<PartyChange> known(rows->size());
+          for (size_t i = 0; i < rows->size(); ++i) known[i].row = std::move((*rows)[i]);
+          ledger_->AddPartiesLocked(known);
+        }
+      }
+      committed = MakeError(ErrorCode::kUnavailable, committed.error().message + "; retry");
+    }
     if (auto st = committed; !st) {
       for (auto& [r, first] : owners) {
         r->result = MakeError(st.error().code, "not recorded: " + st.error().message);
@@ -811,7 +831,8 @@ Status Ledger::CatchUpLocked(uint64_t head) {
   for (;;) {
     chunk.clear();
     const uint64_t after = expected - 1;
-    Status st = store_->Scan(after, [&](const EntryView& v) -> Status {
+    std::vector<internal::PartyRow> named;
+    Status st = store_->ScanRange(after, head, kChunk, [&](const EntryView& v) -> Status {
       if (v.position > head || chunk.size() == kChunk) return stop;
       if (v.position != expected) {
         return DataLossError("the ledger jumps from position " + std::to_string(expected - 1) +
@@ -826,9 +847,56 @@ Status Ledger::CatchUpLocked(uint64_t head) {
       if (v.hash.size() == 32) std::copy(v.hash.begin(), v.hash.end(), e.hash.begin());
       chunk.push_back(std::move(e));
       return OkStatus();
-    });
+    }, &named);
+    if (!named.empty()) {  // parties other nodes created, read with the entries
+      std::vector<PartyChange> found;
+      {
+        std::shared_lock lock(parties_mu_);
+        for (auto& row : named) {
+          if (parties_->Resolve(row.pseudonym, nullptr, nullptr)) continue;
+          PartyChange c;
+          c.row = std::move(row);
+          found.push_back(std::move(c));
+        }
+      }
+      std::sort(found.begin(), found.end(),
+                [](const PartyChange& a, const PartyChange& b) { return a.row.pseudonym < b.row.pseudonym; });
+      found.erase(std::unique(found.begin(), found.end(),
+                              [](const PartyChange& a, const PartyChange& b) {
+                                return a.row.pseudonym == b.row.pseudonym;
+                              }),
+                  found.end());
+      AddPartiesLocked(found);
+    }
     if (!st && !(st.error().code == ErrorCode::kAlreadyExists && st.error().message == "caught up")) {
       return st;
+    }
+    // The parties other nodes created, fetched together (one round trip for the chunk).
+    std::vector<std::string> unknown;
+    auto note = [&](std::string pseudonym) {
+      std::shared_lock lock(parties_mu_);
+      if (!parties_->Resolve(pseudonym, nullptr, nullptr)) unknown.push_back(std::move(pseudonym));
+    };
+    // (Consent entries' parties came with the scan where the store can; a store that cannot
+    // leaves them to apply(), which looks an unknown one up.)
+    for (const auto& e : chunk) {
+      const EntryView v{e.position, e.kind, e.body, e.hash};
+      if (e.kind == EntryKind::kDataset) {  // it may name parties with no consent event
+        internal::DatasetFields d;
+        Timestamp recorded = 0;
+        if (decoder.DecodeDataset(v, &d, &recorded)) {
+          for (auto& p : d.new_subjects) note(std::move(p));
+          for (auto& p : d.new_accounts) note(std::move(p));
+        }
+      }
+    }
+    if (!unknown.empty()) {
+      std::sort(unknown.begin(), unknown.end());
+      unknown.erase(std::unique(unknown.begin(), unknown.end()), unknown.end());
+      ASSENT_ASSIGN_OR_RETURN(auto rows, store_->FindPseudonyms(unknown));
+      std::vector<PartyChange> found(rows.size());
+      for (size_t i = 0; i < rows.size(); ++i) found[i].row = std::move(rows[i]);
+      AddPartiesLocked(found);
     }
     for (const auto& e : chunk) {
       if (auto st = apply(EntryView{e.position, e.kind, e.body, e.hash}); !st) {
@@ -1111,14 +1179,14 @@ Result<std::pair<uint64_t, Timestamp>> Ledger::AppendEntryLocked(
 
 std::string Ledger::PseudonymForLocked(
     PartyKind kind, const std::string& id, std::vector<PartyChange>* created,
-    std::map<std::pair<PartyKind, std::string>, std::string>* fresh) {
+    std::map<std::pair<PartyKind, std::string>, std::string>* fresh, bool ask_store) {
   {
     std::shared_lock lock(parties_mu_);
     if (auto p = parties_->PseudonymOf(kind, id)) return *p;
   }
   auto key = std::make_pair(kind, id);
   if (auto it = fresh->find(key); it != fresh->end()) return it->second;
-  if (store_->Shared()) {  // another node may have named this party first
+  if (ask_store && store_->Shared()) {  // another node may have named this party first
     if (auto row = store_->FindParty(kind, id); row && *row) {
       PartyChange known;
       known.row = **row;

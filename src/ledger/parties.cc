@@ -125,7 +125,7 @@ size_t PartyIndex::FindRaw(const Raw& raw, uint64_t hash) const {
 
 void PartyIndex::Reserve(size_t n) {
   parties_.reserve(n);
-  while (by_id_.size() < 2 * n) Grow();
+  while (by_id_.size() * 3 < n * 4) Grow();  // load at most 3/4: tags keep probes cheap
 }
 
 void PartyIndex::Grow() {
@@ -151,7 +151,7 @@ void PartyIndex::Add(PartyKind kind, std::string_view id, std::string_view pseud
   p.id.assign(id);
   p.kind = kind;
   p.live = true;
-  if ((parties_.size() + 1) * 2 > by_id_.size()) Grow();
+  if ((parties_.size() + 1) * 4 > by_id_.size() * 3) Grow();
   const uint64_t id_hash = IdHash(kind, id), raw_hash = RawHash(p.pseudonym);
   const size_t id_slot = FindId(kind, id, id_hash);
   const size_t ps_slot = FindRaw(p.pseudonym, raw_hash);
@@ -219,7 +219,7 @@ void PartyIndex::ResolveMany(std::span<const std::string_view> pseudonyms,
 }
 
 void PartyIndex::AddMany(std::span<const PartyRow> rows) {
-  if ((parties_.size() + rows.size()) * 2 > by_id_.size()) {
+  if ((parties_.size() + rows.size()) * 4 > by_id_.size() * 3) {
     Reserve(parties_.size() + rows.size());
   }
   const size_t mask = by_id_.size() - 1;

@@ -26,6 +26,42 @@ Status LedgerStore::Append(std::span<const StoredEntry> entries,
   return CommitAppend(entries, parties);
 }
 
+Result<std::vector<PartyRow>> LedgerStore::FindParties(PartyKind kind,
+                                                       std::span<const std::string> ids) const {
+  std::vector<PartyRow> rows;
+  for (const auto& id : ids) {
+    ASSENT_ASSIGN_OR_RETURN(auto row, FindParty(kind, id));
+    if (row) rows.push_back(std::move(*row));
+  }
+  return rows;
+}
+
+Result<std::vector<PartyRow>> LedgerStore::FindPseudonyms(
+    std::span<const std::string> pseudonyms) const {
+  std::vector<PartyRow> rows;
+  for (const auto& p : pseudonyms) {
+    ASSENT_ASSIGN_OR_RETURN(auto row, FindPseudonym(p));
+    if (row) rows.push_back(std::move(*row));
+  }
+  return rows;
+}
+
+Status LedgerStore::ScanRange(uint64_t after, uint64_t up_to, size_t limit,
+                              const std::function<Status(const EntryView&)>& fn,
+                              std::vector<PartyRow>*) const {
+  const Status stop = MakeError(ErrorCode::kAlreadyExists, "end of range");
+  size_t n = 0;
+  Status st = Scan(after, [&](const EntryView& v) -> Status {
+    if (v.position > up_to || n == limit) return stop;
+    ++n;
+    return fn(v);
+  });
+  if (!st && st.error().code == ErrorCode::kAlreadyExists && st.error().message == "end of range") {
+    return OkStatus();
+  }
+  return st;
+}
+
 Status LedgerStore::WaitForAppends(std::chrono::milliseconds timeout) {
   std::this_thread::sleep_for(timeout);
   return OkStatus();

@@ -17,6 +17,7 @@
 #include <array>
 #include <chrono>
 #include <optional>
+#include <vector>
 #include <functional>
 #include <memory>
 #include <span>
@@ -81,6 +82,19 @@ class LedgerStore {
   // erased). For stores several writers share, where another one may have created it.
   virtual Result<std::optional<PartyRow>> FindParty(PartyKind kind, std::string_view id) const = 0;
   virtual Result<std::optional<PartyRow>> FindPseudonym(std::string_view pseudonym) const = 0;
+  // Many at once (one round trip where the store can): the rows found, in any order.
+  virtual Result<std::vector<PartyRow>> FindParties(PartyKind kind,
+                                                    std::span<const std::string> ids) const;
+  virtual Result<std::vector<PartyRow>> FindPseudonyms(
+      std::span<const std::string> pseudonyms) const;
+
+  // Like Scan, for entries in (after, up_to], at most `limit` of them: a catch-up's read (one
+  // round trip where the store can). When `named` is given, a store may add to it the rows of
+  // parties its consent entries name, read in the same round trip (the caller looks up any
+  // it still does not know).
+  virtual Status ScanRange(uint64_t after, uint64_t up_to, size_t limit,
+                           const std::function<Status(const EntryView&)>& fn,
+                           std::vector<PartyRow>* named = nullptr) const;
 
   // The position of the entry appended with this idempotency key, if any.
   virtual Result<std::optional<uint64_t>> FindIdempotencyKey(std::string_view key) const = 0;

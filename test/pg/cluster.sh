@@ -59,7 +59,7 @@ case "$cmd" in
       echo "listen_addresses = '127.0.0.1'"
       echo "port = $port"
       echo "unix_socket_directories = '$dir'"
-      echo "max_connections = 200"
+      echo "max_connections = 300"
       echo "shared_buffers = 128MB"
       if [[ "$fast" == "--fast" ]]; then echo "fsync = off"; echo "synchronous_commit = off"; fi
     } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null

@@ -17,6 +17,7 @@
 #include <poll.h>
 
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <vector>
@@ -135,6 +136,66 @@ class Connection {
     return Check(std::move(r), what);
   }
 
+  struct Step {
+    std::string sql;
+    std::vector<std::string> values;
+    std::vector<int> formats;
+  };
+  // Sends every step, then waits once (libpq pipeline mode: one round trip for all). Stops at
+  // the first failing step (the later ones are not run) and returns its error.
+  Status Pipeline(const std::vector<Step>& steps, const std::string& what) {
+    ASSENT_RETURN_IF_ERROR(Ensure());
+    if (PQenterPipelineMode(conn_) != 1) {
+      return MakeError(ErrorCode::kInternal, what + ": cannot enter pipeline mode");
+    }
+    bool sent = true;
+    for (const auto& st : steps) {
+      std::vector<const char*> ptrs;
+      std::vector<int> lengths;
+      for (const auto& v : st.values) {
+        ptrs.push_back(v.data());
+        lengths.push_back(static_cast<int>(v.size()));
+      }
+      if (PQsendQueryParams(conn_, st.sql.c_str(), static_cast<int>(st.values.size()), nullptr,
+                            ptrs.data(), lengths.data(), st.formats.data(), 0) != 1) {
+        sent = false;
+        break;
+      }
+    }
+    Status result = OkStatus();
+    if (!sent || PQpipelineSync(conn_) != 1) {
+      result = MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable (" +
+                                                      std::string(PQerrorMessage(conn_)) + ")");
+    } else {
+      for (size_t i = 0; i < steps.size(); ++i) {
+        PgResult r(PQgetResult(conn_));
+        if (!r) {  // the connection broke
+          result = MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is "
+                                                             "unavailable (connection lost)");
+          break;
+        }
+        while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);  // end of this query
+        if (PQresultStatus(r.get()) == PGRES_PIPELINE_ABORTED) continue;
+        if (auto checked = Check(std::move(r), what); !checked && result) {
+          result = std::unexpected(checked.error());
+        }
+      }
+      if (!broken()) {
+        while (PGresult* sync = PQgetResult(conn_)) {
+          const bool done = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+          PQclear(sync);
+          if (done) break;
+        }
+      }
+    }
+    if (!broken()) PQexitPipelineMode(conn_);
+    if (broken() && result) {
+      result = MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable "
+                                                         "(connection lost)");
+    }
+    return result;
+  }
+
  private:
   Result<PgResult> Check(PgResult r, const std::string& what) {
     ExecStatusType s = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
@@ -157,11 +218,104 @@ class Connection {
   PGconn* conn_ = nullptr;
 };
 
+// A text[] literal: every element double-quoted, with \ and " escaped.
+std::string TextArray(std::span<const std::string> items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+uint32_t BigEndian32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
 uint64_t BigEndian64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
   return v;
 }
+
+// Rows for several tables, sent as few statements as fit: data-modifying CTEs chain the
+// INSERTs of one batch into a single statement (one round trip), up to 30,000 parameters.
+class MultiInsert {
+ public:
+  struct Param {
+    std::string value;
+    int format = 0;        // 0 text, 1 binary
+    const char* cast = "";  // e.g. "::bigint"
+    bool null = false;
+  };
+  static Param Null() { return Param{"", 0, "", true}; }
+
+  void Row(const std::string& table, std::vector<Param> params) {
+    size_t needed = 0;
+    for (const auto& p : params) needed += !p.null;
+    if (values_.size() + needed > kMaxParams) pending_.push_back(Take());
+    auto& rows = tables_[table];
+    std::string row = "(";
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (i) row += ',';
+      if (params[i].null) {
+        row += "NULL";
+        continue;
+      }
+      values_.push_back(std::move(params[i].value));
+      formats_.push_back(params[i].format);
+      row += "$" + std::to_string(values_.size()) + params[i].cast;
+    }
+    rows.push_back(row + ")");
+  }
+
+  // The statements, each one round trip's worth (usually one).
+  std::vector<Connection::Step> Statements() {
+    if (!tables_.empty()) pending_.push_back(Take());
+    std::vector<Connection::Step> out;
+    for (auto& st : pending_) out.push_back({st.sql, std::move(st.values), std::move(st.formats)});
+    pending_.clear();
+    return out;
+  }
+
+ private:
+  static constexpr size_t kMaxParams = 30000;
+  struct Statement {
+    std::string sql;
+    std::vector<std::string> values;
+    std::vector<int> formats;
+  };
+  Statement Take() {
+    Statement st;
+    std::vector<std::string> parts;
+    for (const auto& [table, rows] : tables_) {
+      std::string part = "INSERT INTO " + table + " VALUES ";
+      for (size_t i = 0; i < rows.size(); ++i) part += (i ? "," : "") + rows[i];
+      parts.push_back(std::move(part));
+    }
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      st.sql += (i ? ", w" : "WITH w") + std::to_string(i) + " AS (" + parts[i] + ") ";
+    }
+    st.sql += parts.back();
+    st.values = std::move(values_);
+    st.formats = std::move(formats_);
+    tables_.clear();
+    values_.clear();
+    formats_.clear();
+    return st;
+  }
+  std::map<std::string, std::vector<std::string>> tables_;
+  std::vector<std::string> values_;
+  std::vector<int> formats_;
+  std::vector<Statement> pending_;
+};
 
 class PostgresStore : public LedgerStore {
  public:
@@ -217,53 +371,45 @@ class PostgresStore : public LedgerStore {
     if (auto st = CheckFollows(entries, head_); !st) return fail(st.error());
     std::string idempotency(16, '\0');
     RAND_bytes(reinterpret_cast<unsigned char*>(idempotency.data()), 16);
-    // Many rows per statement: one round trip for up to 1,000 entries.
-    for (size_t first = 0; first < entries.size(); first += 1000) {
-      const size_t n = std::min<size_t>(1000, entries.size() - first);
-      std::string sql = "INSERT INTO entries (position, kind, body, hash, idempotency_key) VALUES ";
-      std::vector<std::string> values;
-      std::vector<int> formats;
-      for (size_t i = 0; i < n; ++i) {
-        const StoredEntry& e = entries[first + i];
-        const size_t p = values.size();
-        sql += (i ? ",(" : "(") + ("$" + std::to_string(p + 1)) + "::bigint,$" +
-               std::to_string(p + 2) + ",$" + std::to_string(p + 3) + ",$" +
-               std::to_string(p + 4) + "," +
-               (first + i == 0 ? "$" + std::to_string(p + 5) : std::string("NULL")) + ")";
-        values.push_back(std::to_string(e.position));
-        values.emplace_back(EntryKindName(e.kind));
-        values.push_back(e.body);
-        values.emplace_back(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
-        formats.insert(formats.end(), {0, 0, 1, 1});
-        if (first + i == 0) {
-          values.push_back(idempotency);
-          formats.push_back(1);
-        }
-      }
-      auto r = writer_.Params(sql, values, formats, false, "appending to the ledger");
+    // Every row of the append in as few statements as fit (one, for a usual group commit):
+    // the append lock is held meanwhile, by every node's commit in turn, so round trips count.
+    for (const auto& c : parties) {
+      if (!c.erase) continue;
+      auto r = writer_.Params("DELETE FROM parties WHERE kind = $1 AND id = $2",
+                              {std::string(PartyKindName(c.row.kind)), c.row.id}, {0, 0}, false,
+                              "erasing a party");
       if (!r) return fail(r.error());
     }
-    for (const auto& e : entries) {
-      if (e.idempotency_key.empty()) continue;
-      auto r = writer_.Params("INSERT INTO idempotency_keys (key, position) VALUES ($1, $2::bigint)",
-                              {e.idempotency_key, std::to_string(e.position)}, {1, 0}, false,
-                              "recording an idempotency key");
-      if (!r) return fail(r.error());
+    MultiInsert insert;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const StoredEntry& e = entries[i];
+      insert.Row("entries (position, kind, body, hash, idempotency_key)",
+                 {{std::to_string(e.position), 0, "::bigint"},
+                  {std::string(EntryKindName(e.kind)), 0, ""},
+                  {e.body, 1, ""},
+                  {std::string(reinterpret_cast<const char*>(e.hash.data()), e.hash.size()), 1, ""},
+                  i == 0 ? MultiInsert::Param{idempotency, 1, ""} : MultiInsert::Null()});
+      if (!e.idempotency_key.empty()) {
+        insert.Row("idempotency_keys (key, position)",
+                   {{e.idempotency_key, 1, ""}, {std::to_string(e.position), 0, "::bigint"}});
+      }
     }
     for (const auto& c : parties) {
-      std::string kind(PartyKindName(c.row.kind));
-      auto r = c.erase
-                   ? writer_.Params("DELETE FROM parties WHERE kind = $1 AND id = $2",
-                                    {kind, c.row.id}, {0, 0}, false, "erasing a party")
-                   : writer_.Params(
-                         "INSERT INTO parties (kind, id, pseudonym, secret) VALUES ($1,$2,$3,$4)",
-                         {kind, c.row.id, c.row.pseudonym,
-                          std::string(reinterpret_cast<const char*>(c.row.secret.data()), 32)},
-                         {0, 0, 0, 1}, false, "recording a party");
-      if (!r) return fail(r.error());
+      if (c.erase) continue;
+      insert.Row("parties (kind, id, pseudonym, secret)",
+                 {{std::string(PartyKindName(c.row.kind)), 0, ""},
+                  {c.row.id, 0, ""},
+                  {c.row.pseudonym, 0, ""},
+                  {std::string(reinterpret_cast<const char*>(c.row.secret.data()), 32), 1, ""}});
     }
-    auto r = writer_.Exec("NOTIFY assent_ledger; COMMIT", "committing to the ledger");
-    if (r) return OkStatus();
+    // The rows, NOTIFY and COMMIT in one round trip (pipelined): a failing INSERT leaves the
+    // rest unrun, and the transaction is rolled back below.
+    std::vector<Connection::Step> steps = insert.Statements();
+    steps.push_back({"NOTIFY assent_ledger", {}, {}});
+    steps.push_back({"COMMIT", {}, {}});
+    Status sent = writer_.Pipeline(steps, "committing to the ledger");
+    if (sent) return OkStatus();
+    auto r = Result<PgResult>(std::unexpected(sent.error()));
     if (entries.empty() || !writer_.broken()) return fail(r.error());
     // The connection broke during COMMIT: did it commit? Ask, on a new connection.
     auto found = writer_.Params("SELECT position FROM entries WHERE idempotency_key = $1",
@@ -297,23 +443,8 @@ class PostgresStore : public LedgerStore {
     const std::string fetch = "FETCH " + std::to_string(kFetchRows) + " FROM assent_scan";
     for (;;) {
       ASSENT_ASSIGN_OR_RETURN(auto r, reader_.Params(fetch, {}, {}, true, "reading the ledger"));
-      const int rows = PQntuples(r.get());
-      for (int i = 0; i < rows; ++i) {
-        EntryView v;
-        v.position = BigEndian64(PQgetvalue(r.get(), i, 0));
-        std::string_view kind(PQgetvalue(r.get(), i, 1), PQgetlength(r.get(), i, 1));
-        auto k = ParseEntryKind(kind);
-        if (!k) {
-          return DataLossError("ledger entry at position " + std::to_string(v.position) + ": " +
-                               k.error().message);
-        }
-        v.kind = *k;
-        v.body = std::string_view(PQgetvalue(r.get(), i, 2), PQgetlength(r.get(), i, 2));
-        v.hash = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(PQgetvalue(r.get(), i, 3)),
-                                          PQgetlength(r.get(), i, 3));
-        ASSENT_RETURN_IF_ERROR(fn(v));
-      }
-      if (rows < kFetchRows) break;
+      ASSENT_RETURN_IF_ERROR(EmitRows(r.get(), fn));
+      if (PQntuples(r.get()) < kFetchRows) break;
     }
     return OkStatus();
   }
@@ -329,6 +460,76 @@ class PostgresStore : public LedgerStore {
                                                    "reading an idempotency key"));
     if (PQntuples(r.get()) == 0) return std::optional<uint64_t>();
     return std::optional<uint64_t>(std::stoull(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  Result<std::vector<PartyRow>> FindParties(PartyKind kind,
+                                            std::span<const std::string> ids) const override {
+    std::vector<PartyRow> rows;
+    if (ids.empty()) return rows;
+    ASSENT_RETURN_IF_ERROR(QueryParties(
+        "SELECT kind, id, pseudonym, secret FROM parties WHERE kind = $1 AND id = ANY($2::text[])",
+        {std::string(PartyKindName(kind)), TextArray(ids)}, [&](const PartyRow& r) -> Status {
+          rows.push_back(r);
+          return OkStatus();
+        }));
+    return rows;
+  }
+
+  Result<std::vector<PartyRow>> FindPseudonyms(
+      std::span<const std::string> pseudonyms) const override {
+    std::vector<PartyRow> rows;
+    if (pseudonyms.empty()) return rows;
+    ASSENT_RETURN_IF_ERROR(QueryParties(
+        "SELECT kind, id, pseudonym, secret FROM parties WHERE pseudonym = ANY($1::text[])",
+        {TextArray(pseudonyms)}, [&](const PartyRow& r) -> Status {
+          rows.push_back(r);
+          return OkStatus();
+        }));
+    return rows;
+  }
+
+  Status ScanRange(uint64_t after, uint64_t up_to, size_t limit,
+                   const std::function<Status(const EntryView&)>& fn,
+                   std::vector<PartyRow>* named) const override {
+    std::lock_guard lock(read_mu_);
+    // The entries, and the parties their consent entries name (the pseudonym read out of the
+    // canonical JSON by the database, looked up by its index), in one round trip: rows tagged
+    // 0 are entries in order, rows tagged 1 parties.
+    ASSENT_ASSIGN_OR_RETURN(
+        auto r,
+        reader_.Params(
+            "WITH e AS (SELECT position, kind, body, hash FROM entries WHERE position > "
+            "$1::bigint AND position <= $2::bigint ORDER BY position LIMIT " +
+                std::to_string(limit) +
+                ") "
+                "SELECT 0 AS t, position, kind, body, hash, NULL::text, NULL::text, NULL::text, "
+                "NULL::bytea FROM e "
+                "UNION ALL SELECT 1, NULL::bigint, NULL::text, NULL::bytea, NULL::bytea, p.kind, "
+                "p.id, p.pseudonym, p.secret FROM parties p WHERE p.pseudonym = ANY(ARRAY("
+                "SELECT COALESCE(convert_from(body, 'UTF8')::jsonb ->> 'subject', "
+                "convert_from(body, 'UTF8')::jsonb ->> 'account') FROM e WHERE kind = 'consent')) "
+                "ORDER BY 1, 2",
+            {std::to_string(after), std::to_string(std::min<uint64_t>(up_to, INT64_MAX))},
+            {0, 0}, true, "reading the ledger"));
+    int entries = 0;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      const bool party = BigEndian32(PQgetvalue(r.get(), i, 0)) == 1;
+      if (!party) {
+        ++entries;
+        continue;
+      }
+      if (!named) continue;
+      std::string kind(PQgetvalue(r.get(), i, 5), PQgetlength(r.get(), i, 5));
+      auto parsed = ParsePartyKind(kind);
+      if (!parsed || PQgetlength(r.get(), i, 8) != 32) continue;  // the caller looks it up
+      PartyRow row;
+      row.kind = *parsed;
+      row.id.assign(PQgetvalue(r.get(), i, 6), PQgetlength(r.get(), i, 6));
+      row.pseudonym.assign(PQgetvalue(r.get(), i, 7), PQgetlength(r.get(), i, 7));
+      std::memcpy(row.secret.data(), PQgetvalue(r.get(), i, 8), 32);
+      named->push_back(std::move(row));
+    }
+    return EmitRows(r.get(), fn, 1, entries);
   }
 
   Result<uint64_t> PartyCount() const override {
@@ -424,6 +625,30 @@ class PostgresStore : public LedgerStore {
         (void)writer_.Exec("ROLLBACK", "rollback");
         return std::unexpected(r.error());
       }
+    }
+    return OkStatus();
+  }
+
+  // Rows (position, kind, body, hash) of a binary result, as entry views.
+  // From column `first` on, of rows 0..count (all when -1).
+  static Status EmitRows(PGresult* r, const std::function<Status(const EntryView&)>& fn,
+                         int first = 0, int count = -1) {
+    const int rows = count < 0 ? PQntuples(r) : count;
+    for (int i = 0; i < rows; ++i) {
+      EntryView v;
+      v.position = BigEndian64(PQgetvalue(r, i, first));
+      std::string_view kind(PQgetvalue(r, i, first + 1), PQgetlength(r, i, first + 1));
+      auto k = ParseEntryKind(kind);
+      if (!k) {
+        return DataLossError("ledger entry at position " + std::to_string(v.position) + ": " +
+                             k.error().message);
+      }
+      v.kind = *k;
+      v.body = std::string_view(PQgetvalue(r, i, first + 2), PQgetlength(r, i, first + 2));
+      v.hash = std::span<const uint8_t>(
+          reinterpret_cast<const uint8_t*>(PQgetvalue(r, i, first + 3)),
+          PQgetlength(r, i, first + 3));
+      ASSENT_RETURN_IF_ERROR(fn(v));
     }
     return OkStatus();
   }
