@@ -25,6 +25,7 @@ Result<CheckpointResult> MakeCheckpoint(Ledger& ledger, const SigningKey& key);
 struct AuditReport {
   uint64_t entries = 0, checkpoints = 0;
   uint64_t uncovered = 0;  // entries after the last checkpoint
+  uint64_t parties = 0;    // rows of the parties table, each checked against its pseudonym
   std::string root_hex;
   std::vector<std::string> problems;  // each names a position
   bool ok() const { return problems.empty(); }

@@ -320,6 +320,16 @@ TEST_F(AuditTest, AfterSubjectEraseNoTableHoldsThePlainIdAndAuditVerifyPasses) {
   });
 }
 
+TEST_F(AuditTest, APartyRowThatNoLongerMatchesItsPseudonymIsReported) {
+  EXPECT_TRUE(Verify().ok());
+  EXPECT_EQ(Verify().parties, 6u);
+  // Pointing u1's pseudonym (and so its entries) at someone else.
+  Sql("UPDATE parties SET id = 'mallory' WHERE id = 'u1'");
+  AuditReport r = Verify();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(Joined(r).find("parties table"), std::string::npos) << Joined(r);
+}
+
 TEST_F(AuditTest, AReceiptForAnotherPartyOrWithAnotherKeyDoesNotVerify) {
   auto l = OpenLedger();
   auto receipt = l->RecordConsent(Withdrawal("frank"));

@@ -139,8 +139,8 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
       return;
     }
     for (const auto& p : r->problems) std::cout << "FAIL " << p << "\n";
-    std::cout << fmt::format("{} entries, {} checkpoints, root {}{}\n", r->entries,
-                             r->checkpoints, r->root_hex,
+    std::cout << fmt::format("{} entries, {} checkpoints, {} parties, root {}{}\n", r->entries,
+                             r->checkpoints, r->parties, r->root_hex,
                              r->uncovered == 1
                                  ? "; 1 entry after the last valid checkpoint (its own entry, "
                                    "signed by the next) is not yet signed"
