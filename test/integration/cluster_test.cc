@@ -135,12 +135,12 @@ class Node {
     pid_ = -1;
   }
 
-  int port() const { return port_; }
+  int port() const { return port_.load(); }
 
  private:
   std::string dir_, url_, key_file_;
   pid_t pid_ = -1;
-  int port_ = 0;
+  std::atomic<int> port_{0};  // writer threads read it while the node restarts
 };
 
 class ClusterTest : public testing::Test {
