@@ -40,6 +40,7 @@ namespace assent {
 namespace internal {
 class LedgerStore;
 class GroupCommitter;
+class AppendLock;
 class PartyIndex;
 struct PartyChange;
 struct StoredEntry;
@@ -238,6 +239,7 @@ class Ledger {
   Ledger() = default;
   Status Replay();
   friend class internal::GroupCommitter;
+  friend class internal::AppendLock;
   friend class LedgerTestPeer;
   std::string data_dir_;
   Clock clock_;
@@ -249,11 +251,12 @@ class Ledger {
                   const std::string& role, const std::string& key_sha256);
   // Appends one entry that is not a consent event, made for the next position; returns the
   // position and time. REQUIRES: the committer's commit_mu is held.
-  // `check`, when given, runs after catching up, before anything is written.
+  // Appends one entry made for the next position. REQUIRES: `append` held (the store's
+  // append lock and the write lock, caught up).
   Result<std::pair<uint64_t, Timestamp>> AppendEntryLocked(
+      internal::AppendLock& append,
       const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make,
-      std::span<const internal::PartyChange> parties = {},
-      const std::function<Status()>& check = nullptr, bool catch_up = false);
+      std::span<const internal::PartyChange> parties = {});
   // Applies entries (head] that other writers appended. REQUIRES: commit_mu.
   Status CatchUpLocked(uint64_t head);
   Status ApplyTermsEntry(uint64_t position, const std::string& id, const std::string& version,

@@ -34,6 +34,43 @@ using internal::StoredEntry;
 
 namespace internal {
 
+// Every append takes the store's append lock first (across nodes: PostgreSQL's advisory lock)
+// and then the ledger's write lock, and catches up with what other nodes appended before it
+// looks at the state: so its checks and positions are against the whole ledger. The follower
+// takes only the write lock — and, since the append lock is taken without it, keeps applying
+// other nodes' entries while a writer waits for its turn, leaving it little to catch up.
+class AppendLock {
+ public:
+  static Result<std::unique_ptr<AppendLock>> Take(Ledger* ledger) {
+    auto head = ledger->store_->BeginAppend();
+    if (!head) {
+      ledger->NoteStore(Status(std::unexpected(head.error())));
+      return std::unexpected(head.error());
+    }
+    std::unique_ptr<AppendLock> lock(new AppendLock(ledger, *head));
+    if (auto st = ledger->CatchUpLocked(*head); !st) return std::unexpected(st.error());
+    return lock;
+  }
+  ~AppendLock() {
+    if (open_) ledger_->store_->AbortAppend();
+  }
+  uint64_t head() const { return head_; }
+  // Ends the append either way.
+  Status Commit(std::span<const StoredEntry> entries, std::span<const PartyChange> parties) {
+    open_ = false;
+    Status st = ledger_->store_->CommitAppend(entries, parties);
+    ledger_->NoteStore(st);
+    return st;
+  }
+
+ private:
+  AppendLock(Ledger* ledger, uint64_t head);
+  Ledger* ledger_;
+  uint64_t head_;
+  bool open_ = true;
+  std::unique_lock<std::mutex> write_;
+};
+
 // Group commit: callers queue their events; whichever caller finds no commit running becomes
 // the leader, takes everything queued, validates it, writes it in one transaction (one
 // fsync), applies it to the engine and wakes the others with their receipts.
@@ -108,7 +145,15 @@ class GroupCommitter {
   }
 
   void CommitAll(const std::vector<Request*>& batch) {
-    std::lock_guard guard(commit_mu);
+    // The append lock, then the write lock, caught up: positions and times are assigned
+    // against the whole ledger, inside the committing transaction.
+    auto append = AppendLock::Take(ledger_);
+    if (!append) {
+      for (Request* r : batch) {
+        r->result = MakeError(append.error().code, "not recorded: " + append.error().message);
+      }
+      return;
+    }
     if (broken) {
       for (Request* r : batch) {
         r->result = InternalError("the ledger stopped accepting writes after an internal error; "
@@ -116,23 +161,7 @@ class GroupCommitter {
       }
       return;
     }
-    // Take the store's append lock, then catch up with what other nodes appended: positions
-    // and times are assigned against the whole ledger, inside the committing transaction.
     internal::LedgerStore& store = *ledger_->store_;
-    auto head = store.BeginAppend();
-    if (head) {
-      if (auto st = ledger_->CatchUpLocked(*head); !st) {
-        store.AbortAppend();
-        head = std::unexpected(st.error());
-      }
-    }
-    ledger_->NoteStore(head ? OkStatus() : Status(std::unexpected(head.error())));
-    if (!head) {
-      for (Request* r : batch) {
-        r->result = MakeError(head.error().code, "not recorded: " + head.error().message);
-      }
-      return;
-    }
     Engine& engine = *ledger_->engine_;
     auto snap = engine.snapshot();
     const Timestamp now = ledger_->clock_();
@@ -202,8 +231,7 @@ class GroupCommitter {
         owners.emplace_back(r, mark);
       }
     }
-    if (accepted.empty()) {
-      store.AbortAppend();
+    if (accepted.empty()) {  // (the append is aborted as `append` goes)
       for (auto& [r, first] : owners) r->result = std::vector<Receipt>{};
       return;
     }
@@ -225,8 +253,7 @@ class GroupCommitter {
       entries.push_back(internal::MakeConsentEntry(e.position, now, named));
       entries.back().idempotency_key = e.idempotency_key;
     }
-    Status committed = store.CommitAppend(entries, created);
-    ledger_->NoteStore(committed);
+    Status committed = (*append)->Commit(entries, created);
     if (!committed && shared && committed.error().code == ErrorCode::kAlreadyExists) {
       // Never expected (see above); should it happen, learn the stored rows so a retry uses
       // them, and ask the callers to retry rather than fail them for good.
@@ -292,6 +319,9 @@ class GroupCommitter {
   std::vector<Request*> queue_;
   bool leader_active_ = false;
 };
+
+AppendLock::AppendLock(Ledger* ledger, uint64_t head)
+    : ledger_(ledger), head_(head), write_(ledger->committer_->commit_mu) {}
 
 }  // namespace internal
 
@@ -928,8 +958,7 @@ Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_vi
     }
     return InvalidArgumentError(msg);
   }
-  std::lock_guard guard(committer_->commit_mu);
-  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   auto snap = engine_->snapshot();
   const auto& terms = lint.terms;
   if (int32_t v = snap->terms().FindVersion(terms->version()); v >= 0) {
@@ -945,14 +974,7 @@ Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_vi
   ASSENT_RETURN_IF_ERROR(snap->terms().With(terms));  // same document, later effective
   const uint64_t position = snap->position() + 1;
   StoredEntry entry = internal::MakeTermsEntry(position, clock_(), *terms);
-  Status stored = store_->Append({&entry, 1});
-  NoteStore(stored);
-  if (!stored && stored.error().code == ErrorCode::kFailedPrecondition) {
-    (void)CatchUpLocked(UINT64_MAX);
-    return MakeError(ErrorCode::kUnavailable,
-                     "another node appended to the ledger at the same moment; retry");
-  }
-  ASSENT_RETURN_IF_ERROR(stored);
+  ASSENT_RETURN_IF_ERROR(append->Commit({&entry, 1}, {}));
   NotifyAppended({&entry, 1});
   if (auto st = engine_->PublishTerms(terms, position); !st) {
     committer_->broken = true;
@@ -988,43 +1010,25 @@ Status Ledger::ScanEntries(
 Result<uint64_t> Ledger::AppendCheckpoint(uint64_t size, std::string_view root_hex,
                                           std::string_view note) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-  std::lock_guard guard(committer_->commit_mu);
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
-                                       [&](uint64_t pos, Timestamp now) {
-                                         return internal::MakeCheckpointEntry(pos, now, size,
-                                                                              root_hex, note);
-                                       },
-                                       {},
-                                       [&]() -> Status {
-                                         if (size == engine_->snapshot()->position()) {
-                                           return OkStatus();
-                                         }
-                                         return FailedPreconditionError(
-                                             "the ledger moved on while the checkpoint was "
-                                             "signed; retry");
-                                       }));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
+  if (size != engine_->snapshot()->position()) {
+    return FailedPreconditionError("the ledger moved on while the checkpoint was signed; retry");
+  }
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append, [&](uint64_t pos, Timestamp now) {
+    return internal::MakeCheckpointEntry(pos, now, size, root_hex, note);
+  }));
   return at.first;
 }
 
 Result<uint64_t> Ledger::AppendCheckpoint(const CheckpointSigner& sign) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-  std::lock_guard guard(committer_->commit_mu);
-  std::string root_hex, note;
-  uint64_t size = 0;
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
-                                       [&](uint64_t pos, Timestamp now) {
-                                         return internal::MakeCheckpointEntry(pos, now, size,
-                                                                              root_hex, note);
-                                       },
-                                       {},
-                                       [&]() -> Status {
-                                         size = engine_->snapshot()->position();
-                                         ASSENT_ASSIGN_OR_RETURN(auto signed_, sign(size));
-                                         root_hex = std::move(signed_.first);
-                                         note = std::move(signed_.second);
-                                         return OkStatus();
-                                       },
-                                       /*catch_up=*/true));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
+  const uint64_t size = engine_->snapshot()->position();
+  ASSENT_ASSIGN_OR_RETURN(auto signed_, sign(size));
+  const auto& [root_hex, note] = signed_;
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append, [&](uint64_t pos, Timestamp now) {
+    return internal::MakeCheckpointEntry(pos, now, size, root_hex, note);
+  }));
   return at.first;
 }
 
@@ -1142,35 +1146,13 @@ Status Ledger::Export(uint64_t since, std::ostream& out) const {
 }
 
 Result<std::pair<uint64_t, Timestamp>> Ledger::AppendEntryLocked(
+    internal::AppendLock& append,
     const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make,
-    std::span<const PartyChange> parties, const std::function<Status()>& check, bool catch_up) {
-  ASSENT_ASSIGN_OR_RETURN(uint64_t head, store_->BeginAppend());
-  if (catch_up && head != engine_->snapshot()->position()) {
-    if (auto st = CatchUpLocked(head); !st) {
-      store_->AbortAppend();
-      return std::unexpected(st.error());
-    }
-  }
-  if (head != engine_->snapshot()->position()) {
-    // Another node appended after this operation looked at the state: apply that, and let
-    // the caller retry with what it now knows rather than write from a stale view.
-    store_->AbortAppend();
-    ASSENT_RETURN_IF_ERROR(CatchUpLocked(head));
-    return MakeError(ErrorCode::kUnavailable,
-                     "another node appended to the ledger at the same moment; retry");
-  }
-  if (check) {
-    if (auto st = check(); !st) {
-      store_->AbortAppend();
-      return std::unexpected(st.error());
-    }
-  }
-  const uint64_t position = head + 1;
+    std::span<const PartyChange> parties) {
+  const uint64_t position = append.head() + 1;
   const Timestamp now = clock_();
   StoredEntry entry = make(position, now);
-  Status committed = store_->CommitAppend({&entry, 1}, parties);
-  NoteStore(committed);
-  ASSENT_RETURN_IF_ERROR(committed);
+  ASSENT_RETURN_IF_ERROR(append.Commit({&entry, 1}, parties));
   AddPartiesLocked(parties);
   NotifyAppended({&entry, 1});
   ASSENT_RETURN_IF_ERROR(engine_->AdvancePosition(position));
@@ -1235,8 +1217,7 @@ std::optional<std::string> Ledger::PseudonymOf(PartyKind kind, std::string_view 
 
 Result<uint64_t> Ledger::EraseParty(PartyKind kind, const std::string& id) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-  std::lock_guard guard(committer_->commit_mu);
-  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   auto pseudonym = PseudonymOf(kind, id);
   if (!pseudonym) {
     return NotFoundError("the ledger holds nothing about " + std::string(PartyKindName(kind)) +
@@ -1246,13 +1227,14 @@ Result<uint64_t> Ledger::EraseParty(PartyKind kind, const std::string& id) {
   erase.erase = true;
   erase.row.kind = kind;
   erase.row.id = id;
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append,
                                        [&](uint64_t pos, Timestamp now) {
                                          return internal::MakeErasureEntry(pos, now, kind,
                                                                            *pseudonym);
                                        },
                                        {&erase, 1}));
   ASSENT_RETURN_IF_ERROR(engine_->ForgetParty(kind, id));
+  append.reset();  // the store's locks are taken before the write lock, never inside it
   // Old copies of the row may remain in the WAL until it is checkpointed; with readers
   // holding it open, the next checkpoint (at the latest, at close) removes them.
   (void)store_->Purge();
@@ -1341,8 +1323,7 @@ void Ledger::WithLineage(const std::function<void(const Lineage&)>& fn) const {
 Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   if (r.name.empty() || !ValidUtf8(r.name)) return InvalidArgumentError("a dataset needs a name");
-  std::lock_guard guard(committer_->commit_mu);
-  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   internal::DatasetFields f;
   f.name = r.name;
   f.purpose = r.purpose;
@@ -1399,7 +1380,7 @@ Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
       f.shards.push_back({sh.file, sh.items, EncodeBitmap(b)});
     }
   }
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append,
                                        [&](uint64_t pos, Timestamp now) {
                                          return internal::MakeDatasetEntry(pos, now, f);
                                        },
@@ -1412,8 +1393,7 @@ Result<uint64_t> Ledger::RegisterModel(std::string name, std::vector<std::string
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   if (name.empty() || !ValidUtf8(name)) return InvalidArgumentError("a model needs a name");
   if (datasets.empty()) return InvalidArgumentError("a model is trained on at least one dataset");
-  std::lock_guard guard(committer_->commit_mu);
-  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   {
     std::shared_lock lock(lineage_mu_);
     if (lineage_->FindModel(name)) return AlreadyExistsError("a model named '" + name + "' exists");
@@ -1424,7 +1404,7 @@ Result<uint64_t> Ledger::RegisterModel(std::string name, std::vector<std::string
     }
   }
   internal::ModelFields f{std::move(name), std::move(datasets)};
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append, [&](uint64_t pos, Timestamp now) {
     return internal::MakeModelEntry(pos, now, f);
   }));
   ASSENT_RETURN_IF_ERROR(ApplyModel(at.first, at.second, &f));
@@ -1474,8 +1454,7 @@ Result<std::string> Ledger::CreateKey(Role role, std::string name) {
       name.find_first_of("\r\n\t") != std::string::npos) {
     return InvalidArgumentError("a key name must be 1-100 printable characters");
   }
-  std::lock_guard guard(committer_->commit_mu);
-  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   {
     std::shared_lock lock(keys_mu_);
     for (const auto& [hash, key] : keys_by_hash_) {
@@ -1488,7 +1467,7 @@ Result<std::string> Ledger::CreateKey(Role role, std::string name) {
   if (RAND_bytes(raw, sizeof raw) != 1) return InternalError("no secure randomness available");
   std::string secret = "assent_" + ToHex(raw, sizeof raw);
   internal::KeyFields f{"create", name, std::string(RoleName(role)), ToHex(Sha256(secret))};
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append, [&](uint64_t pos, Timestamp now) {
     return internal::MakeKeyEntry(pos, now, f);
   }));
   ASSENT_RETURN_IF_ERROR(ApplyKey(at.first, f.action, f.name, f.role, f.key_sha256));
@@ -1497,8 +1476,7 @@ Result<std::string> Ledger::CreateKey(Role role, std::string name) {
 
 Status Ledger::RevokeKey(std::string_view name) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-  std::lock_guard guard(committer_->commit_mu);
-  ASSENT_RETURN_IF_ERROR(CatchUpLocked(UINT64_MAX));
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   internal::KeyFields f{"revoke", std::string(name), "", ""};
   {
     std::shared_lock lock(keys_mu_);
@@ -1512,7 +1490,7 @@ Status Ledger::RevokeKey(std::string_view name) {
     }
     if (!found) return NotFoundError("no live key named '" + std::string(name) + "'");
   }
-  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked([&](uint64_t pos, Timestamp now) {
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append, [&](uint64_t pos, Timestamp now) {
     return internal::MakeKeyEntry(pos, now, f);
   }));
   return ApplyKey(at.first, f.action, f.name, f.role, f.key_sha256);

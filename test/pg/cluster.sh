@@ -53,17 +53,29 @@ case "$cmd" in
     fi
     as_owner "$bindir/initdb" -D "$dir/data" -U assent --auth=trust -E UTF8 --locale=C.UTF-8 \
       --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-    port=$(( 20000 + RANDOM % 20000 ))
-    while ! port_free "$port"; do port=$(( port + 1 )); done
     {
       echo "listen_addresses = '127.0.0.1'"
-      echo "port = $port"
       echo "unix_socket_directories = '$dir'"
       echo "max_connections = 300"
       echo "shared_buffers = 128MB"
       if [[ "$fast" == "--fast" ]]; then echo "fsync = off"; echo "synchronous_commit = off"; fi
     } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
-    start_server
+    # A free port: another cluster starting at the same moment may take the one we checked,
+    # so a start that cannot bind tries another.
+    for attempt in 1 2 3 4 5 6 7 8; do
+      port=$(shuf -i 20000-60000 -n 1)
+      port_free "$port" || continue
+      echo "port = $port" | as_owner tee "$dir/data/postgresql.auto.conf" >/dev/null
+      if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+        started=1
+        break
+      fi
+    done
+    if [[ -z "${started:-}" ]]; then
+      echo "cluster.sh: the server did not start; its log:" >&2
+      tail -20 "$dir/server.log" >&2
+      exit 1
+    fi
     as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U assent assent
     echo "postgresql://assent@127.0.0.1:$port/assent" > "$dir/url"
     chmod a+r "$dir/url"
