@@ -126,6 +126,10 @@ std::unique_ptr<LedgerStore> NewMemoryStore();
 // schema.
 Result<std::unique_ptr<LedgerStore>> OpenPostgresStore(const std::string& url, bool read_only);
 
+// Test hook: the next PostgreSQL append loses its connection just after sending COMMIT (1) or
+// just before sending its rows (2), so tests can see an interrupted commit resolved.
+void SetPostgresFaultForTest(int fault);
+
 // OK when `entries` are dense and continue `head`; else kFailedPrecondition (another writer
 // appended first, or a gap). For stores' CommitAppend.
 Status CheckFollows(std::span<const StoredEntry> entries, uint64_t head);

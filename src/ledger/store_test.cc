@@ -263,6 +263,32 @@ TEST(PostgresStoreTest, TwoWritersOnOneDatabaseStayDense) {
   EXPECT_EQ(*a->LastPosition(), 160u);
 }
 
+TEST(PostgresStoreTest, AConnectionLostDuringCommitIsResolvedByItsIdempotencyKey) {
+  std::string error;
+  const std::string url = testing_pg::FreshDatabase(&error);
+  ASSERT_FALSE(url.empty()) << error;
+  auto store = OpenPostgresStore(url, false);
+  ASSERT_TRUE(store) << store.error().message;
+  ASSERT_TRUE((*store)->Append(std::vector<StoredEntry>{Entry(1)}));
+  // Lost after COMMIT was sent: the server committed; the store reconnects, finds the append's
+  // key, and says so — the caller gets its receipt, and a retry is not needed.
+  SetPostgresFaultForTest(1);
+  auto st = (*store)->Append(std::vector<StoredEntry>{Entry(2), Entry(3)});
+  EXPECT_TRUE(st) << st.error().message;
+  EXPECT_EQ(ScanAll(**store).size(), 3u);
+  // Lost before the rows were sent: nothing committed, and the caller is told so.
+  SetPostgresFaultForTest(2);
+  st = (*store)->Append(std::vector<StoredEntry>{Entry(4)});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kUnavailable) << st.error().message;
+  EXPECT_EQ(ScanAll(**store).size(), 3u);
+  // The store reconnects by itself for the next append.
+  EXPECT_TRUE((*store)->Append(std::vector<StoredEntry>{Entry(4)}));
+  auto all = ScanAll(**store);
+  ASSERT_EQ(all.size(), 4u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].position, i + 1);
+}
+
 TEST(PostgresStoreTest, MigratesAnOlderSchemaAndRefusesForeignOrNewerOnes) {
   std::string error;
   const std::string url = testing_pg::FreshDatabase(&error);

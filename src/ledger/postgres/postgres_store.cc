@@ -15,6 +15,9 @@
 #include <libpq-fe.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
 
 #include <cstring>
 #include <map>
@@ -72,6 +75,10 @@ CREATE TABLE idempotency_keys (key BYTEA PRIMARY KEY, position BIGINT NOT NULL);
 UPDATE meta SET value = '3' WHERE key = 'schema_version';
 )sql"},
 };
+
+// Test hook (SetPostgresFaultForTest): 1 cuts the next append's connection just after its
+// COMMIT is sent, 2 just before the append's rows are sent.
+std::atomic<int> g_fault{0};
 
 // A URL without its password, for messages and Describe().
 std::string Redacted(const std::string& url) {
@@ -163,7 +170,9 @@ class Connection {
       }
     }
     Status result = OkStatus();
-    if (!sent || PQpipelineSync(conn_) != 1) {
+    const bool synced = sent && PQpipelineSync(conn_) == 1;
+    if (synced && g_fault.exchange(0) == 1) ::shutdown(PQsocket(conn_), SHUT_RDWR);  // tests
+    if (!synced) {
       result = MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable (" +
                                                       std::string(PQerrorMessage(conn_)) + ")");
     } else {
@@ -404,6 +413,7 @@ class PostgresStore : public LedgerStore {
     }
     // The rows, NOTIFY and COMMIT in one round trip (pipelined): a failing INSERT leaves the
     // rest unrun, and the transaction is rolled back below.
+    if (g_fault.load() == 2 && g_fault.exchange(0) == 2) ::shutdown(PQsocket(writer_.get()), SHUT_RDWR);
     std::vector<Connection::Step> steps = insert.Statements();
     steps.push_back({"NOTIFY assent_ledger", {}, {}});
     steps.push_back({"COMMIT", {}, {}});
@@ -703,6 +713,8 @@ class PostgresStore : public LedgerStore {
 };
 
 }  // namespace
+
+void SetPostgresFaultForTest(int fault) { g_fault = fault; }
 
 Result<std::unique_ptr<LedgerStore>> OpenPostgresStore(const std::string& url, bool read_only) {
   auto store = std::make_unique<PostgresStore>(url, read_only);
