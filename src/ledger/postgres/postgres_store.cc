@@ -119,6 +119,11 @@ class Connection {
   }
 
   bool broken() const { return !conn_ || PQstatus(conn_) != CONNECTION_OK; }
+  // Closes the connection; the next use reconnects.
+  void Drop() {
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+  }
   PGconn* get() { return conn_; }
 
   // Runs SQL without parameters (several statements allowed); the last result.
@@ -175,6 +180,8 @@ class Connection {
     if (!synced) {
       result = MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable (" +
                                                       std::string(PQerrorMessage(conn_)) + ")");
+      Drop();  // half-sent: nothing about this connection can be trusted; the next use reconnects
+      return result;
     } else {
       for (size_t i = 0; i < steps.size(); ++i) {
         PgResult r(PQgetResult(conn_));
@@ -197,7 +204,7 @@ class Connection {
         }
       }
     }
-    if (!broken()) PQexitPipelineMode(conn_);
+    if (!broken() && PQexitPipelineMode(conn_) != 1) Drop();  // results left unread
     if (broken() && result) {
       result = MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable "
                                                          "(connection lost)");
