@@ -298,7 +298,8 @@ TEST(PostgresStoreTest, AConnectionLostDuringCommitIsResolvedByItsIdempotencyKey
   EXPECT_EQ(st.error().code, ErrorCode::kUnavailable) << st.error().message;
   EXPECT_EQ(*(*store)->LastPosition(), head);
   // The store reconnects by itself for the next append.
-  EXPECT_TRUE((*store)->Append(std::vector<StoredEntry>{Entry(head + 1)}));
+  auto again = (*store)->Append(std::vector<StoredEntry>{Entry(head + 1)});
+  EXPECT_TRUE(again) << again.error().message;
   auto all = ScanAll(**store);
   ASSERT_EQ(all.size(), head + 1);
   for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].position, i + 1);

@@ -176,7 +176,11 @@ class Connection {
     }
     Status result = OkStatus();
     const bool synced = sent && PQpipelineSync(conn_) == 1;
-    if (synced && g_fault.exchange(0) == 1) ::shutdown(PQsocket(conn_), SHUT_RDWR);  // tests
+    if (synced && g_fault.exchange(0) == 1) {  // tests: the connection is lost, COMMIT sent
+      Drop();
+      return MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable "
+                                                       "(connection lost)");
+    }
     if (!synced) {
       result = MakeError(ErrorCode::kUnavailable, what + ": the PostgreSQL ledger is unavailable (" +
                                                       std::string(PQerrorMessage(conn_)) + ")");
@@ -428,9 +432,18 @@ class PostgresStore : public LedgerStore {
     if (sent) return OkStatus();
     auto r = Result<PgResult>(std::unexpected(sent.error()));
     if (entries.empty() || !writer_.broken()) return fail(r.error());
-    // The connection broke during COMMIT: did it commit? Ask, on a new connection.
-    auto found = writer_.Params("SELECT position FROM entries WHERE idempotency_key = $1",
-                                {idempotency}, {1}, false, "checking an interrupted commit");
+    // The connection broke during COMMIT: did it commit? Ask on a new connection — once the
+    // append lock is ours: the old session held it until its transaction ended, so by then the
+    // answer is final (a server still working through the COMMIT cannot commit after we look).
+    auto found = [&]() -> Result<PgResult> {
+      ASSENT_RETURN_IF_ERROR(writer_.Exec(
+          "BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kAppendLock) + ")",
+          "checking an interrupted commit"));
+      auto r = writer_.Params("SELECT position FROM entries WHERE idempotency_key = $1",
+                              {idempotency}, {1}, false, "checking an interrupted commit");
+      if (!writer_.broken()) (void)writer_.Exec("ROLLBACK", "ending the check");
+      return r;
+    }();
     if (!found) {
       return MakeError(ErrorCode::kUnavailable,
                        "the connection to the PostgreSQL ledger broke while committing and it "
