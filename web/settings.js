@@ -181,10 +181,13 @@ const Assent = (() => {
     }
     const id = session.subject;
     document.getElementById('who').textContent = 'Signed in as ' + id + '.';
-    if (session.gpc && session.gpc.honoured) {
-      say('Your browser sent a Global Privacy Control signal. We honoured it: ' +
-          (session.gpc.recorded.length ? 'we recorded your objection to ' +
-           session.gpc.recorded.join(', ') + '.' : 'your objections were already recorded.'));
+    if (session.gpc && session.gpc.signal) {
+      const gpc = await api('POST', '/v1/session/gpc', {});
+      if (gpc.honoured) {
+        say('Your browser sent a Global Privacy Control signal. We honoured it: ' +
+            (gpc.recorded.length ? 'we recorded your objection to ' +
+             gpc.recorded.join(', ') + '.' : 'your objections were already recorded.'));
+      }
     }
     refresh = async () => {
       const [consents, history] = await Promise.all([

@@ -93,6 +93,7 @@ struct Receipt {
   Timestamp at = 0;
   Method method = Method::kApi;
   std::string rule;
+  std::string actor;  // who recorded it: "key:NAME", "session minted by key:NAME", ...
   std::string hash;  // hex SHA-256 of the entry's canonical bytes
   std::string pseudonym;  // how the entry (and the audit tree) names the party
   // Base64 of the party's pseudonym secret: with it anyone holding the receipt can check that
@@ -109,7 +110,9 @@ struct Receipt {
 };
 
 // Who an API key speaks for (DESIGN.md "Roles").
-enum class Role : uint8_t { kOperator, kService, kAuditor };
+// `portal` is the platform's sign-in backend: it may only mint sign-in links for people (a
+// service key may not, or it could act as anyone through a link it opened itself).
+enum class Role : uint8_t { kOperator, kService, kAuditor, kPortal };
 std::string_view RoleName(Role r);
 std::optional<Role> ParseRole(std::string_view s);
 

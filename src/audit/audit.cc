@@ -3,8 +3,12 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "common/json_keys.h"
+#include "common/sha256.h"
+#include "common/strings.h"
 #include "ledger/parties.h"
 #include "ledger/store.h"
 
@@ -183,36 +187,120 @@ Result<std::vector<Hash>> ParseHashes(simdjson::dom::array items, std::string_vi
 }
 }  // namespace
 
+namespace {
+
+// Every field a provable receipt may carry. Anything else is refused: a receipt states nothing
+// that is not checked.
+constexpr std::string_view kReceiptFields[] = {
+    "position", "subject",  "account", "pseudonym", "pseudonym_key", "action",
+    "categories", "purposes", "terms",  "at",        "method",        "rule",
+    "actor",    "hash",     "replayed", "entry",     "leaf_hash",     "tree_size",
+    "checkpoint", "inclusion_proof"};
+
+Status Forged(std::string_view field, std::string_view why = "") {
+  return MakeError(ErrorCode::kPermissionDenied,
+                   "the receipt's \"" + std::string(field) + "\" does not match the signed entry" +
+                       (why.empty() ? std::string() : ": " + std::string(why)));
+}
+
+// The receipt's string field equals the entry's (both absent counts as equal).
+Status SameString(simdjson::dom::element receipt, simdjson::dom::element entry, const char* key) {
+  std::string_view a, b;
+  const bool in_receipt = !receipt[key].get_string().get(a);
+  const bool in_entry = !entry[key].get_string().get(b);
+  if (in_receipt != in_entry || a != b) return Forged(key);
+  return OkStatus();
+}
+
+Status SameList(simdjson::dom::element receipt, simdjson::dom::element entry, const char* key) {
+  simdjson::dom::array a, b;
+  if (receipt[key].get_array().get(a) || entry[key].get_array().get(b)) return Forged(key);
+  if (a.size() != b.size()) return Forged(key);
+  auto ia = a.begin();
+  for (auto eb : b) {
+    std::string_view x, y;
+    if ((*ia).get_string().get(x) || eb.get_string().get(y) || x != y) return Forged(key);
+    ++ia;
+  }
+  return OkStatus();
+}
+
+// Every field the receipt states about the event, against the entry's canonical bytes.
+Status CheckStatedFields(simdjson::dom::element doc, simdjson::dom::element e,
+                         std::string_view entry) {
+  std::string_view kind;
+  if (e["kind"].get_string().get(kind) || kind != "consent") {
+    return Forged("entry", "it is not a consent event");
+  }
+  uint64_t position = 0, entry_position = 0;
+  if (doc["position"].get_uint64().get(position) || e["position"].get_uint64().get(entry_position) ||
+      position != entry_position) {
+    return Forged("position");
+  }
+  for (const char* key : {"action", "at", "method", "rule", "actor"}) {
+    ASSENT_RETURN_IF_ERROR(SameString(doc, e, key));
+  }
+  ASSENT_RETURN_IF_ERROR(SameList(doc, e, "categories"));
+  ASSENT_RETURN_IF_ERROR(SameList(doc, e, "purposes"));
+  // "terms" is "ID@VERSION": the version must be the entry's terms_version and the id its
+  // "terms" (an entry written before the id was recorded cannot vouch for one: refused).
+  std::string_view terms, version, terms_id;
+  if (doc["terms"].get_string().get(terms) || e["terms_version"].get_string().get(version)) {
+    return Forged("terms");
+  }
+  const size_t at = terms.rfind('@');
+  if (at == std::string_view::npos || terms.substr(at + 1) != version) return Forged("terms");
+  if (e["terms"].get_string().get(terms_id) || terms.substr(0, at) != terms_id) {
+    return Forged("terms", "the entry does not name this terms document");
+  }
+  std::string_view hash, leaf;
+  if (doc["hash"].get_string().get(hash) || hash != ToHex(Sha256(entry))) return Forged("hash");
+  if (doc["leaf_hash"].get_string().get(leaf) || leaf != ToHex(LeafHash(entry))) {
+    return Forged("leaf_hash");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(receipt_json.data(), receipt_json.size()).get(doc)) {
-    return InvalidArgumentError("the receipt is not JSON");
+  simdjson::dom::object fields;
+  if (parser.parse(receipt_json.data(), receipt_json.size()).get(doc) ||
+      doc.get_object().get(fields)) {
+    return InvalidArgumentError("the receipt is not a JSON object");
   }
-  std::string_view entry, note, action;
+  if (auto dup = DuplicateKey(fields)) {
+    return InvalidArgumentError("the receipt states \"" + std::string(*dup) + "\" twice");
+  }
+  for (auto f : fields) {
+    if (std::find(std::begin(kReceiptFields), std::end(kReceiptFields), f.key) ==
+        std::end(kReceiptFields)) {
+      return InvalidArgumentError("the receipt has a field no receipt has: \"" +
+                                  std::string(f.key) + "\"");
+    }
+  }
+  std::string_view entry, note;
   uint64_t position = 0, size = 0;
   simdjson::dom::array proof_items;
   if (doc["entry"].get_string().get(entry) || doc["checkpoint"].get_string().get(note) ||
       doc["position"].get_uint64().get(position) || doc["tree_size"].get_uint64().get(size) ||
-      doc["action"].get_string().get(action) || doc["inclusion_proof"].get_array().get(proof_items)) {
+      doc["inclusion_proof"].get_array().get(proof_items)) {
     return InvalidArgumentError(
-        "not a provable receipt: it needs entry, checkpoint, position, tree_size, action and "
+        "not a provable receipt: it needs entry, checkpoint, position, tree_size and "
         "inclusion_proof (from consent grant|withdraw with an audit key)");
   }
   ASSENT_ASSIGN_OR_RETURN(std::vector<Hash> proof, ParseHashes(proof_items, "inclusion proof"));
-  // The entry must be the event the receipt describes.
+  // The entry must be the event the receipt describes, field by field.
   simdjson::dom::parser entry_parser;
   simdjson::dom::element e;
-  uint64_t entry_position = 0;
-  std::string_view entry_action;
-  if (entry_parser.parse(entry.data(), entry.size()).get(e) ||
-      e["position"].get_uint64().get(entry_position) || e["action"].get_string().get(entry_action)) {
+  simdjson::dom::object entry_fields;
+  if (entry_parser.parse(entry.data(), entry.size()).get(e) || e.get_object().get(entry_fields) ||
+      DuplicateKey(entry_fields)) {
     return InvalidArgumentError("the receipt's entry is not a ledger entry");
   }
-  if (entry_position != position || entry_action != action) {
-    return MakeError(ErrorCode::kPermissionDenied,
-                     "the receipt's entry is not the event it describes");
-  }
+  ASSENT_RETURN_IF_ERROR(CheckStatedFields(doc, e, entry));
   // The entry names the party by its pseudonym (never the plain id); the receipt gives both.
   // The key proves the pseudonym is the party's: pseudonym = HMAC-SHA-256(key, kind ":" id).
   std::string_view pseudonym, key_b64;
@@ -225,16 +313,19 @@ Status VerifyReceipt(std::string_view receipt_json, const VerifierKey& key) {
   }
   internal::PartySecret party_key;
   std::memcpy(party_key.data(), secret.data(), 32);
+  int named = 0;
   for (PartyKind kind : {PartyKind::kSubject, PartyKind::kAccount}) {
     const std::string name(PartyKindName(kind));
     std::string_view a, b;
     bool in_receipt = !doc[name].get_string().get(a);
     bool in_entry = !e[name].get_string().get(b);
+    named += in_entry;
     if (in_receipt != in_entry ||
         (in_entry && (b != pseudonym || internal::MakePseudonym(party_key, kind, a) != b))) {
       return MakeError(ErrorCode::kPermissionDenied, "the receipt's entry names another party");
     }
   }
+  if (named != 1) return Forged("entry", "it must name exactly one party");
   ASSENT_ASSIGN_OR_RETURN(Checkpoint cp, OpenCheckpoint(note, key));
   if (cp.size != size || position == 0 || position > size) {
     return MakeError(ErrorCode::kPermissionDenied, "the checkpoint does not cover the entry");

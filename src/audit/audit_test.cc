@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "audit/merkle.h"
 #include "common/strings.h"
 #include "ledger/lineage.h"
@@ -187,7 +189,15 @@ TEST_F(AuditTest, AReceiptVerifiesOfflineAndATamperedOneDoesNot) {
   auto f = VerifyReceipt(forged, vk);
   ASSERT_FALSE(f);
   EXPECT_EQ(f.error().code, ErrorCode::kPermissionDenied);
-  EXPECT_NE(f.error().message.find("inclusion proof"), std::string::npos) << f.error().message;
+  // Even with the entry's hash and leaf hash recomputed, the leaf leads nowhere.
+  auto doc = nlohmann::json::parse(forged);
+  const std::string entry = doc["entry"];
+  doc["hash"] = ToHex(Sha256(entry));
+  doc["leaf_hash"] = ToHex(LeafHash(entry));
+  auto g = VerifyReceipt(doc.dump(), vk);
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_NE(g.error().message.find("inclusion proof"), std::string::npos) << g.error().message;
 
   SigningKey other = *LoadSigningKey(dir_ + "-other2", true);
   auto w = VerifyReceipt(*json, *ParseVerifierKey(VerifierKeyText(other)));
@@ -196,6 +206,59 @@ TEST_F(AuditTest, AReceiptVerifiesOfflineAndATamperedOneDoesNot) {
   fs::remove_all(dir_ + "-other2");
   EXPECT_EQ(VerifyReceipt("{}", vk).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(VerifyReceipt(receipt->ToJson(), vk).error().code, ErrorCode::kInvalidArgument);
+}
+
+// A receipt states nothing that is not checked: each field edited alone (the entry bytes left
+// as signed) is refused, and so is a field no receipt has or a field given twice.
+TEST_F(AuditTest, EveryFieldOfAReceiptIsCheckedAgainstTheSignedEntry) {
+  auto l = OpenLedger();
+  ConsentEvent e = Withdrawal("dora");
+  e.actor = "key:billing";
+  auto receipt = l->RecordConsent(e);
+  ASSERT_TRUE(receipt) << receipt.error().message;
+  auto json = ProvableReceiptJson(*l, key_, *receipt);
+  ASSERT_TRUE(json) << json.error().message;
+  auto vk = *ParseVerifierKey(VerifierKeyText(key_));
+  ASSERT_TRUE(VerifyReceipt(*json, vk)) << *json;
+  const auto original = nlohmann::json::parse(*json);
+  ASSERT_TRUE(original.contains("actor")) << *json;
+  ASSERT_TRUE(original.contains("rule")) << *json;
+  const std::vector<std::pair<std::string, nlohmann::json>> edits = {
+      {"position", 2},
+      {"action", "grant"},
+      {"categories", {"content"}},
+      {"categories", nlohmann::json::array()},
+      {"purposes", {"marketing", "service"}},
+      {"rule", "content-ai-training"},
+      {"at", "2020-01-01T00:00:00Z"},
+      {"terms", "other-terms@2023-08-11"},
+      {"terms", "example-meetings@2023-08-07"},
+      {"method", "settings"},
+      {"actor", "session minted by key:portal"},
+      {"hash", std::string(64, '0')},
+      {"leaf_hash", std::string(64, '0')},
+      {"subject", "mallory"},
+  };
+  for (const auto& [field, value] : edits) {
+    auto doc = original;
+    doc[field] = value;
+    auto r = VerifyReceipt(doc.dump(), vk);
+    ASSERT_FALSE(r) << field << " = " << value.dump();
+    EXPECT_EQ(r.error().code, ErrorCode::kPermissionDenied) << field << ": " << r.error().message;
+  }
+  for (const char* field : {"rule", "actor"}) {  // a stated field removed
+    auto doc = original;
+    doc.erase(field);
+    auto r = VerifyReceipt(doc.dump(), vk);
+    ASSERT_FALSE(r) << field;
+    EXPECT_EQ(r.error().code, ErrorCode::kPermissionDenied) << field;
+  }
+  auto extra = original;
+  extra["valid_until"] = "9999-12-31T00:00:00Z";
+  EXPECT_EQ(VerifyReceipt(extra.dump(), vk).error().code, ErrorCode::kInvalidArgument);
+  std::string twice = *json;
+  twice.insert(1, "\"action\":\"grant\",");
+  EXPECT_EQ(VerifyReceipt(twice, vk).error().code, ErrorCode::kInvalidArgument);
 }
 
 // Every text and blob value of every table, for looking for an id anywhere in the database.

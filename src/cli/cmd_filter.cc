@@ -16,7 +16,7 @@ namespace assent::cli {
 
 void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   struct Options {
-    std::string data = "./assent-data", at, report, dataset, snapshot;
+    std::string data = "./assent-data", at, dataset, snapshot;
     FilterOptions f;
   };
   auto o = std::make_shared<Options>();
@@ -31,7 +31,8 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--out", o->f.out_path, "Where the kept lines go (written only on success)")
       ->required();
   cmd->add_option("--at", o->at, "Decide as of this time (RFC 3339); default now");
-  cmd->add_option("--report", o->report, "Write the report as JSON to this file");
+  cmd->add_option("--report", o->f.report_path,
+                  "Write the report as JSON to this file (renamed into place with the outputs)");
   cmd->add_option("--snapshot", o->snapshot,
                   "Decide from a snapshot file (assent snapshot) instead of the ledger");
   cmd->add_option("--dataset", o->dataset,
@@ -103,14 +104,6 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
     if (!r) {
       PrintError(r.error().message + " (nothing was written to " + o->f.out_path + ")");
       return;
-    }
-    if (!o->report.empty()) {
-      std::ofstream rep(o->report, std::ios::trunc);
-      rep << r->ToJson() << "\n";
-      if (!rep) {
-        PrintError("cannot write the report to '" + o->report + "'");
-        return;
-      }
     }
     std::cerr << r->Summary();
     if (!o->dataset.empty()) {

@@ -46,7 +46,7 @@ Status SeedDemo(Ledger& ledger, std::vector<std::pair<std::string, std::string>>
     auto r = ledger.PublishTerms(yaml, dir + f);
     if (!r) return std::unexpected(r.error());
   }
-  for (Role role : {Role::kService, Role::kOperator, Role::kAuditor}) {
+  for (Role role : {Role::kService, Role::kOperator, Role::kAuditor, Role::kPortal}) {
     std::string name = "demo-" + std::string(RoleName(role)) + "-" +
                        std::to_string(ledger.position());
     auto secret = ledger.CreateKey(role, name);

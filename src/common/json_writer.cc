@@ -1,9 +1,13 @@
 // JSON string escaping.
 #include "common/json_writer.h"
 
+#include "common/strings.h"
+
 namespace assent {
 
 void AppendJsonString(std::string& out, std::string_view s) {
+  // JSON text is UTF-8 (RFC 8259 §8.1): bytes that are not are never echoed raw.
+  if (!ValidUtf8(s)) return AppendJsonString(out, ReplaceInvalidUtf8(s));
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   size_t run = 0;  // start of the pending run of characters that need no escape

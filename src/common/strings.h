@@ -22,8 +22,21 @@ std::string Base64Encode(std::string_view bytes);
 // False on anything that is not canonical base64.
 bool Base64Decode(std::string_view text, std::string* bytes);
 
+// True when an id (a subject's or an account's) is empty or only whitespace: nobody can ever
+// be named by it, so it is refused wherever an id enters (fail closed, never "no objection").
+inline bool BlankId(std::string_view id) {
+  for (char c : id) {
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\v' && c != '\f') return false;
+  }
+  return true;
+}
+
 // True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
 bool ValidUtf8(std::string_view s);
+
+// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD: what JSON
+// answers echo of input they did not accept (a path, a header), never the raw bytes.
+std::string ReplaceInvalidUtf8(std::string_view s);
 
 }  // namespace assent
 

@@ -111,7 +111,28 @@ Result<Timestamp> ParseTime(std::string_view text) {
   }
   int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   int64_t seconds = days * 86400 + h * 3600 + mi * 60 + sec - offset_seconds;
-  return seconds * kMicrosPerSecond + frac;
+  const Timestamp t = seconds * kMicrosPerSecond + frac;  // |seconds| < 2^39: no overflow
+  if (!TimeInRange(t)) {
+    return BadTime(text, "outside the range Assent stores (0001-01-01T00:00:00Z to "
+                         "9999-12-31T23:59:59.999999Z in UTC)");
+  }
+  return t;
+}
+
+Result<Timestamp> ParseStoredTime(std::string_view text) {
+  if (text.starts_with("time(") && text.ends_with("us)") && text.size() > 8) {
+    std::string_view digits = text.substr(5, text.size() - 8);
+    bool negative = !digits.empty() && digits[0] == '-';
+    if (negative) digits.remove_prefix(1);
+    if (digits.empty() || digits.size() > 18) return BadTime(text, "bad stored time");
+    int64_t v = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return BadTime(text, "bad stored time");
+      v = v * 10 + (c - '0');
+    }
+    return negative ? -v : v;
+  }
+  return ParseTime(text);
 }
 
 std::string FormatTime(Timestamp t) {
@@ -172,7 +193,7 @@ Result<Duration> ParseDuration(std::string_view text) {
     int64_t v = 0;
     size_t start = i;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (v > 1'000'000'000) return bad("amount too large");
+      if (v > 1'000'000'000'000LL) return bad("amount too large (at most about 10,000 years)");
       v = v * 10 + (text[i++] - '0');
     }
     if (i == start || i >= text.size()) return bad("each amount needs a unit");
@@ -189,6 +210,10 @@ Result<Duration> ParseDuration(std::string_view text) {
       else return bad("unknown unit");
     }
     any = true;
+    // Each amount is below 10^13 and the sum is checked at every step: no overflow.
+    if (seconds > kMaxDuration / kMicrosPerSecond) {
+      return bad("longer than the range Assent stores (about 10,000 years)");
+    }
   }
   if (!any) return bad("no amount");
   if (seconds <= 0) return bad("must be longer than zero");

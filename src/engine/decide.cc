@@ -179,6 +179,14 @@ Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
     if (cache) *cache = {q.category, q.purpose, v, gc, gp, c, p};
   }
 
+  // An empty or blank id names nobody, so nobody could ever have objected for it: refused as
+  // malformed rather than decided (an objectable rule would otherwise allow it).
+  if (q.account && BlankId(*q.account)) {
+    return InvalidArgumentError("the account id is empty or only whitespace");
+  }
+  for (std::string_view s : q.subjects) {
+    if (BlankId(s)) return InvalidArgumentError("a subject id is empty or only whitespace");
+  }
   Decision d;
   d.terms = &terms;
   d.at = t;
@@ -206,7 +214,7 @@ Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
   const bool consent = rule.basis == Basis::kConsent;
   const bool need_account = rule.consent_from != ConsentFrom::kSubjects;
   const bool need_subjects = rule.consent_from != ConsentFrom::kAccount;
-  if ((need_account && (!q.account || q.account->empty())) ||
+  if ((need_account && !q.account) ||
       (need_subjects && q.subjects.empty())) {
     d.reason = Reason::kNoSubject;  // fail closed: nobody to check the choice of
     return d;

@@ -35,7 +35,9 @@ std::string ScopeKey(const Resolved& r) {
 }
 
 Status CheckPartyId(std::string_view kind, std::string_view id) {
-  if (id.empty()) return InvalidArgumentError("the " + std::string(kind) + " id is empty");
+  if (BlankId(id)) {
+    return InvalidArgumentError("the " + std::string(kind) + " id is empty or only whitespace");
+  }
   if (id.size() > kMaxPartyIdBytes) {
     return InvalidArgumentError("the " + std::string(kind) + " id is longer than " +
                                 std::to_string(kMaxPartyIdBytes) + " bytes");

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_keys.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
 
@@ -16,7 +17,7 @@ namespace {
 const std::vector<std::string> kFields = {
     "kind", "position", "hash",          "subject", "account", "action",      "categories",
     "purposes", "at",   "terms_version", "method",  "rule",    "actor",       "recorded_at",
-    "pseudonym", "erased"};
+    "pseudonym", "erased", "terms"};
 
 // Fills `*out` (reusing its strings' buffers) from an array of strings.
 Status StringList(simdjson::dom::element v, std::string_view key, std::vector<std::string>* out) {
@@ -48,7 +49,12 @@ Result<std::string_view> Str(simdjson::dom::element v, std::string_view key) {
 }
 
 // Parses one line's object. `skip` is set for entries of another kind.
-Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* has_position) {
+Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* has_position,
+                 bool stored_times) {
+  if (auto dup = DuplicateKey(obj)) {
+    return InvalidArgumentError("the key \"" + std::string(*dup) +
+                                "\" appears twice: give each field once");
+  }
   bool has_party = false, has_action = false, has_at = false, has_cats = false, has_purs = false;
   *skip = false;
   *has_position = false;
@@ -83,7 +89,7 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
       *has_position = true;
     } else if (key == "recorded_at") {
       ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
-      ASSENT_RETURN_IF_ERROR(ParseTime(s));
+      ASSENT_RETURN_IF_ERROR(stored_times ? ParseStoredTime(s) : ParseTime(s));
     } else if (key == "erased") {
       // A ledger export's line for an erased party: no longer anyone's event.
       bool erased = false;
@@ -91,7 +97,8 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
         return InvalidArgumentError("\"erased\" must be true or false");
       }
       if (erased) *skip = true;
-    } else if (key == "hash" || key == "rule" || key == "actor" || key == "pseudonym") {
+    } else if (key == "hash" || key == "rule" || key == "actor" || key == "pseudonym" ||
+               key == "terms") {
       ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
       if (key == "rule") e->rule.assign(s);
       if (key == "actor") e->actor.assign(s);
@@ -118,7 +125,7 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
       has_purs = true;
     } else if (key == "at") {
       ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
-      ASSENT_ASSIGN_OR_RETURN(e->at, ParseTime(s));
+      ASSENT_ASSIGN_OR_RETURN(e->at, stored_times ? ParseStoredTime(s) : ParseTime(s));
       has_at = true;
     } else if (key == "terms_version") {
       ASSENT_ASSIGN_OR_RETURN(std::string_view tv, Str(v, key));
@@ -156,13 +163,17 @@ void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e) {
   for (const auto& p : e.purposes) w.String(p);
   w.EndArray().Key("at").String(FormatTime(e.at));
   w.Key("terms_version").String(e.terms_version).Key("method").String(MethodName(e.method));
+  if (!e.actor.empty()) w.Key("actor").String(e.actor);
 }
 
 struct EventLineDecoder::Impl {
   simdjson::dom::parser parser;
+  bool stored_times = false;
 };
 
-EventLineDecoder::EventLineDecoder() : impl_(std::make_unique<Impl>()) {}
+EventLineDecoder::EventLineDecoder(bool stored_times) : impl_(std::make_unique<Impl>()) {
+  impl_->stored_times = stored_times;
+}
 EventLineDecoder::~EventLineDecoder() = default;
 
 Status EventLineDecoder::Decode(std::string_view line, ConsentEvent* e, bool* is_consent,
@@ -176,7 +187,7 @@ Status EventLineDecoder::Decode(std::string_view line, ConsentEvent* e, bool* is
     return InvalidArgumentError("each line must be a JSON object describing one consent event");
   }
   bool skip = false;
-  ASSENT_RETURN_IF_ERROR(ParseLine(obj, e, &skip, has_position));
+  ASSENT_RETURN_IF_ERROR(ParseLine(obj, e, &skip, has_position, impl_->stored_times));
   *is_consent = !skip;
   return OkStatus();
 }

@@ -33,7 +33,9 @@ void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e);
 // decoder for many lines. Not thread-safe.
 class EventLineDecoder {
  public:
-  EventLineDecoder();
+  // `stored_times`: also read times as the ledger may hold them (ParseStoredTime), for
+  // decoding stored entries; input from outside is held to ParseTime's range.
+  explicit EventLineDecoder(bool stored_times = false);
   ~EventLineDecoder();
   // Decodes `line` into `*event`. `*is_consent` is false for an entry of another kind (then
   // only its position, if any, is set). kInvalidArgument says what is wrong (no line number).

@@ -4,8 +4,12 @@
 
 #include <openssl/evp.h>
 #include <simdjson.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +18,7 @@
 #include <unordered_set>
 
 #include "common/hash.h"
+#include "common/json_keys.h"
 #include "common/json_writer.h"
 #include "common/sha256.h"
 #include "common/strings.h"
@@ -59,19 +64,22 @@ struct Parsed {
 
 struct Batch {
   uint64_t first_line = 0;
-  std::vector<std::string> lines;  // as read, without the newline
+  std::vector<std::string> lines;  // exactly as read, with the line's "\n" or "\r\n" if it had one
   std::vector<Parsed> items;
   std::vector<Result<Decision>> results;
 };
 
 // Reads one line's fields; returns why it is malformed, or "".
 std::string ParseItem(simdjson::dom::parser& parser, const FilterOptions& o,
-                      const std::string& line, Item* it) {
+                      std::string_view line, Item* it) {
   if (!ValidUtf8(line)) return "not valid UTF-8";
   simdjson::dom::element doc;
   simdjson::dom::object obj;
   if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(obj)) {
     return "not a JSON object";
+  }
+  if (auto dup = DuplicateKey(obj)) {
+    return "the key \"" + std::string(*dup) + "\" appears twice (readers disagree on which counts)";
   }
   std::string_view id, category;
   if (obj[o.id_field].get_string().get(id)) return "no string \"" + o.id_field + "\"";
@@ -84,6 +92,7 @@ std::string ParseItem(simdjson::dom::parser& parser, const FilterOptions& o,
   if (!obj[o.account_field].get(acc) && !acc.is_null()) {
     std::string_view a;
     if (acc.get_string().get(a)) return "\"" + o.account_field + "\" must be a string";
+    if (BlankId(a)) return "\"" + o.account_field + "\" is empty or only whitespace";
     it->account.assign(a);
     it->has_account = true;
   }
@@ -94,6 +103,7 @@ std::string ParseItem(simdjson::dom::parser& parser, const FilterOptions& o,
     for (auto e : arr) {
       std::string_view sv;
       if (e.get_string().get(sv)) return "\"" + o.subjects_field + "\" must be an array of strings";
+      if (BlankId(sv)) return "\"" + o.subjects_field + "\" holds an empty or blank id";
       it->subjects.emplace_back(sv);
     }
   }
@@ -111,11 +121,14 @@ Batch Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestam
   std::vector<DecisionRequest> requests;
   for (size_t i = 0; i < b.lines.size(); ++i) {
     Parsed& p = b.items[i];
-    if (b.lines[i].find_first_not_of(" \t") == std::string::npos) {
+    std::string_view text = b.lines[i];
+    if (text.ends_with('\n')) text.remove_suffix(1);
+    if (text.ends_with('\r')) text.remove_suffix(1);
+    if (text.find_first_not_of(" \t") == std::string::npos) {
       p.blank = true;
       continue;
     }
-    p.error = ParseItem(parser, o, b.lines[i], &p.item);
+    p.error = ParseItem(parser, o, text, &p.item);
     if (!p.error.empty()) continue;
     p.request = requests.size();
     Item& it = p.item;
@@ -130,6 +143,41 @@ Batch Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestam
   }
   snap.DecideBatch(requests, now, &b.results);
   return b;
+}
+
+// kInvalidArgument when writing `out` would replace the input file (the same file under
+// another name, a symlink or a hard link to it).
+Status RefuseInputAsOutput(const std::string& in, const std::string& out, const char* what) {
+  struct stat si, so;
+  if (::stat(in.c_str(), &si) != 0 || ::stat(out.c_str(), &so) != 0) return OkStatus();
+  if (si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+    return InvalidArgumentError(std::string(what) + " '" + out + "' is the input '" + in +
+                                "' itself (the same file): writing it would destroy the "
+                                "manifest; choose another path");
+  }
+  return OkStatus();
+}
+
+// Removes FINAL.tmp-PID files left by runs that were killed (their process no longer exists).
+void RemoveStaleTemporaries(const std::string& final_path) {
+  namespace fs = std::filesystem;
+  const fs::path p(final_path);
+  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  const std::string prefix = p.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > prefix.size() + 9) {
+      continue;
+    }
+    const std::string digits = name.substr(prefix.size());
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
 }
 
 }  // namespace
@@ -162,14 +210,23 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   const uint64_t total = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
   in.seekg(0);
   if (o.shards < 0 || o.shards > 4096) return InvalidArgumentError("--shards must be 1-4096");
-  // One output, or one per shard; each written to a temporary file renamed only on success.
+  // One output, or one per shard (and the report); each written to a temporary file, all
+  // renamed into place only once every one is complete.
   std::vector<std::string> finals, tmps;
   if (o.shards == 0) {
     finals.push_back(o.out_path);
   } else {
     for (int i = 0; i < o.shards; ++i) finals.push_back(ShardFileName(o.out_path, i, o.shards));
   }
+  for (const auto& f : finals) ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, f, "--out"));
+  if (!o.report_path.empty()) {
+    ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, o.report_path, "--report"));
+  }
+  for (const auto& f : finals) RemoveStaleTemporaries(f);
+  if (!o.report_path.empty()) RemoveStaleTemporaries(o.report_path);
   for (const auto& f : finals) tmps.push_back(f + ".tmp-" + std::to_string(::getpid()));
+  const std::string report_tmp =
+      o.report_path.empty() ? "" : o.report_path + ".tmp-" + std::to_string(::getpid());
   std::vector<std::ofstream> outs;
   for (const auto& t : tmps) {
     outs.emplace_back(t, std::ios::binary | std::ios::trunc);
@@ -184,6 +241,13 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
       }
     }
   } cleanup{tmps};
+  struct CleanupReport {
+    const std::string& path;
+    bool keep = false;
+    ~CleanupReport() {
+      if (!keep && !path.empty()) std::remove(path.c_str());
+    }
+  } cleanup_report{report_tmp};
   if (o.shards) {
     report.shards.resize(o.shards);
     for (int i = 0; i < o.shards; ++i) report.shards[i].file = finals[i];
@@ -235,11 +299,10 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
           report.subjects.insert(it.subjects.begin(), it.subjects.end());
           if (it.has_account) report.accounts.insert(it.account);
         }
+        // Byte for byte: the line with its own ending ("\r\n", "\n", or none at the end).
         std::ofstream& out = outs[shard];
         out.write(b.lines[i].data(), static_cast<std::streamsize>(b.lines[i].size()));
-        out.put('\n');
         out_hash.Update(b.lines[i]);
-        out_hash.Update("\n");
         ++report.kept;
         ++counts.first;
       } else {
@@ -278,10 +341,9 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   Status failed = OkStatus();
   while (failed && std::getline(in, line)) {
     ++line_no;
-    bytes += line.size() + 1;
+    if (!in.eof()) line.push_back('\n');  // the line as it was: its ending kept for the output
+    bytes += line.size();
     in_hash.Update(line);
-    if (!in.eof()) in_hash.Update("\n");
-    if (!line.empty() && line.back() == '\r') line.pop_back();
     lines.push_back(std::move(line));
     if (lines.size() == kBatch) {
       failed = submit();
@@ -301,6 +363,19 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
     outs[i].close();
     if (!outs[i]) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmps[i] + "'");
   }
+  report.input_sha256 = in_hash.Hex();
+  report.output_sha256 = out_hash.Hex();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!report_tmp.empty()) {
+    std::ofstream rep(report_tmp, std::ios::binary | std::ios::trunc);
+    rep << report.ToJson() << "\n";
+    rep.close();
+    if (!rep) {
+      return MakeError(ErrorCode::kUnavailable,
+                       "cannot write the report to '" + report_tmp + "'");
+    }
+  }
+  // Everything is written: only renames are left.
   for (size_t i = 0; i < outs.size(); ++i) {
     if (std::rename(tmps[i].c_str(), finals[i].c_str()) != 0) {
       return MakeError(ErrorCode::kUnavailable,
@@ -308,9 +383,12 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
     }
   }
   cleanup.keep = true;
-  report.input_sha256 = in_hash.Hex();
-  report.output_sha256 = out_hash.Hex();
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!report_tmp.empty() && std::rename(report_tmp.c_str(), o.report_path.c_str()) != 0) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "the outputs were written but the report could not be renamed from '" +
+                         report_tmp + "' to '" + o.report_path + "'");
+  }
+  cleanup_report.keep = true;
   if (o.progress) o.progress(total, total);
   return report;
 }

@@ -20,6 +20,9 @@ namespace assent {
 struct FilterOptions {
   std::string purpose;
   std::string in_path, out_path;
+  // Where to write the report (JSON), or empty. Written to a temporary file with the outputs
+  // and renamed into place only once every output is complete.
+  std::string report_path;
   std::optional<Timestamp> at;  // default: now
   bool skip_malformed = false;
   std::string id_field = "id", category_field = "category", account_field = "account",
@@ -61,8 +64,10 @@ std::string ShardFileName(const std::string& out, int index, int count);
 
 // Filters with one pinned snapshot (every item decided at the same ledger position).
 // The output is written to a temporary file beside --out and renamed only on success; on any
-// error nothing is left at --out. Errors: kInvalidArgument for an unknown purpose or a
-// malformed line (naming it) without skip_malformed; kNotFound / kUnavailable for files.
+// error nothing is left at --out. Temporary files that an earlier, killed run left beside the
+// outputs are removed first. Errors: kInvalidArgument for an unknown purpose, a malformed line
+// (naming it) without skip_malformed, or an output or report that is the input itself (the
+// same file, also through a symlink or hard link); kNotFound / kUnavailable for files.
 Result<FilterReport> RunFilter(const Snapshot& snapshot, Timestamp now, const FilterOptions& o);
 
 }  // namespace assent

@@ -64,7 +64,8 @@ StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms
   return Finish(position, EntryKind::kTerms, w);
 }
 
-StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const ConsentEvent& e) {
+StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const ConsentEvent& e,
+                             std::string_view terms_id) {
   JsonWriter w;
   w.Reserve(256);
   Head(w, position, EntryKind::kConsent, recorded_at);
@@ -78,6 +79,7 @@ StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const Con
   w.EndArray();
   w.Key("at").String(FormatTime(e.at));
   w.Key("terms_version").String(e.terms_version);
+  if (!terms_id.empty()) w.Key("terms").String(terms_id);
   w.Key("method").String(MethodName(e.method));
   if (!e.rule.empty()) w.Key("rule").String(e.rule);
   if (!e.actor.empty()) w.Key("actor").String(e.actor);
@@ -152,7 +154,7 @@ std::string ExportLine(std::string_view body, std::span<const uint8_t> hash) {
 }
 
 struct EntryDecoder::Impl {
-  EventLineDecoder events;
+  EventLineDecoder events{/*stored_times=*/true};
   simdjson::dom::parser parser;
 };
 
@@ -197,7 +199,7 @@ Status EntryDecoder::Decode(const EntryView& entry, ConsentEvent* consent, Terms
       !str("effective", &effective) || !str("sha256", &sha) || !str("yaml", &terms->yaml)) {
     return bad("a terms entry needs terms, version, effective, sha256 and yaml");
   }
-  auto eff = ParseTime(effective);
+  auto eff = ParseStoredTime(effective);
   if (!eff) return bad(eff.error().message);
   terms->effective = *eff;
   if (!ParseSha256Hex(sha, &terms->yaml_sha256) || terms->yaml_sha256 != Sha256(terms->yaml)) {
@@ -270,8 +272,8 @@ Status EntryDecoder::DecodeDataset(const EntryView& entry, DatasetFields* d, Tim
   uint64_t pos = 0;
   std::string rec;
   if (!r.U64("position", &pos) || pos != entry.position) return bad("its body names another position");
-  if (!r.Str("recorded_at", &rec) || !ParseTime(rec)) return bad("bad recorded_at");
-  *at = *ParseTime(rec);
+  if (!r.Str("recorded_at", &rec) || !ParseStoredTime(rec)) return bad("bad recorded_at");
+  *at = *ParseStoredTime(rec);
   simdjson::dom::element ns, na, shards;
   if (!r.Str("name", &d->name) || !r.Str("purpose", &d->purpose) || !r.Str("terms", &d->terms) ||
       !r.U64("ledger_position", &d->ledger_position) || !r.U64("items", &d->items) ||
@@ -307,12 +309,12 @@ Status EntryDecoder::DecodeModel(const EntryView& entry, ModelFields* m, Timesta
   std::string rec;
   simdjson::dom::element ds;
   if (!r.U64("position", &pos) || pos != entry.position || !r.Str("recorded_at", &rec) ||
-      !ParseTime(rec) || !r.Str("name", &m->name) || r.doc["datasets"].get(ds) ||
+      !ParseStoredTime(rec) || !r.Str("name", &m->name) || r.doc["datasets"].get(ds) ||
       !r.Strings(ds, &m->datasets)) {
     return DataLossError("model entry at position " + std::to_string(entry.position) +
                          ": missing or malformed fields");
   }
-  *at = *ParseTime(rec);
+  *at = *ParseStoredTime(rec);
   return OkStatus();
 }
 

@@ -9,7 +9,8 @@
 //   key     : "action":("create"|"revoke"),"name":NAME,"role":ROLE,"key_sha256":HEX
 //   consent : ("subject"|"account"):PSEUDONYM,   (ledger/parties.h; never the plain id)"action":("grant"|"withdraw"),
 //             "categories":[NAME,...],"purposes":[NAME,...],"at":TIME,
-//             "terms_version":V,"method":METHOD[,"rule":ID][,"actor":TEXT]
+//             "terms_version":V[,"terms":TERMS_ID],"method":METHOD[,"rule":ID][,"actor":TEXT]
+//             (TERMS_ID: the terms document's id; entries written before it was added lack it)
 //   TIME    = RFC 3339 UTC as FormatTime writes it ("2023-08-07T00:00:00Z", fraction if any)
 // The export line of an entry is its canonical bytes with ,"hash":HEX inserted before the
 // final "}" — so an export is also the events JSON Lines format.
@@ -55,7 +56,10 @@ struct StoredEntry {
 
 StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms& terms);
 // REQUIRES: e.terms_version is the resolved version name.
-StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const ConsentEvent& e);
+// `terms_id` (the terms document's id, so that a receipt's "terms" is stated by the signed
+// entry itself) is written after terms_version when given; entries from before it lack it.
+StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const ConsentEvent& e,
+                             std::string_view terms_id = "");
 
 // An API key change. Only the key's SHA-256 is ever stored.
 struct KeyFields {

@@ -119,7 +119,18 @@ class GroupCommitter {
 
   // Fills in defaults (time, terms version, the rule's scope) for one event.
   Status Complete(ConsentEvent& e, const Snapshot& snap, Timestamp now, Timestamp last_at) {
-    if (e.at == 0) e.at = std::max(now, last_at);
+    if (e.at == 0) {
+      e.at = std::max(now, last_at);
+    } else if (!TimeInRange(e.at)) {
+      return InvalidArgumentError("time " + FormatTime(e.at) + " is outside the range a ledger "
+                                  "stores (years 0001 to 9999, UTC)");
+    } else if (e.at > now + kMaxClockSkew) {
+      // Times never decrease with position: one event in the future would hold every later
+      // event's time there, and decisions about now would ignore them (withdrawals included).
+      return InvalidArgumentError("time " + FormatTime(e.at) + " is in the future (now " +
+                                  FormatTime(now) + "): a choice is recorded when it is made; "
+                                  "leave the time out and the server stamps it");
+    }
     const TermsSet& ts = snap.terms();
     int32_t v = e.terms_version.empty() ? ts.VersionAt(e.at) : ts.FindVersion(e.terms_version);
     if (v < 0) {
@@ -250,7 +261,9 @@ class GroupCommitter {
           ledger_->PseudonymForLocked(e.party_kind, e.party, &created, &fresh, !shared));
       named = e;
       named.party = pseudonyms.back();
-      entries.push_back(internal::MakeConsentEntry(e.position, now, named));
+      const int32_t tv = snap->terms().FindVersion(e.terms_version);
+      entries.push_back(internal::MakeConsentEntry(
+          e.position, now, named, tv >= 0 ? std::string_view(snap->terms().version(tv).id()) : ""));
       entries.back().idempotency_key = e.idempotency_key;
     }
     Status committed = (*append)->Commit(entries, created);
@@ -303,6 +316,7 @@ class GroupCommitter {
         rc.at = e.at;
         rc.method = e.method;
         rc.rule = e.rule;
+        rc.actor = e.actor;
         rc.hash = ToHex(entries[i].hash);
         rc.pseudonym = pseudonyms[i];
         rc.pseudonym_key = ledger_->PartyKeyLocked(e.party_kind, e.party);
@@ -1101,6 +1115,7 @@ Result<Receipt> Ledger::ReceiptAt(uint64_t position) const {
   rc.at = e.at;
   rc.method = e.method;
   rc.rule = e.rule;
+  rc.actor = e.actor;
   rc.hash = ToHex(entry->hash);
   rc.pseudonym_key = PartyKeyLocked(rc.party_kind, rc.party);
   return rc;
@@ -1416,6 +1431,7 @@ std::string_view RoleName(Role r) {
     case Role::kOperator: return "operator";
     case Role::kService: return "service";
     case Role::kAuditor: return "auditor";
+    case Role::kPortal: return "portal";
   }
   return "service";
 }
@@ -1424,6 +1440,7 @@ std::optional<Role> ParseRole(std::string_view s) {
   if (s == "operator") return Role::kOperator;
   if (s == "service") return Role::kService;
   if (s == "auditor") return Role::kAuditor;
+  if (s == "portal") return Role::kPortal;
   return std::nullopt;
 }
 
@@ -1533,6 +1550,7 @@ std::string Receipt::ToJson() const {
   w.Key("at").String(FormatTime(at));
   w.Key("method").String(MethodName(method));
   if (!rule.empty()) w.Key("rule").String(rule);
+  if (!actor.empty()) w.Key("actor").String(actor);
   w.Key("hash").String(hash);
   if (replayed) w.Key("replayed").Bool(true);
   w.EndObject();

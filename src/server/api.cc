@@ -11,6 +11,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "common/json_keys.h"
 #include "common/json_writer.h"
 #include "common/sha256.h"
 #include "common/strings.h"
@@ -27,6 +28,8 @@ namespace {
 
 using simdjson::dom::element;
 using simdjson::dom::object;
+
+Error Invalid(std::string message) { return Error{ErrorCode::kInvalidArgument, std::move(message)}; }
 
 HttpResponse Json(std::string body, int status = 200) {
   HttpResponse r;
@@ -49,6 +52,9 @@ std::optional<HttpResponse> ParseObject(const HttpRequest& req, Body* b,
   if (err) return BadRequest(std::string("the body is not valid JSON: ") + simdjson::error_message(err));
   if (doc.get_object().get(b->obj) != simdjson::SUCCESS) {
     return BadRequest("the body must be a JSON object");
+  }
+  if (auto dup = DuplicateKey(b->obj)) {
+    return BadRequest("the field \"" + std::string(*dup) + "\" appears twice: give it once");
   }
   for (auto field : b->obj) {
     std::string_view k = field.key;
@@ -117,6 +123,9 @@ const std::vector<std::string> kDecisionFields = {"category", "purpose", "subjec
                                                    "at",       "min_position"};
 
 std::optional<HttpResponse> ReadQuestion(object o, Question* q) {
+  if (auto dup = DuplicateKey(o)) {
+    return BadRequest("the field \"" + std::string(*dup) + "\" appears twice: give it once");
+  }
   for (auto field : o) {
     std::string_view k = field.key;
     if (std::find(kDecisionFields.begin(), kDecisionFields.end(), k) == kDecisionFields.end()) {
@@ -550,11 +559,27 @@ HttpResponse RecordConsent(RouteContext& ctx) {
     e.method = *m;
   }
   if (!at.empty()) {
+    // A live write is stamped by the server's clock. A client's time is only checked: one in
+    // the future would hold every later event's time there (times never decrease), and
+    // backdated history enters through `assent ledger import`, never the live API.
     auto t = ParseTime(at);
     if (!t) return ProblemFor(t.error());
-    e.at = *t;
+    const Timestamp now = ctx.api->ledger().engine().Now();
+    if (*t > now + kMaxClockSkew) {
+      return ProblemFor(Invalid(
+          "\"at\" " + FormatTime(*t) + " is in the future (the server's time is " +
+          FormatTime(now) + "); leave \"at\" out: the server stamps every event"));
+    }
+    if (*t < now - kMaxClockSkew) {
+      return ProblemFor(Invalid(
+          "\"at\" " + FormatTime(*t) + " is in the past (the server's time is " +
+          FormatTime(now) + "); the live API records choices as they are made; import older "
+          "history with `assent ledger import`"));
+    }
   }
-  e.actor = session ? "session" : "key:" + ctx.caller->key_name;
+  // Who wrote it: the key, or the session and the key that minted its sign-in link.
+  e.actor = session ? "session minted by " + ctx.caller->session->minted_by
+                    : "key:" + ctx.caller->key_name;
   // Idempotency-Key (as in the IETF httpapi draft): a retry after a lost connection gets the
   // first request's receipt instead of recording the event twice. Keys are scoped to the
   // caller; only their SHA-256 is stored.
@@ -661,8 +686,12 @@ HttpResponse MintSession(RouteContext& ctx) {
   if (subject.empty() == account.empty()) return BadRequest("give exactly one of \"subject\" or \"account\"");
   const bool person = !subject.empty();
   const Timestamp now = ctx.api->ledger().engine().Now();
+  if (BlankId(person ? subject : account)) {
+    return ProblemFor(Invalid("the id is empty or only whitespace: it names nobody"));
+  }
   std::string token = ctx.api->sessions().MintLink(
-      person ? PartyKind::kSubject : PartyKind::kAccount, person ? subject : account, now);
+      person ? PartyKind::kSubject : PartyKind::kAccount, person ? subject : account, now,
+      "key:" + ctx.caller->key_name);
   JsonWriter w;
   w.BeginObject().Key("link").String("/session/" + token);
   w.Key("expires_at").String(FormatTime(now + Sessions::kLinkLifetime)).EndObject();
@@ -725,25 +754,37 @@ std::vector<std::string> HonourGpc(RouteContext& ctx, const WebSession& s, bool*
     e.purposes = purposes;
     e.method = Method::kGpc;
     e.rule = rule.id;
-    e.actor = "browser Sec-GPC";
+    e.actor = "browser Sec-GPC, session minted by " + s.minted_by;
     if (ledger.RecordConsent(std::move(e))) recorded.push_back(rule.id);
   }
   return recorded;
 }
 
+// GET /v1/session: reads only. A GPC signal is reported ("signal":true); the page records it
+// with POST /v1/session/gpc (a state change needs a POST and its CSRF token, never a GET).
 HttpResponse SessionInfo(RouteContext& ctx) {
+  const WebSession& s = *ctx.caller->session;
+  JsonWriter w;
+  w.BeginObject().Key(PartyKindName(s.kind)).String(s.party);
+  w.Key("csrf_token").String(s.csrf).Key("expires_at").String(FormatTime(s.expires));
+  if (s.kind == PartyKind::kSubject && ctx.request->Header("Sec-GPC") == "1") {
+    w.Key("gpc").BeginObject().Key("signal").Bool(true).EndObject();
+  }
+  w.EndObject();
+  HttpResponse r = Json(w.Take());
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+// POST /v1/session/gpc: records the browser's Sec-GPC: 1 as objections (HonourGpc).
+HttpResponse SessionGpc(RouteContext& ctx) {
   const WebSession& s = *ctx.caller->session;
   bool honoured = false;
   std::vector<std::string> recorded = HonourGpc(ctx, s, &honoured);
   JsonWriter w;
-  w.BeginObject().Key(PartyKindName(s.kind)).String(s.party);
-  w.Key("csrf_token").String(s.csrf).Key("expires_at").String(FormatTime(s.expires));
-  if (honoured) {
-    w.Key("gpc").BeginObject().Key("honoured").Bool(true).Key("recorded").BeginArray();
-    for (const auto& r : recorded) w.String(r);
-    w.EndArray().EndObject();
-  }
-  w.EndObject();
+  w.BeginObject().Key("honoured").Bool(honoured).Key("recorded").BeginArray();
+  for (const auto& r : recorded) w.String(r);
+  w.EndArray().EndObject();
   HttpResponse r = Json(w.Take());
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
@@ -769,7 +810,7 @@ HttpResponse KeysCreate(RouteContext& ctx) {
   if (auto p = GetString(b.obj, "role", &role, true)) return *p;
   if (auto p = GetString(b.obj, "name", &name, true)) return *p;
   auto r = ParseRole(role);
-  if (!r) return BadRequest("\"role\" must be operator, service or auditor");
+  if (!r) return BadRequest("\"role\" must be operator, service, auditor or portal");
   auto secret = ctx.api->ledger().CreateKey(*r, name);
   if (!secret) return ProblemFor(secret.error());
   JsonWriter w;
@@ -996,13 +1037,16 @@ const std::vector<Route>& Api::Routes() {
        RecordConsent},
       {"GET", "/v1/accounts/{id}/history", kAnyRole | kAccountAdmin,
        "An account's consent events", History},
-      {"POST", "/v1/sessions", kService,
+      {"POST", "/v1/sessions", kPortal,
        "Mint a one-time sign-in link for a person ({subject}) or an account admin ({account})",
        MintSession},
       {"GET", "/session/{token}", kPublic, "Exchange a one-time link for a session cookie",
        RedeemSession},
       {"GET", "/v1/session", kPerson | kAccountAdmin, "The current session and its CSRF token",
        SessionInfo},
+      {"POST", "/v1/session/gpc", kPerson,
+       "Record the browser's Global Privacy Control signal (Sec-GPC: 1) as objections",
+       SessionGpc},
       {"GET", "/v1/ledger", kOperator | kAuditor, "Export the ledger (NDJSON)", LedgerExport},
       {"GET", "/v1/datasets", kAnyRole, "Recorded datasets and models", DatasetsList},
       {"POST", "/v1/datasets", kOperator | kService,
@@ -1071,19 +1115,25 @@ bool Match(std::string_view pattern, std::string_view path, std::vector<std::str
 Api::Api(Ledger* ledger, std::ostream* access_log, audit::Auditor* auditor)
     : ledger_(ledger), access_log_(access_log), auditor_(auditor) {}
 
-std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now) {
+namespace {
+std::string TokenHash(std::string_view token) { return ToHex(Sha256(token)); }
+}  // namespace
+
+std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now,
+                               std::string minted_by) {
   std::string token = RandomToken();
   std::lock_guard lock(mu_);
   for (auto it = links_.begin(); it != links_.end();) {
     it = it->second.expires <= now ? links_.erase(it) : std::next(it);
   }
-  links_[token] = WebSession{kind, std::move(party), "", now + kLinkLifetime};
+  WebSession s{kind, std::move(party), "", now + kLinkLifetime, std::move(minted_by)};
+  links_[TokenHash(token)] = std::move(s);
   return token;
 }
 
 std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp now) {
   std::lock_guard lock(mu_);
-  auto it = links_.find(token);
+  auto it = links_.find(TokenHash(token));
   if (it == links_.end()) return std::nullopt;
   WebSession s = std::move(it->second);
   links_.erase(it);  // one time only
@@ -1094,13 +1144,13 @@ std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp 
   s.csrf = RandomToken();
   s.expires = now + kSessionLifetime;
   std::string sid = RandomToken();
-  sessions_[sid] = std::move(s);
+  sessions_[TokenHash(sid)] = std::move(s);
   return sid;
 }
 
 std::optional<WebSession> Sessions::Find(const std::string& session_id, Timestamp now) {
   std::lock_guard lock(mu_);
-  auto it = sessions_.find(session_id);
+  auto it = sessions_.find(TokenHash(session_id));
   if (it == sessions_.end() || it->second.expires <= now) return std::nullopt;
   return it->second;
 }
@@ -1160,7 +1210,8 @@ std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& rou
                           std::string(person ? "subject" : "account"));
     return std::nullopt;
   }
-  if (req.method != "GET" && req.Header("X-CSRF-Token") != session->csrf) {
+  if (req.method != "GET" && req.method != "HEAD" &&
+      Sha256(req.Header("X-CSRF-Token")) != Sha256(session->csrf)) {  // no early exit on a prefix
     *denied = Problem(403, "csrf", "Forbidden",
                       "a change from a session needs its X-CSRF-Token header (GET /v1/session)");
     return std::nullopt;
@@ -1170,49 +1221,71 @@ std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& rou
 
 uint64_t Api::AppliedPosition() const { return ledger_->position(); }
 
-HandlerResult Api::Handle(const HttpRequest& req, bool waited) {
-  const auto start = std::chrono::steady_clock::now();
-  HandlerResult result;
+const Route* Api::Admission(const HttpRequest& req, RouteContext* ctx, size_t* route_index,
+                            HttpResponse* denied) {
   const auto& routes = Routes();
-  RouteContext ctx{this, &req, {}, std::nullopt, waited, 0};
-  size_t route_index = Metrics::kMaxRoutes - 1;
   bool path_known = false;
   const Route* route = nullptr;
+  // HEAD is GET without the body (RFC 9110 §9.3.2); the listener sends the headers only.
+  const std::string_view method = req.method == "HEAD" ? std::string_view("GET") : req.method;
   for (size_t i = 0; i < routes.size(); ++i) {
-    if (!Match(routes[i].pattern, req.Path(), &ctx.params)) continue;
+    if (!Match(routes[i].pattern, req.Path(), &ctx->params)) continue;
     path_known = true;
-    if (routes[i].method == req.method) {
+    if (routes[i].method == method) {
       route = &routes[i];
-      route_index = i;
+      *route_index = i;
       break;
     }
   }
-  HttpResponse& r = result.response;
   if (!route) {
-    r = path_known ? Problem(405, "method-not-allowed", "Method not allowed",
-                             req.method + " is not allowed on " + std::string(req.Path()))
-                   : Problem(404, "not-found", "Not found",
-                             "no route " + std::string(req.Path()) + "; see /openapi.json");
-    r.route = "unmatched";
-  } else {
-    r.route = route->method + " " + route->pattern;
-    bool allowed = route->roles == kPublic;
-    if (!allowed) {
-      auto caller = Authenticate(req, *route, ctx.params, &r);
-      if (caller) {
-        ctx.caller = std::move(*caller);
-        allowed = true;
-      }
+    *denied = path_known ? Problem(405, "method-not-allowed", "Method not allowed",
+                                   req.method + " is not allowed on " + std::string(req.Path()))
+                         : Problem(404, "not-found", "Not found",
+                                   "no route " + std::string(req.Path()) + "; see /openapi.json");
+    denied->route = "unmatched";
+    return nullptr;
+  }
+  if (route->pattern.find("{id}") != std::string::npos &&
+      std::any_of(ctx->params.begin(), ctx->params.end(),
+                  [](const std::string& p) { return BlankId(p); })) {
+    *denied = ProblemFor(
+        Invalid("the id in the path is empty or only whitespace: it names nobody"));
+    denied->route = route->method + " " + route->pattern;
+    return nullptr;
+  }
+  if (route->roles != kPublic) {
+    auto caller = Authenticate(req, *route, ctx->params, denied);
+    if (!caller) {
+      denied->route = route->method + " " + route->pattern;
+      return nullptr;
     }
-    if (allowed) {
-      std::string route_name = r.route;
-      r = route->handle(ctx);
-      r.route = std::move(route_name);
-      if (ctx.caller) r.key_name = ctx.caller->key_name;
-      if (ctx.wait_for) {
-        result.wait_for_position = ctx.wait_for;
-        result.wait_bound = std::chrono::milliseconds(2000);
-      }
+    ctx->caller = std::move(*caller);
+  }
+  return route;
+}
+
+std::optional<HttpResponse> Api::Admit(const HttpRequest& req) {
+  RouteContext ctx{this, &req, {}, std::nullopt, false, 0};
+  size_t route_index = Metrics::kMaxRoutes - 1;
+  HttpResponse denied;
+  if (Admission(req, &ctx, &route_index, &denied)) return std::nullopt;
+  metrics_.Request(route_index, denied.status, 0);
+  return denied;
+}
+
+HandlerResult Api::Handle(const HttpRequest& req, bool waited) {
+  const auto start = std::chrono::steady_clock::now();
+  HandlerResult result;
+  RouteContext ctx{this, &req, {}, std::nullopt, waited, 0};
+  size_t route_index = Metrics::kMaxRoutes - 1;
+  HttpResponse& r = result.response;
+  if (const Route* route = Admission(req, &ctx, &route_index, &r)) {
+    r = route->handle(ctx);
+    r.route = route->method + " " + route->pattern;
+    if (ctx.caller) r.key_name = ctx.caller->key_name;
+    if (ctx.wait_for) {
+      result.wait_for_position = ctx.wait_for;
+      result.wait_bound = std::chrono::milliseconds(2000);
     }
   }
   if (!result.wait_for_position) {
@@ -1268,7 +1341,7 @@ std::string Api::OpenApiJson() {
         w.EndObject().EndArray();
         std::string roles;
         for (auto [bit, name] : {std::pair{kOperator, "operator"}, {kService, "service"},
-                                 {kAuditor, "auditor"}}) {
+                                 {kAuditor, "auditor"}, {kPortal, "portal"}}) {
           if (m.roles & bit) roles += (roles.empty() ? "" : ", ") + std::string(name);
         }
         w.Key("description").String("Roles: " + roles + ".");

@@ -30,9 +30,10 @@ enum RoleMask : unsigned {
   kOperator = 1u << 0,
   kService = 1u << 1,
   kAuditor = 1u << 2,
+  kPortal = 1u << 3,  // mints sign-in links, nothing else
   kAnyRole = kOperator | kService | kAuditor,
-  kPerson = 1u << 3,        // a person's session: only their own subject
-  kAccountAdmin = 1u << 4,  // an account admin's session: only their account
+  kPerson = 1u << 4,        // a person's session: only their own subject
+  kAccountAdmin = 1u << 5,  // an account admin's session: only their account
 };
 
 // A person's or an account admin's browser session, minted by a service through a one-time
@@ -42,15 +43,21 @@ struct WebSession {
   std::string party;
   std::string csrf;
   Timestamp expires = 0;
+  // The API key that minted the sign-in link ("key:NAME"), or "demo" for serve --demo's
+  // links: every event recorded through the session names it.
+  std::string minted_by;
 };
 
 // Thread-safe store of one-time links and sessions (in memory: a restart signs people out).
+// Tokens are kept and looked up only by their SHA-256, as API keys are: a lookup takes the
+// same time whatever prefix of a token an attacker guessed, and a memory dump holds no token.
 class Sessions {
  public:
   static constexpr Duration kLinkLifetime = 10 * 60 * kMicrosPerSecond;
   static constexpr Duration kSessionLifetime = 60 * 60 * kMicrosPerSecond;
   // A one-time link token for the party, valid for kLinkLifetime.
-  std::string MintLink(PartyKind kind, std::string party, Timestamp now);
+  std::string MintLink(PartyKind kind, std::string party, Timestamp now,
+                       std::string minted_by = "demo");
   // Exchanges a link token (once) for a session id; nullopt when unknown, used or expired.
   std::optional<std::string> Redeem(const std::string& token, Timestamp now);
   std::optional<WebSession> Find(const std::string& session_id, Timestamp now);
@@ -82,6 +89,9 @@ class Api : public Handler {
                audit::Auditor* auditor = nullptr);
 
   HandlerResult Handle(const HttpRequest& request, bool waited) override;
+  // Routing and authentication from the headers alone (404, 405, 422 for a blank id, 401,
+  // 403, CSRF), before the body is read.
+  std::optional<HttpResponse> Admit(const HttpRequest& request) override;
   uint64_t AppliedPosition() const override;
   void Log(const HttpRequest& request, const HttpResponse& response, double ms) override;
 
@@ -108,6 +118,10 @@ class Api : public Handler {
   audit::Auditor* auditor() { return auditor_; }
 
  private:
+  // The route a request is for, with its caller authenticated into `ctx`; nullptr with
+  // `*denied` set otherwise.
+  const Route* Admission(const HttpRequest& req, RouteContext* ctx, size_t* route_index,
+                         HttpResponse* denied);
   // The caller of a non-public route, or nullopt with `*denied` set (401 or 403).
   std::optional<Caller> Authenticate(const HttpRequest& req, const Route& route,
                                      const std::vector<std::string>& params,

@@ -9,6 +9,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/asio.hpp>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -32,6 +35,11 @@ struct HttpServer::Impl {
   Handler* handler;
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  // Paces accepting when it fails (EMFILE: retrying at once would spin a core) or when the
+  // connection cap is reached.
+  asio::steady_timer accept_timer{ioc};
+  std::chrono::milliseconds accept_backoff{0};
+  std::atomic<int> open_connections{0};
   std::atomic<bool> stopping{false};
   asio::signal_set* signals = nullptr;
   std::mutex sessions_mu;
@@ -39,6 +47,8 @@ struct HttpServer::Impl {
 
   Impl(ServerOptions o, Handler* h) : options(std::move(o)), handler(h), ioc(o.threads) {}
   void Accept();
+  void AcceptLater(std::chrono::milliseconds delay);
+  void ShedIdle(size_t how_many);
   void StopAccepting();
 };
 
@@ -54,10 +64,26 @@ HttpResponse Simple(int status, std::string_view type, std::string_view detail) 
   return r;
 }
 
+// True when the header block (up to its empty line) folds a field value over lines (obs-fold,
+// a line starting with a space or tab): RFC 9112 §5.2 lets a server reject it, and parsers
+// that unfold it differently are a request-smuggling risk.
+bool HasObsFold(std::string_view head) {
+  for (size_t at = head.find('\n'); at != std::string_view::npos && at + 1 < head.size();
+       at = head.find('\n', at + 1)) {
+    if (head[at + 1] == ' ' || head[at + 1] == '\t') return true;
+  }
+  return false;
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {
+    ++server_->open_connections;
+  }
+  ~Session() { --server_->open_connections; }
+
+  bool idle() const { return !busy_; }
 
   void Start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); }); }
 
@@ -77,14 +103,53 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_->stopping) return Close();
     busy_ = false;
     parser_.emplace();
-    // Beast checks Content-Length against the body limit while it parses the header, before
-    // OnHeader can tell an NDJSON batch from anything else: start from the larger limit and
-    // narrow it there.
-    parser_->body_limit(std::max(server_->options.body_limit, server_->options.ndjson_body_limit));
+    // Beast would check Content-Length against the body limit while it parses the header,
+    // before the request is authenticated: no limit until OnHeader sets the request's own.
+    parser_->body_limit(boost::none);
     parser_->header_limit(server_->options.header_limit);
     stream_.expires_after(server_->options.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+    // The header block is read whole first and checked as bytes (obs-fold), then parsed.
+    ReadHeaderBytes();
+  }
+
+  // Reads until the buffer holds a whole header block (or more than the header limit).
+  void ReadHeaderBytes() {
+    const std::string_view have(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    if (size_t end = have.find("\r\n\r\n"); end != std::string_view::npos) {
+      return OnHeaderBytes({}, end + 4);
+    }
+    if (have.size() > server_->options.header_limit) return OnHeaderBytes({}, have.size());
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->OnReadError(ec);
+                              self->buffer_.commit(n);
+                              self->ReadHeaderBytes();
+                            });
+  }
+
+  void OnHeaderBytes(beast::error_code ec, std::size_t n) {
+    if (ec) return OnReadError(ec);
+    const std::string_view head(static_cast<const char*>(buffer_.data().data()), n);
+    if (!head.ends_with("\r\n\r\n")) return OnReadError(http::error::header_limit);
+    if (HasObsFold(head)) return Refuse(Simple(400, "malformed-http",
+                                               "header fields folded over lines (obs-fold) are "
+                                               "refused (RFC 9112 section 5.2)"));
+    parser_->eager(false);
+    beast::error_code pe;
+    size_t used = parser_->put(asio::buffer(buffer_.data().data(), n), pe);
+    buffer_.consume(used);
+    if (!pe && !parser_->is_header_done()) pe = http::error::partial_message;
+    OnHeader(pe, 0);
+  }
+
+  // Answers and closes the connection without reading the rest of the request.
+  void Refuse(HttpResponse r) {
+    busy_ = true;
+    close_after_write_ = true;
+    HttpRequest req;
+    req.method = "?";
+    req.target = "?";
+    Write(std::move(r), req);
   }
 
   void OnHeader(beast::error_code ec, std::size_t) {
@@ -92,15 +157,35 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = true;
     started_ = std::chrono::steady_clock::now();
     const auto& head = parser_->get();
+    // Only "chunked" is implemented as a transfer coding: anything else (gzip, "gzip,
+    // chunked") would be taken as plain chunked and its bytes misread (RFC 9112 §6.1: 501).
+    if (auto te = head[http::field::transfer_encoding]; !te.empty()) {
+      std::string_view v(te.data(), te.size());
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      if (!beast::iequals(v, "chunked")) {
+        return Refuse(Simple(501, "transfer-coding-not-implemented",
+                             "only the chunked transfer coding is implemented"));
+      }
+    }
+    // Authentication and routing from the headers alone: an unauthenticated or unauthorised
+    // request is answered before any of its body is read (or buffered).
+    {
+      HttpRequest preview = HeadOf(head);
+      if (auto denied = server_->handler->Admit(preview)) {
+        close_after_write_ = true;
+        return Write(std::move(*denied), preview);
+      }
+    }
     if (head.method() == http::verb::post && head.target() == "/v1/decisions:batch" &&
         head[http::field::content_type].starts_with("application/x-ndjson")) {
-      parser_->body_limit(server_->options.ndjson_body_limit);
+      limit_ = server_->options.ndjson_body_limit;
     } else {
-      parser_->body_limit(server_->options.body_limit);
-      auto length = parser_->content_length();
-      if (length && *length > server_->options.body_limit) {
-        return OnReadError(http::error::body_limit);
-      }
+      limit_ = server_->options.body_limit;
+    }
+    parser_->body_limit(limit_);
+    if (auto length = parser_->content_length(); length && *length > limit_) {
+      return OnReadError(http::error::body_limit);
     }
     stream_.expires_after(server_->options.read_timeout);
     // A client that asked to be told to go on (curl does, for bodies over 1 MiB) would
@@ -145,7 +230,7 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpResponse r;
     if (ec == http::error::body_limit) {
       r = Simple(413, "body-too-large",
-                 "request body larger than " + std::to_string(server_->options.body_limit) +
+                 "request body larger than " + std::to_string(limit_) +
                      " bytes");
     } else if (ec == http::error::header_limit) {
       r = Simple(431, "headers-too-large", "request headers too large");
@@ -159,17 +244,24 @@ class Session : public std::enable_shared_from_this<Session> {
     Write(std::move(r), req);
   }
 
+  // The request as the handler sees it, without its body.
+  template <class Header>
+  HttpRequest HeadOf(const Header& msg) {
+    HttpRequest r;
+    r.method = std::string(msg.method_string());
+    r.target = std::string(msg.target());
+    for (const auto& f : msg) r.headers.emplace_back(f.name_string(), f.value());
+    beast::error_code pe;
+    auto ep = stream_.socket().remote_endpoint(pe);
+    if (!pe) r.remote = ep.address().to_string();
+    return r;
+  }
+
   void OnRead(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
     auto& msg = parser_->get();
-    request_ = HttpRequest{};
-    request_.method = std::string(msg.method_string());
-    request_.target = std::string(msg.target());
-    for (const auto& f : msg) request_.headers.emplace_back(f.name_string(), f.value());
+    request_ = HeadOf(msg);
     request_.body = std::move(msg.body());
-    beast::error_code pe;
-    auto ep = stream_.socket().remote_endpoint(pe);
-    if (!pe) request_.remote = ep.address().to_string();
     keep_alive_ = msg.keep_alive();
     Dispatch(false);
   }
@@ -204,6 +296,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive_ && !close_after_write_ && !server_->stopping);
     res->body() = std::move(r.body);
     res->prepare_payload();
+    if (req.method == "HEAD") res->body().clear();  // the GET's headers, Content-Length too
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                           started_)
                     .count();
@@ -241,6 +334,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpRequest request_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;
+  uint64_t limit_ = 0;  // the body limit of the request being read
   bool busy_ = false;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point wait_deadline_;
@@ -250,11 +344,24 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void HttpServer::Impl::Accept() {
+  if (stopping) return;
+  // At the cap: close idle keep-alive connections first; if none is idle, wait for one to end
+  // (new clients wait in the kernel's listen backlog meanwhile).
+  if (open_connections >= options.max_connections) {
+    ShedIdle(static_cast<size_t>(std::max(1, options.max_connections / 16)));
+    return AcceptLater(std::chrono::milliseconds(5));
+  }
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) return;
-      return Accept();
+      // EMFILE, ENFILE, ENOBUFS...: retrying at once would spin. Back off (10 ms doubling to
+      // 1 s) and shed idle connections to free descriptors.
+      accept_backoff = std::min(std::chrono::milliseconds(1000),
+                                std::max(std::chrono::milliseconds(10), accept_backoff * 2));
+      ShedIdle(8);
+      return AcceptLater(accept_backoff);
     }
+    accept_backoff = std::chrono::milliseconds(0);
     auto s = std::make_shared<Session>(std::move(socket), this);
     {
       std::lock_guard lock(sessions_mu);
@@ -268,11 +375,30 @@ void HttpServer::Impl::Accept() {
   });
 }
 
+void HttpServer::Impl::AcceptLater(std::chrono::milliseconds delay) {
+  accept_timer.expires_after(delay);
+  accept_timer.async_wait([this](beast::error_code ec) {
+    if (!ec && !stopping) Accept();
+  });
+}
+
+void HttpServer::Impl::ShedIdle(size_t how_many) {
+  std::lock_guard lock(sessions_mu);
+  for (auto& w : sessions) {
+    if (how_many == 0) break;
+    if (auto s = w.lock(); s && s->idle()) {
+      s->CloseIfIdle();
+      --how_many;
+    }
+  }
+}
+
 void HttpServer::Impl::StopAccepting() {
   if (stopping.exchange(true)) return;
   asio::post(ioc, [this] {
     beast::error_code ec;
     acceptor.close(ec);
+    accept_timer.cancel();
     if (signals) signals->cancel(ec);
     std::lock_guard lock(sessions_mu);
     for (auto& w : sessions) {
@@ -290,6 +416,15 @@ Result<uint16_t> HttpServer::Listen() {
   beast::error_code ec;
   auto address = asio::ip::make_address(impl_->options.address, ec);
   if (ec) return InvalidArgumentError("bad listen address '" + impl_->options.address + "'");
+  if (impl_->options.max_connections <= 0) {
+    // Each connection holds one descriptor; keep a reserve for the ledger, logs and the
+    // listening socket.
+    rlimit rl{};
+    const rlim_t fds = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                           ? rl.rlim_cur : 65536;
+    impl_->options.max_connections =
+        static_cast<int>(std::clamp<rlim_t>(fds > 128 ? fds - 64 : fds / 2, 8, 1 << 20));
+  }
   tcp::endpoint endpoint{address, impl_->options.port};
   auto& a = impl_->acceptor;
   a.open(endpoint.protocol(), ec);

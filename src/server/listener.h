@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "assent/result.h"
@@ -26,6 +27,10 @@ struct ServerOptions {
   uint32_t header_limit = 16 * 1024;
   std::chrono::seconds read_timeout{30};  // for the header once it started, and each body part
   std::chrono::seconds idle_timeout{60};  // a keep-alive connection with no request
+  // Open connections at most; 0: sized to the process's descriptor limit (RLIMIT_NOFILE less
+  // a reserve for the ledger's files). Near it, idle keep-alive connections are closed first;
+  // at it, accepting pauses until one closes (clients wait in the kernel's backlog).
+  int max_connections = 0;
 };
 
 // What a handler answers: a response, or "ask me again once the ledger reached position N"
@@ -42,6 +47,10 @@ class Handler {
   // Called on a listener thread; must not block for long. `waited` is true on the call after
   // a wait (the handler then answers, 503 if the position is still not reached).
   virtual HandlerResult Handle(const HttpRequest& request, bool waited) = 0;
+  // Called once a request's headers are read and before its body is: a response here (401,
+  // 403, 404, 405, ...) is sent without the body being read, and the connection is closed.
+  // `request` has no body. Must not block.
+  virtual std::optional<HttpResponse> Admit(const HttpRequest& request) = 0;
   // The position this node has applied (to end waits early).
   virtual uint64_t AppliedPosition() const = 0;
   // One line per request for the access log.

@@ -30,7 +30,7 @@ async function startServer() {
     server.on('exit', (c) => reject(new Error('server exited ' + c + ':\n' + out)));
   });
   base = out.match(/on (http:\/\/127\.0\.0\.1:\d+)/)[1];
-  for (const m of out.matchAll(/^ {2}(service|operator|auditor) +(assent_[0-9a-f]+)$/gm)) keys[m[1]] = m[2];
+  for (const m of out.matchAll(/^ {2}(service|operator|auditor|portal) +(assent_[0-9a-f]+)$/gm)) keys[m[1]] = m[2];
   for (const m of out.matchAll(/^ {2}(person|admin) +(\w+).*?(http:\S+)$/gm)) links[m[2]] = m[3];
 }
 
@@ -45,7 +45,7 @@ async function decide(body) {
 async function newLink(party) {
   const r = await fetch(base + '/v1/sessions', {
     method: 'POST', body: JSON.stringify(party),
-    headers: { Authorization: 'Bearer ' + keys.service, 'Content-Type': 'application/json' },
+    headers: { Authorization: 'Bearer ' + keys.portal, 'Content-Type': 'application/json' },
   });
   return base + (await r.json()).link;
 }

@@ -88,7 +88,7 @@ class Server {
     if (std::regex_search(text, m, std::regex("on http://127\\.0\\.0\\.1:(\\d+)"))) {
       port_ = std::stoi(m[1]);
     }
-    for (const char* role : {"service", "operator", "auditor"}) {
+    for (const char* role : {"service", "operator", "auditor", "portal"}) {
       if (std::regex_search(text, m, std::regex(std::string("  ") + role + " +(assent_[0-9a-f]+)"))) {
         keys_[role] = m[1];
       }
@@ -196,7 +196,7 @@ class Server {
 
   // Signs in through a one-time link: returns {cookie header, csrf token}.
   std::pair<std::string, std::string> SignIn(const std::string& body) const {
-    Response link = Call("POST", "/v1/sessions", body, "service");
+    Response link = Call("POST", "/v1/sessions", body, "portal");
     std::smatch m;
     if (!std::regex_search(link.body, m, std::regex("\"link\":\"([^\"]+)\""))) return {};
     Response r = Call("GET", m[1], "", "");
@@ -251,7 +251,7 @@ class Server {
   }
 
   std::string MintLink() const {
-    Response link = Call("POST", "/v1/sessions", R"({"subject":"u1"})", "service");
+    Response link = Call("POST", "/v1/sessions", R"({"subject":"u1"})", "portal");
     std::smatch m;
     std::regex_search(link.body, m, std::regex("\"link\":\"([^\"]+)\""));
     return m[1];
@@ -296,6 +296,7 @@ std::vector<Example> Examples() {
       {"POST", "/v1/sessions", R"({"subject":"u1"})"},
       {"GET", "LINK", ""},  // a fresh one-time link
       {"GET", "/v1/session", ""},  // sessions only
+      {"POST", "/v1/session/gpc", "{}"},  // sessions only
       {"GET", "/v1/ledger?since=0", ""},
       {"GET", "/v1/datasets", ""},
       {"POST", "/v1/datasets", "NEWDATASET"},
@@ -333,16 +334,18 @@ TEST(ServerTest, EveryRouteAnswersAndOpenApiListsExactlyTheRoutes) {
     auto ex = s.Prepare(examples[i]);
     ASSERT_EQ(ex.method, routes[i].method);
     std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
-    std::string role = routes[i].roles & assent::server::kService ? "service" : "operator";
+    std::string role = routes[i].roles & assent::server::kService  ? "service"
+                       : routes[i].roles & assent::server::kPortal ? "portal"
+                                                                   : "operator";
     Response r;
     if (ex.path == "LINK") {
       r = s.Call("GET", s.MintLink(), "", "");
       EXPECT_EQ(r.status, 303) << r.body;
       continue;
     }
-    if (ex.path == "/v1/session") {
+    if (ex.path == "/v1/session" || ex.path == "/v1/session/gpc") {
       auto [cookie, csrf] = s.SignIn(R"({"subject":"u1"})");
-      r = s.Call("GET", ex.path, "", "", {cookie});
+      r = s.Call(ex.method, ex.path, ex.body, "", {cookie, "X-CSRF-Token: " + csrf});
     } else {
       r = s.Call(ex.method, ex.path, body, role);
     }
@@ -374,7 +377,7 @@ TEST(ServerTest, RoleMatrix) {
   auto examples = Examples();
   for (size_t i = 0; i < routes.size(); ++i) {
     if (examples[i].path == "LINK") continue;  // public; covered by the session tests
-    for (std::string role : {"", "service", "operator", "auditor", "forged"}) {
+    for (std::string role : {"", "service", "operator", "auditor", "portal", "forged"}) {
       auto ex = s.Prepare(examples[i]);
       std::string body = ex.path == "/v1/terms" && ex.method == "POST" ? ExampleYaml() : ex.body;
       Response r;
@@ -387,6 +390,7 @@ TEST(ServerTest, RoleMatrix) {
       if (role == "service") bit = assent::server::kService;
       if (role == "operator") bit = assent::server::kOperator;
       if (role == "auditor") bit = assent::server::kAuditor;
+      if (role == "portal") bit = assent::server::kPortal;
       SCOPED_TRACE(ex.method + " " + ex.path + " as '" + role + "': " + r.body);
       if (routes[i].roles == assent::server::kPublic) {
         EXPECT_LT(r.status, 300);
@@ -464,10 +468,19 @@ TEST(ServerTest, PagesCarryAStrictContentSecurityPolicy) {
 TEST(ServerTest, GlobalPrivacyControlRecordsObjectionsNeverGrants) {
   Server s;
   auto [cookie, csrf] = s.SignIn(R"({"subject":"u9"})");
+  // A GET reports the signal and writes nothing (a GET never changes the ledger).
   Response r = s.Call("GET", "/v1/session", "", "", {cookie, "Sec-GPC: 1"});
   ASSERT_EQ(r.status, 200);
-  EXPECT_NE(r.body.find("\"honoured\":true"), std::string::npos) << r.body;
-  EXPECT_NE(r.body.find("service-generated-for-marketing"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"gpc\":{\"signal\":true}"), std::string::npos) << r.body;
+  Response before = s.Call("GET", "/v1/subjects/u9/history", "", "service");
+  EXPECT_EQ(before.body.find("\"method\":\"gpc\""), std::string::npos) << before.body;
+  // Recording it is a POST with the session's CSRF token.
+  EXPECT_EQ(s.Call("POST", "/v1/session/gpc", "{}", "", {cookie, "Sec-GPC: 1"}).status, 403);
+  Response g = s.Call("POST", "/v1/session/gpc", "{}", "",
+                      {cookie, "Sec-GPC: 1", "X-CSRF-Token: " + csrf});
+  ASSERT_EQ(g.status, 200) << g.body;
+  EXPECT_NE(g.body.find("\"honoured\":true"), std::string::npos) << g.body;
+  EXPECT_NE(g.body.find("service-generated-for-marketing"), std::string::npos) << g.body;
   Response h = s.Call("GET", "/v1/subjects/u9/history", "", "service");
   EXPECT_NE(h.body.find("\"method\":\"gpc\""), std::string::npos) << h.body;
   EXPECT_EQ(h.body.find("\"action\":\"grant\""), std::string::npos) << h.body;
@@ -475,7 +488,8 @@ TEST(ServerTest, GlobalPrivacyControlRecordsObjectionsNeverGrants) {
                       R"({"category":"service_generated.product_usage","purpose":"marketing","subjects":["u9"]})");
   EXPECT_NE(d.body.find("\"reason\":\"objected\""), std::string::npos) << d.body;
   // Sending it again records nothing new.
-  Response again = s.Call("GET", "/v1/session", "", "", {cookie, "Sec-GPC: 1"});
+  Response again = s.Call("POST", "/v1/session/gpc", "{}", "",
+                          {cookie, "Sec-GPC: 1", "X-CSRF-Token: " + csrf});
   EXPECT_NE(again.body.find("\"recorded\":[]"), std::string::npos) << again.body;
 }
 
