@@ -58,7 +58,7 @@ double Appends(bool group, int writers, double seconds, bool audited = false) {
   o.data_dir = dir;
   o.group_commit = group;
   auto ledger = assent::Ledger::Open(o);
-  if (!ledger || !(*ledger)->PublishTerms(ReadExample(), "v2")) std::abort();
+  if (!ledger || !(*ledger)->PublishTerms(ReadExample(), "v2", {.backfill = true})) std::abort();
   std::unique_ptr<assent::audit::Auditor> auditor;
   if (audited) {
     auto key = assent::audit::LoadSigningKey(dir, true);
@@ -104,7 +104,7 @@ int Generate(const std::string& dir, uint64_t events, uint64_t subjects) {
     std::fprintf(stderr, "%s\n", ledger.error().message.c_str());
     return 1;
   }
-  if (!(*ledger)->PublishTerms(ReadExample(), "v2")) return 1;
+  if (!(*ledger)->PublishTerms(ReadExample(), "v2", {.backfill = true})) return 1;
   std::mt19937_64 rng(20230807);
   const std::vector<std::vector<std::string>> scopes = {
       {"content.chat"}, {"content.audio"}, {"content.video"}, {"content"}};
@@ -177,7 +177,7 @@ std::unique_ptr<assent::Ledger> PgNode(const std::string& url, const std::string
 int PgAppends(const std::string& url, double seconds, int writers) {
   std::vector<std::unique_ptr<assent::Ledger>> nodes;
   for (int i = 0; i < 3; ++i) nodes.push_back(PgNode(url, "n" + std::to_string(i)));
-  if (!nodes[0]->PublishTerms(ReadExample(), "v2")) std::abort();
+  if (!nodes[0]->PublishTerms(ReadExample(), "v2", {.backfill = true})) std::abort();
   for (auto& n : nodes) {  // everyone has the terms before writing
     while (n->position() < nodes[0]->position()) (void)n->CatchUp();
   }
@@ -223,7 +223,7 @@ int PgAppends(const std::string& url, double seconds, int writers) {
 
 int PgPropagation(const std::string& url, int n) {
   auto a = PgNode(url, "a"), b = PgNode(url, "b");
-  if (!a->PublishTerms(ReadExample(), "v2")) std::abort();
+  if (!a->PublishTerms(ReadExample(), "v2", {.backfill = true})) std::abort();
   std::vector<double> ms;
   for (int i = 0; i < n; ++i) {
     assent::ConsentEvent e;

@@ -35,12 +35,12 @@ const std::string kV2 = " examples/terms/example-meetings-2023-08-07.yaml";
 const std::string kV3 = " examples/terms/example-meetings-2023-08-11.yaml";
 
 TEST_F(CliLedgerTest, PublishGrantWithdrawCheckExportImport) {
-  RunResult r = Assent("terms publish" + D() + kV2);
+  RunResult r = Assent("terms publish --backfill" + D() + kV2);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("published example-meetings@2023-08-07 at ledger position 1"),
             std::string::npos) << r.out;
-  ASSERT_EQ(Assent("terms publish" + D() + kV3).code, 0);
-  r = Assent("terms publish" + D() + kV3);
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  r = Assent("terms publish --backfill" + D() + kV3);
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("already published"), std::string::npos);
 
@@ -71,8 +71,8 @@ TEST_F(CliLedgerTest, PublishGrantWithdrawCheckExportImport) {
 
   // Export, then import into a fresh ledger with the same terms: the same answers.
   ASSERT_EQ(Assent("ledger export" + D() + " --out " + dir_ + ".jsonl").code, 0);
-  ASSERT_EQ(Assent("terms publish --data " + dir_ + "-b" + kV2).code, 0);
-  ASSERT_EQ(Assent("terms publish --data " + dir_ + "-b" + kV3).code, 0);
+  ASSERT_EQ(Assent("terms publish --backfill --data " + dir_ + "-b" + kV2).code, 0);
+  ASSERT_EQ(Assent("terms publish --backfill --data " + dir_ + "-b" + kV3).code, 0);
   r = Assent("ledger import --data " + dir_ + "-b " + dir_ + ".jsonl");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("imported 2 consent event(s)"), std::string::npos) << r.out;
@@ -87,7 +87,7 @@ TEST_F(CliLedgerTest, PublishGrantWithdrawCheckExportImport) {
 }
 
 TEST_F(CliLedgerTest, BadInputChangesNothing) {
-  ASSERT_EQ(Assent("terms publish" + D() + kV2).code, 0);
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV2).code, 0);
   struct Case {
     std::string args;
     std::string want;
@@ -120,7 +120,7 @@ TEST_F(CliLedgerTest, BadInputChangesNothing) {
 }
 
 TEST_F(CliLedgerTest, SubjectEraseNeedsConfirmationAndLeavesAVerifiableLog) {
-  ASSERT_EQ(Assent("terms publish" + D() + kV3).code, 0);
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
   ASSERT_EQ(Assent("consent withdraw" + D() +
                    " --subject ida@example.com --rule service-generated-for-improvement").code, 0);
   ASSERT_EQ(Assent("consent withdraw" + D() +
@@ -161,7 +161,7 @@ TEST_F(CliLedgerTest, RefusesAForeignDatabaseAndAMissingLedger) {
   EXPECT_NE(r.out.find("no ledger"), std::string::npos) << r.out;
   fs::create_directories(dir_);
   std::ofstream(dir_ + "/ledger.db") << "SQLite format 3 but not really, just some text to fail";
-  r = Assent("terms publish" + D() + kV2);
+  r = Assent("terms publish --backfill" + D() + kV2);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("ledger.db"), std::string::npos) << r.out;
 }

@@ -85,6 +85,9 @@ class Snapshot {
 
   // The position of the last consent event at or before `t`, or 0.
   uint64_t PositionAt(Timestamp t) const;
+  // The position an answer about the past time `t` reflects: PositionAt(t), or the
+  // publication of the terms version in effect at `t` if that came later.
+  uint64_t AnswerPositionAt(Timestamp t) const;
 
   uint64_t position() const { return position_; }
   const TermsSet& terms() const { return *terms_; }
@@ -110,6 +113,9 @@ class Snapshot {
   Result<Decision> DecideImpl(const DecisionRequest& request, Timestamp now,
                               internal::QuestionCache* cache, FindRecord&& find) const;
   std::shared_ptr<const TermsSet> terms_;
+  // The ledger position at which each terms version (by index) was published, when known: a
+  // decision about a past time reflects the publication of the version it used.
+  std::vector<uint64_t> terms_positions_;
   std::shared_ptr<internal::SharedTables> tables_;
   std::unique_ptr<internal::ConsentState> state_;
   uint64_t position_ = 0;

@@ -123,6 +123,17 @@ struct ApiKey {
   bool revoked = false;
 };
 
+// What a publication may do that changes answers: both are refused unless asked for, and
+// recorded in the terms entry when they are.
+struct PublishOptions {
+  // The version's `effective` lies before its publication: answers already given for the time
+  // since may change. CLI only (`terms publish --backfill`); the HTTP API never backfills.
+  bool backfill = false;
+  // Some use becomes more permissive than under the latest version (what `terms diff` exits 1
+  // for): `terms publish --allow-loosening`, or ?allow_loosening=true over HTTP.
+  bool allow_loosening = false;
+};
+
 // The outcome of publishing a terms document.
 struct PublishResult {
   uint64_t position = 0;
@@ -143,8 +154,11 @@ class Ledger {
   const Engine& engine() const { return *engine_; }
 
   // Lints, checks and records a terms document. kInvalidArgument listing lint errors, or
-  // when the version exists with different content, or `effective` is not after the latest.
-  Result<PublishResult> PublishTerms(std::string_view yaml, std::string_view file);
+  // when the version exists with different content, or `effective` is not after the latest;
+  // kFailedPrecondition when `effective` lies in the past without options.backfill, or the
+  // version loosens a use without options.allow_loosening (naming what loosened).
+  Result<PublishResult> PublishTerms(std::string_view yaml, std::string_view file,
+                                     PublishOptions options = {});
 
   // Validates and durably records one consent event; `event.position` is assigned and
   // `event.at` defaults to now when 0. kInvalidArgument when invalid (nothing written),

@@ -34,7 +34,7 @@ class AuditTest : public testing::Test {
                      "/examples/terms/example-meetings-2023-08-11.yaml");
     std::stringstream ss;
     ss << in.rdbuf();
-    ASSERT_TRUE(l->PublishTerms(ss.str(), "v3"));
+    ASSERT_TRUE(l->PublishTerms(ss.str(), "v3", {.backfill = true}));
     for (int i = 0; i < 6; ++i) {
       ConsentEvent e;
       e.party = "u" + std::to_string(i);

@@ -224,9 +224,15 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
     auto* cmd = terms->add_subcommand("publish", "Lint a terms file and record it in the ledger");
     auto file = std::make_shared<std::string>();
     auto data = std::make_shared<std::string>("./assent-data");
+    auto options = std::make_shared<PublishOptions>();
     cmd->add_option("FILE", *file, "Terms YAML file")->required();
+    cmd->add_flag("--backfill", options->backfill,
+                  "Allow an effective time before now (recorded history; changes answers about "
+                  "the past, and is recorded in the entry)");
+    cmd->add_flag("--allow-loosening", options->allow_loosening,
+                  "Allow a version that makes some use more permissive (recorded in the entry)");
     AddDataOption(cmd, data.get());
-    cmd->callback([file, data, exit_code] {
+    cmd->callback([file, data, options, exit_code] {
       std::string yaml;
       if (!ReadFile(*file, &yaml)) {
         PrintError("cannot read terms file '" + *file + "'");
@@ -239,7 +245,7 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
         *exit_code = 2;
         return;
       }
-      auto r = (*ledger)->PublishTerms(yaml, *file);
+      auto r = (*ledger)->PublishTerms(yaml, *file, *options);
       if (!r) {
         PrintError(r.error().message);
         *exit_code = 2;

@@ -43,7 +43,11 @@ Status SeedDemo(Ledger& ledger, std::vector<std::pair<std::string, std::string>>
     if (!ReadFile(dir + f, &yaml)) {
       return NotFoundError("--demo needs " + dir + f + " (run it from the source tree)");
     }
-    auto r = ledger.PublishTerms(yaml, dir + f);
+    // The examples retell 2023: their effective times lie in the past, so the demo publishes
+    // them as recorded history (--backfill), which a live deployment would not do.
+    PublishOptions backfill;
+    backfill.backfill = true;
+    auto r = ledger.PublishTerms(yaml, dir + f, backfill);
     if (!r) return std::unexpected(r.error());
   }
   for (Role role : {Role::kService, Role::kOperator, Role::kAuditor, Role::kPortal}) {

@@ -124,10 +124,12 @@ Result<Timestamp> ParseStoredTime(std::string_view text) {
     std::string_view digits = text.substr(5, text.size() - 8);
     bool negative = !digits.empty() && digits[0] == '-';
     if (negative) digits.remove_prefix(1);
-    if (digits.empty() || digits.size() > 18) return BadTime(text, "bad stored time");
+    if (digits.empty() || digits.size() > 19) return BadTime(text, "bad stored time");
     int64_t v = 0;
     for (char c : digits) {
-      if (c < '0' || c > '9') return BadTime(text, "bad stored time");
+      if (c < '0' || c > '9' || v > (INT64_MAX - (c - '0')) / 10) {
+        return BadTime(text, "bad stored time");
+      }
       v = v * 10 + (c - '0');
     }
     return negative ? -v : v;
@@ -136,6 +138,8 @@ Result<Timestamp> ParseStoredTime(std::string_view text) {
 }
 
 std::string FormatTime(Timestamp t) {
+  // Outside the range (never stored by this build): still say something exact.
+  if (!TimeInRange(t)) return "time(" + std::to_string(t) + "us)";
   int64_t secs = t >= 0 ? t / kMicrosPerSecond : -((-t + kMicrosPerSecond - 1) / kMicrosPerSecond);
   int64_t micros = t - secs * kMicrosPerSecond;
   int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);

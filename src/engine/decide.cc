@@ -124,6 +124,13 @@ Result<PartyDecision> Snapshot::PartyStateFor(PartyKind kind, std::string_view i
   return PartyDecision{kind, id, j.state, j.event};
 }
 
+uint64_t Snapshot::AnswerPositionAt(Timestamp t) const {
+  const int32_t v = terms_->VersionAt(t);
+  const uint64_t published =
+      v >= 0 && static_cast<size_t>(v) < terms_positions_.size() ? terms_positions_[v] : 0;
+  return std::max(PositionAt(t), published);
+}
+
 uint64_t Snapshot::PositionAt(Timestamp t) const {
   // Consent events' times never decrease with position: binary search the timeline for how
   // many consent events happened at or before t.
@@ -190,7 +197,10 @@ Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
   Decision d;
   d.terms = &terms;
   d.at = t;
-  d.position = q.at ? PositionAt(t) : position_;
+  // About the present: every entry applied. About a past time: the last consent event at or
+  // before it, or the publication of the terms version it used if that came later (so a
+  // version published afterwards with --backfill shows in the position of its answers).
+  d.position = q.at ? AnswerPositionAt(t) : position_;
   const int32_t r = terms.DecidingRule(c, p);
   if (r == Terms::kUnlisted) {
     d.reason = Reason::kUnlisted;

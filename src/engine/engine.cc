@@ -314,6 +314,7 @@ std::shared_ptr<Snapshot> Engine::DeriveSnapshot(const Snapshot& cur) {
   next->position_breaks_ = cur.position_breaks_;
   next->parties_ = cur.parties_;
   next->last_at_ = cur.last_at_;
+  next->terms_positions_ = cur.terms_positions_;
   return next;
 }
 
@@ -329,6 +330,8 @@ Status Engine::PublishTerms(std::shared_ptr<const Terms> terms, uint64_t positio
   ASSENT_ASSIGN_OR_RETURN(auto set, cur->terms_->With(std::move(terms)));
   std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
   next->terms_ = std::move(set);
+  next->terms_positions_.resize(next->terms_->size() - 1, 0);
+  next->terms_positions_.push_back(position);
   if (position) next->position_ = position;
   current_.store(std::move(next));
   return OkStatus();

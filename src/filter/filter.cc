@@ -192,7 +192,7 @@ std::string ShardFileName(const std::string& out, int index, int count) {
 Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const FilterOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   FilterReport report;
-  report.position = o.at ? snap.PositionAt(*o.at) : snap.position();
+  report.position = o.at ? snap.AnswerPositionAt(*o.at) : snap.position();
   const Timestamp t = o.at.value_or(now);
   int32_t v = snap.terms().VersionAt(t);
   if (v < 0) return FailedPreconditionError("no terms are in effect at " + FormatTime(t));

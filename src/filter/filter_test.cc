@@ -97,7 +97,7 @@ class FilterTest : public testing::Test {
     ledger_ = std::move(*Ledger::Open(lo));
     ASSERT_TRUE(ledger_->PublishTerms(
         Read(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-11.yaml"),
-        "v3"));
+        "v3", {.backfill = true}));
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -239,7 +239,7 @@ TEST_F(FilterTest, AKillInTheMiddleLeavesNothingAtOut) {
     ASSERT_TRUE(l);
     ASSERT_TRUE((*l)->PublishTerms(
         Read(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-11.yaml"),
-        "v3"));
+        "v3", {.backfill = true}));
   }
   {
     std::ofstream m(dir_ + "/big.jsonl");

@@ -53,7 +53,8 @@ StoredEntry Finish(uint64_t position, EntryKind kind, JsonWriter& w) {
 
 }  // namespace
 
-StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms& t) {
+StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms& t,
+                           bool backfill, bool allow_loosening) {
   JsonWriter w;
   Head(w, position, EntryKind::kTerms, recorded_at);
   w.Key("terms").String(t.id());
@@ -61,6 +62,8 @@ StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms
   w.Key("effective").String(FormatTime(t.effective()));
   w.Key("sha256").String(ToHex(Sha256(t.source())));
   w.Key("yaml").String(t.source());
+  if (backfill) w.Key("backfill").Bool(true);
+  if (allow_loosening) w.Key("allow_loosening").Bool(true);
   return Finish(position, EntryKind::kTerms, w);
 }
 

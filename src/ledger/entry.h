@@ -6,6 +6,7 @@
 // as RFC 8259 minimal escapes ("\"", "\\", \n, \r, \t, other controls as \u00XX), UTF-8 as is:
 //   entry   = {"position":N,"kind":KIND,"recorded_at":TIME, FIELDS}
 //   terms   : "terms":ID,"version":V,"effective":TIME,"sha256":HEX(yaml),"yaml":YAML
+//             [,"backfill":true][,"allow_loosening":true]
 //   key     : "action":("create"|"revoke"),"name":NAME,"role":ROLE,"key_sha256":HEX
 //   consent : ("subject"|"account"):PSEUDONYM,   (ledger/parties.h; never the plain id)"action":("grant"|"withdraw"),
 //             "categories":[NAME,...],"purposes":[NAME,...],"at":TIME,
@@ -54,7 +55,10 @@ struct StoredEntry {
   std::string idempotency_key;
 };
 
-StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms& terms);
+// `backfill` / `allow_loosening`: the publication was asked to take effect in the past or to
+// loosen a use (Ledger::PublishTerms); written only when true.
+StoredEntry MakeTermsEntry(uint64_t position, Timestamp recorded_at, const Terms& terms,
+                           bool backfill = false, bool allow_loosening = false);
 // REQUIRES: e.terms_version is the resolved version name.
 // `terms_id` (the terms document's id, so that a receipt's "terms" is stated by the signed
 // entry itself) is written after terms_version when given; entries from before it lack it.

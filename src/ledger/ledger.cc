@@ -23,6 +23,7 @@
 #include "ledger/lineage.h"
 #include "ledger/parties.h"
 #include "ledger/store.h"
+#include "terms/diff.h"
 
 namespace assent {
 
@@ -962,7 +963,8 @@ Status Ledger::CatchUpLocked(uint64_t head) {
 
 uint64_t Ledger::position() const { return engine_->snapshot()->position(); }
 
-Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_view file) {
+Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_view file,
+                                           PublishOptions options) {
   if (!ValidUtf8(yaml)) return InvalidArgumentError(std::string(file) + ": not valid UTF-8");
   LintResult lint = LintTerms(yaml, file);
   if (lint.has_errors()) {
@@ -986,8 +988,34 @@ Result<PublishResult> Ledger::PublishTerms(std::string_view yaml, std::string_vi
                                 ") with different content: give the new text a new version");
   }
   ASSENT_RETURN_IF_ERROR(snap->terms().With(terms));  // same document, later effective
+  const Timestamp now = clock_();
+  if (terms->effective() < now - kMaxClockSkew && !options.backfill) {
+    return FailedPreconditionError(
+        "terms " + terms->label() + " take effect at " + FormatTime(terms->effective()) +
+        ", before now (" + FormatTime(now) + "): publishing them would change answers already "
+        "given for the time since. Publish with a later effective time, or, to record history "
+        "on purpose, with `assent terms publish --backfill` (CLI only)");
+  }
+  if (snap->terms().size() > 0 && !options.allow_loosening) {
+    const Terms& latest = snap->terms().version(snap->terms().size() - 1);
+    TermsDiff diff = DiffTerms(latest, *terms);
+    if (diff.loosened()) {
+      std::string what;
+      for (const auto& pc : diff.pairs) {
+        if (pc.change != Change::kLoosened) continue;
+        what += "\n  " + pc.category + " x " + pc.purpose + ": " + pc.old_basis + " -> " +
+                pc.new_basis + (pc.detail.empty() ? "" : " (" + pc.detail + ")");
+        if (what.size() > 2000) break;
+      }
+      return FailedPreconditionError(
+          "terms " + terms->label() + " loosen uses allowed under " + latest.label() +
+          " (see `assent terms diff`):" + what +
+          "\npublish with --allow-loosening (HTTP: ?allow_loosening=true) if that is intended");
+    }
+  }
   const uint64_t position = snap->position() + 1;
-  StoredEntry entry = internal::MakeTermsEntry(position, clock_(), *terms);
+  StoredEntry entry = internal::MakeTermsEntry(position, now, *terms, options.backfill,
+                                               options.allow_loosening);
   ASSENT_RETURN_IF_ERROR(append->Commit({&entry, 1}, {}));
   NotifyAppended({&entry, 1});
   if (auto st = engine_->PublishTerms(terms, position); !st) {

@@ -54,8 +54,8 @@ class LedgerTest : public testing::Test {
   std::unique_ptr<Ledger> OpenWithTerms() {
     auto l = Open();
     EXPECT_TRUE(l) << l.error().message;
-    EXPECT_TRUE((*l)->PublishTerms(ReadText(kV2), kV2));
-    EXPECT_TRUE((*l)->PublishTerms(ReadText(kV3), kV3));
+    EXPECT_TRUE((*l)->PublishTerms(ReadText(kV2), kV2, {.backfill = true}));
+    EXPECT_TRUE((*l)->PublishTerms(ReadText(kV3), kV3, {.backfill = true}));
     return std::move(*l);
   }
 
@@ -113,22 +113,22 @@ TEST_F(LedgerTest, RecordsSurviveReopening) {
 
 TEST_F(LedgerTest, PublishingRules) {
   auto l = OpenWithTerms();
-  auto again = l->PublishTerms(ReadText(kV3), kV3);
+  auto again = l->PublishTerms(ReadText(kV3), kV3, {.backfill = true});
   ASSERT_TRUE(again);
   EXPECT_TRUE(again->already_published);
   EXPECT_EQ(again->position, 2u);
   std::string changed = ReadText(kV3);
   changed += "\n# a comment changes the content\n";
-  auto different = l->PublishTerms(changed, "changed.yaml");
+  auto different = l->PublishTerms(changed, "changed.yaml", {.backfill = true});
   ASSERT_FALSE(different);
   EXPECT_NE(different.error().message.find("different content"), std::string::npos);
   std::string earlier = ReadText(kV3);
   earlier.replace(earlier.find("version: \"2023-08-11\""), 21, "version: \"2023-08-09\"");
   earlier.replace(earlier.find("effective: \"2023-08-11"), 22, "effective: \"2023-08-01");
-  auto backwards = l->PublishTerms(earlier, "earlier.yaml");
+  auto backwards = l->PublishTerms(earlier, "earlier.yaml", {.backfill = true});
   ASSERT_FALSE(backwards);
   EXPECT_EQ(backwards.error().code, ErrorCode::kInvalidArgument);
-  auto lint = l->PublishTerms(ReadText(kExamples + "example-meetings-2023-03-31.yaml"), "v1");
+  auto lint = l->PublishTerms(ReadText(kExamples + "example-meetings-2023-03-31.yaml"), "v1", {.backfill = true});
   ASSERT_FALSE(lint);
   EXPECT_NE(lint.error().message.find("missing-description"), std::string::npos);
   EXPECT_EQ(l->position(), 2u);
@@ -197,7 +197,7 @@ TEST_F(LedgerTest, ASecondWriterIsRefusedButReadersAreNot) {
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(second.error().message.find("in use by another assent process"), std::string::npos);
-  ASSERT_TRUE((*first)->PublishTerms(ReadText(kV2), kV2));
+  ASSERT_TRUE((*first)->PublishTerms(ReadText(kV2), kV2, {.backfill = true}));
   auto reader = Open(true);
   ASSERT_TRUE(reader) << reader.error().message;
   EXPECT_EQ((*reader)->position(), 1u);
@@ -312,8 +312,8 @@ TEST_F(LedgerTest, ExportThenImportReproducesDecisions) {
   o.in_memory = true;
   o.clock = [] { return kNow; };
   auto b = *Ledger::Open(o);
-  ASSERT_TRUE(b->PublishTerms(ReadText(kV2), kV2));
-  ASSERT_TRUE(b->PublishTerms(ReadText(kV3), kV3));
+  ASSERT_TRUE(b->PublishTerms(ReadText(kV2), kV2, {.backfill = true}));
+  ASSERT_TRUE(b->PublishTerms(ReadText(kV3), kV3, {.backfill = true}));
   auto imported = ReadImportFile(export_path);
   ASSERT_TRUE(imported);
   ASSERT_TRUE(b->RecordConsents(*imported));

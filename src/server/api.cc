@@ -394,8 +394,21 @@ HttpResponse TermsPublish(RouteContext& ctx) {
     r.body += ",\"diagnostics\":" + w.Take() + "}";
     return r;
   }
+  PublishOptions options;
+  std::string flag;
+  if (ctx.request->QueryParam("backfill", &flag)) {
+    return ProblemFor(Invalid("backfilling terms (an effective time in the past) changes answers "
+                              "already given; it is done only with `assent terms publish "
+                              "--backfill` on the command line, never over HTTP"));
+  }
+  if (ctx.request->QueryParam("allow_loosening", &flag)) {
+    if (flag != "true" && flag != "false") {
+      return BadRequest("allow_loosening must be true or false");
+    }
+    options.allow_loosening = flag == "true";
+  }
   auto start = std::chrono::steady_clock::now();
-  auto p = ctx.api->ledger().PublishTerms(yaml, "request body");
+  auto p = ctx.api->ledger().PublishTerms(yaml, "request body", options);
   ctx.api->metrics().Append(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (!p) return ProblemFor(p.error());

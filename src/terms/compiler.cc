@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/strings.h"
+#include "terms/yaml_guard.h"
 
 namespace assent {
 namespace {
@@ -278,6 +279,52 @@ struct TermsCompilerParser {
         }
       }
     }
+    RefuseDerivedCycles();
+  }
+
+  // A category derived (directly, or through an ancestor's derived_from) from itself has no
+  // source to be bounded by: the chain must end in data that is not derived.
+  void RefuseDerivedCycles() {
+    const size_t n = t.categories_.size();
+    auto sources = [&](int32_t x) {  // x's own derived_from and its ancestors'
+      std::vector<int32_t> out;
+      for (int32_t a = x; a >= 0; a = t.categories_[a].parent) {
+        out.insert(out.end(), t.categories_[a].derived_from.begin(),
+                   t.categories_[a].derived_from.end());
+      }
+      return out;
+    };
+    std::vector<uint8_t> color(n, 0);  // 0 unseen, 1 on the path, 2 done
+    std::vector<std::pair<int32_t, std::vector<int32_t>>> stack;
+    for (size_t start = 0; start < n; ++start) {
+      if (color[start]) continue;
+      color[start] = 1;
+      stack.push_back({static_cast<int32_t>(start), sources(static_cast<int32_t>(start))});
+      while (!stack.empty()) {
+        auto& [x, next] = stack.back();
+        if (next.empty()) {
+          color[x] = 2;
+          stack.pop_back();
+          continue;
+        }
+        const int32_t y = next.back();
+        next.pop_back();
+        if (color[y] == 1) {
+          int32_t at = x;
+          while (at >= 0 && t.categories_[at].derived_from.empty()) at = t.categories_[at].parent;
+          c.Err(c.derived_pos_[at < 0 ? x : at],
+                "derived_from makes a cycle: '" + t.categories_[x].name + "' is derived from '" +
+                    t.categories_[y].name + "', which is derived from it in turn; a derived "
+                    "category needs a source that is not derived from it",
+                "derived-cycle");
+          return;
+        }
+        if (color[y] == 0) {
+          color[y] = 1;
+          stack.push_back({y, sources(y)});
+        }
+      }
+    }
   }
 
   static std::vector<std::string> AllNames(const std::vector<TaxonomyNode>& nodes) {
@@ -451,7 +498,15 @@ void TermsCompiler::Report(Severity s, SourcePos pos, std::string message, std::
 LintResult TermsCompiler::Run() {
   LintResult out;
   terms_->source_ = yaml_;
-  try {
+  YamlGuardProblem guard;
+  if (!ValidUtf8(yaml_)) {
+    guard = {1, 1, "the file is not valid UTF-8: save it as UTF-8", "not-utf8"};
+  } else {
+    guard = CheckYamlBounds(yaml_);
+  }
+  if (!guard.message.empty()) {
+    Err({guard.line, guard.column}, guard.message, guard.code);
+  } else try {
     YAML::Node root = YAML::Load(yaml_);
     TermsCompilerParser parser{*this, *terms_, {}};
     parser.Top(root);

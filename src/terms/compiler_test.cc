@@ -154,6 +154,110 @@ TEST(CompilerTest, LoadTermsFileReportsUnreadableFile) {
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
 }
 
+// A small file cannot cost minutes or gigabytes: aliases are refused before any node is built.
+TEST(CompilerTest, AliasesAreRefusedBeforeTheyExpand) {
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 30; ++i) {
+    std::string prev = "*a" + std::to_string(i - 1);
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + prev;
+    for (int k = 0; k < 8; ++k) bomb += ", " + prev;
+    bomb += "]\n";
+  }
+  auto d = Find(bomb, "yaml-alias");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].line, 2);
+  // Also inside otherwise good terms.
+  EXPECT_EQ(Find(Replace(kGood, "svc, categories: [content]", "svc, categories: &c [content]") +
+                     "extra: *c\n", "yaml-alias").size(), 1u);
+}
+
+TEST(CompilerTest, DeepNestingAndHugeDocumentsAreRefused) {
+  std::string deep = "x: " + std::string(5000, '[') + std::string(5000, ']') + "\n";
+  EXPECT_EQ(Find(deep, "yaml-too-large").size(), 1u);
+  std::string big = kGood;
+  big += "# " + std::string(17u << 20, 'x') + "\n";
+  EXPECT_EQ(Find(big, "yaml-too-large").size(), 1u);
+}
+
+// Parsers disagree on which of two equal keys counts: a repeated key is an error, at any level.
+TEST(CompilerTest, DuplicateKeysAreErrorsAtEveryLevel) {
+  auto d = Find(Replace(kGood, "    basis: consent\n", "    basis: consent\n    basis: necessary\n"),
+                "yaml-duplicate-key");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].message.find("'basis'"), std::string::npos);
+  EXPECT_EQ(Find(Replace(kGood, "terms: t\n", "terms: t\nterms: u\n"), "yaml-duplicate-key").size(),
+            1u);
+  EXPECT_EQ(Find(Replace(kGood, "      chat: {description: Chat.}",
+                         "      chat: {description: Chat., description: Talk.}"),
+                 "yaml-duplicate-key").size(),
+            1u);
+  EXPECT_TRUE(Find(kGood, "yaml-duplicate-key").empty());
+}
+
+TEST(CompilerTest, LintRefusesWhatPublishRefuses) {
+  EXPECT_EQ(Find(std::string(kGood) + "# \xff\xfe\n", "not-utf8").size(), 1u);
+}
+
+TEST(CompilerTest, ADerivedFromCycleIsAnError) {
+  const std::string cats = R"(categories:
+  content:
+    description: Content.
+    children:
+      chat: {description: Chat.}
+      a: {description: A., derived_from: [content.b]}
+      b: {description: B., derived_from: [content.a]}
+)";
+  std::string yaml = Replace(kGood, R"(categories:
+  content:
+    description: Content.
+    children:
+      chat: {description: Chat.}
+)", cats);
+  auto d = Find(yaml, "derived-cycle");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_FALSE(LintTerms(yaml, "t.yaml").terms);
+  // Through an ancestor: everything under x is derived from y, and y from x.z.
+  std::string via = Replace(kGood, R"(categories:
+  content:
+    description: Content.
+    children:
+      chat: {description: Chat.}
+)", R"(categories:
+  content:
+    description: Content.
+    children:
+      chat: {description: Chat.}
+      x:
+        description: X.
+        derived_from: [content.y]
+        children:
+          z: {description: Z.}
+      y: {description: Y., derived_from: [content.x.z]}
+)");
+  EXPECT_EQ(Find(via, "derived-cycle").size(), 1u);
+}
+
+// The table is built from rule bitsets (several words of them here): each pair by its rule.
+TEST(CompilerTest, ALargeTableDecidesEveryPairByItsRule) {
+  constexpr int kN = 400;
+  std::string y = "terms: big\nversion: \"1\"\neffective: \"2023-01-01T00:00:00Z\"\nclauses:\n"
+                  "  - {id: \"1\", title: t, text: x}\ncategories:\n";
+  for (int i = 0; i < kN; ++i) y += "  c" + std::to_string(i) + ": {description: c}\n";
+  y += "purposes:\n";
+  for (int i = 0; i < kN; ++i) y += "  p" + std::to_string(i) + ": {description: p}\n";
+  y += "rules:\n";
+  for (int i = 0; i < kN; ++i) {
+    y += "  - {id: r" + std::to_string(i) + ", categories: [c" + std::to_string(i) +
+         "], purposes: [p" + std::to_string(i) + "], basis: necessary, clauses: [\"1\"]}\n";
+  }
+  auto r = LintTerms(y, "big.yaml");
+  ASSERT_TRUE(r.terms);
+  EXPECT_EQ(r.terms->DecidingRule(r.terms->FindCategory("c7"), r.terms->FindPurpose("p7")),
+            r.terms->FindRule("r7"));
+  EXPECT_EQ(r.terms->DecidingRule(r.terms->FindCategory("c7"), r.terms->FindPurpose("p8")),
+            Terms::kUnlisted);
+}
+
 TEST(TermsSetTest, RefusesMixedDocumentsAndEqualEffectiveTimes) {
   auto a = *CompileTerms(kGood, "a");
   auto b = *CompileTerms(Replace(kGood, "terms: t", "terms: other"), "b");

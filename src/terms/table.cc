@@ -113,12 +113,43 @@ void TermsCompiler::BuildTable() {
   const int32_t np = static_cast<int32_t>(t.purposes_.size());
   t.table_.assign(static_cast<size_t>(nc) * np, Terms::kUnlisted);
   std::set<std::pair<int32_t, int32_t>> reported;
+  // Which rules match a category (a pattern on it or an ancestor), and a purpose, as bitsets
+  // over rules: the rules matching a pair are one AND of two rows, so the table costs about
+  // (categories x purposes x rules / 64) word operations rather than a scan of every rule's
+  // patterns per pair (1,000 x 1,000 x 1,000 took 18 s that way).
+  const size_t nr = t.rules_.size();
+  const size_t words = (nr + 63) / 64;
+  auto rows = [&](const std::vector<TaxonomyNode>& nodes, bool categories) {
+    std::vector<uint64_t> direct(nodes.size() * words, 0), all(nodes.size() * words, 0);
+    for (size_t r = 0; r < nr; ++r) {
+      for (int32_t n : categories ? t.rules_[r].categories : t.rules_[r].purposes) {
+        direct[static_cast<size_t>(n) * words + r / 64] |= uint64_t{1} << (r % 64);
+      }
+    }
+    // Nodes come parents first (a child is added after its parent), so one pass suffices.
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      for (size_t w = 0; w < words; ++w) {
+        uint64_t v = direct[n * words + w];
+        if (nodes[n].parent >= 0) v |= all[static_cast<size_t>(nodes[n].parent) * words + w];
+        all[n * words + w] = v;
+      }
+    }
+    return all;
+  };
+  const std::vector<uint64_t> by_category = rows(t.categories_, true);
+  const std::vector<uint64_t> by_purpose = rows(t.purposes_, false);
+  std::vector<int32_t> prohibited, others;
   for (int32_t c = 0; c < nc; ++c) {
     for (int32_t p = 0; p < np; ++p) {
-      std::vector<int32_t> prohibited, others;
-      for (int32_t r = 0; r < static_cast<int32_t>(t.rules_.size()); ++r) {
-        if (MatchedCategory(t.rules_[r], c) < 0 || MatchedPurpose(t.rules_[r], p) < 0) continue;
-        (t.rules_[r].basis == Basis::kProhibited ? prohibited : others).push_back(r);
+      prohibited.clear();
+      others.clear();
+      const uint64_t* rc = &by_category[static_cast<size_t>(c) * words];
+      const uint64_t* rp = &by_purpose[static_cast<size_t>(p) * words];
+      for (size_t w = 0; w < words; ++w) {
+        for (uint64_t both = rc[w] & rp[w]; both != 0; both &= both - 1) {
+          const int32_t r = static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(both)));
+          (t.rules_[r].basis == Basis::kProhibited ? prohibited : others).push_back(r);
+        }
       }
       int32_t decider = Terms::kUnlisted;
       if (!others.empty()) {

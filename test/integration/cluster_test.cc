@@ -162,7 +162,7 @@ class ClusterTest : public testing::Test {
     int code = 0;
     Assent("audit key" + g, &code);
     ASSERT_EQ(code, 0);
-    std::string out = Assent("terms publish --data " + root_ + "/admin" + g +
+    std::string out = Assent("terms publish --backfill --data " + root_ + "/admin" + g +
                                  " examples/terms/example-meetings-2023-08-11.yaml",
                              &code);
     ASSERT_EQ(code, 0) << out;

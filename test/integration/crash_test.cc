@@ -73,7 +73,7 @@ TEST(CrashTest, AcknowledgedEventsSurviveSigkill) {
                      "/examples/terms/example-meetings-2023-08-07.yaml");
     std::stringstream ss;
     ss << in.rdbuf();
-    ASSERT_TRUE((*l)->PublishTerms(ss.str(), "v2"));
+    ASSERT_TRUE((*l)->PublishTerms(ss.str(), "v2", {.backfill = true}));
   }
   std::mt19937 rng(std::random_device{}());
   std::map<uint64_t, std::string> acknowledged;  // position -> subject
