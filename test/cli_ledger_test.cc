@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "run_assent.h"
 
@@ -84,6 +85,67 @@ TEST_F(CliLedgerTest, PublishGrantWithdrawCheckExportImport) {
              " --category content.chat --purpose ai_training.first_party --subject u1"
              " --at 2023-08-10T12:00:00Z");
   EXPECT_EQ(r.code, 1) << r.out;
+}
+
+// An export in which a withdrawal was rewritten into a grant does not import: every entry's
+// hash is recomputed (naming the line); --rehash imports it and the events say so.
+TEST_F(CliLedgerTest, AnEditedExportIsRefusedUnlessTheOperatorVouchesForIt) {
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV2).code, 0);
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  ASSERT_EQ(Assent("consent withdraw" + D() + " --subject u1 --category content.chat"
+                   " --purpose ai_training.first_party --at 2023-08-12T00:00:00Z").code, 0);
+  ASSERT_EQ(Assent("ledger export" + D() + " --out " + dir_ + ".jsonl").code, 0);
+  std::ifstream in(dir_ + ".jsonl");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  const size_t at = text.find("\"action\":\"withdraw\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 19, "\"action\":\"grant\"");
+  std::ofstream(dir_ + "-forged.jsonl") << text;
+  const std::string other = " --data " + dir_ + "-c";
+  ASSERT_EQ(Assent("terms publish --backfill" + other + kV2).code, 0);
+  ASSERT_EQ(Assent("terms publish --backfill" + other + kV3).code, 0);
+  RunResult r = Assent("ledger import" + other + " " + dir_ + "-forged.jsonl");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("-forged.jsonl:3: entry 3 does not match its hash"), std::string::npos)
+      << r.out;
+  r = Assent("consent history" + other + " --subject u1 --json");
+  EXPECT_EQ(r.out.find("\"action\":\"grant\""), std::string::npos) << r.out;
+  r = Assent("ledger import --rehash" + other + " " + dir_ + "-forged.jsonl");
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Assent("ledger export" + other);
+  EXPECT_NE(r.out.find("ledger import --rehash (operator vouches)"), std::string::npos) << r.out;
+  fs::remove_all(dir_ + "-c");
+  fs::remove(dir_ + "-forged.jsonl");
+}
+
+// Terms whose effective time lies before their publication, or that loosen a use, are refused
+// unless asked for; what was asked for is recorded in the terms entry.
+TEST_F(CliLedgerTest, PublishingIntoThePastOrLooseningMustBeAskedFor) {
+  RunResult r = Assent("terms publish" + D() + kV2);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--backfill"), std::string::npos) << r.out;
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  // v2 after v3 with a later effective time: v2 allows what v3 forbids.
+  std::ifstream in(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-07.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string yaml = ss.str();
+  const std::string old_version = "version: \"2023-08-07\"";
+  yaml.replace(yaml.find(old_version), old_version.size(), "version: \"2099-01-01\"");
+  const size_t eff = yaml.find("effective: ");
+  yaml.replace(eff, yaml.find('\n', eff) - eff, "effective: \"2099-01-01T00:00:00Z\"");
+  std::ofstream(dir_ + "-loose.yaml") << yaml;
+  r = Assent("terms publish" + D() + " " + dir_ + "-loose.yaml");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("loosen"), std::string::npos) << r.out;
+  r = Assent("terms publish --allow-loosening" + D() + " " + dir_ + "-loose.yaml");
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Assent("ledger export" + D());
+  EXPECT_NE(r.out.find("\"allow_loosening\":true"), std::string::npos);
+  EXPECT_NE(r.out.find("\"backfill\":true"), std::string::npos);
+  fs::remove(dir_ + "-loose.yaml");
 }
 
 TEST_F(CliLedgerTest, BadInputChangesNothing) {

@@ -9,6 +9,7 @@
 #include "assent/ledger.h"
 #include "cli/commands.h"
 #include "audit/audit.h"
+#include "audit/export_check.h"
 #include "common/json_writer.h"
 #include "engine/events_jsonl.h"
 
@@ -447,12 +448,54 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
     });
     auto idata = std::make_shared<std::string>("./assent-data");
     auto file = std::make_shared<std::string>();
+    auto rehash = std::make_shared<bool>(false);
+    auto import_key = std::make_shared<std::string>();
     auto* imp = ledger_cmd->add_subcommand(
-        "import", "Append a file's consent events in order, all or nothing");
+        "import", "Append an export's consent events in order, all or nothing, after checking "
+                  "every entry's hash and checkpoint");
     AddDataOption(imp, idata.get());
-    imp->add_option("FILE", *file, "JSON Lines of consent events (an export works)")->required();
-    imp->callback([idata, file, exit_code] {
+    imp->add_option("FILE", *file, "A ledger export (JSON Lines with hashes)")->required();
+    imp->add_option("--key", *import_key,
+                    "The exporting log's verifier key (as audit key prints it): also check the "
+                    "checkpoints' signatures");
+    imp->add_flag("--rehash", *rehash,
+                  "Import without checking hashes (history from another system, or an edited "
+                  "export): you vouch for the content, and each event records that");
+    imp->callback([idata, file, rehash, import_key, exit_code] {
+      *exit_code = 2;
+      if (!*rehash) {
+        std::string text;
+        if (!ReadFile(*file, &text)) {
+          PrintError("cannot read '" + *file + "' (nothing was imported)");
+          return;
+        }
+        std::optional<audit::VerifierKey> key;
+        if (!import_key->empty()) {
+          auto k = audit::ParseVerifierKey(*import_key);
+          if (!k) {
+            PrintError("--key: " + k.error().message);
+            return;
+          }
+          key = *k;
+        }
+        auto checked = audit::CheckExport(text, *file, key);
+        if (!checked) {
+          PrintError(checked.error().message + " (nothing was imported; --rehash imports it "
+                                               "anyway and records that you vouch for it)");
+          return;
+        }
+        std::cerr << fmt::format("checked {} entries and {} checkpoint(s){}\n", checked->entries,
+                                 checked->checkpoints,
+                                 checked->signatures_checked ? " with their signatures"
+                                                             : " (signatures not checked: --key)");
+      }
       auto events = ReadImportFile(*file);
+      if (events && *rehash) {
+        for (auto& e : *events) {
+          e.actor = e.actor.empty() ? "ledger import --rehash (operator vouches)"
+                                    : e.actor + "; ledger import --rehash (operator vouches)";
+        }
+      }
       if (!events) {
         PrintError(events.error().message + " (nothing was imported)");
         *exit_code = 2;

@@ -368,6 +368,77 @@ TEST_F(FilterTest, ImpactListsExactlyTheAffectedDatasetsShardsAndModels) {
   EXPECT_EQ(nobody, R"({"subject":"nobody","datasets":[]})");
 }
 
+// Kept lines are written exactly as read: CRLF stays CRLF, a last line without a newline gets
+// none; a repeated key, an empty or blank subject or account is malformed, never kept.
+TEST_F(FilterTest, KeptLinesAreByteForByteAndHostileLinesAreMalformed) {
+  const std::string manifest =
+      "{\"id\":\"a\",\"category\":\"content.audio\",\"account\":\"acme\"}\r\n"
+      "{\"id\":\"b\",\"category\":\"content.audio\",\"account\":\"acme\"}\n"
+      "{\"id\":\"c\",\"category\":\"content.audio\",\"account\":\"acme\"}";
+  FilterOptions o;
+  o.purpose = "service.delivery";
+  auto r = Filter(manifest, o);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->kept, 3u);
+  EXPECT_EQ(Read(dir_ + "/out.jsonl"), manifest);
+  for (const std::string bad : {
+           R"({"id":"d","category":"service_generated.telemetry","subjects":[""]})",
+           R"({"id":"d","category":"service_generated.telemetry","subjects":["  "]})",
+           R"({"id":"d","category":"service_generated.telemetry","account":" ","subjects":["u1"]})",
+           R"({"id":"d","category":"service_generated.telemetry","subjects":["u1"],"subjects":[]})",
+       }) {
+    FilterOptions fo;
+    fo.purpose = "ai_training.first_party";
+    fo.skip_malformed = true;
+    auto k = Filter(bad + "\n", fo);
+    ASSERT_TRUE(k) << k.error().message;
+    EXPECT_EQ(k->kept, 0u) << bad;
+    EXPECT_EQ(k->malformed, 1u) << bad;
+  }
+}
+
+// --out (or --report) that is the input itself, also through a link, is refused and the input
+// is untouched; the report is in place only with the outputs; stale temporaries are removed.
+TEST_F(FilterTest, TheInputIsNeverReplacedAndLeftoversAreCleaned) {
+  const std::string manifest = "{\"id\":\"a\",\"category\":\"content.audio\"}\n";
+  std::ofstream(dir_ + "/in.jsonl", std::ios::binary) << manifest;
+  fs::create_symlink(dir_ + "/in.jsonl", dir_ + "/sym.jsonl");
+  fs::create_hard_link(dir_ + "/in.jsonl", dir_ + "/hard.jsonl");
+  for (const std::string out : {"/in.jsonl", "/sym.jsonl", "/hard.jsonl"}) {
+    FilterOptions o;
+    o.purpose = "service.delivery";
+    o.in_path = dir_ + "/in.jsonl";
+    o.out_path = dir_ + out;
+    auto r = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+    ASSERT_FALSE(r) << out;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message.find("in.jsonl"), std::string::npos) << r.error().message;
+    FilterOptions rep = o;
+    rep.out_path = dir_ + "/out.jsonl";
+    rep.report_path = dir_ + out;
+    EXPECT_FALSE(RunFilter(*ledger_->engine().snapshot(), kNow, rep)) << out;
+    EXPECT_EQ(Read(dir_ + "/in.jsonl"), manifest);
+  }
+  // A temporary left by a killed run (a pid that no longer exists) is removed; a live one not.
+  std::ofstream(dir_ + "/out.jsonl.tmp-999999999") << "partial";
+  std::ofstream(dir_ + "/out.jsonl.tmp-1") << "pid 1 is alive";
+  FilterOptions o;
+  o.purpose = "service.delivery";
+  o.in_path = dir_ + "/in.jsonl";
+  o.out_path = dir_ + "/out.jsonl";
+  o.report_path = dir_ + "/report.json";
+  auto r = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl.tmp-999999999"));
+  EXPECT_TRUE(fs::exists(dir_ + "/out.jsonl.tmp-1"));
+  EXPECT_NE(Read(dir_ + "/report.json").find("\"kept\":1"), std::string::npos);
+  // A report that cannot be written: nothing is renamed into place.
+  fs::remove(dir_ + "/out.jsonl");
+  o.report_path = dir_ + "/no-such-dir/report.json";
+  EXPECT_FALSE(RunFilter(*ledger_->engine().snapshot(), kNow, o));
+  EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl"));
+}
+
 TEST(LineageTest, DatasetsAndModelsSurviveReplay) {
   std::string dir = (fs::temp_directory_path() / ("assent-lineage-" + std::to_string(::getpid()))).string();
   fs::remove_all(dir);

@@ -86,6 +86,52 @@ class LedgerTest : public testing::Test {
   std::string dir_;
 };
 
+// One event stamped in the future would hold every later event's time there (times never
+// decrease) and decisions about now would ignore them: refused, and nothing is written.
+TEST_F(LedgerTest, AFutureTimeIsRefusedAndLaterWithdrawalsStillCount) {
+  auto l = OpenWithTerms();
+  const uint64_t before = l->position();
+  ConsentEvent future = Event("u1", Action::kGrant, "service_generated.product_usage",
+                              "marketing",
+                              "2024-01-01T01:00:00Z");  // an hour ahead of the clock
+  auto r = l->RecordConsent(future);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("future"), std::string::npos) << r.error().message;
+  EXPECT_EQ(l->position(), before);
+  ConsentEvent far = future;
+  far.at = kMaxTime + 1;  // past what the ledger can store and read back
+  EXPECT_FALSE(l->RecordConsent(far));
+  // Live writes (no time given) are stamped now, and a withdrawal after a grant counts.
+  ConsentEvent grant = future;
+  grant.at = 0;
+  ASSERT_TRUE(l->RecordConsent(grant));
+  ConsentEvent withdraw = grant;
+  withdraw.action = Action::kWithdraw;
+  ASSERT_TRUE(l->RecordConsent(withdraw));
+  EXPECT_NE(Ask(*l, "service_generated.product_usage", "marketing", "u1").find("\"objected\""),
+            std::string::npos);
+  EXPECT_EQ(l->position(), before + 2);
+}
+
+// An empty or blank subject names nobody: a decision about it is an error, never "not objected".
+TEST_F(LedgerTest, BlankIdsAreRefusedEverywhere) {
+  auto l = OpenWithTerms();
+  for (const std::string id : {"", " ", "\t", " \n "}) {
+    std::string_view subjects[] = {id};
+    DecisionRequest q;
+    q.category = "service_generated.telemetry";
+    q.purpose = "ai_training.first_party";
+    q.subjects = subjects;
+    auto d = l->engine().snapshot()->Decide(q, kNow);
+    ASSERT_FALSE(d) << "'" << id << "'";
+    EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
+    ConsentEvent e = Event(id, Action::kWithdraw, "service_generated", "marketing",
+                           "2023-09-01T00:00:00Z");
+    EXPECT_FALSE(l->RecordConsent(e)) << "'" << id << "'";
+  }
+}
+
 TEST_F(LedgerTest, RecordsSurviveReopening) {
   std::string before;
   {

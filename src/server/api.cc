@@ -524,6 +524,10 @@ HttpResponse History(RouteContext& ctx) {
   for (const auto& e : snap->EventsOf(kind, ctx.params[0])) {
     w.BeginObject();
     WriteHistoryEvent(w, e);
+    // Who recorded it (a key, or a session and the key that minted its link) is in the entry.
+    if (auto rc = ctx.api->ledger().ReceiptAt(e.position); rc && !rc->actor.empty()) {
+      w.Key("actor").String(rc->actor);
+    }
     if (auto h = ctx.api->ledger().EntryHash(e.position)) w.Key("hash").String(*h);
     w.EndObject();
   }

@@ -575,6 +575,55 @@ TEST(ServerTest, NobodyGrantsOnAnothersBehalf) {
   }
 }
 
+// The request's headers decide before its body is read: an unauthenticated upload is answered
+// 401 at once (the server reads none of it), obs-fold is 400, an unimplemented transfer coding
+// 501, HEAD gets a GET's headers without the body; invalid UTF-8 in a path is never echoed raw.
+TEST(ServerTest, HostileRequestsAreAnsweredFromTheHeaders) {
+  Server s;
+  const uint64_t before = s.Position();
+  std::string unauth = s.Raw("POST /v1/decisions:batch HTTP/1.1\r\nHost: x\r\n"
+                             "Content-Type: application/x-ndjson\r\nContent-Length: 500000000\r\n\r\n"
+                             "{}\n");
+  EXPECT_TRUE(unauth.starts_with("HTTP/1.1 401")) << unauth;
+  std::string forbidden = s.Raw("POST /v1/terms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                                s.Key("auditor") + "\r\nContent-Length: 400000000\r\n\r\nterms");
+  EXPECT_TRUE(forbidden.starts_with("HTTP/1.1 403")) << forbidden;
+  std::string fold = s.Raw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n");
+  EXPECT_TRUE(fold.starts_with("HTTP/1.1 400")) << fold;
+  EXPECT_NE(fold.find("obs-fold"), std::string::npos) << fold;
+  std::string te = s.Raw("POST /v1/decisions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                         s.Key("service") +
+                         "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_TRUE(te.starts_with("HTTP/1.1 501")) << te;
+  std::string head = s.Raw("HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 200")) << head;
+  EXPECT_NE(head.find("Content-Length: 15"), std::string::npos) << head;
+  EXPECT_TRUE(head.ends_with("\r\n\r\n")) << head;
+  Response bad = s.Call("GET", "/v1/subjects/%FF%FE/consents");
+  EXPECT_TRUE(bad.body.find('\xff') == std::string::npos) << bad.body;
+  // A service key may not mint sign-in links (it could then act as anyone): portal only.
+  EXPECT_EQ(s.Call("POST", "/v1/sessions", R"({"subject":"u1"})", "service").status, 403);
+  EXPECT_EQ(s.Position(), before);
+  // A session's events name the key that minted its link, in the history and the receipt.
+  auto [cookie, csrf] = s.SignIn(R"({"subject":"u7"})");
+  Response g = s.Call("POST", "/v1/subjects/u7/consents",
+                      R"({"rule":"service-generated-for-improvement","action":"grant"})", "",
+                      {cookie, "X-CSRF-Token: " + csrf});
+  ASSERT_EQ(g.status, 201) << g.body;
+  EXPECT_NE(g.body.find("\"actor\":\"session minted by key:demo-portal"), std::string::npos)
+      << g.body;
+  Response h = s.Call("GET", "/v1/subjects/u7/history");
+  EXPECT_NE(h.body.find("session minted by key:demo-portal"), std::string::npos) << h.body;
+  // A client clock an hour fast is refused; the server's own time is used when none is given.
+  Response fast = s.Call("POST", "/v1/subjects/u7/consents",
+                         R"({"rule":"service-generated-for-improvement","action":"withdraw","at":")" +
+                             assent::FormatTime(assent::SystemClock()() + 3600 * assent::kMicrosPerSecond) +
+                             "\"}");
+  EXPECT_EQ(fast.status, 422) << fast.body;
+  // Backfilling terms is for the command line only.
+  EXPECT_EQ(s.Call("POST", "/v1/terms?backfill=true", "terms: x", "operator").status, 422);
+}
+
 TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
   Server s;
   const uint64_t before = s.Position();
@@ -632,6 +681,23 @@ TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
       {"GET", "/v1/nothing-here", "", 404},
       {"DELETE", "/v1/decisions", "", 405},
       {"PUT", "/v1/terms", "", 405},
+      // Hostile input: a time past what the ledger stores, or in the future; a key given
+      // twice; an empty or blank id.
+      {"POST", "/v1/subjects/u9/consents",
+       R"({"rule":"service-generated-for-marketing","action":"withdraw","at":"9999-12-31T23:59:59-14:00"})", 422},
+      {"POST", "/v1/subjects/u9/consents",
+       R"({"rule":"service-generated-for-marketing","action":"withdraw","at":"9999-12-31T00:00:00Z"})", 422},
+      {"POST", "/v1/subjects/u9/consents",
+       R"({"rule":"service-generated-for-marketing","action":"withdraw","action":"grant"})", 400},
+      {"POST", "/v1/decisions",
+       R"({"category":"content","purpose":"service","subjects":["u1"],"subjects":[]})", 400},
+      {"POST", "/v1/decisions",
+       R"({"category":"service_generated.telemetry","purpose":"ai_training.first_party","subjects":[""]})", 422},
+      {"POST", "/v1/decisions",
+       R"({"category":"service_generated.telemetry","purpose":"ai_training.first_party","subjects":[" "]})", 422},
+      {"POST", "/v1/subjects/%20/consents",
+       R"({"rule":"service-generated-for-marketing","action":"withdraw"})", 422},
+      {"GET", "/v1/subjects/%20%09/history", "", 422},
   };
   for (const auto& c : cases) {
     std::string role = c.path == "/v1/terms" || c.path.starts_with("/v1/ledger") ? "operator"
