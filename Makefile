@@ -8,7 +8,7 @@ ASSENT := build/release/assent
 EXAMPLES := $(sort $(wildcard examples/terms/*.yaml))
 LATEST := $(lastword $(EXAMPLES))
 
-.PHONY: deps build run show test bench clean
+.PHONY: deps build run show test bench fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -39,6 +39,14 @@ bench: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS)
 	bench/run.sh
+
+# Fuzzing (not part of `make test`, which replays the corpora): clang-19 with libFuzzer,
+# FUZZ_SECONDS (default 300) per target.
+fuzz: deps
+	@scripts/install-deps.sh --fuzz
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
 
 clean:
 	rm -rf build

@@ -46,6 +46,21 @@ if [[ ! -d "$here/test/e2e/node_modules/playwright-core" ]]; then
   (cd "$here/test/e2e" && npm ci --no-audit --no-fund --silent)
 fi
 
+# Fuzzing (make fuzz only): clang 19 with libFuzzer and its sanitizer runtimes (clang 16
+# cannot compile libstdc++ 12's std::expected).
+if [[ "${1:-}" == "--fuzz" ]]; then
+  need_fuzz=()
+  for p in clang-19 libfuzzer-19-dev libclang-rt-19-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_fuzz+=("$p")
+  done
+  if ((${#need_fuzz[@]})); then
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "${need_fuzz[@]}" >/dev/null
+  fi
+fi
+
 # Benchmark peers (bench/compare only): node + npm packages pinned in bench/compare/package.json.
 if [[ "${1:-}" == "--bench" ]]; then
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -24,6 +24,7 @@ struct ServeOptions {
   int idle_timeout = 60;
   int read_timeout = 30;
   uint64_t body_limit = 8 * 1024 * 1024;
+  int max_connections = 0;
   int checkpoint_interval = 60;
   bool audit_in_background = false;
 };
@@ -79,6 +80,7 @@ int Serve(const ServeOptions& o) {
   so.idle_timeout = std::chrono::seconds(std::max(1, o.idle_timeout));
   so.read_timeout = std::chrono::seconds(std::max(1, o.read_timeout));
   so.body_limit = o.body_limit;
+  so.max_connections = o.max_connections;
   so.threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   auto ledger = OpenLedger(o.data, false);
   if (!ledger) {
@@ -214,6 +216,10 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--read-timeout", o->read_timeout, "Seconds to wait for the rest of a request header, or the next part of a body")
       ->capture_default_str();
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Open connections at most (default: the descriptor limit less 64); idle "
+                  "keep-alive connections are closed first near it")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--body-limit", o->body_limit, "Largest request body in bytes")
       ->capture_default_str();
   cmd->add_option("--checkpoint-interval", o->checkpoint_interval,

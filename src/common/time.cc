@@ -186,7 +186,6 @@ Result<Duration> ParseDuration(std::string_view text) {
   size_t i = 1;
   bool in_time = false, any = false;
   int64_t seconds = 0;
-  std::string_view units_seen;
   while (i < text.size()) {
     if (text[i] == 'T') {
       if (in_time) return bad("'T' appears twice");

@@ -81,7 +81,7 @@ class PartyRecord {
   uint32_t capacity_ = 0;
   uint16_t id_len_ = 0;
   PartyKind kind_ = PartyKind::kSubject;
-  uint8_t unused_ = 0;
+  [[maybe_unused]] uint8_t unused_ = 0;  // padding, named: the layout is pinned below
 };
 static_assert(sizeof(PartyRecord) == 16);
 

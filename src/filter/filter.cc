@@ -46,13 +46,7 @@ class Hasher {
   EVP_MD_CTX* ctx_;
 };
 
-struct Item {
-  std::string id;
-  std::string category, account;
-  bool has_account = false;
-  std::vector<std::string> subjects;
-  std::vector<std::string_view> subject_views;
-};
+using Item = internal::ManifestItem;
 
 // One line, parsed: blank, malformed (error set), or an item with its decision's index.
 struct Parsed {
@@ -69,9 +63,10 @@ struct Batch {
   std::vector<Result<Decision>> results;
 };
 
-// Reads one line's fields; returns why it is malformed, or "".
-std::string ParseItem(simdjson::dom::parser& parser, const FilterOptions& o,
-                      std::string_view line, Item* it) {
+}  // namespace
+
+std::string internal::ParseManifestItem(simdjson::dom::parser& parser, const FilterOptions& o,
+                                        std::string_view line, ManifestItem* it) {
   if (!ValidUtf8(line)) return "not valid UTF-8";
   simdjson::dom::element doc;
   simdjson::dom::object obj;
@@ -110,6 +105,8 @@ std::string ParseItem(simdjson::dom::parser& parser, const FilterOptions& o,
   return "";
 }
 
+namespace {
+
 // Parses and decides one batch (on a worker thread).
 Batch Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestamp t,
            std::vector<std::string> lines, uint64_t first_line) {
@@ -128,7 +125,7 @@ Batch Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestam
       p.blank = true;
       continue;
     }
-    p.error = ParseItem(parser, o, text, &p.item);
+    p.error = internal::ParseManifestItem(parser, o, text, &p.item);
     if (!p.error.empty()) continue;
     p.request = requests.size();
     Item& it = p.item;

@@ -13,6 +13,10 @@
 #include <string>
 
 #include "assent/engine.h"
+
+namespace simdjson::dom {
+class parser;
+}  // namespace simdjson::dom
 #include "assent/result.h"
 
 namespace assent {
@@ -58,6 +62,21 @@ struct FilterReport {
   std::string ToJson() const;
   std::string Summary() const;  // a few lines for stderr
 };
+
+namespace internal {
+// One manifest item's fields as the gate reads them.
+struct ManifestItem {
+  std::string id, category, account;
+  bool has_account = false;
+  std::vector<std::string> subjects;
+  std::vector<std::string_view> subject_views;  // views of `subjects`, filled by the caller
+};
+// Reads one manifest line (without its line ending) into `*item`, which must be fresh; returns
+// why the line is malformed (not UTF-8 or JSON, a key given twice, a missing or mistyped field,
+// an empty or blank id), or "" when it is an item. Exposed for the fuzzer.
+std::string ParseManifestItem(simdjson::dom::parser& parser, const FilterOptions& o,
+                              std::string_view line, ManifestItem* item);
+}  // namespace internal
 
 // The shard files' names: OUT.00-of-N, ...
 std::string ShardFileName(const std::string& out, int index, int count);

@@ -133,14 +133,18 @@ Result<std::unique_ptr<Engine>> LoadSnapshot(const std::string& path, SnapshotIn
   if (!in) return NotFoundError("cannot read snapshot '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string file = ss.str();
+  return LoadSnapshotBytes(ss.str(), path, info, std::move(clock));
+}
+
+Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const std::string& path,
+                                                  SnapshotInfo* info, Clock clock) {
   auto bad = [&](const std::string& why) {
     return DataLossError("snapshot '" + path + "' " + why);
   };
   if (!std::string_view(file).starts_with(kMagic)) return bad("is not an Assent snapshot");
   size_t nl = file.find('\n', kMagic.size());
   if (nl == std::string::npos) return bad("has no header");
-  std::string header = file.substr(kMagic.size(), nl - kMagic.size());
+  std::string header(file.substr(kMagic.size(), nl - kMagic.size()));
   std::string_view body(file);
   body.remove_prefix(nl + 1);
   auto field = [&](const std::string& key) -> std::string {
@@ -197,13 +201,20 @@ Result<std::unique_ptr<Engine>> LoadSnapshot(const std::string& path, SnapshotIn
         !GetVarint(body, &party) || !GetVarint(body, &version) || !GetVarint(body, &nc)) {
       return bad("is truncated");
     }
-    position += dp;
-    at += static_cast<int64_t>(zat >> 1) ^ -static_cast<int64_t>(zat & 1);
+    // Deltas are added as unsigned (wrapping, never undefined) and the results checked.
+    const uint64_t next_position = position + dp;
+    if (dp == 0 || next_position < position) return bad("is damaged (positions)");
+    position = next_position;
+    const int64_t delta = static_cast<int64_t>(zat >> 1) ^ -static_cast<int64_t>(zat & 1);
+    at = static_cast<Timestamp>(static_cast<uint64_t>(at) + static_cast<uint64_t>(delta));
+    if (!TimeInRange(at)) return bad("is damaged (times)");
     e.position = position;
     e.at = at;
     e.party_kind = flags & 1 ? PartyKind::kAccount : PartyKind::kSubject;
     e.action = flags & 2 ? Action::kWithdraw : Action::kGrant;
-    e.method = static_cast<Method>((flags >> 2) & 7);
+    const uint64_t method = (flags >> 2) & 7;
+    if (flags >> 5 || method > static_cast<uint64_t>(Method::kImport)) return bad("is damaged (flags)");
+    e.method = static_cast<Method>(method);
     if (!str(party, &e.party) || !str(version, &e.terms_version) || nc > 1000) {
       return bad("is damaged");
     }

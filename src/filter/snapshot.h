@@ -27,6 +27,9 @@ Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position, cons
 // match its hash or does not decode; kNotFound when unreadable.
 Result<std::unique_ptr<Engine>> LoadSnapshot(const std::string& path, SnapshotInfo* info,
                                              Clock clock = SystemClock());
+// The same from the file's bytes (`path` names it in errors).
+Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const std::string& path,
+                                                  SnapshotInfo* info, Clock clock = SystemClock());
 
 }  // namespace assent
 

@@ -226,6 +226,131 @@ HttpResponse Decide(RouteContext& ctx) {
   return Json(DecisionToJson(*d));
 }
 
+// An NDJSON batch answered as it arrives: each complete line is one decision request, each
+// answer line one decision or problem, in the order of the requests. A line that is not a
+// request gets a problem line naming it (the stream goes on); a line asking for a ledger
+// position this node has not applied waits for it (bounded by the listener), then gets 503.
+class DecisionStream : public BodyStream {
+ public:
+  explicit DecisionStream(Api* api) : api_(api) {}
+
+  Output Feed(std::string_view part, bool last, bool waited) override {
+    Output out;
+    ReadLines(part, last);
+    Engine& engine = api_->ledger().engine();
+    auto snap = engine.snapshot();
+    uint64_t wanted = 0;
+    for (const auto& p : pending_) {
+      if (p.question) wanted = std::max(wanted, p.question->min_position);
+    }
+    if (wanted > snap->position() && !waited) {
+      out.wait_for_position = wanted;
+      return out;
+    }
+    Answer(*snap, engine.Now(), &out.bytes);
+    return out;
+  }
+  std::string content_type() const override { return "application/x-ndjson"; }
+
+ private:
+  static constexpr size_t kMaxLine = 1 << 20;
+  struct Pending {
+    std::optional<Question> question;
+    std::string problem;  // the answer line when the request line was malformed
+  };
+
+  // Splits complete lines off `carry_ + part` into pending_ (a partial last line is kept for
+  // the next part, at most kMaxLine bytes of it).
+  void ReadLines(std::string_view part, bool last) {
+    carry_.append(part);
+    size_t start = 0;
+    for (size_t nl; (nl = carry_.find('\n', start)) != std::string::npos; start = nl + 1) {
+      Take(std::string_view(carry_).substr(start, nl - start));
+    }
+    if (last && start < carry_.size()) {
+      Take(std::string_view(carry_).substr(start));
+      start = carry_.size();
+    }
+    carry_.erase(0, start);
+    if (carry_.size() > kMaxLine) {  // a line too long to be a request: answered, then skipped
+      if (!skipping_) {
+        ++line_no_;
+        pending_.push_back({std::nullopt, LineProblem(" is longer than 1 MiB")});
+      }
+      carry_.clear();
+      skipping_ = true;
+    }
+  }
+
+  void Take(std::string_view line) {
+    if (skipping_) {  // the rest of a line already answered as too long
+      skipping_ = false;
+      return;
+    }
+    ++line_no_;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
+    element doc;
+    object o;
+    if (parser_.parse(line.data(), line.size()).get(doc) || doc.get_object().get(o)) {
+      pending_.push_back({std::nullopt, LineProblem(" is not a JSON object")});
+      return;
+    }
+    Question q;
+    if (auto p = ReadQuestion(o, &q)) {
+      pending_.push_back({std::nullopt, LineProblem(DetailOf(p->body))});
+      return;
+    }
+    pending_.push_back({std::move(q), ""});
+  }
+
+  // `what` follows "line N": " is not ..." or ": detail".
+  std::string LineProblem(const std::string& what) const {
+    HttpResponse p = BadRequest("line " + std::to_string(line_no_) + what);
+    return p.body;
+  }
+  static std::string DetailOf(const std::string& problem_json) {
+    simdjson::dom::parser parser;
+    std::string_view detail;
+    if (parser.parse(problem_json).get_object()["detail"].get_string().get(detail)) {
+      return ": malformed";
+    }
+    return ": " + std::string(detail);
+  }
+
+  void Answer(const Snapshot& snap, Timestamp now, std::string* out) {
+    std::vector<DecisionRequest> requests;
+    for (const auto& p : pending_) {
+      if (p.question && p.question->min_position <= snap.position()) {
+        requests.push_back(ToRequest(*p.question));
+      }
+    }
+    std::vector<Result<Decision>> results;
+    snap.DecideBatch(requests, now, &results);
+    size_t next = 0;
+    for (const auto& p : pending_) {
+      if (!p.question) {
+        *out += p.problem;
+      } else if (p.question->min_position > snap.position()) {
+        *out += NotAtPosition(p.question->min_position, snap.position()).body;
+      } else if (const auto& r = results[next++]; r) {
+        api_->metrics().Decision(r->reason);
+        *out += DecisionToJson(*r);
+      } else {
+        *out += ProblemFor(r.error()).body;
+      }
+      *out += '\n';
+    }
+    pending_.clear();
+  }
+
+  Api* api_;
+  simdjson::dom::parser parser_;
+  std::string carry_;
+  std::vector<Pending> pending_;
+  uint64_t line_no_ = 0;
+  bool skipping_ = false;
+};
+
 HttpResponse DecideBatch(RouteContext& ctx) {
   constexpr size_t kMaxItems = 10000;
   Engine& engine = ctx.api->ledger().engine();
@@ -1279,6 +1404,14 @@ const Route* Api::Admission(const HttpRequest& req, RouteContext* ctx, size_t* r
     ctx->caller = std::move(*caller);
   }
   return route;
+}
+
+std::unique_ptr<BodyStream> Api::OpenStream(const HttpRequest& req) {
+  if (req.method == "POST" && req.Path() == "/v1/decisions:batch" &&
+      req.Header("Content-Type").starts_with("application/x-ndjson")) {
+    return std::make_unique<DecisionStream>(this);
+  }
+  return nullptr;
 }
 
 std::optional<HttpResponse> Api::Admit(const HttpRequest& req) {

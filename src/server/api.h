@@ -92,6 +92,8 @@ class Api : public Handler {
   // Routing and authentication from the headers alone (404, 405, 422 for a blank id, 401,
   // 403, CSRF), before the body is read.
   std::optional<HttpResponse> Admit(const HttpRequest& request) override;
+  // POST /v1/decisions:batch with Content-Type application/x-ndjson: answered line by line.
+  std::unique_ptr<BodyStream> OpenStream(const HttpRequest& request) override;
   uint64_t AppliedPosition() const override;
   void Log(const HttpRequest& request, const HttpResponse& response, double ms) override;
 

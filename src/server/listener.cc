@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -64,9 +65,8 @@ HttpResponse Simple(int status, std::string_view type, std::string_view detail) 
   return r;
 }
 
-// True when the header block (up to its empty line) folds a field value over lines (obs-fold,
-// a line starting with a space or tab): RFC 9112 §5.2 lets a server reject it, and parsers
-// that unfold it differently are a request-smuggling risk.
+}  // namespace
+
 bool HasObsFold(std::string_view head) {
   for (size_t at = head.find('\n'); at != std::string_view::npos && at + 1 < head.size();
        at = head.find('\n', at + 1)) {
@@ -74,6 +74,8 @@ bool HasObsFold(std::string_view head) {
   }
   return false;
 }
+
+namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -176,13 +178,10 @@ class Session : public std::enable_shared_from_this<Session> {
         close_after_write_ = true;
         return Write(std::move(*denied), preview);
       }
+      body_stream_ = server_->handler->OpenStream(preview);
+      if (body_stream_) request_ = std::move(preview);
     }
-    if (head.method() == http::verb::post && head.target() == "/v1/decisions:batch" &&
-        head[http::field::content_type].starts_with("application/x-ndjson")) {
-      limit_ = server_->options.ndjson_body_limit;
-    } else {
-      limit_ = server_->options.body_limit;
-    }
+    limit_ = body_stream_ ? server_->options.ndjson_body_limit : server_->options.body_limit;
     parser_->body_limit(limit_);
     if (auto length = parser_->content_length(); length && *length > limit_) {
       return OnReadError(http::error::body_limit);
@@ -196,10 +195,114 @@ class Session : public std::enable_shared_from_this<Session> {
                                [self = shared_from_this(), go_on](beast::error_code ec,
                                                                   std::size_t) {
                                  if (ec) return self->Close();
-                                 self->ReadBody();
+                                 self->body_stream_ ? self->StartStream() : self->ReadBody();
                                });
     }
-    ReadBody();
+    body_stream_ ? StartStream() : ReadBody();
+  }
+
+  // A streamed body (BodyStream): the response's header goes out at once (200, chunked); each
+  // part of the body read is fed to the stream and what it answers is written as a chunk
+  // before the next part is read, so memory stays bounded by one part whatever the size.
+  void StartStream() {
+    keep_alive_ = parser_->get().keep_alive();
+    stream_parser_.emplace(std::move(*parser_));
+    parser_.reset();
+    stream_parser_->body_limit(limit_);
+    stream_response_ = std::make_shared<http::response<http::empty_body>>(http::status::ok, 11);
+    stream_response_->set(http::field::server, "assent");
+    stream_response_->set(http::field::content_type, body_stream_->content_type());
+    stream_response_->chunked(true);
+    stream_response_->keep_alive(keep_alive_ && !server_->stopping);
+    stream_serializer_ =
+        std::make_shared<http::response_serializer<http::empty_body>>(*stream_response_);
+    stream_.expires_after(server_->options.read_timeout);
+    http::async_write_header(stream_, *stream_serializer_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) return self->Close();
+                               self->StreamRead();
+                             });
+  }
+
+  void StreamRead() {
+    if (stream_parser_->is_done()) return StreamFeed({}, true, false);
+    const auto now = std::chrono::steady_clock::now();
+    const auto whole = started_ + 30 * server_->options.read_timeout;
+    if (now >= whole) return Close();
+    stream_.expires_after(
+        std::min<std::chrono::steady_clock::duration>(server_->options.read_timeout, whole - now));
+    auto& body = stream_parser_->get().body();
+    body.data = part_.data();
+    body.size = part_.size();
+    http::async_read_some(stream_, buffer_, *stream_parser_,
+                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            if (ec == http::error::need_buffer) ec = {};
+                            // Mid-stream, a status can no longer be sent: a bad or cut body
+                            // ends the connection without the last chunk, which the client
+                            // sees as a truncated response.
+                            if (ec) return self->Close();
+                            const size_t got = self->part_.size() - self->stream_parser_->get().body().size;
+                            self->StreamFeed(std::string_view(self->part_.data(), got),
+                                             self->stream_parser_->is_done(), false);
+                          });
+  }
+
+  void StreamFeed(std::string_view part, bool last, bool waited) {
+    BodyStream::Output out = body_stream_->Feed(part, last, waited);
+    if (out.wait_for_position && !waited) {
+      wait_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(2000);
+      wait_position_ = out.wait_for_position;
+      stream_last_ = last;
+      return StreamWait(std::move(out.bytes));
+    }
+    StreamWrite(std::move(out.bytes), last);
+  }
+
+  // Waits (without holding a thread) until the node applied the position, or the bound.
+  void StreamWait(std::string so_far) {
+    if (server_->handler->AppliedPosition() >= wait_position_ ||
+        std::chrono::steady_clock::now() >= wait_deadline_) {
+      BodyStream::Output rest = body_stream_->Feed({}, stream_last_, true);
+      return StreamWrite(so_far + rest.bytes, stream_last_);
+    }
+    timer_.expires_after(std::chrono::milliseconds(2));
+    timer_.async_wait([self = shared_from_this(), so_far = std::move(so_far)](beast::error_code) mutable {
+      self->StreamWait(std::move(so_far));
+    });
+  }
+
+  void StreamWrite(std::string bytes, bool last) {
+    chunk_ = std::move(bytes);
+    auto next = [self = shared_from_this(), last](beast::error_code ec, std::size_t) {
+      if (ec) return self->Close();
+      if (!last) return self->StreamRead();
+      self->StreamEnd();
+    };
+    stream_.expires_after(std::max<std::chrono::steady_clock::duration>(
+        server_->options.read_timeout, std::chrono::seconds(30)));
+    if (chunk_.empty()) return next({}, 0);
+    asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)), std::move(next));
+  }
+
+  void StreamEnd() {
+    asio::async_write(stream_, http::make_chunk_last(),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        HttpResponse logged;
+                        logged.status = 200;
+                        logged.route = "POST /v1/decisions:batch";
+                        const double ms = std::chrono::duration<double, std::milli>(
+                                              std::chrono::steady_clock::now() - self->started_)
+                                              .count();
+                        self->server_->handler->Log(self->request_, logged, ms);
+                        const bool keep = self->stream_response_->keep_alive();
+                        self->body_stream_.reset();
+                        self->stream_parser_.reset();
+                        self->stream_serializer_.reset();
+                        self->stream_response_.reset();
+                        self->chunk_.clear();
+                        if (ec || !keep) return self->Close();
+                        self->Read();
+                      });
   }
 
   // The body arrives in parts; --read-timeout bounds the wait for each part (as nginx's
@@ -335,6 +438,14 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool close_after_write_ = false;
   uint64_t limit_ = 0;  // the body limit of the request being read
+  // A streamed body (BodyStream), while one is being answered.
+  std::unique_ptr<BodyStream> body_stream_;
+  std::optional<http::request_parser<http::buffer_body>> stream_parser_;
+  std::shared_ptr<http::response<http::empty_body>> stream_response_;
+  std::shared_ptr<http::response_serializer<http::empty_body>> stream_serializer_;
+  std::array<char, 64 * 1024> part_{};
+  std::string chunk_;
+  bool stream_last_ = false;
   bool busy_ = false;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point wait_deadline_;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 
 #include "assent/result.h"
@@ -41,8 +42,30 @@ struct HandlerResult {
   std::chrono::milliseconds wait_bound{0};
 };
 
+// A request body answered as it arrives (NDJSON decision batches): the listener feeds the
+// body in parts and writes what each part answers as chunks of one chunked response, so
+// neither the request nor the response is ever held whole.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  struct Output {
+    std::string bytes;               // answer bytes for the input so far, in order
+    uint64_t wait_for_position = 0;  // not 0: call Feed({}, last, true) once applied (or later)
+  };
+  // `part` continues the body; `last` says it ends there; `waited` that the listener waited
+  // for the position asked in the previous output (what is still not applied is answered 503).
+  virtual Output Feed(std::string_view part, bool last, bool waited) = 0;
+  virtual std::string content_type() const = 0;
+};
+
 class Handler {
  public:
+  // A stream for this request (headers only) if its body is answered as it arrives, else
+  // nullptr (the body is read whole and given to Handle). Called after Admit allowed it.
+  virtual std::unique_ptr<BodyStream> OpenStream(const HttpRequest& request) {
+    (void)request;
+    return nullptr;
+  }
   virtual ~Handler() = default;
   // Called on a listener thread; must not block for long. `waited` is true on the call after
   // a wait (the handler then answers, 503 if the position is still not reached).
@@ -56,6 +79,11 @@ class Handler {
   // One line per request for the access log.
   virtual void Log(const HttpRequest& request, const HttpResponse& response, double ms) = 0;
 };
+
+// True when a request's header block (up to its empty line) folds a field value over lines
+// (obs-fold: a line starting with a space or tab). RFC 9112 §5.2 lets a server refuse it, and
+// parsers that unfold it differently are a request-smuggling risk: the listener answers 400.
+bool HasObsFold(std::string_view head);
 
 class HttpServer {
  public:

@@ -154,14 +154,23 @@ class Server {
   // Raw bytes over TCP; returns what the server answered before closing or 3 s passed.
   std::string Raw(const std::string& bytes) const { return Raw(std::vector<std::string>{bytes}); }
   // The pieces one after another, `gap` apart.
-  std::string Raw(const std::vector<std::string>& pieces,
-                  std::chrono::milliseconds gap = std::chrono::milliseconds(0)) const {
+  // A TCP connection to the server, or -1.
+  int Connect() const {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port_));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "connect failed";
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  std::string Raw(const std::vector<std::string>& pieces,
+                  std::chrono::milliseconds gap = std::chrono::milliseconds(0)) const {
+    int fd = Connect();
+    if (fd < 0) return "connect failed";
     for (size_t i = 0; i < pieces.size(); ++i) {
       if (i) std::this_thread::sleep_for(gap);
       for (size_t sent = 0; sent < pieces[i].size();) {
@@ -170,9 +179,18 @@ class Server {
         sent += static_cast<size_t>(n);
       }
     }
+    std::string out = ReadUntil(fd, "", std::chrono::seconds(3));
+    ::close(fd);
+    return out;
+  }
+
+  // What arrives on `fd` until `needle` (never, when empty) is in it, the peer closes, or
+  // `bound` passes.
+  static std::string ReadUntil(int fd, const std::string& needle, std::chrono::seconds bound) {
     std::string out;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    while (std::chrono::steady_clock::now() < deadline) {
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    while ((needle.empty() || out.find(needle) == std::string::npos) &&
+           std::chrono::steady_clock::now() < deadline) {
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0) continue;
       char buf[4096];
@@ -180,7 +198,6 @@ class Server {
       if (n <= 0) break;
       out.append(buf, static_cast<size_t>(n));
     }
-    ::close(fd);
     return out;
   }
 
@@ -624,6 +641,38 @@ TEST(ServerTest, HostileRequestsAreAnsweredFromTheHeaders) {
   EXPECT_EQ(s.Call("POST", "/v1/terms?backfill=true", "terms: x", "operator").status, 422);
 }
 
+// An NDJSON batch is answered as it arrives: the answer to the first line comes back while the
+// client has not sent the rest, so neither side ever holds the whole batch.
+TEST(ServerTest, AnNdjsonBatchIsAnsweredLineByLineAsItArrives) {
+  Server s;
+  int fd = s.Connect();
+  ASSERT_GE(fd, 0);
+  auto send_all = [&](const std::string& bytes) {
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  };
+  auto chunk = [](const std::string& data) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    return std::string(size) + data + "\r\n";
+  };
+  auto read_until = [&](const std::string& needle) {
+    return Server::ReadUntil(fd, needle, std::chrono::seconds(10));
+  };
+  send_all("POST /v1/decisions:batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+           s.Key("service") +
+           "\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           chunk(kDecision + "\n"));
+  std::string first = read_until("\"decision\":");
+  EXPECT_TRUE(first.starts_with("HTTP/1.1 200")) << first;
+  EXPECT_NE(first.find("\"decision\":"), std::string::npos) << first;  // before the rest is sent
+  send_all(chunk(kDecision + "\n" + kDecision + "\n") + "0\r\n\r\n");
+  std::string rest = first + read_until("\r\n0\r\n\r\n");
+  size_t answers = 0;
+  for (size_t at = 0; (at = rest.find("\"decision\":", at)) != std::string::npos; ++at) ++answers;
+  EXPECT_EQ(answers, 3u) << rest;
+  ::close(fd);
+}
+
 TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
   Server s;
   const uint64_t before = s.Position();
@@ -662,7 +711,6 @@ TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
       {"POST", "/v1/decisions:batch", R"({"items":[1]})", 400},
       {"POST", "/v1/decisions:batch", R"({"items":[{"category":"x"}]})", 400},
       {"POST", "/v1/decisions:batch", R"({"itemz":[]})", 400},
-      {"POST", "/v1/decisions:batch", "not json\n", 400, {"Content-Type: application/x-ndjson"}},
       {"POST", "/v1/subjects/u1/consents", "{}", 400},
       {"POST", "/v1/subjects/u1/consents", R"({"action":"maybe","rule":"x"})", 400},
       {"POST", "/v1/subjects/u1/consents", R"({"action":"withdraw"})", 400},
@@ -723,6 +771,14 @@ TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
   EXPECT_EQ(nd.status, 200);
   EXPECT_EQ(std::count(nd.body.begin(), nd.body.end(), '\n'), 120000);
   EXPECT_EQ(nd.content_type, "application/x-ndjson");
+  // A line that is not a request gets a problem line naming it; the stream goes on.
+  Response mixed = s.Call("POST", "/v1/decisions:batch", "not json\n" + kDecision + "\n{\"x\":1}\n",
+                          "service", {"Content-Type: application/x-ndjson"});
+  EXPECT_EQ(mixed.status, 200);
+  EXPECT_EQ(std::count(mixed.body.begin(), mixed.body.end(), '\n'), 3) << mixed.body;
+  EXPECT_NE(mixed.body.find("line 1 is not a JSON object"), std::string::npos) << mixed.body;
+  EXPECT_NE(mixed.body.find("\"decision\":"), std::string::npos) << mixed.body;
+  EXPECT_NE(mixed.body.find("line 3: unknown field"), std::string::npos) << mixed.body;
   // A 10 MB body is refused by the limit, before it is parsed.
   std::string huge(10 * 1024 * 1024, 'x');
   Response big = s.Call("POST", "/v1/decisions", huge);

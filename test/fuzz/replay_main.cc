@@ -1,0 +1,36 @@
+// Runs a fuzz target over files, without libFuzzer: `make test` replays every corpus file and
+// every crash found before (test/fuzz/corpus/TARGET/) as a regression test with the ordinary
+// sanitizer build. Usage: fuzz_replay_TARGET FILE_OR_DIR...
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+int main(int argc, char** argv) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  for (int i = 1; i < argc; ++i) {
+    std::error_code ec;
+    if (fs::is_directory(argv[i], ec)) {
+      for (const auto& e : fs::recursive_directory_iterator(argv[i])) {
+        if (e.is_regular_file()) files.push_back(e.path());
+      }
+    } else {
+      files.emplace_back(argv[i]);
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  }
+  std::printf("replayed %zu inputs\n", files.size());
+  return files.empty() ? 1 : 0;
+}
