@@ -21,7 +21,7 @@ run: build
 	@echo "== assent terms lint (the first version is refused: it never defined 'service generated data')"
 	@$(ASSENT) terms lint $(EXAMPLES) || echo "(exit $$?: as expected, the 2023-03-31 version does not lint)"
 	@echo
-	@echo "== assent serve --demo (the example terms published into ./assent-data; Ctrl-C stops it)"
+	@echo "== assent serve --demo (the 2023 example terms published into ./assent-data as history, like terms publish --backfill; Ctrl-C stops it)"
 	@$(ASSENT) serve --demo --data ./assent-data --listen 127.0.0.1:8080
 
 show: build
