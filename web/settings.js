@@ -156,7 +156,8 @@ const Assent = (() => {
         el('td', { text: when(e.at) }),
         el('td', { text: e.action === 'grant' ? 'Agreed' : 'Said no' }),
         el('td', { text: e.categories.join(', ') + ' → ' + e.purposes.join(', ') }),
-        el('td', { text: e.method }),
+        // How, and who recorded it: a key's name, or this page and the key that signed you in.
+        el('td', { text: e.method + (e.actor ? ' (' + e.actor + ')' : '') }),
         el('td', { class: 'receipt', text: '#' + e.position + ' ' + (e.hash || '') })));
     }
     table.append(body);

@@ -354,7 +354,9 @@ Status VerifyReceiptInLaterCheckpoint(std::string_view receipt_json,
   simdjson::dom::element proof_doc;
   uint64_t from = 0, to = 0;
   simdjson::dom::array items;
+  simdjson::dom::object proof_fields;
   if (proof_parser.parse(consistency_json.data(), consistency_json.size()).get(proof_doc) ||
+      proof_doc.get_object().get(proof_fields) || DuplicateKey(proof_fields) ||
       proof_doc["from"].get_uint64().get(from) || proof_doc["to"].get_uint64().get(to) ||
       proof_doc["proof"].get_array().get(items)) {
     return InvalidArgumentError(

@@ -194,6 +194,13 @@ TEST(CompilerTest, DuplicateKeysAreErrorsAtEveryLevel) {
   EXPECT_TRUE(Find(kGood, "yaml-duplicate-key").empty());
 }
 
+TEST(CompilerTest, ADurationPastTheStorableRangeIsAnError) {
+  const std::string rule = "    basis: consent\n    consent_valid_for: P200000000D\n";
+  auto d = Find(Replace(kGood, "    basis: consent\n", rule), "bad-duration");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].message.find("range"), std::string::npos) << d[0].message;
+}
+
 TEST(CompilerTest, LintRefusesWhatPublishRefuses) {
   EXPECT_EQ(Find(std::string(kGood) + "# \xff\xfe\n", "not-utf8").size(), 1u);
 }
