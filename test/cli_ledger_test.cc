@@ -148,6 +148,17 @@ TEST_F(CliLedgerTest, PublishingIntoThePastOrLooseningMustBeAskedFor) {
   fs::remove(dir_ + "-loose.yaml");
 }
 
+TEST_F(CliLedgerTest, FilterRefusesZeroShards) {
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  std::ofstream(dir_ + "-in.jsonl") << "{\"id\":\"a\",\"category\":\"content.audio\"}\n";
+  RunResult r = Assent("filter" + D() + " --purpose service.delivery --in " + dir_ +
+                       "-in.jsonl --out " + dir_ + "-out.jsonl --shards 0");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--shards"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ + "-out.jsonl"));
+  fs::remove(dir_ + "-in.jsonl");
+}
+
 TEST_F(CliLedgerTest, BadInputChangesNothing) {
   ASSERT_EQ(Assent("terms publish --backfill" + D() + kV2).code, 0);
   struct Case {

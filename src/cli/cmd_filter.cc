@@ -48,8 +48,12 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--subjects-field", o->f.subjects_field, "Field holding the subjects")
       ->capture_default_str();
-  cmd->callback([o, exit_code] {
+  cmd->callback([o, cmd, exit_code] {
     *exit_code = 2;
+    if (cmd->count("--shards") && o->f.shards < 1) {
+      PrintError("--shards must be 1-4096 (leave it out for one output file)");
+      return;
+    }
     if (!o->at.empty()) {
       auto at = ParseTime(o->at);
       if (!at) {

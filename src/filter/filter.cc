@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 #include <simdjson.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <deque>
 #include <future>
+#include <thread>
 #include <unordered_set>
 
 #include "common/hash.h"
@@ -28,6 +30,7 @@ namespace {
 
 constexpr size_t kBatch = 4096;
 constexpr size_t kMaxDuplicateTracking = 4'000'000;  // ids remembered: bounded memory
+constexpr int kMaxThreads = 256;  // each holds a batch of kBatch lines in flight
 
 // A streaming SHA-256.
 class Hasher {
@@ -207,6 +210,21 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   const uint64_t total = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
   in.seekg(0);
   if (o.shards < 0 || o.shards > 4096) return InvalidArgumentError("--shards must be 1-4096");
+  if (o.threads > kMaxThreads) {
+    return InvalidArgumentError("--threads is at most " + std::to_string(kMaxThreads) +
+                                " (each buffers a batch of lines; this machine has " +
+                                std::to_string(std::thread::hardware_concurrency()) + " cores)");
+  }
+  if (o.shards > 0) {  // every shard holds a file open: check before creating any
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        static_cast<rlim_t>(o.shards) + 32 > rl.rlim_cur) {
+      return InvalidArgumentError("--shards " + std::to_string(o.shards) + " needs as many open "
+                                  "files, and this process may open " +
+                                  std::to_string(rl.rlim_cur) +
+                                  " (ulimit -n): raise the limit or use fewer shards");
+    }
+  }
   // One output, or one per shard (and the report); each written to a temporary file, all
   // renamed into place only once every one is complete.
   std::vector<std::string> finals, tmps;
@@ -224,11 +242,8 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   for (const auto& f : finals) tmps.push_back(f + ".tmp-" + std::to_string(::getpid()));
   const std::string report_tmp =
       o.report_path.empty() ? "" : o.report_path + ".tmp-" + std::to_string(::getpid());
-  std::vector<std::ofstream> outs;
-  for (const auto& t : tmps) {
-    outs.emplace_back(t, std::ios::binary | std::ios::trunc);
-    if (!outs.back()) return MakeError(ErrorCode::kUnavailable, "cannot write '" + t + "'");
-  }
+  // From here every temporary file is removed on every failure path (declared before `outs`,
+  // so the streams are closed first).
   struct Cleanup {
     const std::vector<std::string>& paths;
     bool keep = false;
@@ -238,6 +253,12 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
       }
     }
   } cleanup{tmps};
+  std::vector<std::ofstream> outs;
+  outs.reserve(tmps.size());
+  for (const auto& t : tmps) {
+    outs.emplace_back(t, std::ios::binary | std::ios::trunc);
+    if (!outs.back()) return MakeError(ErrorCode::kUnavailable, "cannot write '" + t + "'");
+  }
   struct CleanupReport {
     const std::string& path;
     bool keep = false;

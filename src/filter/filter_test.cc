@@ -1,6 +1,7 @@
 #include "filter/filter.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -437,6 +438,47 @@ TEST_F(FilterTest, TheInputIsNeverReplacedAndLeftoversAreCleaned) {
   o.report_path = dir_ + "/no-such-dir/report.json";
   EXPECT_FALSE(RunFilter(*ledger_->engine().snapshot(), kNow, o));
   EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl"));
+}
+
+// Limits checked up front: shards past the descriptor limit and too many threads are refused
+// before any file is created; names of datasets and models are a documented character set.
+TEST_F(FilterTest, ResourceLimitsAreCheckedUpFrontAndNothingIsLeftBehind) {
+  const std::string manifest = "{\"id\":\"a\",\"category\":\"content.audio\"}\n";
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit low = old;
+  low.rlim_cur = 128;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  FilterOptions o;
+  o.purpose = "service.delivery";
+  o.shards = 2000;
+  auto r = Filter(manifest, o);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("ulimit"), std::string::npos) << r.error().message;
+  FilterOptions t;
+  t.purpose = "service.delivery";
+  t.threads = 10000;
+  auto tr = Filter(manifest, t);
+  ASSERT_FALSE(tr);
+  EXPECT_EQ(tr.error().code, ErrorCode::kInvalidArgument);
+  size_t left = 0;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    left += e.path().filename().string().find(".tmp-") != std::string::npos;
+  }
+  EXPECT_EQ(left, 0u);
+  const std::vector<std::string> bad_names = {"", "two\nlines", "with space", std::string(129, 'x'),
+                                              "\xc3\xa9"};
+  for (const std::string& bad : bad_names) {
+    DatasetRegistration d;
+    d.name = bad;
+    d.purpose = "service.delivery";
+    auto pos = ledger_->RegisterDataset(d);
+    ASSERT_FALSE(pos) << bad;
+    EXPECT_EQ(pos.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(ledger_->RegisterModel(bad, {"x"}).error().code, ErrorCode::kInvalidArgument);
+  }
 }
 
 TEST(LineageTest, DatasetsAndModelsSurviveReplay) {

@@ -199,9 +199,14 @@ class GroupCommitter {
         }
         if (*found) {
           auto earlier = ledger_->ReceiptAt(**found);
+          // The whole request must be the same, not only its party and action: a different
+          // scope under a reused key would otherwise be answered with the first receipt and
+          // never recorded (a withdrawal lost).
           if (earlier && (earlier->party != asked.party || earlier->party_kind != asked.party_kind ||
-                          earlier->action != asked.action ||
-                          (!asked.rule.empty() && earlier->rule != asked.rule))) {
+                          earlier->action != asked.action || earlier->method != asked.method ||
+                          earlier->rule != asked.rule ||
+                          (!asked.categories.empty() && earlier->categories != asked.categories) ||
+                          (!asked.purposes.empty() && earlier->purposes != asked.purposes))) {
             r->result = AlreadyExistsError(
                 "this idempotency key was used for a different request (position " +
                 std::to_string(**found) + "); use a new key for a new request");
@@ -1363,9 +1368,24 @@ void Ledger::WithLineage(const std::function<void(const Lineage&)>& fn) const {
   fn(*lineage_);
 }
 
+namespace {
+// Dataset and model names: 1-128 of A-Z a-z 0-9 . _ - (they are printed one per line, used in
+// file names and URLs; a newline or blank would split or hide them).
+Status CheckLineageName(std::string_view what, std::string_view name) {
+  const bool ok = !name.empty() && name.size() <= 128 &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                  });
+  if (ok) return OkStatus();
+  return InvalidArgumentError("a " + std::string(what) + " name is 1 to 128 letters, digits, '.', "
+                              "'_' or '-' (e.g. assistant-v3)");
+}
+}  // namespace
+
 Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-  if (r.name.empty() || !ValidUtf8(r.name)) return InvalidArgumentError("a dataset needs a name");
+  ASSENT_RETURN_IF_ERROR(CheckLineageName("dataset", r.name));
   ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   internal::DatasetFields f;
   f.name = r.name;
@@ -1434,7 +1454,7 @@ Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
 
 Result<uint64_t> Ledger::RegisterModel(std::string name, std::vector<std::string> datasets) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
-  if (name.empty() || !ValidUtf8(name)) return InvalidArgumentError("a model needs a name");
+  ASSENT_RETURN_IF_ERROR(CheckLineageName("model", name));
   if (datasets.empty()) return InvalidArgumentError("a model is trained on at least one dataset");
   ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   {

@@ -191,8 +191,9 @@ HttpResponse Readyz(RouteContext& ctx) {
   w.Key("position").UInt(pos);
   w.Key("audit").String(kNames[static_cast<int>(check)]);
   if (!detail.empty()) w.Key("audit_detail").String(detail);
+  // Unauthenticated: what is wrong with the database is in the node's log, not here.
   w.Key("ledger").String(reachable ? "reachable" : "unreachable");
-  if (!reachable) w.Key("ledger_detail").String(ctx.api->ledger().store_problem());
+  if (!reachable) w.Key("ledger_detail").String("degraded: database unreachable");
   w.EndObject();
   return Json(w.Take(), ready ? 200 : 503);
 }
@@ -689,16 +690,38 @@ HttpResponse RecordConsent(RouteContext& ctx) {
   if (e.rule.empty() && (e.categories.empty() || e.purposes.empty())) {
     return BadRequest("give \"rule\", or \"categories\" and \"purposes\"");
   }
+  // The method follows from the caller: a session is the person's own settings page (or the
+  // admin's page); a key is the API, or a Global Privacy Control signal it relays. A key can
+  // never claim a person's or an admin's own click.
   e.method = Method::kApi;
   if (session) {
-    // The person (or the account's admin) chose this in their own session.
     e.method = ctx.caller->session->kind == PartyKind::kSubject ? Method::kSettings : Method::kAdmin;
+    if (!method.empty() && method != MethodName(e.method)) {
+      return BadRequest("\"method\" follows from the session (" +
+                        std::string(MethodName(e.method)) + "); leave it out");
+    }
   } else if (!method.empty()) {
     auto m = ParseMethod(method);
-    if (!m || *m == Method::kImport || *m == Method::kSettings) {
-      return BadRequest("\"method\" must be api, gpc or admin");
+    if (!m || (*m != Method::kApi && *m != Method::kGpc)) {
+      return BadRequest("\"method\" from an API key must be api or gpc (settings and admin "
+                        "are recorded only from the person's or admin's own session)");
     }
     e.method = *m;
+  }
+  // A choice under a rule that asks nobody's choice has no effect: say so instead of 201.
+  if (!e.rule.empty()) {
+    auto snap = ctx.api->ledger().engine().snapshot();
+    const int32_t v = snap->terms().VersionAt(ctx.api->ledger().engine().Now());
+    if (v >= 0) {
+      const Terms& t = snap->terms().version(v);
+      const int32_t r = t.FindRule(e.rule);
+      if (r >= 0 && t.rules()[r].basis != Basis::kConsent &&
+          t.rules()[r].basis != Basis::kObjectable) {
+        return ProblemFor(Invalid("rule '" + e.rule + "' is " +
+                                  std::string(BasisName(t.rules()[r].basis)) +
+                                  ": nobody's choice changes it, so there is nothing to record"));
+      }
+    }
   }
   if (!at.empty()) {
     // A live write is stamped by the server's clock. A client's time is only checked: one in

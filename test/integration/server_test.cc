@@ -653,6 +653,12 @@ TEST(ServerTest, HostileRequestsAreAnsweredFromTheHeaders) {
                              assent::FormatTime(assent::SystemClock()() + 3600 * assent::kMicrosPerSecond) +
                              "\"}");
   EXPECT_EQ(fast.status, 422) << fast.body;
+  // A person's session cannot backdate a grant into the past either (it would rewrite what
+  // was allowed then).
+  Response backdated = s.Call("POST", "/v1/subjects/u7/consents",
+                              R"({"rule":"service-generated-for-improvement","action":"grant","at":"2023-08-08T00:00:00Z"})",
+                              "", {cookie, "X-CSRF-Token: " + csrf});
+  EXPECT_EQ(backdated.status, 422) << backdated.body;
   // Backfilling terms is for the command line only.
   EXPECT_EQ(s.Call("POST", "/v1/terms?backfill=true", "terms: x", "operator").status, 422);
 }
@@ -819,6 +825,14 @@ TEST(ServerTest, MalformedRequestsGetProblemsAndChangeNothing) {
       {"POST", "/v1/subjects/%20/consents",
        R"({"rule":"service-generated-for-marketing","action":"withdraw"})", 422},
       {"GET", "/v1/subjects/%20%09/history", "", 422},
+      // The method follows from the caller: a key never records a person's or admin's click.
+      {"POST", "/v1/subjects/u1/consents",
+       R"({"rule":"service-generated-for-marketing","action":"withdraw","method":"admin"})", 400},
+      {"POST", "/v1/subjects/u1/consents",
+       R"({"rule":"service-generated-for-marketing","action":"withdraw","method":"settings"})", 400},
+      // A rule that asks nobody's choice: nothing to record.
+      {"POST", "/v1/subjects/u1/consents", R"({"rule":"content-for-service","action":"withdraw"})", 422},
+      {"POST", "/v1/subjects/u1/consents", R"({"rule":"no-content-training","action":"withdraw"})", 422},
   };
   for (const auto& c : cases) {
     std::string role = c.path == "/v1/terms" || c.path.starts_with("/v1/ledger") ? "operator"
@@ -954,6 +968,15 @@ TEST(ServerTest, ARetryWithTheSameIdempotencyKeyGetsTheFirstReceiptAndRecordsNot
   // The same key for another request is refused; another caller's key space is its own.
   Response other = s.Call("POST", "/v1/subjects/ivan/consents", body, "service", {key});
   EXPECT_EQ(other.status, 409) << other.body;
+  // Also for the same party and action with another scope or method: never the first receipt
+  // for a withdrawal that was not recorded.
+  for (const std::string changed : {
+           R"({"categories":["service_generated.telemetry"],"purposes":["marketing"],"action":"withdraw"})",
+           R"({"rule":"service-generated-for-marketing","action":"withdraw"})",
+           R"({"rule":"service-generated-for-improvement","action":"withdraw","method":"gpc"})"}) {
+    Response r = s.Call("POST", "/v1/subjects/ivy/consents", changed, "service", {key});
+    EXPECT_EQ(r.status, 409) << changed << " " << r.body;
+  }
   Response theirs = s.Call("POST", "/v1/subjects/ivy/consents", body, "operator", {key});
   EXPECT_EQ(theirs.status, 201) << theirs.body;
   EXPECT_EQ(theirs.headers.find("Idempotent-Replayed"), std::string::npos);

@@ -80,12 +80,25 @@ UPDATE meta SET value = '3' WHERE key = 'schema_version';
 // COMMIT is sent, 2 just before the append's rows are sent.
 std::atomic<int> g_fault{0};
 
-// A URL without its password, for messages and Describe().
+// What messages and Describe() say of a connection string: only its host, port and database
+// name, read by libpq's own parser (PQconninfoParse) — so no quoting, escaping or URL form can
+// leave part of a password (or a user name) in a log line or a health answer.
 std::string Redacted(const std::string& url) {
-  static const std::regex password(R"(://([^:@/]*):[^@/]*@)");
-  std::string out = std::regex_replace(url, password, "://$1:***@");
-  static const std::regex kv(R"(password\s*=\s*\S+)");
-  return std::regex_replace(out, kv, "password=***");
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &err);
+  if (err) PQfreemem(err);
+  if (!options) return "postgresql://(unparsable connection string)";
+  std::string host, port, dbname;
+  for (PQconninfoOption* o = options; o->keyword; ++o) {
+    if (!o->val) continue;
+    const std::string_view k = o->keyword;
+    if (k == "host" || (k == "hostaddr" && host.empty())) host = o->val;
+    if (k == "port") port = o->val;
+    if (k == "dbname") dbname = o->val;
+  }
+  PQconninfoFree(options);
+  return "postgresql://" + (host.empty() ? std::string("localhost") : host) +
+         (port.empty() ? "" : ":" + port) + "/" + dbname;
 }
 
 struct ResultDeleter {
