@@ -83,6 +83,19 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
         return;
       }
       from_snapshot = std::move(*e);
+      if (ledger) {  // recording a dataset from it: it must be this ledger's, at or before the head
+        uint64_t behind = 0;
+        if (auto st = CheckSnapshotFor(*ledger, snapshot_info, &behind); !st) {
+          PrintError(st.error().message);
+          return;
+        }
+        if (behind > 0) {
+          std::cerr << fmt::format(
+              "note: the snapshot is at ledger position {}, {} entries behind this ledger ({}): "
+              "choices recorded since are not reflected in this dataset\n",
+              snapshot_info.position, behind, ledger->position());
+        }
+      }
     }
     Engine& engine = from_snapshot ? *from_snapshot : ledger->engine();
     if (::isatty(2)) {

@@ -585,5 +585,64 @@ TEST_F(FilterTest, FilteringFromASnapshotEqualsFilteringFromTheLedger) {
   EXPECT_EQ(tampered.error().code, ErrorCode::kDataLoss);
 }
 
+// The hash covers the header too (a stale snapshot claiming a later position is refused), a
+// snapshot names its ledger, and only its own ledger records a dataset from it, never beyond
+// the head.
+TEST_F(FilterTest, ASnapshotIsBoundToItsLedgerAndPosition) {
+  ConsentEvent w;
+  w.party = "u1";
+  w.action = Action::kWithdraw;
+  w.categories = {"service_generated"};
+  w.purposes = {"ai_training.first_party"};
+  ASSERT_TRUE(ledger_->RecordConsent(w));
+  const std::string snap = dir_ + "/state.snap";
+  auto info = WriteSnapshot(*ledger_, 0, snap);
+  ASSERT_TRUE(info) << info.error().message;
+  const std::string bytes = Read(snap);
+  const std::string position = "\"position\":" + std::to_string(info->position) + ",";
+  ASSERT_NE(bytes.find(position), std::string::npos) << bytes.substr(0, 200);
+  std::string forged = bytes;
+  forged.replace(forged.find(position), position.size(), "\"position\":999999,");
+  std::ofstream(snap, std::ios::binary | std::ios::trunc) << forged;
+  SnapshotInfo loaded;
+  auto tampered = LoadSnapshot(snap, &loaded);
+  ASSERT_FALSE(tampered);
+  EXPECT_EQ(tampered.error().code, ErrorCode::kDataLoss);
+  // A format-1 file (header outside the hash) is refused with what to do.
+  std::string v1 = bytes;
+  v1.replace(0, 18, "ASSENT-SNAPSHOT 1\n");
+  std::ofstream(snap, std::ios::binary | std::ios::trunc) << v1;
+  auto old = LoadSnapshot(snap, &loaded);
+  ASSERT_FALSE(old);
+  EXPECT_NE(old.error().message.find("assent snapshot"), std::string::npos);
+  // Its own ledger accepts it (and says how far behind it is); another ledger does not.
+  std::ofstream(snap, std::ios::binary | std::ios::trunc) << bytes;
+  ASSERT_TRUE(LoadSnapshot(snap, &loaded));
+  uint64_t behind = 99;
+  EXPECT_TRUE(CheckSnapshotFor(*ledger_, loaded, &behind));
+  EXPECT_EQ(behind, 0u);
+  ASSERT_TRUE(ledger_->RecordConsent(w));
+  EXPECT_TRUE(CheckSnapshotFor(*ledger_, loaded, &behind));
+  EXPECT_EQ(behind, 1u);
+  LedgerOptions lo;
+  lo.in_memory = true;
+  lo.clock = [] { return kNow; };
+  auto other = std::move(*Ledger::Open(lo));
+  ASSERT_TRUE(other->PublishTerms(
+      Read(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-07.yaml"),
+      "v2", {.backfill = true}));
+  auto foreign = CheckSnapshotFor(*other, loaded, &behind);
+  ASSERT_FALSE(foreign);
+  EXPECT_EQ(foreign.error().code, ErrorCode::kFailedPrecondition);
+  // A dataset decided beyond the head is refused whatever its source.
+  DatasetRegistration d;
+  d.name = "future";
+  d.purpose = "ai_training.first_party";
+  d.ledger_position = ledger_->position() + 1000;
+  auto pos = ledger_->RegisterDataset(d);
+  ASSERT_FALSE(pos);
+  EXPECT_EQ(pos.error().code, ErrorCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace assent

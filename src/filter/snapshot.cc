@@ -1,7 +1,10 @@
 // Snapshot files. Grammar (all integers unsigned LEB128 varints unless said):
 //   file    = magic header body
-//   magic   = "ASSENT-SNAPSHOT 1\n"
-//   header  = one JSON line: {"position":N,"events":N,"sha256":HEX(body)}\n
+//   magic   = "ASSENT-SNAPSHOT 2\n"
+//   header  = one JSON line: {"position":N,"events":N,"ledger":HEX,"sha256":HEX}\n
+//             ledger: the hash of the ledger's first entry (which ledger it came from);
+//             sha256: of HEAD + body, where HEAD = {"position":N,"events":N,"ledger":HEX}\n
+//             (the header without sha256), so every byte of the file is covered
 //   body    = terms strings events
 //   terms   = count, then per version: len, YAML bytes                (publication order)
 //   strings = count, then per string: len, bytes                      (ids and names, interned)
@@ -10,8 +13,11 @@
 //             flags (bit0 account, bit1 withdraw, bits2-4 method), party string index,
 //             terms_version string index, ncat, cat string indexes, npur, purpose indexes,
 //             rule string index + 1 (0: none)
-// The header's sha256 covers the body exactly, so any change is detected on load.
+// Any changed byte — header or body — is detected on load. Format 1 (whose hash did not cover
+// its header) is refused.
 #include "filter/snapshot.h"
+
+#include <simdjson.h>
 
 #include <unistd.h>
 
@@ -19,12 +25,20 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "common/json_keys.h"
 #include "common/sha256.h"
 
 namespace assent {
 namespace {
 
-constexpr std::string_view kMagic = "ASSENT-SNAPSHOT 1\n";
+constexpr std::string_view kMagic = "ASSENT-SNAPSHOT 2\n";
+constexpr std::string_view kMagicV1 = "ASSENT-SNAPSHOT 1\n";
+
+// The header as the hash covers it (without "sha256").
+std::string CoveredHead(uint64_t position, uint64_t events, std::string_view ledger) {
+  return "{\"position\":" + std::to_string(position) + ",\"events\":" + std::to_string(events) +
+         ",\"ledger\":\"" + std::string(ledger) + "\"}\n";
+}
 
 void PutVarint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
@@ -107,12 +121,15 @@ Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position,
   }
   PutVarint(body, count);
   body += events;
-  SnapshotInfo info{position, count, ToHex(Sha256(body))};
+  auto first = ledger.EntryHash(1);
+  if (!first) return std::unexpected(first.error());
+  const std::string head = CoveredHead(position, count, *first);
+  SnapshotInfo info{position, count, ToHex(Sha256(head + body)), *first};
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << kMagic << "{\"position\":" << position << ",\"events\":" << count
-        << ",\"sha256\":\"" << info.sha256 << "\"}\n";
+    out << kMagic << head.substr(0, head.size() - 2) << ",\"sha256\":\"" << info.sha256
+        << "\"}\n";
     out << body;
     out.close();
     if (!out) {
@@ -141,29 +158,34 @@ Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const s
   auto bad = [&](const std::string& why) {
     return DataLossError("snapshot '" + path + "' " + why);
   };
-  if (!std::string_view(file).starts_with(kMagic)) return bad("is not an Assent snapshot");
-  size_t nl = file.find('\n', kMagic.size());
-  if (nl == std::string::npos) return bad("has no header");
-  std::string header(file.substr(kMagic.size(), nl - kMagic.size()));
-  std::string_view body(file);
-  body.remove_prefix(nl + 1);
-  auto field = [&](const std::string& key) -> std::string {
-    size_t at = header.find("\"" + key + "\":");
-    if (at == std::string::npos) return "";
-    at += key.size() + 3;
-    size_t end = header.find_first_of(",}", at);
-    std::string v = header.substr(at, end - at);
-    if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
-    return v;
-  };
-  info->sha256 = field("sha256");
-  if (info->sha256 != ToHex(Sha256(body))) return bad("does not match its sha256: it was changed");
-  try {
-    info->position = std::stoull(field("position"));
-    info->events = std::stoull(field("events"));
-  } catch (const std::exception&) {
+  if (file.starts_with(kMagicV1)) {
+    return bad("is in format 1, whose hash does not cover its header: make a new one with "
+               "`assent snapshot`");
+  }
+  if (!file.starts_with(kMagic)) return bad("is not an Assent snapshot");
+  const size_t nl = file.find('\n', kMagic.size());
+  if (nl == std::string_view::npos) return bad("has no header");
+  const std::string_view header = file.substr(kMagic.size(), nl - kMagic.size());
+  std::string_view body = file.substr(nl + 1);
+  simdjson::dom::parser parser;
+  simdjson::dom::object h;
+  std::string_view ledger_hash, sha;
+  if (parser.parse(header.data(), header.size()).get_object().get(h) || DuplicateKey(h) ||
+      h.size() != 4 || h["position"].get_uint64().get(info->position) ||
+      h["events"].get_uint64().get(info->events) || h["ledger"].get_string().get(ledger_hash) ||
+      h["sha256"].get_string().get(sha)) {
     return bad("has a damaged header");
   }
+  info->ledger = std::string(ledger_hash);
+  info->sha256 = std::string(sha);
+  const std::string head = CoveredHead(info->position, info->events, info->ledger);
+  Sha256Digest digest;
+  {
+    std::string covered = head;
+    covered.append(body);
+    digest = Sha256(covered);
+  }
+  if (info->sha256 != ToHex(digest)) return bad("does not match its sha256: it was changed");
   uint64_t n;
   if (!GetVarint(body, &n)) return bad("is truncated");
   std::vector<std::shared_ptr<const Terms>> versions;
@@ -189,6 +211,7 @@ Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const s
   };
   uint64_t count;
   if (!GetVarint(body, &count)) return bad("is truncated");
+  if (count != info->events) return bad("holds another number of events than its header says");
   auto engine = std::make_unique<Engine>(set, clock);
   engine->BeginBulkLoad();
   std::vector<ConsentEvent> batch;
@@ -243,6 +266,24 @@ Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const s
   }
   if (!body.empty()) return bad("has trailing bytes");
   return engine;
+}
+
+Status CheckSnapshotFor(const Ledger& ledger, const SnapshotInfo& info, uint64_t* behind) {
+  auto first = ledger.EntryHash(1);
+  if (!first || *first != info.ledger) {
+    return FailedPreconditionError(
+        "the snapshot was made from another ledger (first entry " + info.ledger.substr(0, 16) +
+        "…, this ledger's " + (first ? first->substr(0, 16) + "…" : std::string("none")) +
+        "): a dataset is recorded only in the ledger its decisions came from");
+  }
+  const uint64_t head = ledger.position();
+  if (info.position > head) {
+    return FailedPreconditionError("the snapshot claims ledger position " +
+                                   std::to_string(info.position) + ", beyond this ledger's head (" +
+                                   std::to_string(head) + ")");
+  }
+  *behind = head - info.position;
+  return OkStatus();
 }
 
 }  // namespace assent

@@ -16,8 +16,14 @@ namespace assent {
 struct SnapshotInfo {
   uint64_t position = 0;
   uint64_t events = 0;
-  std::string sha256;  // of the file's body: what a dataset records
+  std::string sha256;  // of the whole content (header fields and body): what a dataset records
+  std::string ledger;  // hex hash of the first entry of the ledger it was made from
 };
+
+// Whether a snapshot may record a dataset in `ledger`: it must come from this ledger (the same
+// first entry) and not claim a position beyond its head. kFailedPrecondition naming both.
+// `behind` receives how many entries the ledger has past the snapshot's position.
+Status CheckSnapshotFor(const Ledger& ledger, const SnapshotInfo& info, uint64_t* behind);
 
 // Writes the state at `position` (the ledger's position when 0) to `path` (via a temporary
 // file renamed on success).

@@ -1386,6 +1386,12 @@ Status CheckLineageName(std::string_view what, std::string_view name) {
 Result<uint64_t> Ledger::RegisterDataset(const DatasetRegistration& r) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   ASSENT_RETURN_IF_ERROR(CheckLineageName("dataset", r.name));
+  if (r.ledger_position > position()) {
+    return FailedPreconditionError("a dataset decided at ledger position " +
+                                   std::to_string(r.ledger_position) +
+                                   " cannot be recorded: the ledger's head is " +
+                                   std::to_string(position()));
+  }
   ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   internal::DatasetFields f;
   f.name = r.name;

@@ -1,6 +1,6 @@
-// Fuzz target: the snapshot loader (`filter --snapshot`, stateless workers). The input is the
-// body; the target writes the header with its true hash, so the fuzzer explores the decoder
-// behind the hash check rather than the check itself. Property: never crashes; a loaded
+// Fuzz target: the snapshot loader (`filter --snapshot`, stateless workers). The input is an
+// event count and the body; the target writes the header with its true hash, so the fuzzer
+// explores the decoder behind the hash check rather than the check itself. Property: never crashes; a loaded
 // snapshot answers decisions.
 #include <cstdint>
 #include <cstdlib>
@@ -11,10 +11,15 @@
 #include "filter/snapshot.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string body(reinterpret_cast<const char*>(data), size);
-  std::string file = "ASSENT-SNAPSHOT 1\n{\"position\":" + std::to_string(size % 7) +
-                     ",\"events\":0,\"sha256\":\"" + assent::ToHex(assent::Sha256(body)) + "\"}\n";
-  file += body;
+  if (size < 2) return 0;
+  // The first two bytes give the header's event count; the rest is the body.
+  const uint64_t events = data[0] | (static_cast<uint64_t>(data[1]) << 8);
+  const std::string body(reinterpret_cast<const char*>(data + 2), size - 2);
+  const std::string head = "{\"position\":" + std::to_string(size % 7) + ",\"events\":" +
+                           std::to_string(events) + ",\"ledger\":\"" + std::string(64, '0') +
+                           "\"}\n";
+  std::string file = "ASSENT-SNAPSHOT 2\n" + head.substr(0, head.size() - 2) + ",\"sha256\":\"" +
+                     assent::ToHex(assent::Sha256(head + body)) + "\"}\n" + body;
   assent::SnapshotInfo info;
   auto engine = assent::LoadSnapshotBytes(file, "fuzz.snap", &info, [] { return 0; });
   if (!engine) {
