@@ -464,10 +464,66 @@ Result<std::string> Auditor::ProvableReceipt(const Ledger& ledger, const Receipt
 }
 
 Result<uint64_t> Auditor::RecordCheckpointIfGrown(Ledger& ledger) {
+  return RecordCheckpoint(ledger, true);
+}
+
+namespace {
+// The signer named in a C2SP note's first signature line ("— NAME BASE64"), for messages.
+std::string NoteSigner(std::string_view note) {
+  const size_t at = note.find("\n\xe2\x80\x94 ");
+  if (at == std::string_view::npos) return "(unsigned)";
+  std::string_view line = note.substr(at + 5);
+  line = line.substr(0, line.find('\n'));
+  const size_t space = line.find(' ');
+  std::string name(line.substr(0, space));
+  if (space != std::string_view::npos) name += " (signature " + std::string(line.substr(space + 1, 8)) + "…)";
+  return name;
+}
+}  // namespace
+
+Status Auditor::EnsureLedgerKey(Ledger& ledger) {
+  auto first_checkpoint = [&]() -> Result<std::pair<uint64_t, std::string>> {
+    std::pair<uint64_t, std::string> found{0, ""};
+    const Status stop = MakeError(ErrorCode::kAlreadyExists, "found");
+    Status st = ledger.ScanEntries(
+        0, [&](uint64_t position, std::string_view kind, std::string_view body,
+               std::string_view) -> Status {
+          if (kind != "checkpoint") return OkStatus();
+          simdjson::dom::parser parser;
+          std::string_view note;
+          if (parser.parse(body.data(), body.size())["note"].get_string().get(note)) {
+            return DataLossError("the checkpoint at position " + std::to_string(position) +
+                                 " has no note");
+          }
+          found = {position, std::string(note)};
+          return stop;
+        });
+    if (!st && st.error().code != ErrorCode::kAlreadyExists) return std::unexpected(st.error());
+    return found;
+  };
+  ASSENT_ASSIGN_OR_RETURN(auto first, first_checkpoint());
+  if (first.first == 0) {
+    ASSENT_RETURN_IF_ERROR(RecordCheckpoint(ledger, false));
+    ASSENT_ASSIGN_OR_RETURN(first, first_checkpoint());  // another node may have been first
+  }
+  auto ours = ParseVerifierKey(VerifierKeyText(key_));
+  if (!ours) return std::unexpected(ours.error());
+  if (first.first != 0 && !OpenCheckpoint(first.second, *ours)) {
+    return FailedPreconditionError(
+        "this ledger's key is fixed by its first checkpoint (position " +
+        std::to_string(first.first) + "), signed by " + NoteSigner(first.second) +
+        ", but this node's key is " + VerifierKeyText(key_) +
+        ": it neither signs nor writes. Start it with the ledger's key (--audit-key FILE, the "
+        "same file on every node)");
+  }
+  return OkStatus();
+}
+
+Result<uint64_t> Auditor::RecordCheckpoint(Ledger& ledger, bool only_if_grown) {
   {
     std::lock_guard lock(mu_);
     const uint64_t size = tree_.size();
-    if (size == last_checkpoint_size_ || size == 0) return 0;
+    if (only_if_grown && (size == last_checkpoint_size_ || size == 0)) return 0;
   }
   // Signed inside the ledger's append lock, after it caught up with other nodes: the tree
   // (kept in step by the append observer) then holds exactly the entries before this one.

@@ -84,8 +84,15 @@ class Auditor {
   // Records a signed checkpoint in the ledger when entries were added since the last one.
   Result<uint64_t> RecordCheckpointIfGrown(Ledger& ledger);
 
+  // The ledger's verifier key is fixed by its first checkpoint: with none yet, this node signs
+  // one now (before it serves anything), so a node started later with another key finds it.
+  // kFailedPrecondition naming both keys when the first checkpoint is not this node's key's:
+  // such a node must neither sign nor write. Reads the ledger up to its first checkpoint.
+  Status EnsureLedgerKey(Ledger& ledger);
+
  private:
   Auditor(SigningKey key) : key_(std::move(key)) {}
+  Result<uint64_t> RecordCheckpoint(Ledger& ledger, bool only_if_grown);
   SigningKey key_;
   mutable std::mutex mu_;
   MerkleTree tree_;

@@ -105,6 +105,12 @@ int Serve(const ServeOptions& o) {
     PrintError(auditor.error().message);
     return 2;
   }
+  // One signing key per ledger, fixed by its first checkpoint (signed now if there is none): a
+  // node with another key stops here, before it signs or writes anything.
+  if (auto st = (*auditor)->EnsureLedgerKey(**ledger); !st) {
+    PrintError(st.error().message);
+    return 1;
+  }
   server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr, auditor->get());
   // The whole log is verified before serving (every leaf, the tree, every checkpoint's signature
   // and their consistency); with --audit-in-background it runs while serving and /readyz says
@@ -182,6 +188,11 @@ int Serve(const ServeOptions& o) {
     while (!stop_cv.wait_for(lock, std::chrono::seconds(o.checkpoint_interval),
                              [&] { return stopping; })) {
       lock.unlock();
+      // A node whose audit has not passed never signs.
+      if (api.audit_check().first != server::Api::AuditCheck::kPassed) {
+        lock.lock();
+        continue;
+      }
       auto r = (*auditor)->RecordCheckpointIfGrown(**ledger);
       if (!r) std::cerr << "assent: checkpoint failed: " << r.error().message << "\n";
       lock.lock();
@@ -195,7 +206,9 @@ int Serve(const ServeOptions& o) {
   stop_cv.notify_all();
   checkpoints.join();
   if (audit_thread.joinable()) audit_thread.join();
-  (*auditor)->RecordCheckpointIfGrown(**ledger);
+  if (api.audit_check().first == server::Api::AuditCheck::kPassed) {
+    (*auditor)->RecordCheckpointIfGrown(**ledger);
+  }
   std::cout << "assent: stopped; every acknowledged write is on disk\n";
   return 0;
 }

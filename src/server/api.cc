@@ -1418,6 +1418,19 @@ const Route* Api::Admission(const HttpRequest& req, RouteContext* ctx, size_t* r
     denied->route = route->method + " " + route->pattern;
     return nullptr;
   }
+  // A node whose audit of the log has not passed (running in the background, or failed) writes
+  // nothing: its state may be built on a changed log. Decisions (reads) are still answered.
+  if (const auto [check, detail] = audit_check();
+      (check == AuditCheck::kRunning || check == AuditCheck::kFailed) && route->writes()) {
+    *denied = ProblemFor(Error{ErrorCode::kUnavailable,
+                               check == AuditCheck::kRunning
+                                   ? "the audit of the log is still running; writes are refused "
+                                     "until it passes (see /readyz)"
+                                   : "the audit of the log failed (" + detail +
+                                         "); this node refuses every write"});
+    denied->route = route->method + " " + route->pattern;
+    return nullptr;
+  }
   if (route->roles != kPublic) {
     auto caller = Authenticate(req, *route, ctx->params, denied);
     if (!caller) {

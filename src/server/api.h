@@ -81,6 +81,12 @@ struct Route {
   unsigned roles;
   std::string summary;
   HttpResponse (*handle)(RouteContext& ctx);
+  // Whether the route appends to the ledger (what a node whose audit has not passed refuses):
+  // every POST and DELETE but decisions (reads asked with a body) and minting sign-in links.
+  bool writes() const {
+    return (method == "POST" || method == "DELETE") && !pattern.starts_with("/v1/decisions") &&
+           pattern != "/v1/sessions";
+  }
 };
 
 class Api : public Handler {

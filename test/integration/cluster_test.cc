@@ -255,6 +255,35 @@ TEST_F(ClusterTest, AWithdrawalThroughOneNodeIsSeenByTheOthers) {
   EXPECT_NE(h.body.find("\"withdraw\""), std::string::npos) << h.body;
 }
 
+// One misconfigured node cannot lock the cluster out: the ledger's key is fixed by its first
+// checkpoint (signed by the first node to start), so a node with another key refuses to start,
+// naming both keys, and signs nothing; the others restart and the audit still verifies.
+TEST_F(ClusterTest, ANodeWithAnotherKeyRefusesToStartAndSignsNothing) {
+  const std::string other_key = root_ + "/other.key";
+  int code = 0;
+  Assent("audit key --database " + url_ + " --audit-key " + other_key, &code);
+  ASSERT_EQ(code, 0);
+  const std::string out =
+      Assent("serve --data " + root_ + "/rogue --database " + url_ + " --audit-key " + other_key +
+                 " --listen 127.0.0.1:0 --quiet --audit-in-background",
+             &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("fixed by its first checkpoint"), std::string::npos) << out;
+  EXPECT_NE(out.find("this node's key is"), std::string::npos) << out;
+  ASSERT_EQ(Withdraw(0, "kim").status, 201);
+  nodes_[1]->Kill();
+  nodes_[1]->Start();
+  for (int i = 0; i < 200 && Http(nodes_[1]->port(), "GET", "/readyz", "", "").status != 200; ++i) {
+    std::this_thread::sleep_for(50ms);  // the audit runs in the background; writes wait for it
+  }
+  EXPECT_EQ(Withdraw(1, "lee").status, 201);
+  const std::string verify =
+      Assent("audit verify --data " + root_ + "/admin --database " + url_ + " --audit-key " +
+                 key_file_,
+             &code);
+  EXPECT_EQ(code, 0) << verify;
+}
+
 TEST_F(ClusterTest, WithoutTheDatabaseDecisionsAreServedWritesRefusedAndReadyzDegraded) {
   Response w = Withdraw(0, "cy");
   ASSERT_EQ(w.status, 201) << w.body;

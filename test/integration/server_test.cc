@@ -2,6 +2,7 @@
 // directory, driven by a real HTTP client (libcurl) and, for malformed HTTP, a raw socket.
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -23,6 +24,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/sha256.h"
 #include "server/api.h"
 
 namespace {
@@ -555,6 +557,23 @@ TEST(ServerTest, ReceiptsOverHttpVerifyOfflineWithThePublishedKey) {
   EXPECT_EQ(s.Call("GET", "/v1/audit/proof/consistency?from=a&to=2", "", "").status, 400);
 }
 
+// The single integer a query on DIR/ledger.db answers.
+int CountRows(const std::string& dir, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2((dir + "/ledger.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    return -1;
+  }
+  sqlite3_stmt* st = nullptr;
+  int n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    n = sqlite3_column_int(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
 TEST(ServerTest, TheLogIsAuditedAtStartUpAndReadyzSaysSo) {
   const std::string dir =
       fs::temp_directory_path() / ("assent-startup-audit-" + std::to_string(::getpid()));
@@ -570,20 +589,54 @@ TEST(ServerTest, TheLogIsAuditedAtStartUpAndReadyzSaysSo) {
               201);
     EXPECT_EQ(s.Terminate(), 0);  // signs a checkpoint over everything on the way out
   }
-  // Another signing key: the stored checkpoints no longer verify under it.
+  // Another signing key: the ledger's key is fixed by its first checkpoint, so the node refuses
+  // to start, naming both keys, and signs nothing.
+  fs::copy_file(dir + "/audit.key", dir + "/audit.key.real");
   ASSERT_TRUE(fs::remove(dir + "/audit.key"));
-  std::string cmd = std::string("cd '") + ASSENT_SOURCE_DIR + "' && '" + ASSENT_BINARY +
-                    "' serve --data '" + dir + "' --listen 127.0.0.1:0 --quiet > '" + dir +
-                    "/serve.out' 2>&1";
-  int status = std::system(cmd.c_str());
-  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1) << "the server refuses to serve";
-  std::stringstream out;
-  out << std::ifstream(dir + "/serve.out").rdbuf();
-  EXPECT_NE(out.str().find("the audit log does not verify"), std::string::npos) << out.str();
-  EXPECT_NE(out.str().find("signature"), std::string::npos) << out.str();
-  {
-    // In the background it serves, and /readyz reports the failure.
+  const int checkpoints = CountRows(dir, "SELECT count(*) FROM entries WHERE kind = 'checkpoint'");
+  for (const char* mode : {"", " --audit-in-background"}) {
+    std::string cmd = std::string("cd '") + ASSENT_SOURCE_DIR + "' && '" + ASSENT_BINARY +
+                      "' serve --data '" + dir + "' --listen 127.0.0.1:0 --quiet" + mode + " > '" +
+                      dir + "/serve.out' 2>&1";
+    int status = std::system(cmd.c_str());
+    EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1) << "the server refuses to serve";
+    std::stringstream out;
+    out << std::ifstream(dir + "/serve.out").rdbuf();
+    EXPECT_NE(out.str().find("fixed by its first checkpoint"), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find("this node's key is"), std::string::npos) << out.str();
+    EXPECT_EQ(CountRows(dir, "SELECT count(*) FROM entries WHERE kind = 'checkpoint'"), checkpoints);
     fs::remove(dir + "/LOCK");
+  }
+  // The right key, but an entry rewritten with a matching hash: replay accepts it, the audit
+  // does not. In the background the node serves decisions, refuses every write (503) and
+  // signs no checkpoint, even at shutdown.
+  fs::rename(dir + "/audit.key.real", dir + "/audit.key");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir + "/ledger.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT position, body FROM entries WHERE kind = 'consent' "
+                                     "ORDER BY position LIMIT 1", -1, &st, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    const int64_t position = sqlite3_column_int64(st, 0);
+    std::string body(reinterpret_cast<const char*>(sqlite3_column_blob(st, 1)),
+                     static_cast<size_t>(sqlite3_column_bytes(st, 1)));
+    sqlite3_finalize(st);
+    const size_t at = body.find("\"withdraw\"");
+    ASSERT_NE(at, std::string::npos) << body;
+    body.replace(at, 10, "\"grant\"");
+    const auto digest = assent::Sha256(body);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER IF EXISTS entries_no_update", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE entries SET body = ?, hash = ? WHERE position = ?", -1,
+                                 &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_bind_blob(st, 1, body.data(), static_cast<int>(body.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 2, digest.data(), static_cast<int>(digest.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, position);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_DONE) << sqlite3_errmsg(db);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+  {
     Server s(dir, {"--audit-in-background"});
     Response ready;
     for (int i = 0; i < 200; ++i) {
@@ -594,7 +647,14 @@ TEST(ServerTest, TheLogIsAuditedAtStartUpAndReadyzSaysSo) {
     EXPECT_EQ(ready.status, 503) << ready.body;
     EXPECT_NE(ready.body.find("\"audit\":\"failed\""), std::string::npos) << ready.body;
     EXPECT_EQ(s.Call("GET", "/healthz", "", "").status, 200);
+    Response w = s.Call("POST", "/v1/subjects/u2/consents",
+                        R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+    EXPECT_EQ(w.status, 503) << w.body;
+    EXPECT_NE(w.body.find("audit"), std::string::npos) << w.body;
+    EXPECT_EQ(s.Call("POST", "/v1/decisions", kDecision).status, 200);
+    EXPECT_EQ(s.Terminate(), 0);
   }
+  EXPECT_EQ(CountRows(dir, "SELECT count(*) FROM entries WHERE kind = 'checkpoint'"), checkpoints);
   fs::remove_all(dir);
 }
 
