@@ -12,6 +12,8 @@
 //   expect allow|deny REASON [rule=ID|-] [position=N] [terms=VERSION] [clauses=a,b]
 //          [parties=KIND/ID/STATE/EVENT;...]   (EVENT is a position or "-")
 //   expect error TEXT              the question cannot be answered; message contains TEXT
+//   erase subject=ID | account=ID  erasure: the party's events are forgotten and it joins the
+//                                  suppression list (under a fixed test key)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -98,6 +100,8 @@ class CaseRunner {
         Decide(KeyValues(tokens, 1));
       } else if (cmd == "expect") {
         Expect(tokens, line);
+      } else if (cmd == "erase") {
+        Erase(KeyValues(tokens, 1));
       } else {
         FAIL() << "unknown directive '" << cmd << "'";
       }
@@ -146,6 +150,17 @@ class CaseRunner {
       last_event_error_ = st.error().message;
       events_ = engine_->snapshot()->position();
     }
+  }
+
+  void Erase(const std::map<std::string, std::string>& kv) {
+    ASSERT_TRUE(engine_) << "no terms";
+    const bool subject = kv.count("subject");
+    const PartyKind kind = subject ? PartyKind::kSubject : PartyKind::kAccount;
+    const std::string& id = kv.at(subject ? "subject" : "account");
+    const std::array<uint8_t, 16> key{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    if (!engine_->has_suppression_key()) engine_->SetSuppressionKey(key);
+    ASSERT_TRUE(engine_->ForgetParty(kind, id));
+    ASSERT_TRUE(engine_->Suppress(ErasedPartyHash(key, kind, id)));
   }
 
   void Decide(const std::map<std::string, std::string>& kv) {

@@ -206,11 +206,15 @@ TEST_F(CliLedgerTest, SubjectEraseNeedsConfirmationAndLeavesAVerifiableLog) {
   RunResult r = Assent("subject erase ida@example.com" + D());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("is held in"), std::string::npos) << r.out;  // what it obliges, first
   EXPECT_EQ(Assent(check).code, 1);
   r = Assent("subject erase ida@example.com --yes" + D());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("1 consent event(s)"), std::string::npos) << r.out;
-  EXPECT_EQ(Assent(check).code, 0) << "as for a subject with no events: not objected";
+  // Never "not objected" for someone erased: denied with reason erased.
+  r = Assent(check + " --json");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("\"reason\":\"erased\""), std::string::npos) << r.out;
   r = Assent("subject erase ida@example.com --yes" + D());
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("nothing to erase"), std::string::npos) << r.out;

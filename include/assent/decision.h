@@ -30,6 +30,7 @@ enum class Reason : uint8_t {
   kExpired,
   kObjected,
   kNoSubject,
+  kErased,  // a named party was erased: never usable again except under `necessary`
 };
 std::string_view ReasonName(Reason r);  // "no-consent", ...
 std::optional<Reason> ParseReason(std::string_view s);

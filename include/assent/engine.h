@@ -17,10 +17,12 @@
 #ifndef ASSENT_ENGINE_H_
 #define ASSENT_ENGINE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,6 +51,15 @@ struct ConsentEvent {
   // the caller) under which a retried request returns the first one's receipt instead of
   // recording the event again.
   std::string idempotency_key;
+};
+
+// The keyed hash under which an erased party is remembered: SipHash-2-4 of "KIND:ID".
+uint64_t ErasedPartyHash(const std::array<uint8_t, 16>& key, PartyKind kind, std::string_view id);
+
+struct Suppression {
+  std::array<uint8_t, 16> key{};
+  bool has_key = false;
+  std::vector<uint64_t> hashes;  // sorted
 };
 
 namespace internal {
@@ -116,6 +127,9 @@ class Snapshot {
   // The ledger position at which each terms version (by index) was published, when known: a
   // decision about a past time reflects the publication of the version it used.
   std::vector<uint64_t> terms_positions_;
+  // Erased parties (keyed hashes, never ids) and the key; null while nobody was erased.
+  std::shared_ptr<const Suppression> suppression_;
+  bool Suppressed(PartyKind kind, std::string_view id) const;
   std::shared_ptr<internal::SharedTables> tables_;
   std::unique_ptr<internal::ConsentState> state_;
   uint64_t position_ = 0;
@@ -177,6 +191,15 @@ class Engine {
   // Forgets a party and its events (an erasure): decisions then treat it as a party with no
   // events. OK also when the party had none.
   Status ForgetParty(PartyKind kind, std::string_view id);
+
+  // The suppression list of erased parties: every decision naming one denies with reason
+  // `erased`, except under `necessary` (erasure never turns a "no" into a "yes"). The list holds
+  // ErasedPartyHash values under the ledger's suppression key, never ids.
+  void SetSuppressionKey(const std::array<uint8_t, 16>& key);
+  bool has_suppression_key() const { return suppression_key().has_value(); }
+  std::optional<std::array<uint8_t, 16>> suppression_key() const;
+  // REQUIRES: the key is set (kFailedPrecondition otherwise).
+  Status Suppress(uint64_t erased_party_hash);
 
   Timestamp Now() const { return clock_(); }
 

@@ -109,6 +109,11 @@ struct Receipt {
   std::string ToJson() const;
 };
 
+// The retraining an erasure obliges: what held the erased party's data.
+struct ErasureReport {
+  std::vector<std::string> datasets, shards, models;
+};
+
 // Who an API key speaks for (DESIGN.md "Roles").
 // `portal` is the platform's sign-in backend: it may only mint sign-in links for people (a
 // service key may not, or it could act as anyone through a link it opened itself).
@@ -234,7 +239,14 @@ class Ledger {
   // decisions treat it as a party with no events and its entries can no longer be linked to
   // it; the audit tree still verifies. Returns the erasure entry's position. kNotFound when
   // the ledger knows no such party. A later event for the same id starts a new pseudonym.
-  Result<uint64_t> EraseParty(PartyKind kind, const std::string& id);
+  // Also: the party joins the suppression list (Engine::Suppress), so every later decision
+  // naming it denies with reason `erased` (except under `necessary`), and the erasure entry
+  // records the datasets, shards and models that held its data (also given in `*report`).
+  Result<uint64_t> EraseParty(PartyKind kind, const std::string& id,
+                              struct ErasureReport* report = nullptr);
+  // What erasing the party obliges: the recorded datasets, shards and models holding its data.
+  // kNotFound when the ledger knows no such party.
+  Result<struct ErasureReport> ErasureImpact(PartyKind kind, const std::string& id) const;
   // Consent events replayed at start-up that belong to erased parties (and were skipped).
   uint64_t erased_events_skipped() const { return erased_skipped_; }
 
@@ -292,6 +304,7 @@ class Ledger {
                                  std::map<std::pair<PartyKind, std::string>, std::string>* fresh,
                                  bool ask_store = true);
   void AddPartiesLocked(std::span<const internal::PartyChange> created);
+  ErasureReport Holding(PartyKind kind, const std::string& pseudonym) const;
   std::string PartyKeyLocked(PartyKind kind, std::string_view id) const;
   mutable std::shared_mutex parties_mu_;
   std::unique_ptr<internal::PartyIndex> parties_;

@@ -374,20 +374,37 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
     auto yes = std::make_shared<bool>(false);
     auto* erase = group->add_subcommand(
         "erase", "Delete the " + name + "'s pseudonym secret and plain id: its ledger entries stay "
-                 "(the audit log still verifies) but can no longer be linked to it, and "
-                 "decisions treat it as unknown. Cannot be undone.");
+                 "(the audit log still verifies) but can no longer be linked to it; it joins the "
+                 "suppression list, so no decision allows its data again (except necessary "
+                 "uses). Without --yes, shows what held its data. Cannot be undone.");
     AddDataOption(erase, data.get());
     erase->add_option("ID", *id, "The " + name + "'s id")->required();
     erase->add_flag("--yes", *yes, "Confirm: erasure cannot be undone");
     erase->callback([kind, name, data, id, yes, exit_code] {
-      if (!*yes) {
-        PrintError("erasing " + name + " '" + *id + "' cannot be undone: add --yes to confirm");
+      auto ledger = OpenLedger(*data, !*yes);
+      if (!ledger) {
+        PrintError(ledger.error().message);
         *exit_code = 2;
         return;
       }
-      auto ledger = OpenLedger(*data, false);
-      if (!ledger) {
-        PrintError(ledger.error().message);
+      // First what the erasure obliges: every recorded dataset, shard and model holding its data.
+      auto impact = (*ledger)->ErasureImpact(kind, *id);
+      if (!impact) {
+        PrintError(impact.error().message);
+        *exit_code = impact.error().code == ErrorCode::kNotFound ? 1 : 2;
+        return;
+      }
+      auto list = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+        return v.empty() ? std::string("none") : out;
+      };
+      std::cout << fmt::format("{} '{}' is held in\n  datasets: {}\n  shards:   {}\n  models:   {}\n",
+                               name, *id, list(impact->datasets), list(impact->shards),
+                               list(impact->models));
+      if (!*yes) {
+        PrintError("erasing " + name + " '" + *id + "' cannot be undone: retrain what is listed "
+                   "above without it, and add --yes to confirm");
         *exit_code = 2;
         return;
       }
@@ -401,7 +418,8 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
       }
       std::cout << fmt::format(
           "erased {} '{}': {} consent event(s) under pseudonym {} can no longer be linked to it; "
-          "the erasure is recorded at position {}\n",
+          "it is on the suppression list (decisions naming it: erased); the erasure and the "
+          "retraining it obliges are recorded at position {}\n",
           name, *id, events, pseudonym ? *pseudonym : "?", *position);
       *exit_code = 0;
     });

@@ -250,6 +250,18 @@ Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
     d.allow = true;
     d.reason = consent ? Reason::kConsented : Reason::kNotObjected;
   }
+  // An erased party is never usable again (except under `necessary`): erasure must not turn
+  // the "no" it can no longer state into the "not objected" of someone unknown.
+  if (suppression_ && !suppression_->hashes.empty()) {
+    bool erased = q.account && Suppressed(PartyKind::kAccount, *q.account);
+    for (size_t i = 0; i < q.subjects.size() && !erased; ++i) {
+      erased = Suppressed(PartyKind::kSubject, q.subjects[i]);
+    }
+    if (erased) {
+      d.allow = false;
+      d.reason = Reason::kErased;
+    }
+  }
   return d;
 }
 

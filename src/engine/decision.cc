@@ -8,7 +8,7 @@ namespace assent {
 namespace {
 constexpr std::string_view kReasons[] = {
     "necessary", "consented", "not-objected", "prohibited", "unlisted", "no-consent",
-    "withdrawn", "stale",     "expired",      "objected",   "no-subject"};
+    "withdrawn", "stale",     "expired",      "objected",   "no-subject", "erased"};
 constexpr std::string_view kStates[] = {"granted", "withdrawn", "none", "stale", "expired"};
 constexpr std::string_view kMethods[] = {"settings", "api", "gpc", "admin", "import"};
 }  // namespace

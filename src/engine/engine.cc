@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/siphash.h"
 #include "common/strings.h"
 #include "engine/consent_state.h"
 #include "engine/shared_tables.h"
@@ -315,6 +316,7 @@ std::shared_ptr<Snapshot> Engine::DeriveSnapshot(const Snapshot& cur) {
   next->parties_ = cur.parties_;
   next->last_at_ = cur.last_at_;
   next->terms_positions_ = cur.terms_positions_;
+  next->suppression_ = cur.suppression_;
   return next;
 }
 
@@ -348,6 +350,53 @@ Status Engine::AdvancePosition(uint64_t position) {
   }
   std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
   next->position_ = position;
+  current_.store(std::move(next));
+  return OkStatus();
+}
+
+uint64_t ErasedPartyHash(const std::array<uint8_t, 16>& key, PartyKind kind, std::string_view id) {
+  std::string text(PartyKindName(kind));
+  text += ':';
+  text.append(id);
+  return SipHash24(key, text);
+}
+
+bool Snapshot::Suppressed(PartyKind kind, std::string_view id) const {
+  if (!suppression_ || suppression_->hashes.empty()) return false;
+  return std::binary_search(suppression_->hashes.begin(), suppression_->hashes.end(),
+                            ErasedPartyHash(suppression_->key, kind, id));
+}
+
+void Engine::SetSuppressionKey(const std::array<uint8_t, 16>& key) {
+  std::lock_guard lock(write_mu_);
+  FlushBulkLocked();
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  auto s = std::make_shared<Suppression>(cur->suppression_ ? *cur->suppression_ : Suppression{});
+  s->key = key;
+  s->has_key = true;
+  std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
+  next->suppression_ = std::move(s);
+  current_.store(std::move(next));
+}
+
+std::optional<std::array<uint8_t, 16>> Engine::suppression_key() const {
+  auto cur = current_.load();
+  if (!cur->suppression_ || !cur->suppression_->has_key) return std::nullopt;
+  return cur->suppression_->key;
+}
+
+Status Engine::Suppress(uint64_t erased_party_hash) {
+  std::lock_guard lock(write_mu_);
+  FlushBulkLocked();
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  if (!cur->suppression_ || !cur->suppression_->has_key) {
+    return FailedPreconditionError("an erasure was recorded but the suppression key is missing");
+  }
+  auto s = std::make_shared<Suppression>(*cur->suppression_);
+  auto at = std::lower_bound(s->hashes.begin(), s->hashes.end(), erased_party_hash);
+  if (at == s->hashes.end() || *at != erased_party_hash) s->hashes.insert(at, erased_party_hash);
+  std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
+  next->suppression_ = std::move(s);
   current_.store(std::move(next));
   return OkStatus();
 }

@@ -1,6 +1,9 @@
 // Canonical bytes of ledger entries (the grammar is in entry.h) and their decoding.
 #include "ledger/entry.h"
 
+#include <charconv>
+#include <cstdio>
+
 #include <simdjson.h>
 
 #include "common/json_writer.h"
@@ -131,10 +134,24 @@ StoredEntry MakeModelEntry(uint64_t position, Timestamp recorded_at, const Model
 }
 
 StoredEntry MakeErasureEntry(uint64_t position, Timestamp recorded_at, PartyKind kind,
-                             std::string_view pseudonym) {
+                             std::string_view pseudonym, const ErasureFields& extra) {
   JsonWriter w;
   Head(w, position, EntryKind::kErasure, recorded_at);
   w.Key("party").String(PartyKindName(kind)).Key("pseudonym").String(pseudonym);
+  if (extra.suppressed) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(*extra.suppressed));
+    w.Key("suppressed").String(hex);
+  }
+  if (!extra.datasets.empty() || !extra.models.empty()) {
+    w.Key("retrain").BeginObject().Key("datasets").BeginArray();
+    for (const auto& d : extra.datasets) w.String(d);
+    w.EndArray().Key("shards").BeginArray();
+    for (const auto& f : extra.shards) w.String(f);
+    w.EndArray().Key("models").BeginArray();
+    for (const auto& m : extra.models) w.String(m);
+    w.EndArray().EndObject();
+  }
   return Finish(position, EntryKind::kErasure, w);
 }
 
@@ -321,7 +338,8 @@ Status EntryDecoder::DecodeModel(const EntryView& entry, ModelFields* m, Timesta
   return OkStatus();
 }
 
-Status EntryDecoder::DecodeErasure(const EntryView& entry, PartyKind* kind, std::string* pseudonym) {
+Status EntryDecoder::DecodeErasure(const EntryView& entry, PartyKind* kind, std::string* pseudonym,
+                                   std::optional<uint64_t>* suppressed) {
   Reader r;
   if (impl_->parser.parse(entry.body.data(), entry.body.size()).get(r.doc) != simdjson::SUCCESS) {
     return DataLossError("erasure entry at position " + std::to_string(entry.position) +
@@ -336,6 +354,19 @@ Status EntryDecoder::DecodeErasure(const EntryView& entry, PartyKind* kind, std:
                          ": missing or malformed fields");
   }
   *kind = *parsed;
+  if (suppressed) {
+    std::string hex;
+    suppressed->reset();
+    if (r.Str("suppressed", &hex)) {
+      uint64_t v = 0;
+      auto [ptr, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), v, 16);
+      if (ec != std::errc() || ptr != hex.data() + hex.size() || hex.size() != 16) {
+        return DataLossError("erasure entry at position " + std::to_string(entry.position) +
+                             ": malformed \"suppressed\"");
+      }
+      *suppressed = v;
+    }
+  }
   return OkStatus();
 }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -102,8 +103,17 @@ StoredEntry MakeCheckpointEntry(uint64_t position, Timestamp recorded_at, uint64
                                 std::string_view root_hex, std::string_view note);
 
 // erasure : "party":("subject"|"account"),"pseudonym":P   (the party's secret was deleted)
+// What an erasure records beyond the pseudonym: the party's keyed hash on the suppression
+// list (Engine::Suppress), and the datasets and models that held its data (the retraining the
+// erasure obliges).
+struct ErasureFields {
+  std::optional<uint64_t> suppressed;
+  std::vector<std::string> datasets, shards, models;
+};
+//   erasure : "party":KIND,"pseudonym":P[,"suppressed":HEX16]
+//             [,"retrain":{"datasets":[NAME,...],"shards":[FILE,...],"models":[NAME,...]}]
 StoredEntry MakeErasureEntry(uint64_t position, Timestamp recorded_at, PartyKind kind,
-                             std::string_view pseudonym);
+                             std::string_view pseudonym, const ErasureFields& extra = {});
 
 // `body` with ,"hash":HEX before its final brace, and a newline.
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash);
@@ -128,7 +138,9 @@ class EntryDecoder {
   Status DecodeKey(const EntryView& entry, KeyFields* key);
   Status DecodeDataset(const EntryView& entry, DatasetFields* d, Timestamp* recorded_at);
   Status DecodeModel(const EntryView& entry, ModelFields* m, Timestamp* recorded_at);
-  Status DecodeErasure(const EntryView& entry, PartyKind* kind, std::string* pseudonym);
+  // `suppressed` (optional) receives the keyed hash, when the entry has one.
+  Status DecodeErasure(const EntryView& entry, PartyKind* kind, std::string* pseudonym,
+                       std::optional<uint64_t>* suppressed = nullptr);
 
  private:
   struct Impl;

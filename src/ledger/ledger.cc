@@ -27,6 +27,19 @@
 
 namespace assent {
 
+namespace {
+// The suppression key (Engine::SetSuppressionKey) lives in the parties table — outside the
+// audit tree, shared by every node, written in the same transaction as the first erasure —
+// as the row of a reserved id no party can have (party ids refuse control characters).
+constexpr std::string_view kSuppressionKeyId = "\x01assent:suppression-key";
+
+std::array<uint8_t, 16> SuppressionKeyOf(const std::array<uint8_t, 32>& secret) {
+  std::array<uint8_t, 16> key;
+  std::copy(secret.begin(), secret.begin() + 16, key.begin());
+  return key;
+}
+}  // namespace
+
 using internal::EntryDecoder;
 using internal::EntryKind;
 using internal::EntryView;
@@ -465,7 +478,7 @@ namespace {
 
 // What the reading thread of a replay hands to the applying thread, in ledger order.
 struct ReplayItem {
-  enum class Kind { kEvents, kTerms, kKey, kDataset, kModel, kEnd, kError } kind = Kind::kEnd;
+  enum class Kind { kEvents, kTerms, kKey, kDataset, kModel, kSuppress, kEnd, kError } kind = Kind::kEnd;
   explicit ReplayItem(Kind k = Kind::kEnd) : kind(k) {}
   std::vector<ConsentEvent> events;
   EntryDecoder::TermsFields terms;
@@ -474,6 +487,7 @@ struct ReplayItem {
   internal::ModelFields model;
   Timestamp recorded_at = 0;
   uint64_t position = 0;
+  uint64_t suppressed = 0;
   Error error;
 };
 
@@ -532,6 +546,10 @@ Status Ledger::Replay() {
   std::vector<internal::PartyRow> rows;
   rows.reserve(64);
   ASSENT_RETURN_IF_ERROR(store_->ScanParties([&](const internal::PartyRow& row) -> Status {
+    if (row.id == kSuppressionKeyId) {
+      engine_->SetSuppressionKey(SuppressionKeyOf(row.secret));
+      return OkStatus();
+    }
     if (!internal::IsPseudonym(row.pseudonym)) {
       return DataLossError("the stored pseudonym of " + std::string(PartyKindName(row.kind)) +
                            " '" + row.id + "' is damaged");
@@ -646,7 +664,19 @@ Status Ledger::Replay() {
       }
       // Checkpoints and erasures move the position only (an erased party's secret is gone
       // from the parties table, so its events were skipped above).
-      if (v.kind == EntryKind::kCheckpoint || v.kind == EntryKind::kErasure) return OkStatus();
+      if (v.kind == EntryKind::kCheckpoint) return OkStatus();
+      if (v.kind == EntryKind::kErasure) {  // the party's keyed hash joins the suppression list
+        ReplayItem item(ReplayItem::Kind::kSuppress);
+        item.position = v.position;
+        PartyKind kind;
+        std::string pseudonym;
+        std::optional<uint64_t> suppressed;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeErasure(v, &kind, &pseudonym, &suppressed));
+        if (!suppressed) return OkStatus();  // erased before the suppression list existed
+        item.suppressed = *suppressed;
+        queue.Push(std::move(item));
+        return OkStatus();
+      }
       if (v.kind == EntryKind::kKey) {
         ReplayItem key(ReplayItem::Kind::kKey);
         key.position = v.position;
@@ -704,6 +734,14 @@ Status Ledger::Replay() {
       if (!st) {
         result = DataLossError("lineage entry at ledger position " + std::to_string(item.position) +
                                ": " + st.error().message);
+        break;
+      }
+      continue;
+    }
+    if (item.kind == ReplayItem::Kind::kSuppress) {
+      if (auto st = engine_->Suppress(item.suppressed); !st) {
+        result = DataLossError("erasure entry at ledger position " +
+                               std::to_string(item.position) + ": " + st.error().message);
         break;
       }
       continue;
@@ -854,7 +892,17 @@ Status Ledger::CatchUpLocked(uint64_t head) {
       case EntryKind::kErasure: {
         PartyKind kind;
         std::string pseudonym, id;
-        ASSENT_RETURN_IF_ERROR(decoder.DecodeErasure(v, &kind, &pseudonym));
+        std::optional<uint64_t> suppressed;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeErasure(v, &kind, &pseudonym, &suppressed));
+        if (suppressed) {  // another node erased: its key row came with that erasure
+          if (!engine_->has_suppression_key()) {
+            ASSENT_ASSIGN_OR_RETURN(auto row,
+                                    store_->FindParty(PartyKind::kSubject, kSuppressionKeyId));
+            if (!row) return DataLossError("an erasure " + at + " but no suppression key");
+            engine_->SetSuppressionKey(SuppressionKeyOf(row->secret));
+          }
+          ASSENT_RETURN_IF_ERROR(engine_->Suppress(*suppressed));
+        }
         bool known;
         {
           std::shared_lock lock(parties_mu_);
@@ -1243,6 +1291,7 @@ void Ledger::AddPartiesLocked(std::span<const PartyChange> created) {
   if (created.empty()) return;
   std::unique_lock lock(parties_mu_);
   for (const auto& c : created) {
+    if (c.row.id == kSuppressionKeyId) continue;  // a key, not a party
     if (c.erase) {
       parties_->Erase(c.row.kind, c.row.id);
     } else {
@@ -1263,30 +1312,92 @@ std::optional<std::string> Ledger::PseudonymOf(PartyKind kind, std::string_view 
   return parties_->PseudonymOf(kind, id);
 }
 
-Result<uint64_t> Ledger::EraseParty(PartyKind kind, const std::string& id) {
+Result<uint64_t> Ledger::EraseParty(PartyKind kind, const std::string& id,
+                                    ErasureReport* report) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  if (BlankId(id) || std::any_of(id.begin(), id.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20;
+      })) {
+    return InvalidArgumentError("not a party id: empty, blank or with control characters");
+  }
   ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
   auto pseudonym = PseudonymOf(kind, id);
   if (!pseudonym) {
     return NotFoundError("the ledger holds nothing about " + std::string(PartyKindName(kind)) +
                          " '" + id + "': nothing to erase");
   }
-  PartyChange erase;
-  erase.erase = true;
-  erase.row.kind = kind;
-  erase.row.id = id;
+  std::vector<PartyChange> changes(1);
+  changes[0].erase = true;
+  changes[0].row.kind = kind;
+  changes[0].row.id = id;
+  // The suppression key: made with the first erasure, in the same transaction.
+  std::array<uint8_t, 16> key{};
+  if (auto known = engine_->suppression_key()) {
+    key = *known;
+  } else {
+    PartyChange k;
+    k.row.kind = PartyKind::kSubject;
+    k.row.id = std::string(kSuppressionKeyId);
+    k.row.secret = internal::NewPartySecret();
+    k.row.pseudonym = internal::MakePseudonym(k.row.secret, k.row.kind, k.row.id);
+    key = SuppressionKeyOf(k.row.secret);
+    changes.push_back(std::move(k));
+  }
+  internal::ErasureFields fields;
+  fields.suppressed = ErasedPartyHash(key, kind, id);
+  ErasureReport held = Holding(kind, *pseudonym);
+  fields.datasets = held.datasets;
+  fields.shards = held.shards;
+  fields.models = held.models;
   ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append,
                                        [&](uint64_t pos, Timestamp now) {
                                          return internal::MakeErasureEntry(pos, now, kind,
-                                                                           *pseudonym);
+                                                                           *pseudonym, fields);
                                        },
-                                       {&erase, 1}));
+                                       changes));
+  if (changes.size() > 1) engine_->SetSuppressionKey(key);
+  ASSENT_RETURN_IF_ERROR(engine_->Suppress(*fields.suppressed));
+  if (report) *report = std::move(held);
   ASSENT_RETURN_IF_ERROR(engine_->ForgetParty(kind, id));
   append.reset();  // the store's locks are taken before the write lock, never inside it
   // Old copies of the row may remain in the WAL until it is checkpointed; with readers
   // holding it open, the next checkpoint (at the latest, at close) removes them.
   (void)store_->Purge();
   return at.first;
+}
+
+ErasureReport Ledger::Holding(PartyKind kind, const std::string& pseudonym) const {
+  ErasureReport r;
+  WithLineage([&](const Lineage& l) {
+    auto dense = kind == PartyKind::kSubject ? l.subjects.Find(pseudonym)
+                                             : l.accounts.Find(pseudonym);
+    if (!dense) return;
+    std::set<std::string> models;
+    for (const auto& d : l.datasets) {
+      const Roaring& set = kind == PartyKind::kSubject ? d.subjects : d.accounts;
+      if (!set.contains(*dense)) continue;
+      r.datasets.push_back(d.name);
+      for (const auto& s : d.shards) {
+        if (kind == PartyKind::kSubject && s.subjects.contains(*dense)) r.shards.push_back(s.file);
+      }
+      for (const auto& m : l.models) {
+        if (std::find(m.datasets.begin(), m.datasets.end(), d.name) != m.datasets.end()) {
+          models.insert(m.name);
+        }
+      }
+    }
+    r.models.assign(models.begin(), models.end());
+  });
+  return r;
+}
+
+Result<ErasureReport> Ledger::ErasureImpact(PartyKind kind, const std::string& id) const {
+  auto pseudonym = PseudonymOf(kind, id);
+  if (!pseudonym) {
+    return NotFoundError("the ledger holds nothing about " + std::string(PartyKindName(kind)) +
+                         " '" + id + "': nothing to erase");
+  }
+  return Holding(kind, *pseudonym);
 }
 
 void Ledger::SetAppendObserver(AppendObserver observer) {

@@ -1003,12 +1003,21 @@ HttpResponse PartyErase(RouteContext& ctx, PartyKind kind) {
   auto snap = ctx.api->ledger().engine().snapshot();
   const size_t events = snap->EventsOf(kind, id).size();
   auto pseudonym = ctx.api->ledger().PseudonymOf(kind, id);
-  auto position = ctx.api->ledger().EraseParty(kind, id);
+  ErasureReport report;
+  auto position = ctx.api->ledger().EraseParty(kind, id, &report);
   if (!position) return ProblemFor(position.error());
   JsonWriter w;
   w.BeginObject().Key(PartyKindName(kind)).String(id).Key("erased").Bool(true);
   w.Key("pseudonym").String(pseudonym ? *pseudonym : "").Key("events").UInt(events);
-  w.Key("position").UInt(*position).EndObject();
+  w.Key("position").UInt(*position);
+  w.Key("retrain").BeginObject();
+  for (auto [key, list] : {std::pair{"datasets", &report.datasets}, {"shards", &report.shards},
+                           {"models", &report.models}}) {
+    w.Key(key).BeginArray();
+    for (const auto& x : *list) w.String(x);
+    w.EndArray();
+  }
+  w.EndObject().EndObject();
   return Json(w.Take());
 }
 HttpResponse SubjectErase(RouteContext& ctx) { return PartyErase(ctx, PartyKind::kSubject); }

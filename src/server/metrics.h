@@ -32,7 +32,8 @@ class Metrics {
   };
   std::array<Histogram, kMaxRoutes> latency_;
   std::array<std::array<std::atomic<uint64_t>, 6>, kMaxRoutes> by_class_{};  // 1xx..5xx
-  std::array<std::atomic<uint64_t>, 11> decisions_{};
+  // One counter per reason (the last reason is kErased).
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Reason::kErased) + 1> decisions_{};
   Histogram appends_;
 };
 

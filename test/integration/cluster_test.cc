@@ -284,6 +284,25 @@ TEST_F(ClusterTest, ANodeWithAnotherKeyRefusesToStartAndSignsNothing) {
   EXPECT_EQ(code, 0) << verify;
 }
 
+// An erasure through one node puts the party on every node's suppression list: the others
+// deny it as erased (never "not objected"), also after they restart.
+TEST_F(ClusterTest, AnErasureThroughOneNodeIsEnforcedByTheOthers) {
+  Response w = Withdraw(0, "ola");
+  ASSERT_EQ(w.status, 201) << w.body;
+  Response e = Http(nodes_[0]->port(), "DELETE", "/v1/subjects/ola", "", keys_["operator"]);
+  ASSERT_EQ(e.status, 200) << e.body;
+  const uint64_t erased_at = PositionOf(e.body);
+  ASSERT_GT(erased_at, 0u);
+  for (int node : {1, 2}) {
+    Response d = Decide(node, "ola", erased_at);
+    EXPECT_NE(d.body.find("\"reason\":\"erased\""), std::string::npos) << node << ": " << d.body;
+  }
+  nodes_[2]->Kill();
+  nodes_[2]->Start();
+  Response d = Decide(2, "ola", erased_at);
+  EXPECT_NE(d.body.find("\"reason\":\"erased\""), std::string::npos) << d.body;
+}
+
 TEST_F(ClusterTest, WithoutTheDatabaseDecisionsAreServedWritesRefusedAndReadyzDegraded) {
   Response w = Withdraw(0, "cy");
   ASSERT_EQ(w.status, 201) << w.body;

@@ -973,7 +973,7 @@ TEST(ServerTest, ABodyArrivingInSlowPartsIsServedAndAStalledOneIsClosed) {
   EXPECT_LT(secs, 2.9);
 }
 
-TEST(ServerTest, AnErasedSubjectIsDecidedAsUnknownAndLeftOnlyAsAPseudonym) {
+TEST(ServerTest, AnErasedSubjectIsNeverUsableAgainAndLeftOnlyAsAPseudonym) {
   Server s;
   const std::string q =
       R"({"category":"service_generated.telemetry","purpose":"ai_training.first_party","subjects":["zoe@example.com"]})";
@@ -990,10 +990,17 @@ TEST(ServerTest, AnErasedSubjectIsDecidedAsUnknownAndLeftOnlyAsAPseudonym) {
   ASSERT_EQ(e.status, 200) << e.body;
   EXPECT_NE(e.body.find("\"erased\":true"), std::string::npos) << e.body;
   EXPECT_NE(e.body.find(pseudonym), std::string::npos) << e.body;
-  // As for someone never seen: objectable, so allowed, with no event behind it.
+  EXPECT_NE(e.body.find("\"retrain\":{\"datasets\":[]"), std::string::npos) << e.body;
+  // Not as for someone never seen (objectable would allow): the suppression list denies it.
   Response after = s.Call("POST", "/v1/decisions", q);
-  EXPECT_NE(after.body.find("\"reason\":\"not-objected\""), std::string::npos) << after.body;
+  EXPECT_NE(after.body.find("\"decision\":\"deny\",\"reason\":\"erased\""), std::string::npos)
+      << after.body;
   EXPECT_NE(after.body.find("\"state\":\"none\",\"event\":null"), std::string::npos) << after.body;
+  // A necessary use goes on.
+  Response necessary = s.Call(
+      "POST", "/v1/decisions",
+      R"({"category":"service_generated.telemetry","purpose":"service.delivery","subjects":["zoe@example.com"]})");
+  EXPECT_NE(necessary.body.find("\"reason\":\"necessary\""), std::string::npos) << necessary.body;
   Response h = s.Call("GET", "/v1/subjects/zoe@example.com/history", "", "operator");
   EXPECT_EQ(h.body.find(pseudonym), std::string::npos);
   EXPECT_EQ(h.body.find("withdraw"), std::string::npos) << h.body;
@@ -1005,6 +1012,7 @@ TEST(ServerTest, AnErasedSubjectIsDecidedAsUnknownAndLeftOnlyAsAPseudonym) {
   EXPECT_NE(x.body.find("\"subject\":\"" + pseudonym + "\""), std::string::npos);
   EXPECT_NE(x.body.find("\"erased\":true"), std::string::npos);
   EXPECT_NE(x.body.find("\"kind\":\"erasure\""), std::string::npos);
+  EXPECT_NE(x.body.find("\"suppressed\":\""), std::string::npos);  // a keyed hash, never the id
 }
 
 TEST(ServerTest, ARetryWithTheSameIdempotencyKeyGetsTheFirstReceiptAndRecordsNothing) {
