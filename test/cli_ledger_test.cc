@@ -148,6 +148,16 @@ TEST_F(CliLedgerTest, PublishingIntoThePastOrLooseningMustBeAskedFor) {
   fs::remove(dir_ + "-loose.yaml");
 }
 
+// Commands that change an existing ledger never create an empty data directory.
+TEST_F(CliLedgerTest, WritesToAMissingLedgerCreateNothing) {
+  for (const std::string cmd : {"models register m1 --dataset d1", "subject erase u1 --yes",
+                                "subject erase u1"}) {
+    RunResult r = Assent(cmd + D());
+    EXPECT_NE(r.code, 0) << cmd << ": " << r.out;
+    EXPECT_FALSE(fs::exists(dir_)) << cmd << " created " << dir_;
+  }
+}
+
 TEST_F(CliLedgerTest, FilterRefusesZeroShards) {
   ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
   std::ofstream(dir_ + "-in.jsonl") << "{\"id\":\"a\",\"category\":\"content.audio\"}\n";

@@ -67,7 +67,7 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
     // The ledger: to decide from (unless a snapshot is given) and to record the dataset in.
     std::unique_ptr<Ledger> ledger;
     if (o->snapshot.empty() || !o->dataset.empty()) {
-      auto l = OpenLedger(o->data, o->dataset.empty());
+      auto l = o->dataset.empty() ? OpenLedger(o->data, true) : OpenExistingLedger(o->data);
       if (!l) {
         PrintError(l.error().message);
         return;
@@ -257,7 +257,7 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   reg->add_option("--dataset", *model_datasets, "A dataset it was trained on; repeatable")->required();
   reg->add_option("--data", *data, "Data directory")->capture_default_str();
   reg->callback([data, model, model_datasets, exit_code] {
-    auto ledger = OpenLedger(*data, false);
+    auto ledger = OpenExistingLedger(*data);
     if (!ledger) {
       PrintError(ledger.error().message);
       *exit_code = 2;

@@ -2,6 +2,7 @@
 // export|import`. Each takes --data DIR (the embedded SQLite store, default ./assent-data).
 #include <fmt/core.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -37,6 +38,14 @@ Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool rea
   options.read_only = read_only;
   options.database = Globals().database;
   return Ledger::Open(options);
+}
+
+Result<std::unique_ptr<Ledger>> OpenExistingLedger(const std::string& data_dir) {
+  if (Globals().database.empty() && !std::filesystem::exists(data_dir + "/ledger.db")) {
+    return NotFoundError("no ledger in '" + data_dir + "' (give --data DIR, or publish terms "
+                         "there first: assent terms publish --data DIR FILE)");
+  }
+  return OpenLedger(data_dir, false);
 }
 
 Result<audit::SigningKey> LoadAuditKey(const std::string& data_dir, bool create) {
@@ -381,7 +390,7 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
     erase->add_option("ID", *id, "The " + name + "'s id")->required();
     erase->add_flag("--yes", *yes, "Confirm: erasure cannot be undone");
     erase->callback([kind, name, data, id, yes, exit_code] {
-      auto ledger = OpenLedger(*data, !*yes);
+      auto ledger = *yes ? OpenExistingLedger(*data) : OpenLedger(*data, true);
       if (!ledger) {
         PrintError(ledger.error().message);
         *exit_code = 2;

@@ -34,6 +34,9 @@ void PrintError(const std::string& message);
 
 // Opens the ledger: the embedded one in `data_dir`, or the --database one.
 Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only);
+// For commands that change a ledger that must already exist (models register, subject erase,
+// filter --dataset): kNotFound, and no directory created, when DIR holds no ledger.
+Result<std::unique_ptr<Ledger>> OpenExistingLedger(const std::string& data_dir);
 
 // The audit signing key: --audit-key FILE, else DIR/audit.key. Created when missing and
 // `create` is set — except for a shared --database ledger, whose nodes must all sign with one

@@ -955,6 +955,16 @@ HttpResponse SessionGpc(RouteContext& ctx) {
   return r;
 }
 
+// POST /v1/session/logout: ends the session (this node's) and clears the cookie.
+HttpResponse SessionLogout(RouteContext& ctx) {
+  ctx.api->sessions().End(ctx.caller->session_id);
+  HttpResponse r = Json("{\"signed_out\":true}");
+  r.headers.emplace_back("Set-Cookie",
+                         "assent_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
 void WriteKey(JsonWriter& w, const ApiKey& k) {
   w.BeginObject().Key("name").String(k.name).Key("role").String(RoleName(k.role));
   w.Key("position").UInt(k.position).Key("revoked").Bool(k.revoked).EndObject();
@@ -1218,6 +1228,8 @@ const std::vector<Route>& Api::Routes() {
        RedeemSession},
       {"GET", "/v1/session", kPerson | kAccountAdmin, "The current session and its CSRF token",
        SessionInfo},
+      {"POST", "/v1/session/logout", kPerson | kAccountAdmin,
+       "Sign out: end this session (CSRF token needed)", SessionLogout},
       {"POST", "/v1/session/gpc", kPerson,
        "Record the browser's Global Privacy Control signal (Sec-GPC: 1) as objections",
        SessionGpc},
@@ -1293,16 +1305,32 @@ namespace {
 std::string TokenHash(std::string_view token) { return ToHex(Sha256(token)); }
 }  // namespace
 
+void Sessions::PurgeLocked(Timestamp now) {
+  for (auto* queue : {&link_expiry_, &session_expiry_}) {
+    auto& map = queue == &link_expiry_ ? links_ : sessions_;
+    for (int n = 0; n < 8 && !queue->empty() && queue->front().first <= now; ++n) {
+      auto it = map.find(queue->front().second);
+      if (it != map.end() && it->second.expires <= now) map.erase(it);
+      queue->pop_front();
+    }
+  }
+}
+
 std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now,
                                std::string minted_by) {
   std::string token = RandomToken();
+  const std::string hash = TokenHash(token);
   std::lock_guard lock(mu_);
-  for (auto it = links_.begin(); it != links_.end();) {
-    it = it->second.expires <= now ? links_.erase(it) : std::next(it);
-  }
+  PurgeLocked(now);
   WebSession s{kind, std::move(party), "", now + kLinkLifetime, std::move(minted_by)};
-  links_[TokenHash(token)] = std::move(s);
+  link_expiry_.emplace_back(s.expires, hash);
+  links_[hash] = std::move(s);
   return token;
+}
+
+bool Sessions::End(const std::string& session_id) {
+  std::lock_guard lock(mu_);
+  return sessions_.erase(TokenHash(session_id)) > 0;
 }
 
 std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp now) {
@@ -1311,13 +1339,12 @@ std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp 
   if (it == links_.end()) return std::nullopt;
   WebSession s = std::move(it->second);
   links_.erase(it);  // one time only
+  PurgeLocked(now);
   if (s.expires <= now) return std::nullopt;
-  for (auto i = sessions_.begin(); i != sessions_.end();) {
-    i = i->second.expires <= now ? sessions_.erase(i) : std::next(i);
-  }
   s.csrf = RandomToken();
   s.expires = now + kSessionLifetime;
   std::string sid = RandomToken();
+  session_expiry_.emplace_back(s.expires, TokenHash(sid));
   sessions_[TokenHash(sid)] = std::move(s);
   return sid;
 }
@@ -1348,7 +1375,7 @@ std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& rou
       denied->key_name = key->name;
       return std::nullopt;
     }
-    return Caller{key->name, key->role, std::nullopt};
+    return Caller{key->name, key->role, std::nullopt, ""};
   }
   // A browser session: the cookie, its kind, the party it is for, and the CSRF token.
   std::string sid;
@@ -1390,7 +1417,7 @@ std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& rou
                       "a change from a session needs its X-CSRF-Token header (GET /v1/session)");
     return std::nullopt;
   }
-  return Caller{"session", Role::kService, std::move(session)};
+  return Caller{"session", Role::kService, std::move(session), sid};
 }
 
 uint64_t Api::AppliedPosition() const { return ledger_->position(); }

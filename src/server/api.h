@@ -7,6 +7,7 @@
 #define ASSENT_SERVER_API_H_
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,16 +62,24 @@ class Sessions {
   // Exchanges a link token (once) for a session id; nullopt when unknown, used or expired.
   std::optional<std::string> Redeem(const std::string& token, Timestamp now);
   std::optional<WebSession> Find(const std::string& session_id, Timestamp now);
+  // Ends a session (logout). False when there was none.
+  bool End(const std::string& session_id);
 
  private:
+  // Drops expired links and sessions from the front of their expiry queues: a few per call,
+  // O(1) amortised, never a scan of every live one. REQUIRES: mu_.
+  void PurgeLocked(Timestamp now);
   std::mutex mu_;
-  std::map<std::string, WebSession> links_, sessions_;
+  std::map<std::string, WebSession> links_, sessions_;  // by SHA-256 of the token
+  // (expiry, hash) in creation order: with one lifetime each, that is expiry order.
+  std::deque<std::pair<Timestamp, std::string>> link_expiry_, session_expiry_;
 };
 
 struct Caller {
   std::string key_name;  // the API key's name, or "session"
   Role role = Role::kService;
   std::optional<WebSession> session;  // set for browser sessions instead of a key
+  std::string session_id;             // the session's token (for logout), when a session
 };
 
 struct RouteContext;

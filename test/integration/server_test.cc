@@ -331,6 +331,7 @@ std::vector<Example> Examples() {
       {"POST", "/v1/sessions", R"({"subject":"u1"})"},
       {"GET", "LINK", ""},  // a fresh one-time link
       {"GET", "/v1/session", ""},  // sessions only
+      {"POST", "/v1/session/logout", "{}"},  // sessions only
       {"POST", "/v1/session/gpc", "{}"},  // sessions only
       {"GET", "/v1/ledger?since=0", ""},
       {"GET", "/v1/datasets", ""},
@@ -378,7 +379,7 @@ TEST(ServerTest, EveryRouteAnswersAndOpenApiListsExactlyTheRoutes) {
       EXPECT_EQ(r.status, 303) << r.body;
       continue;
     }
-    if (ex.path == "/v1/session" || ex.path == "/v1/session/gpc") {
+    if (ex.path.starts_with("/v1/session/") || ex.path == "/v1/session") {
       auto [cookie, csrf] = s.SignIn(R"({"subject":"u1"})");
       r = s.Call(ex.method, ex.path, ex.body, "", {cookie, "X-CSRF-Token: " + csrf});
     } else {
@@ -466,6 +467,12 @@ TEST(ServerTest, SessionsActOnlyForTheirOwnParty) {
   // A forged cookie is nobody.
   EXPECT_EQ(s.Call("GET", "/v1/subjects/u1/consents", "", "",
                    {"Cookie: assent_session=00ff"}).status, 401);
+  // Signing out ends the session: its cookie no longer works.
+  EXPECT_EQ(s.Call("POST", "/v1/session/logout", "{}", "", {cookie}).status, 403);  // CSRF
+  Response out = s.Call("POST", "/v1/session/logout", "{}", "", {cookie, "X-CSRF-Token: " + csrf});
+  EXPECT_EQ(out.status, 200) << out.body;
+  EXPECT_NE(out.headers.find("Max-Age=0"), std::string::npos) << out.headers;
+  EXPECT_EQ(s.Call("GET", "/v1/subjects/u1/consents", "", "", {cookie}).status, 401);
 }
 
 TEST(ServerTest, TheAccountAdminsLockWinsOverAPersonsGrant) {
