@@ -384,11 +384,18 @@ namespace assent::audit {
 
 Result<std::unique_ptr<Auditor>> Auditor::Attach(Ledger& ledger, SigningKey key) {
   std::unique_ptr<Auditor> a(new Auditor(std::move(key)));
-  ASSENT_RETURN_IF_ERROR(ledger.ScanEntries(
-      0, [&](uint64_t, std::string_view, std::string_view body, std::string_view) {
+  // Up to the position the ledger has applied, not the store's head: on a shared database
+  // other nodes keep appending, and what this node has not applied yet reaches the tree
+  // through the append observer below (in order, once applied), never twice.
+  const uint64_t applied = ledger.position();
+  const Status past = MakeError(ErrorCode::kAlreadyExists, "past the applied position");
+  Status st = ledger.ScanEntries(
+      0, [&](uint64_t position, std::string_view, std::string_view body, std::string_view) {
+        if (position > applied) return past;
         a->tree_.Append(body);
         return OkStatus();
-      }));
+      });
+  if (!st && st.error().code != ErrorCode::kAlreadyExists) return std::unexpected(st.error());
   Auditor* raw = a.get();
   // Entries other nodes appended while the tree was built are fed in under the write lock.
   ASSENT_RETURN_IF_ERROR(ledger.SetAppendObserver(
