@@ -126,6 +126,12 @@ class Node {
     ASSERT_TRUE(std::regex_search(text, m, std::regex("on http://127\\.0\\.0\\.1:(\\d+)")))
         << text << "\nstderr:\n" << ReadAll(log);
     port_ = std::stoi(m[1]);
+    // The audit runs in the background (--audit-in-background); until it passes the node
+    // refuses writes. Tests start writing once it is ready.
+    for (int i = 0; i < 200; ++i) {
+      if (Http(port_, "GET", "/readyz", "", "").status == 200) break;
+      std::this_thread::sleep_for(50ms);
+    }
   }
 
   void Kill() {
@@ -327,6 +333,23 @@ TEST_F(ClusterTest, NodesStartWhileOthersWrite) {
   stop = true;
   for (auto& w : writers) w.join();
   EXPECT_GT(written.load(), 0);
+}
+
+// After a database restart, a node's first write succeeds: its stale writer connection is
+// replaced and the append (not yet begun) tried once more, transparently.
+TEST_F(ClusterTest, TheFirstWriteAfterADatabaseRestartSucceeds) {
+  ASSERT_EQ(Withdraw(2, "pat").status, 201);  // node 2's writer connection is now open
+  ASSERT_EQ(Cluster("down"), 0);
+  ASSERT_EQ(Cluster("up"), 0);
+  Response ready;
+  for (int i = 0; i < 100; ++i) {
+    ready = Http(nodes_[2]->port(), "GET", "/readyz", "", "");
+    if (ready.body.find("\"status\":\"ready\"") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(ready.body.find("\"status\":\"ready\""), std::string::npos) << ready.body;
+  Response w = Withdraw(2, "quinn");
+  EXPECT_EQ(w.status, 201) << w.body;
 }
 
 TEST_F(ClusterTest, WithoutTheDatabaseDecisionsAreServedWritesRefusedAndReadyzDegraded) {

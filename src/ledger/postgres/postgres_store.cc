@@ -372,14 +372,21 @@ class PostgresStore : public LedgerStore {
   Result<uint64_t> BeginAppend() override {
     if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
     append_mu_.lock();
-    auto head = [&]() -> Result<uint64_t> {
+    auto begin = [&]() -> Result<uint64_t> {
       ASSENT_ASSIGN_OR_RETURN(
           auto r, writer_.Exec("BEGIN; SELECT pg_advisory_xact_lock(" +
                                    std::to_string(kAppendLock) +
                                    "); SELECT COALESCE(MAX(position), 0) FROM entries",
                                "starting an append"));
       return static_cast<uint64_t>(std::stoull(PQgetvalue(r.get(), 0, 0)));
-    }();
+    };
+    auto head = begin();
+    // After a database restart the writer's connection is stale and the first use finds out.
+    // Nothing was written yet (the append had not begun), so reconnect and try once more.
+    if (!head && head.error().code == ErrorCode::kUnavailable) {
+      writer_.Drop();
+      head = begin();
+    }
     if (!head) {
       if (!writer_.broken()) (void)writer_.Exec("ROLLBACK", "rollback");
       append_mu_.unlock();
