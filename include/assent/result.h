@@ -20,6 +20,7 @@ enum class ErrorCode {
   kUnavailable,         // Transient: retry later.
   kDataLoss,            // Stored data is corrupt or missing; an operator must look.
   kInternal,            // A bug in Assent.
+  kGone,                // It existed and was removed for good (an erased party): do not retry.
 };
 
 // Stable lower-case name of a code ("invalid_argument"), used in logs and JSON.

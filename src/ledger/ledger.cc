@@ -226,6 +226,14 @@ class GroupCommitter {
           } else if (earlier) {
             earlier->replayed = true;
             r->result = std::vector<Receipt>{*earlier};
+          } else if (earlier.error().code == ErrorCode::kNotFound) {
+            // Recorded then, and the party erased since: its receipt is gone with its secret.
+            r->result = MakeError(ErrorCode::kGone,
+                                  "this request was recorded at position " +
+                                      std::to_string(**found) + ", and the " +
+                                      std::string(PartyKindName(asked.party_kind)) +
+                                      " has since been erased: the event stays in the log, "
+                                      "unlinkable; there is no receipt to give again");
           } else {
             r->result = std::unexpected(earlier.error());
           }

@@ -40,6 +40,8 @@ HttpResponse ProblemFor(const Error& e) {
     }
     case ErrorCode::kDataLoss:
       return Problem(500, "data-loss", "Stored data is damaged", e.message);
+    case ErrorCode::kGone:
+      return Problem(410, "gone", "Gone", e.message);
     case ErrorCode::kInternal:
       return Problem(500, "internal", "Internal error", e.message);
   }

@@ -1059,6 +1059,11 @@ TEST(ServerTest, ARetryWithTheSameIdempotencyKeyGetsTheFirstReceiptAndRecordsNot
   Response bad = s.Call("POST", "/v1/subjects/ivy/consents", body, "service",
                         {"Idempotency-Key: " + std::string(300, 'x')});
   EXPECT_EQ(bad.status, 400) << bad.body;
+  // A retry after the party was erased: 410, saying why (not 404, not a new event).
+  ASSERT_EQ(s.Call("DELETE", "/v1/subjects/ivy", "", "operator").status, 200);
+  Response gone = s.Call("POST", "/v1/subjects/ivy/consents", body, "service", {key});
+  EXPECT_EQ(gone.status, 410) << gone.body;
+  EXPECT_NE(gone.body.find("erased"), std::string::npos) << gone.body;
 }
 
 TEST(ServerTest, ConsistencyToken) {
