@@ -198,6 +198,8 @@ class Engine {
   void SetSuppressionKey(const std::array<uint8_t, 16>& key);
   bool has_suppression_key() const { return suppression_key().has_value(); }
   std::optional<std::array<uint8_t, 16>> suppression_key() const;
+  // The suppression list's hashes, sorted.
+  std::vector<uint64_t> suppressed() const;
   // REQUIRES: the key is set (kFailedPrecondition otherwise).
   Status Suppress(uint64_t erased_party_hash);
 

@@ -379,6 +379,11 @@ void Engine::SetSuppressionKey(const std::array<uint8_t, 16>& key) {
   current_.store(std::move(next));
 }
 
+std::vector<uint64_t> Engine::suppressed() const {
+  auto cur = current_.load();
+  return cur->suppression_ ? cur->suppression_->hashes : std::vector<uint64_t>{};
+}
+
 std::optional<std::array<uint8_t, 16>> Engine::suppression_key() const {
   auto cur = current_.load();
   if (!cur->suppression_ || !cur->suppression_->has_key) return std::nullopt;

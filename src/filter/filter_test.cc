@@ -634,6 +634,20 @@ TEST_F(FilterTest, ASnapshotIsBoundToItsLedgerAndPosition) {
   auto foreign = CheckSnapshotFor(*other, loaded, &behind);
   ASSERT_FALSE(foreign);
   EXPECT_EQ(foreign.error().code, ErrorCode::kFailedPrecondition);
+  // An erased party stays erased for a stateless worker deciding from a snapshot.
+  ASSERT_TRUE(ledger_->EraseParty(PartyKind::kSubject, "u1"));
+  auto after = WriteSnapshot(*ledger_, 0, snap);
+  ASSERT_TRUE(after) << after.error().message;
+  auto worker = LoadSnapshot(snap, &loaded, [] { return kNow; });
+  ASSERT_TRUE(worker) << worker.error().message;
+  std::string_view who[] = {"u1"};
+  DecisionRequest q;
+  q.category = "service_generated.telemetry";
+  q.purpose = "ai_training.first_party";
+  q.subjects = who;
+  auto d0 = (*worker)->snapshot()->Decide(q, kNow);
+  ASSERT_TRUE(d0);
+  EXPECT_EQ(d0->reason, Reason::kErased);
   // A dataset decided beyond the head is refused whatever its source.
   DatasetRegistration d;
   d.name = "future";

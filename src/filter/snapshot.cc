@@ -13,6 +13,7 @@
 //             flags (bit0 account, bit1 withdraw, bits2-4 method), party string index,
 //             terms_version string index, ncat, cat string indexes, npur, purpose indexes,
 //             rule string index + 1 (0: none)
+//   then    = 0x00, or 0x01 key[16] count hash... (the suppression list: erased parties)
 // Any changed byte — header or body — is detected on load. Format 1 (whose hash did not cover
 // its header) is refused.
 #include "filter/snapshot.h"
@@ -21,6 +22,8 @@
 
 #include <unistd.h>
 
+#include <array>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -121,6 +124,16 @@ Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position,
   }
   PutVarint(body, count);
   body += events;
+  // The suppression list: erased parties stay unusable for stateless workers too.
+  if (auto key = ledger.engine().suppression_key()) {
+    body.push_back('\x01');
+    body.append(reinterpret_cast<const char*>(key->data()), key->size());
+    const std::vector<uint64_t> erased = ledger.engine().suppressed();
+    PutVarint(body, erased.size());
+    for (uint64_t h : erased) PutVarint(body, h);
+  } else {
+    body.push_back('\x00');
+  }
   auto first = ledger.EntryHash(1);
   if (!first) return std::unexpected(first.error());
   const std::string head = CoveredHead(position, count, *first);
@@ -263,6 +276,25 @@ Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const s
   engine->EndBulkLoad();
   if (engine->snapshot()->position() < info->position) {
     ASSENT_RETURN_IF_ERROR(engine->AdvancePosition(info->position));
+  }
+  if (body.empty()) return bad("is truncated (no suppression list)");
+  const char has_suppression = body.front();
+  body.remove_prefix(1);
+  if (has_suppression == '\x01') {
+    if (body.size() < 16) return bad("is truncated");
+    std::array<uint8_t, 16> key;
+    std::memcpy(key.data(), body.data(), 16);
+    body.remove_prefix(16);
+    engine->SetSuppressionKey(key);
+    uint64_t erased;
+    if (!GetVarint(body, &erased) || erased > body.size()) return bad("is damaged (suppression)");
+    for (uint64_t i = 0; i < erased; ++i) {
+      uint64_t h;
+      if (!GetVarint(body, &h)) return bad("is truncated");
+      ASSENT_RETURN_IF_ERROR(engine->Suppress(h));
+    }
+  } else if (has_suppression != '\x00') {
+    return bad("is damaged (suppression flag)");
   }
   if (!body.empty()) return bad("has trailing bytes");
   return engine;
