@@ -1,6 +1,9 @@
 // C2SP signed-note checkpoints with Ed25519 (libsodium).
 #include "audit/checkpoint.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -169,6 +172,14 @@ Result<Checkpoint> OpenCheckpoint(std::string_view note, const VerifierKey& key)
   }
   std::memcpy(c.root.data(), root.data(), 32);
   return c;
+}
+
+std::array<uint8_t, 32> SigningKey::DeriveSecret(std::string_view label) const {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), secret_key.data(), static_cast<int>(secret_key.size()),
+       reinterpret_cast<const unsigned char*>(label.data()), label.size(), out.data(), &n);
+  return out;
 }
 
 }  // namespace assent::audit

@@ -22,6 +22,9 @@ struct SigningKey {
   std::string name;  // also the checkpoints' origin
   std::array<unsigned char, 32> public_key{};
   std::array<unsigned char, 64> secret_key{};
+  // A secret for another use, derived from this key (HMAC-SHA-256 of `label` under the secret
+  // key): every node holding the ledger's key derives the same one; it reveals nothing of it.
+  std::array<uint8_t, 32> DeriveSecret(std::string_view label) const;
 };
 
 struct VerifierKey {

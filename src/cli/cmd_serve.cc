@@ -112,6 +112,9 @@ int Serve(const ServeOptions& o) {
     return 1;
   }
   server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr, auditor->get());
+  // Sign-in links and sessions are signed with a key every node of this ledger derives alike
+  // (from the ledger's signing key), so any node accepts what another minted.
+  api.sessions().SetKey(key->DeriveSecret("assent sign-in tokens v1"));
   // The whole log is verified before serving (every leaf, the tree, every checkpoint's signature
   // and their consistency); with --audit-in-background it runs while serving and /readyz says
   // "verifying" (503) until it passes.

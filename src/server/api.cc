@@ -836,12 +836,6 @@ HttpResponse AuditConsistency(RouteContext& ctx) {
   return Json(w.Take());
 }
 
-std::string RandomToken() {
-  uint8_t raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) std::abort();
-  return ToHex(raw, sizeof raw);
-}
-
 HttpResponse MintSession(RouteContext& ctx) {
   Body b;
   if (auto p = ParseObject(*ctx.request, &b, {"subject", "account"})) return *p;
@@ -957,7 +951,7 @@ HttpResponse SessionGpc(RouteContext& ctx) {
 
 // POST /v1/session/logout: ends the session (this node's) and clears the cookie.
 HttpResponse SessionLogout(RouteContext& ctx) {
-  ctx.api->sessions().End(ctx.caller->session_id);
+  ctx.api->sessions().End(ctx.caller->session_id, ctx.api->ledger().engine().Now());
   HttpResponse r = Json("{\"signed_out\":true}");
   r.headers.emplace_back("Set-Cookie",
                          "assent_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
@@ -1300,61 +1294,6 @@ bool Match(std::string_view pattern, std::string_view path, std::vector<std::str
 
 Api::Api(Ledger* ledger, std::ostream* access_log, audit::Auditor* auditor)
     : ledger_(ledger), access_log_(access_log), auditor_(auditor) {}
-
-namespace {
-std::string TokenHash(std::string_view token) { return ToHex(Sha256(token)); }
-}  // namespace
-
-void Sessions::PurgeLocked(Timestamp now) {
-  for (auto* queue : {&link_expiry_, &session_expiry_}) {
-    auto& map = queue == &link_expiry_ ? links_ : sessions_;
-    for (int n = 0; n < 8 && !queue->empty() && queue->front().first <= now; ++n) {
-      auto it = map.find(queue->front().second);
-      if (it != map.end() && it->second.expires <= now) map.erase(it);
-      queue->pop_front();
-    }
-  }
-}
-
-std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now,
-                               std::string minted_by) {
-  std::string token = RandomToken();
-  const std::string hash = TokenHash(token);
-  std::lock_guard lock(mu_);
-  PurgeLocked(now);
-  WebSession s{kind, std::move(party), "", now + kLinkLifetime, std::move(minted_by)};
-  link_expiry_.emplace_back(s.expires, hash);
-  links_[hash] = std::move(s);
-  return token;
-}
-
-bool Sessions::End(const std::string& session_id) {
-  std::lock_guard lock(mu_);
-  return sessions_.erase(TokenHash(session_id)) > 0;
-}
-
-std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp now) {
-  std::lock_guard lock(mu_);
-  auto it = links_.find(TokenHash(token));
-  if (it == links_.end()) return std::nullopt;
-  WebSession s = std::move(it->second);
-  links_.erase(it);  // one time only
-  PurgeLocked(now);
-  if (s.expires <= now) return std::nullopt;
-  s.csrf = RandomToken();
-  s.expires = now + kSessionLifetime;
-  std::string sid = RandomToken();
-  session_expiry_.emplace_back(s.expires, TokenHash(sid));
-  sessions_[TokenHash(sid)] = std::move(s);
-  return sid;
-}
-
-std::optional<WebSession> Sessions::Find(const std::string& session_id, Timestamp now) {
-  std::lock_guard lock(mu_);
-  auto it = sessions_.find(TokenHash(session_id));
-  if (it == sessions_.end() || it->second.expires <= now) return std::nullopt;
-  return it->second;
-}
 
 std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& route,
                                         const std::vector<std::string>& params,

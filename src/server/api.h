@@ -49,30 +49,41 @@ struct WebSession {
   std::string minted_by;
 };
 
-// Thread-safe store of one-time links and sessions (in memory: a restart signs people out).
-// Tokens are kept and looked up only by their SHA-256, as API keys are: a lookup takes the
-// same time whatever prefix of a token an attacker guessed, and a memory dump holds no token.
+// Sign-in links and sessions as signed, self-contained tokens (sessions.cc): every node given
+// the same key (derived from the ledger's signing key, which every node of a ledger shares)
+// accepts the links and sessions any of them minted, so signing in works behind a load
+// balancer and survives a restart. A token is hex of
+//   type(1: 'L' link | 'S' session) kind(1) expires(8, big-endian µs) nonce(16)
+//   len(minted_by)(2) minted_by party
+// followed by hex of its HMAC-SHA-256 under the key; the CSRF token of a session is derived from
+// it (HMAC of "csrf" + token). What a node remembers: links it redeemed and sessions ended
+// here (until they expire) — one-time use and logout are per node.
+// Thread-safe.
 class Sessions {
  public:
   static constexpr Duration kLinkLifetime = 10 * 60 * kMicrosPerSecond;
   static constexpr Duration kSessionLifetime = 60 * 60 * kMicrosPerSecond;
+  Sessions();  // with a random key: tokens work on this process only until SetKey
+  void SetKey(const std::array<uint8_t, 32>& key);
   // A one-time link token for the party, valid for kLinkLifetime.
   std::string MintLink(PartyKind kind, std::string party, Timestamp now,
                        std::string minted_by = "demo");
-  // Exchanges a link token (once) for a session id; nullopt when unknown, used or expired.
+  // Exchanges a link token (once) for a session id; nullopt when forged, used or expired.
   std::optional<std::string> Redeem(const std::string& token, Timestamp now);
   std::optional<WebSession> Find(const std::string& session_id, Timestamp now);
-  // Ends a session (logout). False when there was none.
-  bool End(const std::string& session_id);
+  // Ends a session (logout). False when it was not a live session.
+  bool End(const std::string& session_id, Timestamp now);
 
  private:
-  // Drops expired links and sessions from the front of their expiry queues: a few per call,
-  // O(1) amortised, never a scan of every live one. REQUIRES: mu_.
+  std::string Sign(char type, const WebSession& s) const;
+  std::optional<WebSession> Open(char type, const std::string& token, Timestamp now,
+                                 std::string* nonce) const;
+  // Drops expired entries from the front of the expiry queue. REQUIRES: mu_.
   void PurgeLocked(Timestamp now);
-  std::mutex mu_;
-  std::map<std::string, WebSession> links_, sessions_;  // by SHA-256 of the token
-  // (expiry, hash) in creation order: with one lifetime each, that is expiry order.
-  std::deque<std::pair<Timestamp, std::string>> link_expiry_, session_expiry_;
+  mutable std::mutex mu_;
+  std::array<uint8_t, 32> key_{};
+  std::map<std::string, Timestamp> spent_;  // nonces of redeemed links and ended sessions
+  std::deque<std::pair<Timestamp, std::string>> spent_expiry_;
 };
 
 struct Caller {

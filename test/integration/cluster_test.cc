@@ -45,11 +45,17 @@ size_t Collect(char* p, size_t size, size_t n, void* out) {
 }
 
 Response Http(int port, const std::string& method, const std::string& path,
-              const std::string& body, const std::string& key) {
+              const std::string& body, const std::string& key,
+              const std::vector<std::string>& headers = {}, std::string* response_headers = nullptr) {
   CURL* c = curl_easy_init();
   Response r;
   curl_slist* h = nullptr;
   if (!key.empty()) h = curl_slist_append(h, ("Authorization: Bearer " + key).c_str());
+  for (const auto& x : headers) h = curl_slist_append(h, x.c_str());
+  if (response_headers) {
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, response_headers);
+  }
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
@@ -172,7 +178,7 @@ class ClusterTest : public testing::Test {
                                  " examples/terms/example-meetings-2023-08-11.yaml",
                              &code);
     ASSERT_EQ(code, 0) << out;
-    for (const char* role : {"service", "operator"}) {
+    for (const char* role : {"service", "operator", "portal"}) {
       out = Assent(std::string("keys create --role ") + role + " --data " + root_ + "/admin" + g,
                    &code);
       ASSERT_EQ(code, 0) << out;
@@ -350,6 +356,40 @@ TEST_F(ClusterTest, TheFirstWriteAfterADatabaseRestartSucceeds) {
   ASSERT_NE(ready.body.find("\"status\":\"ready\""), std::string::npos) << ready.body;
   Response w = Withdraw(2, "quinn");
   EXPECT_EQ(w.status, 201) << w.body;
+}
+
+// Behind a round-robin balancer: a link minted through node 0 is redeemed at node 1, and its
+// session works at node 2 — tokens are signed with a key every node derives from the ledger's.
+TEST_F(ClusterTest, SigningInWorksThroughAnyNode) {
+  Response link = Http(nodes_[0]->port(), "POST", "/v1/sessions", R"({"subject":"rae"})",
+                       keys_["portal"]);
+  ASSERT_EQ(link.status, 201) << link.body;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(link.body, m, std::regex("\"link\":\"([^\"]+)\"")));
+  const std::string path = m[1].str();
+  std::string headers;
+  Response redeemed = Http(nodes_[1]->port(), "GET", path, "", "", {}, &headers);
+  ASSERT_EQ(redeemed.status, 303) << redeemed.body;
+  ASSERT_TRUE(std::regex_search(headers, m, std::regex("Set-Cookie: (assent_session=[0-9a-f]+)")));
+  const std::string cookie = "Cookie: " + m[1].str();
+  Response info = Http(nodes_[2]->port(), "GET", "/v1/session", "", "", {cookie});
+  ASSERT_EQ(info.status, 200) << info.body;
+  ASSERT_TRUE(std::regex_search(info.body, m, std::regex("\"csrf_token\":\"([0-9a-f]+)\"")));
+  const std::string csrf = "X-CSRF-Token: " + m[1].str();
+  Response grant = Http(nodes_[0]->port(), "POST", "/v1/subjects/rae/consents",
+                        R"({"rule":"service-generated-for-improvement","action":"grant"})", "",
+                        {cookie, csrf});
+  EXPECT_EQ(grant.status, 201) << grant.body;
+  // The same link a second time, at the node that redeemed it, does not work again.
+  EXPECT_EQ(Http(nodes_[1]->port(), "GET", path, "", "").status, 404);
+  // A token changed by one character is refused everywhere.
+  std::string forged = cookie;
+  forged[forged.size() - 70] = forged[forged.size() - 70] == 'a' ? 'b' : 'a';
+  EXPECT_EQ(Http(nodes_[0]->port(), "GET", "/v1/session", "", "", {forged}).status, 401);
+  // Signing out at a node ends the session there.
+  EXPECT_EQ(Http(nodes_[2]->port(), "POST", "/v1/session/logout", "{}", "", {cookie, csrf}).status,
+            200);
+  EXPECT_EQ(Http(nodes_[2]->port(), "GET", "/v1/session", "", "", {cookie}).status, 401);
 }
 
 TEST_F(ClusterTest, WithoutTheDatabaseDecisionsAreServedWritesRefusedAndReadyzDegraded) {

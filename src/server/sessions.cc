@@ -1,0 +1,161 @@
+// Sign-in links and sessions as signed, self-contained tokens (the format is in api.h): any node
+// with the ledger's key accepts what another minted; only spent links and ended sessions are
+// remembered, per node, until they expire.
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+
+#include "common/sha256.h"
+#include "server/api.h"
+
+namespace assent::server {
+namespace {
+
+std::array<uint8_t, 32> Mac(const std::array<uint8_t, 32>& key, std::string_view data) {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &n);
+  return out;
+}
+
+bool FromHex(std::string_view hex, std::string* out) {
+  if (hex.size() % 2) return false;
+  out->clear();
+  out->reserve(hex.size() / 2);
+  auto nibble = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
+}
+
+constexpr size_t kMaxToken = 8192;  // hex characters: ids are at most 1 KiB
+
+}  // namespace
+
+Sessions::Sessions() {
+  if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) key_.fill(0);
+}
+
+void Sessions::SetKey(const std::array<uint8_t, 32>& key) {
+  std::lock_guard lock(mu_);
+  key_ = key;
+}
+
+std::string Sessions::Sign(char type, const WebSession& s) const {
+  std::string raw;
+  raw.push_back(type);
+  raw.push_back(s.kind == PartyKind::kSubject ? 's' : 'a');
+  for (int i = 7; i >= 0; --i) raw.push_back(static_cast<char>(static_cast<uint64_t>(s.expires) >> (8 * i)));
+  uint8_t nonce[16];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) std::memset(nonce, 0, sizeof nonce);
+  raw.append(reinterpret_cast<const char*>(nonce), sizeof nonce);
+  const size_t n = std::min<size_t>(s.minted_by.size(), 0xffff);
+  raw.push_back(static_cast<char>(n >> 8));
+  raw.push_back(static_cast<char>(n & 0xff));
+  raw.append(s.minted_by, 0, n);
+  raw += s.party;
+  std::array<uint8_t, 32> key;
+  {
+    std::lock_guard lock(mu_);
+    key = key_;
+  }
+  const auto mac = Mac(key, raw);
+  return ToHex(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()) +
+         ToHex(mac.data(), mac.size());
+}
+
+std::optional<WebSession> Sessions::Open(char type, const std::string& token, Timestamp now,
+                                         std::string* nonce) const {
+  std::string raw;
+  if (token.size() > kMaxToken || token.size() < 2 * (1 + 1 + 8 + 16 + 2 + 32) ||
+      !FromHex(token, &raw)) {
+    return std::nullopt;
+  }
+  const std::string_view body(raw.data(), raw.size() - 32);
+  std::array<uint8_t, 32> key;
+  {
+    std::lock_guard lock(mu_);
+    key = key_;
+  }
+  const auto mac = Mac(key, body);
+  if (CRYPTO_memcmp(mac.data(), raw.data() + body.size(), 32) != 0) return std::nullopt;
+  if (body[0] != type || (body[1] != 's' && body[1] != 'a')) return std::nullopt;
+  uint64_t expires = 0;
+  for (int i = 0; i < 8; ++i) expires = expires << 8 | static_cast<uint8_t>(body[2 + i]);
+  if (static_cast<Timestamp>(expires) <= now) return std::nullopt;
+  *nonce = std::string(body.substr(10, 16));
+  const size_t n = static_cast<uint8_t>(body[26]) << 8 | static_cast<uint8_t>(body[27]);
+  if (28 + n > body.size()) return std::nullopt;
+  WebSession s;
+  s.kind = body[1] == 's' ? PartyKind::kSubject : PartyKind::kAccount;
+  s.expires = static_cast<Timestamp>(expires);
+  s.minted_by = std::string(body.substr(28, n));
+  s.party = std::string(body.substr(28 + n));
+  if (s.party.empty()) return std::nullopt;
+  return s;
+}
+
+void Sessions::PurgeLocked(Timestamp now) {
+  for (int n = 0; n < 8 && !spent_expiry_.empty() && spent_expiry_.front().first <= now; ++n) {
+    spent_.erase(spent_expiry_.front().second);
+    spent_expiry_.pop_front();
+  }
+}
+
+std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now,
+                               std::string minted_by) {
+  WebSession s{kind, std::move(party), "", now + kLinkLifetime, std::move(minted_by)};
+  return Sign('L', s);
+}
+
+std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp now) {
+  std::string nonce;
+  auto link = Open('L', token, now, &nonce);
+  if (!link) return std::nullopt;
+  {
+    std::lock_guard lock(mu_);
+    PurgeLocked(now);
+    if (!spent_.emplace(nonce, link->expires).second) return std::nullopt;  // once only
+    spent_expiry_.emplace_back(link->expires, nonce);
+  }
+  WebSession s = std::move(*link);
+  s.expires = now + kSessionLifetime;
+  return Sign('S', s);
+}
+
+std::optional<WebSession> Sessions::Find(const std::string& session_id, Timestamp now) {
+  std::string nonce;
+  auto s = Open('S', session_id, now, &nonce);
+  if (!s) return std::nullopt;
+  std::array<uint8_t, 32> key;
+  {
+    std::lock_guard lock(mu_);
+    if (spent_.count(nonce)) return std::nullopt;  // signed out
+    key = key_;
+  }
+  const auto csrf = Mac(key, "csrf" + session_id);
+  s->csrf = ToHex(csrf.data(), csrf.size());
+  return s;
+}
+
+bool Sessions::End(const std::string& session_id, Timestamp now) {
+  std::string nonce;
+  auto s = Open('S', session_id, now, &nonce);
+  if (!s) return false;
+  std::lock_guard lock(mu_);
+  PurgeLocked(now);
+  if (!spent_.emplace(nonce, s->expires).second) return false;
+  spent_expiry_.emplace_back(s->expires, nonce);
+  return true;
+}
+
+}  // namespace assent::server
