@@ -1,6 +1,8 @@
 // SHA-256 through OpenSSL (hardware-accelerated where the CPU has SHA extensions).
 #include "common/sha256.h"
 
+#include <cstring>
+
 #include <openssl/evp.h>
 
 #include <cstdlib>
@@ -48,18 +50,27 @@ std::string ToHex(const uint8_t* data, size_t n) {
   return out;
 }
 
-bool ParseSha256Hex(std::string_view hex, Sha256Digest* out) {
-  if (hex.size() != 64) return false;
+bool ParseHex(std::string_view hex, std::string* bytes) {
+  if (hex.size() % 2) return false;
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
   };
-  for (size_t i = 0; i < 32; ++i) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+  bytes->clear();
+  bytes->reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
     if (hi < 0 || lo < 0) return false;
-    (*out)[i] = static_cast<uint8_t>(hi << 4 | lo);
+    bytes->push_back(static_cast<char>(hi << 4 | lo));
   }
+  return true;
+}
+
+bool ParseSha256Hex(std::string_view hex, Sha256Digest* out) {
+  std::string bytes;
+  if (hex.size() != 64 || !ParseHex(hex, &bytes)) return false;
+  std::memcpy(out->data(), bytes.data(), 32);
   return true;
 }
 

@@ -19,6 +19,8 @@ inline std::string ToHex(const Sha256Digest& d) { return ToHex(d.data(), d.size(
 
 // Parses 64 hex digits; false on anything else.
 bool ParseSha256Hex(std::string_view hex, Sha256Digest* out);
+// Lower-case hex of any length (even) into bytes; false on anything else.
+bool ParseHex(std::string_view hex, std::string* bytes);
 
 }  // namespace assent
 

@@ -1440,6 +1440,9 @@ HandlerResult Api::Handle(const HttpRequest& req, bool waited) {
   RouteContext ctx{this, &req, {}, std::nullopt, waited, 0};
   size_t route_index = Metrics::kMaxRoutes - 1;
   HttpResponse& r = result.response;
+  // Admission runs again although Admit passed: a body may take minutes to arrive and a
+  // consistency wait up to two seconds, and a key revoked (or a session ended, or an audit
+  // failed) meanwhile must not be honoured. It costs a hash and a map look-up.
   if (const Route* route = Admission(req, &ctx, &route_index, &r)) {
     r = route->handle(ctx);
     r.route = route->method + " " + route->pattern;

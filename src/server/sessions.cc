@@ -22,21 +22,6 @@ std::array<uint8_t, 32> Mac(const std::array<uint8_t, 32>& key, std::string_view
   return out;
 }
 
-bool FromHex(std::string_view hex, std::string* out) {
-  if (hex.size() % 2) return false;
-  out->clear();
-  out->reserve(hex.size() / 2);
-  auto nibble = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-  };
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
-}
-
 constexpr size_t kMaxToken = 8192;  // hex characters: ids are at most 1 KiB
 
 }  // namespace
@@ -77,7 +62,7 @@ std::optional<WebSession> Sessions::Open(char type, const std::string& token, Ti
                                          std::string* nonce) const {
   std::string raw;
   if (token.size() > kMaxToken || token.size() < 2 * (1 + 1 + 8 + 16 + 2 + 32) ||
-      !FromHex(token, &raw)) {
+      !ParseHex(token, &raw)) {
     return std::nullopt;
   }
   const std::string_view body(raw.data(), raw.size() - 32);
