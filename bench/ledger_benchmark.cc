@@ -10,6 +10,8 @@
 //                            database, 64 writers spread over them: durable events per second.
 //   ledger_bench pg-propagation URL [N] — two nodes: a withdrawal acknowledged by node A, then
 //                            node B asked until it denies; latency percentiles.
+//   ledger_bench sessions DIR — sign-in links: mint, redeem (a durable token entry) and session
+//                            checks with 0 and with 20,000 links outstanding and redeemed.
 // Output: one JSON object per mode on stdout.
 #include <sys/resource.h>
 
@@ -27,6 +29,7 @@
 #include "assent/ledger.h"
 #include "audit/audit.h"
 #include "audit/merkle.h"
+#include "server/api.h"
 
 namespace {
 
@@ -304,6 +307,55 @@ int Audit(double seconds) {
   return 0;
 }
 
+// Per-operation microseconds of minting, redeeming and checking, measured on a fresh ledger
+// and again once 20,000 links were minted and redeemed (what used to slow every mint down).
+int SessionsBench(const std::string& dir) {
+  std::filesystem::remove_all(dir);
+  assent::LedgerOptions o;
+  o.data_dir = dir;
+  auto ledger = assent::Ledger::Open(o);
+  if (!ledger) {
+    std::fprintf(stderr, "%s\n", ledger.error().message.c_str());
+    return 1;
+  }
+  assent::server::Sessions sessions(ledger->get());
+  const auto now = [&] { return (*ledger)->engine().Now(); };
+  struct Times { double mint_us, redeem_us, check_us; };
+  auto measure = [&](int n) {
+    std::vector<std::string> links, sids;
+    auto t0 = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      links.push_back(sessions.MintLink(assent::PartyKind::kSubject, "p" + std::to_string(i), now()));
+    }
+    auto t1 = Clock::now();
+    for (const auto& l : links) {
+      auto sid = sessions.Redeem(l, now());
+      if (!sid) std::abort();
+      sids.push_back(*sid);
+    }
+    auto t2 = Clock::now();
+    for (const auto& sid : sids) {
+      if (!sessions.Find(sid, now())) std::abort();
+    }
+    auto t3 = Clock::now();
+    auto us = [n](auto a, auto b) { return std::chrono::duration<double, std::micro>(b - a).count() / n; };
+    return Times{us(t0, t1), us(t1, t2), us(t2, t3)};
+  };
+  Times fresh = measure(200);
+  measure(20000);  // 20,000 outstanding links minted and redeemed
+  Times loaded = measure(200);
+  std::printf(
+      "{\"mode\":\"sessions\",\"remembered\":%zu,\"mint_us\":[%.2f,%.2f],"
+      "\"redeem_us\":[%.1f,%.1f],\"check_us\":[%.2f,%.2f],\"mint_ratio_20k_vs_fresh\":%.2f,"
+      "\"redeem_ratio_20k_vs_fresh\":%.2f}\n",
+      (*ledger)->tokens_remembered(), fresh.mint_us, loaded.mint_us, fresh.redeem_us,
+      loaded.redeem_us, fresh.check_us, loaded.check_us, loaded.mint_us / fresh.mint_us,
+      loaded.redeem_us / fresh.redeem_us);
+  ledger->reset();
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "appends";
   if (mode == "appends") {
@@ -326,8 +378,9 @@ int main(int argc, char** argv) {
     return PgAppends(argv[2], argc > 3 ? std::atof(argv[3]) : 10, argc > 4 ? std::atoi(argv[4]) : 64);
   }
   if (mode == "pg-propagation" && argc >= 3) return PgPropagation(argv[2], argc > 3 ? std::atoi(argv[3]) : 500);
+  if (mode == "sessions" && argc == 3) return SessionsBench(argv[2]);
   std::fprintf(stderr, "usage: ledger_bench appends [SECONDS] | generate DIR N SUBJECTS | "
                        "replay DIR | audit [SECONDS] | pg-appends URL [SECONDS] | "
-                       "pg-propagation URL [N]\n");
+                       "pg-propagation URL [N] | sessions DIR\n");
   return 2;
 }

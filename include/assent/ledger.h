@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <thread>
+#include <unordered_map>
 #include <map>
 #include <optional>
 #include <set>
@@ -182,6 +183,20 @@ class Ledger {
   // The live key whose secret this is, if any. Thread-safe; constant time in the secret.
   std::optional<ApiKey> Authenticate(std::string_view secret) const;
 
+  // Sign-in tokens (src/server/sessions.cc) used up — a one-time link redeemed ("redeem") or a
+  // session ended ("end") — named by the hex SHA-256 of the token's nonce, remembered until
+  // `expires`. Recorded in the ledger, so every node of a shared store knows it: the check and
+  // the append happen under the store's append lock after catching up, so two nodes can never
+  // both redeem one link. kAlreadyExists when the token was used up already (here or on
+  // another node); kInvalidArgument for a malformed name or an expiry outside the storable
+  // range or already past.
+  Status SpendToken(std::string_view action, std::string_view token_sha256, Timestamp expires);
+  // Whether the token was used up, as far as this node has applied the ledger (a follower
+  // applies other nodes' entries within milliseconds; CatchUp() first to be sure).
+  bool TokenSpent(std::string_view token_sha256) const;
+  // How many used-up tokens that have not expired yet this node remembers.
+  size_t tokens_remembered() const;
+
   // Records a dataset (kAlreadyExists for a name in use) or a model trained on recorded
   // datasets (kNotFound for an unknown one). Returns the entry's position.
   Result<uint64_t> RegisterDataset(const DatasetRegistration& d);
@@ -315,6 +330,12 @@ class Ledger {
   Status ApplyModel(uint64_t position, Timestamp at, const void* fields);
   mutable std::shared_mutex lineage_mu_;
   std::unique_ptr<Lineage> lineage_;
+  // Used-up sign-in tokens that have not expired: token_sha256 -> expiry, and the same by
+  // expiry so expired ones are dropped as new ones arrive (a few per call, never a scan).
+  void ApplyToken(const std::string& token_sha256, Timestamp expires);
+  mutable std::mutex tokens_mu_;
+  std::unordered_map<std::string, Timestamp> tokens_;
+  std::multimap<Timestamp, std::string> token_expiry_;
   mutable std::shared_mutex keys_mu_;
   std::map<std::string, ApiKey> keys_by_hash_;  // hex SHA-256 of the secret -> key
   bool read_only_ = false;

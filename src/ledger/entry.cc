@@ -20,6 +20,7 @@ std::string_view EntryKindName(EntryKind k) {
     case EntryKind::kModel: return "model";
     case EntryKind::kCheckpoint: return "checkpoint";
     case EntryKind::kErasure: return "erasure";
+    case EntryKind::kToken: return "token";
   }
   return "consent";
 }
@@ -32,6 +33,7 @@ Result<EntryKind> ParseEntryKind(std::string_view s) {
   if (s == "model") return EntryKind::kModel;
   if (s == "checkpoint") return EntryKind::kCheckpoint;
   if (s == "erasure") return EntryKind::kErasure;
+  if (s == "token") return EntryKind::kToken;
   return DataLossError("unknown entry kind '" + std::string(s) + "'");
 }
 
@@ -153,6 +155,14 @@ StoredEntry MakeErasureEntry(uint64_t position, Timestamp recorded_at, PartyKind
     w.EndArray().EndObject();
   }
   return Finish(position, EntryKind::kErasure, w);
+}
+
+StoredEntry MakeTokenEntry(uint64_t position, Timestamp recorded_at, const TokenFields& t) {
+  JsonWriter w;
+  Head(w, position, EntryKind::kToken, recorded_at);
+  w.Key("action").String(t.action).Key("token_sha256").String(t.token_sha256);
+  w.Key("expires").String(FormatTime(t.expires));
+  return Finish(position, EntryKind::kToken, w);
 }
 
 StoredEntry MakeCheckpointEntry(uint64_t position, Timestamp recorded_at, uint64_t size,
@@ -367,6 +377,34 @@ Status EntryDecoder::DecodeErasure(const EntryView& entry, PartyKind* kind, std:
       *suppressed = v;
     }
   }
+  return OkStatus();
+}
+
+Status EntryDecoder::DecodeToken(const EntryView& entry, TokenFields* token) {
+  auto bad = [&](const std::string& why) {
+    return DataLossError("token entry at position " + std::to_string(entry.position) + ": " +
+                         why);
+  };
+  Reader r;
+  if (impl_->parser.parse(entry.body.data(), entry.body.size()).get(r.doc) != simdjson::SUCCESS) {
+    return bad("not JSON");
+  }
+  uint64_t pos = 0;
+  std::string expires;
+  if (!r.U64("position", &pos) || pos != entry.position || !r.Str("action", &token->action) ||
+      !r.Str("token_sha256", &token->token_sha256) || !r.Str("expires", &expires)) {
+    return bad("missing or malformed fields");
+  }
+  if (token->action != "redeem" && token->action != "end") {
+    return bad("unknown action '" + token->action + "'");
+  }
+  std::string raw;
+  if (token->token_sha256.size() != 64 || !ParseHex(token->token_sha256, &raw)) {
+    return bad("token_sha256 is not 64 hex digits");
+  }
+  auto t = ParseStoredTime(expires);
+  if (!t) return bad("expires: " + t.error().message);
+  token->expires = *t;
   return OkStatus();
 }
 

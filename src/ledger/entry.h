@@ -32,7 +32,7 @@
 namespace assent::internal {
 
 enum class EntryKind : uint8_t {
-  kTerms, kConsent, kKey, kDataset, kModel, kCheckpoint, kErasure
+  kTerms, kConsent, kKey, kDataset, kModel, kCheckpoint, kErasure, kToken
 };
 std::string_view EntryKindName(EntryKind k);
 Result<EntryKind> ParseEntryKind(std::string_view s);
@@ -115,6 +115,17 @@ struct ErasureFields {
 StoredEntry MakeErasureEntry(uint64_t position, Timestamp recorded_at, PartyKind kind,
                              std::string_view pseudonym, const ErasureFields& extra = {});
 
+// A sign-in token used up (server/sessions.cc): a one-time link redeemed, or a session ended.
+// The token is named by the SHA-256 of its random nonce (never the token, nor whose it is);
+// nodes remember it until it expires, so a link works once and a logout holds on every node.
+//   token : "action":("redeem"|"end"),"token_sha256":HEX,"expires":TIME
+struct TokenFields {
+  std::string action;        // "redeem" | "end"
+  std::string token_sha256;  // 64 lowercase hex digits
+  Timestamp expires = 0;
+};
+StoredEntry MakeTokenEntry(uint64_t position, Timestamp recorded_at, const TokenFields& t);
+
 // `body` with ,"hash":HEX before its final brace, and a newline.
 std::string ExportLine(std::string_view body, std::span<const uint8_t> hash);
 // The export line of a consent entry for people: the party's pseudonym replaced by its plain
@@ -141,6 +152,7 @@ class EntryDecoder {
   // `suppressed` (optional) receives the keyed hash, when the entry has one.
   Status DecodeErasure(const EntryView& entry, PartyKind* kind, std::string* pseudonym,
                        std::optional<uint64_t>* suppressed = nullptr);
+  Status DecodeToken(const EntryView& entry, TokenFields* token);
 
  private:
   struct Impl;

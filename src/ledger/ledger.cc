@@ -673,6 +673,12 @@ Status Ledger::Replay() {
       // Checkpoints and erasures move the position only (an erased party's secret is gone
       // from the parties table, so its events were skipped above).
       if (v.kind == EntryKind::kCheckpoint) return OkStatus();
+      if (v.kind == EntryKind::kToken) {  // a set: applied here, in any order
+        internal::TokenFields t;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeToken(v, &t));
+        ApplyToken(t.token_sha256, t.expires);
+        return OkStatus();
+      }
       if (v.kind == EntryKind::kErasure) {  // the party's keyed hash joins the suppression list
         ReplayItem item(ReplayItem::Kind::kSuppress);
         item.position = v.position;
@@ -923,6 +929,12 @@ Status Ledger::CatchUpLocked(uint64_t head) {
           }
           ASSENT_RETURN_IF_ERROR(engine_->ForgetParty(kind, id));
         }
+        break;
+      }
+      case EntryKind::kToken: {
+        internal::TokenFields t;
+        ASSENT_RETURN_IF_ERROR(decoder.DecodeToken(v, &t));
+        ApplyToken(t.token_sha256, t.expires);
         break;
       }
       case EntryKind::kCheckpoint:
@@ -1662,6 +1674,49 @@ Result<std::string> Ledger::CreateKey(Role role, std::string name) {
   }));
   ASSENT_RETURN_IF_ERROR(ApplyKey(at.first, f.action, f.name, f.role, f.key_sha256));
   return secret;
+}
+
+Status Ledger::SpendToken(std::string_view action, std::string_view token_sha256,
+                          Timestamp expires) {
+  if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
+  std::string raw;
+  if ((action != "redeem" && action != "end") || token_sha256.size() != 64 ||
+      !ParseHex(token_sha256, &raw)) {
+    return InvalidArgumentError("a used-up token is 'redeem' or 'end' and 64 hex digits");
+  }
+  if (!TimeInRange(expires) || expires <= clock_()) {
+    return InvalidArgumentError("a used-up token's expiry must lie ahead, within the storable range");
+  }
+  ASSENT_ASSIGN_OR_RETURN(auto append, internal::AppendLock::Take(this));
+  if (TokenSpent(token_sha256)) return AlreadyExistsError("the token was used already");
+  internal::TokenFields f{std::string(action), std::string(token_sha256), expires};
+  ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append, [&](uint64_t pos, Timestamp now) {
+    return internal::MakeTokenEntry(pos, now, f);
+  }));
+  (void)at;
+  ApplyToken(f.token_sha256, f.expires);
+  return OkStatus();
+}
+
+bool Ledger::TokenSpent(std::string_view token_sha256) const {
+  std::lock_guard lock(tokens_mu_);
+  return tokens_.find(std::string(token_sha256)) != tokens_.end();
+}
+
+size_t Ledger::tokens_remembered() const {
+  std::lock_guard lock(tokens_mu_);
+  return tokens_.size();
+}
+
+void Ledger::ApplyToken(const std::string& token_sha256, Timestamp expires) {
+  const Timestamp now = clock_();
+  std::lock_guard lock(tokens_mu_);
+  for (int n = 0; n < 8 && !token_expiry_.empty() && token_expiry_.begin()->first <= now; ++n) {
+    tokens_.erase(token_expiry_.begin()->second);
+    token_expiry_.erase(token_expiry_.begin());
+  }
+  if (expires <= now) return;  // can no longer be presented: nothing to remember
+  if (tokens_.emplace(token_sha256, expires).second) token_expiry_.emplace(expires, token_sha256);
 }
 
 Status Ledger::RevokeKey(std::string_view name) {

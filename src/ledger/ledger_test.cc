@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -463,6 +464,77 @@ TEST_F(LedgerTest, EventsFileAndLedgerGiveTheSameDecisions) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace assent
+
+namespace assent {
+namespace {
+
+// Sign-in tokens used up are entries of the ledger: remembered across a restart (so every node
+// and every restart agrees a link was used), refused a second time, forgotten once expired.
+TEST(LedgerTokensTest, AUsedTokenIsRememberedUntilItExpiresAndRefusedTwice) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("assent-tokens-" + std::to_string(::getpid())))
+          .string();
+  std::filesystem::remove_all(dir);
+  Timestamp now = *ParseTime("2024-01-01T00:00:00Z");
+  LedgerOptions o;
+  o.data_dir = dir;
+  o.clock = [&now] { return now; };
+  const std::string a(64, 'a'), b(64, 'b'), c(64, 'c');
+  {
+    auto l = Ledger::Open(o);
+    ASSERT_TRUE(l) << l.error().message;
+    ASSERT_TRUE((*l)->SpendToken("redeem", a, now + 600 * kMicrosPerSecond));
+    ASSERT_TRUE((*l)->SpendToken("end", b, now + 3600 * kMicrosPerSecond));
+    auto again = (*l)->SpendToken("redeem", a, now + 600 * kMicrosPerSecond);
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, ErrorCode::kAlreadyExists);
+    const uint64_t head = (*l)->position();
+    // Malformed names, unknown actions and expiries past or out of range change nothing.
+    for (auto [action, hash, expires] :
+         {std::tuple<std::string, std::string, Timestamp>{"redeem", "xyz", now + 1},
+          {"redeem", std::string(64, 'g'), now + 1},
+          {"use", c, now + 1},
+          {"end", c, now},
+          {"end", c, kMaxTime + 1}}) {
+      auto st = (*l)->SpendToken(action, hash, expires);
+      ASSERT_FALSE(st) << action << " " << hash;
+      EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+    }
+    EXPECT_EQ((*l)->position(), head);
+    EXPECT_FALSE((*l)->TokenSpent(c));
+  }
+  {
+    auto l = Ledger::Open(o);
+    ASSERT_TRUE(l) << l.error().message;
+    EXPECT_TRUE((*l)->TokenSpent(a));
+    EXPECT_TRUE((*l)->TokenSpent(b));
+    EXPECT_EQ((*l)->tokens_remembered(), 2u);
+  }
+  now += 601 * kMicrosPerSecond;  // the link expired: it cannot be presented, nothing to keep
+  {
+    auto l = Ledger::Open(o);
+    ASSERT_TRUE(l) << l.error().message;
+    EXPECT_FALSE((*l)->TokenSpent(a));
+    EXPECT_TRUE((*l)->TokenSpent(b));
+    // Memory stays bounded by the live tokens: expired ones go as new ones arrive.
+    for (int i = 0; i < 200; ++i) {
+      char hex[65];
+      std::snprintf(hex, sizeof hex, "%064x", i + 1);
+      ASSERT_TRUE((*l)->SpendToken("end", hex, now + kMicrosPerSecond));
+    }
+    now += 2 * kMicrosPerSecond;
+    for (int i = 0; i < 200; ++i) {
+      char hex[65];
+      std::snprintf(hex, sizeof hex, "%064x", 1000 + i);
+      ASSERT_TRUE((*l)->SpendToken("end", hex, now + 3600 * kMicrosPerSecond));
+    }
+    EXPECT_EQ((*l)->tokens_remembered(), 201u);  // b and the 200 live ones
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -860,6 +860,7 @@ HttpResponse MintSession(RouteContext& ctx) {
 HttpResponse RedeemSession(RouteContext& ctx) {
   const Timestamp now = ctx.api->ledger().engine().Now();
   auto sid = ctx.api->sessions().Redeem(ctx.params[0], now);
+  if (!sid && sid.error().code != ErrorCode::kNotFound) return ProblemFor(sid.error());
   if (!sid) {
     return Problem(404, "link-expired", "This link cannot be used",
                    "session links work once and for a few minutes; ask for a new one");
@@ -949,9 +950,11 @@ HttpResponse SessionGpc(RouteContext& ctx) {
   return r;
 }
 
-// POST /v1/session/logout: ends the session (this node's) and clears the cookie.
+// POST /v1/session/logout: ends the session on every node (recorded in the ledger) and clears
+// the cookie. When the end cannot be recorded the answer says so (503) and the cookie stays.
 HttpResponse SessionLogout(RouteContext& ctx) {
-  ctx.api->sessions().End(ctx.caller->session_id, ctx.api->ledger().engine().Now());
+  auto st = ctx.api->sessions().End(ctx.caller->session_id, ctx.api->ledger().engine().Now());
+  if (!st && st.error().code != ErrorCode::kNotFound) return ProblemFor(st.error());
   HttpResponse r = Json("{\"signed_out\":true}");
   r.headers.emplace_back("Set-Cookie",
                          "assent_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
@@ -1293,7 +1296,7 @@ bool Match(std::string_view pattern, std::string_view path, std::vector<std::str
 }  // namespace
 
 Api::Api(Ledger* ledger, std::ostream* access_log, audit::Auditor* auditor)
-    : ledger_(ledger), access_log_(access_log), auditor_(auditor) {}
+    : ledger_(ledger), access_log_(access_log), auditor_(auditor), sessions_(ledger) {}
 
 std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& route,
                                         const std::vector<std::string>& params,

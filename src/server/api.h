@@ -56,34 +56,38 @@ struct WebSession {
 //   type(1: 'L' link | 'S' session) kind(1) expires(8, big-endian µs) nonce(16)
 //   len(minted_by)(2) minted_by party
 // followed by hex of its HMAC-SHA-256 under the key; the CSRF token of a session is derived from
-// it (HMAC of "csrf" + token). What a node remembers: links it redeemed and sessions ended
-// here (until they expire) — one-time use and logout are per node.
+// it (HMAC of "csrf" + token). A redeemed link and an ended session are recorded in the ledger
+// (Ledger::SpendToken: a token entry naming the SHA-256 of the nonce), so a link works once
+// and a logout holds on every node; a session is checked after catching up with the shared
+// store, so a logout on one node is seen by the next request on any other.
 // Thread-safe.
 class Sessions {
  public:
   static constexpr Duration kLinkLifetime = 10 * 60 * kMicrosPerSecond;
   static constexpr Duration kSessionLifetime = 60 * 60 * kMicrosPerSecond;
-  Sessions();  // with a random key: tokens work on this process only until SetKey
+  // With a random key: tokens work on this process only until SetKey.
+  explicit Sessions(Ledger* ledger);
   void SetKey(const std::array<uint8_t, 32>& key);
   // A one-time link token for the party, valid for kLinkLifetime.
   std::string MintLink(PartyKind kind, std::string party, Timestamp now,
                        std::string minted_by = "demo");
-  // Exchanges a link token (once) for a session id; nullopt when forged, used or expired.
-  std::optional<std::string> Redeem(const std::string& token, Timestamp now);
+  // Exchanges a link token (once, across every node) for a session id. kNotFound when forged,
+  // used or expired; the ledger's error (kUnavailable, ...) when it could not be recorded.
+  Result<std::string> Redeem(const std::string& token, Timestamp now);
   std::optional<WebSession> Find(const std::string& session_id, Timestamp now);
-  // Ends a session (logout). False when it was not a live session.
-  bool End(const std::string& session_id, Timestamp now);
+  // Ends a session (logout) on every node. kNotFound when it was not a live session; the
+  // ledger's error when the end could not be recorded (the session then still works).
+  Status End(const std::string& session_id, Timestamp now);
 
  private:
   std::string Sign(char type, const WebSession& s) const;
+  // The token's claims and, in `*id`, the hex SHA-256 of its nonce (what the ledger records).
   std::optional<WebSession> Open(char type, const std::string& token, Timestamp now,
-                                 std::string* nonce) const;
-  // Drops expired entries from the front of the expiry queue. REQUIRES: mu_.
-  void PurgeLocked(Timestamp now);
+                                 std::string* id) const;
+  Ledger* ledger_;
   mutable std::mutex mu_;
   std::array<uint8_t, 32> key_{};
-  std::map<std::string, Timestamp> spent_;  // nonces of redeemed links and ended sessions
-  std::deque<std::pair<Timestamp, std::string>> spent_expiry_;
+  bool keyed_ = false;  // no randomness for the key and none set: no token is valid
 };
 
 struct Caller {
@@ -102,8 +106,10 @@ struct Route {
   std::string summary;
   HttpResponse (*handle)(RouteContext& ctx);
   // Whether the route appends to the ledger (what a node whose audit has not passed refuses):
-  // every POST and DELETE but decisions (reads asked with a body) and minting sign-in links.
+  // every POST and DELETE but decisions (reads asked with a body) and minting sign-in links,
+  // and redeeming a link (a GET, since it is followed from an e-mail, that records the use).
   bool writes() const {
+    if (pattern == "/session/{token}") return true;
     return (method == "POST" || method == "DELETE") && !pattern.starts_with("/v1/decisions") &&
            pattern != "/v1/sessions";
   }

@@ -1,6 +1,6 @@
 // Sign-in links and sessions as signed, self-contained tokens (the format is in api.h): any node
-// with the ledger's key accepts what another minted; only spent links and ended sessions are
-// remembered, per node, until they expire.
+// with the ledger's key accepts what another minted; spent links and ended sessions are
+// recorded in the ledger, so every node knows them until they expire.
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -26,13 +26,14 @@ constexpr size_t kMaxToken = 8192;  // hex characters: ids are at most 1 KiB
 
 }  // namespace
 
-Sessions::Sessions() {
-  if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) key_.fill(0);
+Sessions::Sessions(Ledger* ledger) : ledger_(ledger) {
+  keyed_ = RAND_bytes(key_.data(), static_cast<int>(key_.size())) == 1;
 }
 
 void Sessions::SetKey(const std::array<uint8_t, 32>& key) {
   std::lock_guard lock(mu_);
   key_ = key;
+  keyed_ = true;
 }
 
 std::string Sessions::Sign(char type, const WebSession& s) const {
@@ -59,7 +60,7 @@ std::string Sessions::Sign(char type, const WebSession& s) const {
 }
 
 std::optional<WebSession> Sessions::Open(char type, const std::string& token, Timestamp now,
-                                         std::string* nonce) const {
+                                         std::string* id) const {
   std::string raw;
   if (token.size() > kMaxToken || token.size() < 2 * (1 + 1 + 8 + 16 + 2 + 32) ||
       !ParseHex(token, &raw)) {
@@ -69,6 +70,7 @@ std::optional<WebSession> Sessions::Open(char type, const std::string& token, Ti
   std::array<uint8_t, 32> key;
   {
     std::lock_guard lock(mu_);
+    if (!keyed_) return std::nullopt;
     key = key_;
   }
   const auto mac = Mac(key, body);
@@ -77,7 +79,7 @@ std::optional<WebSession> Sessions::Open(char type, const std::string& token, Ti
   uint64_t expires = 0;
   for (int i = 0; i < 8; ++i) expires = expires << 8 | static_cast<uint8_t>(body[2 + i]);
   if (static_cast<Timestamp>(expires) <= now) return std::nullopt;
-  *nonce = std::string(body.substr(10, 16));
+  *id = ToHex(Sha256(body.substr(10, 16)));
   const size_t n = static_cast<uint8_t>(body[26]) << 8 | static_cast<uint8_t>(body[27]);
   if (28 + n > body.size()) return std::nullopt;
   WebSession s;
@@ -89,28 +91,21 @@ std::optional<WebSession> Sessions::Open(char type, const std::string& token, Ti
   return s;
 }
 
-void Sessions::PurgeLocked(Timestamp now) {
-  for (int n = 0; n < 8 && !spent_expiry_.empty() && spent_expiry_.front().first <= now; ++n) {
-    spent_.erase(spent_expiry_.front().second);
-    spent_expiry_.pop_front();
-  }
-}
-
 std::string Sessions::MintLink(PartyKind kind, std::string party, Timestamp now,
                                std::string minted_by) {
   WebSession s{kind, std::move(party), "", now + kLinkLifetime, std::move(minted_by)};
   return Sign('L', s);
 }
 
-std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp now) {
-  std::string nonce;
-  auto link = Open('L', token, now, &nonce);
-  if (!link) return std::nullopt;
-  {
-    std::lock_guard lock(mu_);
-    PurgeLocked(now);
-    if (!spent_.emplace(nonce, link->expires).second) return std::nullopt;  // once only
-    spent_expiry_.emplace_back(link->expires, nonce);
+Result<std::string> Sessions::Redeem(const std::string& token, Timestamp now) {
+  std::string id;
+  auto link = Open('L', token, now, &id);
+  if (!link) return NotFoundError("the link is not one of ours, or it expired");
+  if (auto st = ledger_->SpendToken("redeem", id, link->expires); !st) {
+    if (st.error().code == ErrorCode::kAlreadyExists) {
+      return NotFoundError("the link was used already");
+    }
+    return std::unexpected(st.error());
   }
   WebSession s = std::move(*link);
   s.expires = now + kSessionLifetime;
@@ -118,13 +113,16 @@ std::optional<std::string> Sessions::Redeem(const std::string& token, Timestamp 
 }
 
 std::optional<WebSession> Sessions::Find(const std::string& session_id, Timestamp now) {
-  std::string nonce;
-  auto s = Open('S', session_id, now, &nonce);
+  std::string id;
+  auto s = Open('S', session_id, now, &id);
   if (!s) return std::nullopt;
+  // A logout on another node: seen here once caught up (when the store cannot be reached, what
+  // this node applied last decides; writes fail then anyway).
+  (void)ledger_->CatchUp();
+  if (ledger_->TokenSpent(id)) return std::nullopt;  // signed out
   std::array<uint8_t, 32> key;
   {
     std::lock_guard lock(mu_);
-    if (spent_.count(nonce)) return std::nullopt;  // signed out
     key = key_;
   }
   const auto csrf = Mac(key, "csrf" + session_id);
@@ -132,15 +130,15 @@ std::optional<WebSession> Sessions::Find(const std::string& session_id, Timestam
   return s;
 }
 
-bool Sessions::End(const std::string& session_id, Timestamp now) {
-  std::string nonce;
-  auto s = Open('S', session_id, now, &nonce);
-  if (!s) return false;
-  std::lock_guard lock(mu_);
-  PurgeLocked(now);
-  if (!spent_.emplace(nonce, s->expires).second) return false;
-  spent_expiry_.emplace_back(s->expires, nonce);
-  return true;
+Status Sessions::End(const std::string& session_id, Timestamp now) {
+  std::string id;
+  auto s = Open('S', session_id, now, &id);
+  if (!s) return NotFoundError("not a live session");
+  if (auto st = ledger_->SpendToken("end", id, s->expires); !st) {
+    if (st.error().code == ErrorCode::kAlreadyExists) return NotFoundError("signed out already");
+    return st;
+  }
+  return OkStatus();
 }
 
 }  // namespace assent::server

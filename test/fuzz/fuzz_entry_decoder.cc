@@ -19,7 +19,7 @@ bool Same(const assent::ConsentEvent& a, const assent::ConsentEvent& b) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   using assent::internal::EntryKind;
-  const auto kind = static_cast<EntryKind>(data[0] % 7);
+  const auto kind = static_cast<EntryKind>(data[0] % 8);
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
   static assent::internal::EntryDecoder decoder;
   assent::internal::EntryView view{1, kind, body, {}};
@@ -54,6 +54,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       assent::internal::ModelFields m;
       assent::Timestamp at;
       (void)decoder.DecodeModel(view, &m, &at);
+      return 0;
+    }
+    case EntryKind::kToken: {
+      assent::internal::TokenFields t;
+      (void)decoder.DecodeToken(view, &t);
       return 0;
     }
     default: {

@@ -380,16 +380,52 @@ TEST_F(ClusterTest, SigningInWorksThroughAnyNode) {
                         R"({"rule":"service-generated-for-improvement","action":"grant"})", "",
                         {cookie, csrf});
   EXPECT_EQ(grant.status, 201) << grant.body;
-  // The same link a second time, at the node that redeemed it, does not work again.
-  EXPECT_EQ(Http(nodes_[1]->port(), "GET", path, "", "").status, 404);
+  // The same link a second time does not work again — at any node: its use is in the ledger.
+  for (auto& node : nodes_) EXPECT_EQ(Http(node->port(), "GET", path, "", "").status, 404);
   // A token changed by one character is refused everywhere.
   std::string forged = cookie;
   forged[forged.size() - 70] = forged[forged.size() - 70] == 'a' ? 'b' : 'a';
   EXPECT_EQ(Http(nodes_[0]->port(), "GET", "/v1/session", "", "", {forged}).status, 401);
-  // Signing out at a node ends the session there.
+  // Signing out at one node ends the session on every node, at once (the next request).
   EXPECT_EQ(Http(nodes_[2]->port(), "POST", "/v1/session/logout", "{}", "", {cookie, csrf}).status,
             200);
-  EXPECT_EQ(Http(nodes_[2]->port(), "GET", "/v1/session", "", "", {cookie}).status, 401);
+  for (auto& node : nodes_) {
+    EXPECT_EQ(Http(node->port(), "GET", "/v1/session", "", "", {cookie}).status, 401);
+    EXPECT_EQ(Http(node->port(), "POST", "/v1/subjects/rae/consents",
+                   R"({"rule":"service-generated-for-improvement","action":"withdraw"})", "",
+                   {cookie, csrf}).status,
+              401);
+  }
+  // What was recorded: one redeemed link and one ended session, named by hash only.
+  Response ledger = Http(nodes_[1]->port(), "GET", "/v1/ledger", "", keys_["operator"]);
+  ASSERT_EQ(ledger.status, 200);
+  EXPECT_NE(ledger.body.find(R"("kind":"token","recorded_at")"), std::string::npos);
+  EXPECT_NE(ledger.body.find(R"("action":"redeem","token_sha256":")"), std::string::npos);
+  EXPECT_NE(ledger.body.find(R"("action":"end","token_sha256":")"), std::string::npos);
+}
+
+// One link, followed at the same moment through all three nodes: exactly one signs in.
+TEST_F(ClusterTest, ALinkFollowedAtOnceThroughEveryNodeSignsInOnce) {
+  for (int round = 0; round < 5; ++round) {
+    Response link = Http(nodes_[round % 3]->port(), "POST", "/v1/sessions",
+                         R"({"subject":"sol"})", keys_["portal"]);
+    ASSERT_EQ(link.status, 201) << link.body;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(link.body, m, std::regex("\"link\":\"([^\"]+)\"")));
+    const std::string path = m[1].str();
+    std::atomic<int> signed_in{0}, refused{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 6; ++i) {
+      threads.emplace_back([&, i] {
+        const int status = Http(nodes_[i % 3]->port(), "GET", path, "", "").status;
+        if (status == 303) ++signed_in;
+        if (status == 404) ++refused;
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(signed_in.load(), 1) << "round " << round;
+    EXPECT_EQ(refused.load(), 5) << "round " << round;
+  }
 }
 
 TEST_F(ClusterTest, WithoutTheDatabaseDecisionsAreServedWritesRefusedAndReadyzDegraded) {
