@@ -15,18 +15,10 @@
 #ifndef ASSENT_LEDGER_H_
 #define ASSENT_LEDGER_H_
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <thread>
-#include <unordered_map>
-#include <map>
 #include <optional>
 #include <set>
-#include <shared_mutex>
-#include <span>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -39,12 +31,7 @@
 namespace assent {
 
 namespace internal {
-class LedgerStore;
-class GroupCommitter;
-class AppendLock;
-class PartyIndex;
-struct PartyChange;
-struct StoredEntry;
+class LedgerImpl;
 }  // namespace internal
 
 struct Lineage;  // src/ledger/lineage.h: datasets and models with their bitmaps
@@ -156,8 +143,8 @@ class Ledger {
   static Result<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
   ~Ledger();
 
-  Engine& engine() { return *engine_; }
-  const Engine& engine() const { return *engine_; }
+  Engine& engine();
+  const Engine& engine() const;
 
   // Lints, checks and records a terms document. kInvalidArgument listing lint errors, or
   // when the version exists with different content, or `effective` is not after the latest;
@@ -263,10 +250,10 @@ class Ledger {
   // kNotFound when the ledger knows no such party.
   Result<struct ErasureReport> ErasureImpact(PartyKind kind, const std::string& id) const;
   // Consent events replayed at start-up that belong to erased parties (and were skipped).
-  uint64_t erased_events_skipped() const { return erased_skipped_; }
+  uint64_t erased_events_skipped() const;
 
   uint64_t position() const;
-  const std::string& data_dir() const { return data_dir_; }
+  const std::string& data_dir() const;
   // "sqlite:DIR/ledger.db", "postgresql://host:port/db", "memory".
   std::string store_description() const;
 
@@ -276,70 +263,13 @@ class Ledger {
   // Whether the store answered the last time it was asked (appends, the follower). When it
   // does not, decisions are still served from the last applied state and writes fail with
   // kUnavailable; `store_problem` says what failed.
-  bool store_reachable() const { return store_ok_.load(); }
+  bool store_reachable() const;
   std::string store_problem() const;
 
  private:
-  Ledger() = default;
-  Status Replay();
-  friend class internal::GroupCommitter;
-  friend class internal::AppendLock;
+  explicit Ledger(std::unique_ptr<internal::LedgerImpl> impl);
   friend class LedgerTestPeer;
-  std::string data_dir_;
-  Clock clock_;
-  std::unique_ptr<internal::LedgerStore> store_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<internal::GroupCommitter> committer_;
-  std::map<std::string, uint64_t> published_at_;  // terms version -> ledger position
-  Status ApplyKey(uint64_t position, const std::string& action, const std::string& name,
-                  const std::string& role, const std::string& key_sha256);
-  // Appends one entry that is not a consent event, made for the next position; returns the
-  // position and time. REQUIRES: the committer's commit_mu is held.
-  // Appends one entry made for the next position. REQUIRES: `append` held (the store's
-  // append lock and the write lock, caught up).
-  Result<std::pair<uint64_t, Timestamp>> AppendEntryLocked(
-      internal::AppendLock& append,
-      const std::function<internal::StoredEntry(uint64_t, Timestamp)>& make,
-      std::span<const internal::PartyChange> parties = {});
-  // Applies entries (head] that other writers appended. REQUIRES: commit_mu.
-  Status CatchUpLocked(uint64_t head);
-  Status ApplyTermsEntry(uint64_t position, const std::string& id, const std::string& version,
-                         const std::string& yaml);
-  void NoteStore(const Status& st);
-  void FollowLoop();
-  std::atomic<bool> store_ok_{true};
-  mutable std::mutex store_problem_mu_;
-  std::string store_problem_;
-  std::chrono::milliseconds follow_poll_{250};
-  std::atomic<bool> stopping_{false};
-  std::thread follower_;
-  // The pseudonym of each party (creating new ones into `*created`). REQUIRES: commit_mu.
-  std::string PseudonymForLocked(PartyKind kind, const std::string& id,
-                                 std::vector<internal::PartyChange>* created,
-                                 std::map<std::pair<PartyKind, std::string>, std::string>* fresh,
-                                 bool ask_store = true);
-  void AddPartiesLocked(std::span<const internal::PartyChange> created);
-  ErasureReport Holding(PartyKind kind, const std::string& pseudonym) const;
-  std::string PartyKeyLocked(PartyKind kind, std::string_view id) const;
-  mutable std::shared_mutex parties_mu_;
-  std::unique_ptr<internal::PartyIndex> parties_;
-  uint64_t erased_skipped_ = 0;
-  void NotifyAppended(std::span<const internal::StoredEntry> entries);
-  AppendObserver observer_;
-  Status ApplyDataset(uint64_t position, Timestamp at, const void* fields);
-  Status ApplyModel(uint64_t position, Timestamp at, const void* fields);
-  mutable std::shared_mutex lineage_mu_;
-  std::unique_ptr<Lineage> lineage_;
-  // Used-up sign-in tokens that have not expired: token_sha256 -> expiry, and the same by
-  // expiry so expired ones are dropped as new ones arrive (a few per call, never a scan).
-  void ApplyToken(const std::string& token_sha256, Timestamp expires);
-  mutable std::mutex tokens_mu_;
-  std::unordered_map<std::string, Timestamp> tokens_;
-  std::multimap<Timestamp, std::string> token_expiry_;
-  mutable std::shared_mutex keys_mu_;
-  std::map<std::string, ApiKey> keys_by_hash_;  // hex SHA-256 of the secret -> key
-  bool read_only_ = false;
-  int lock_fd_ = -1;
+  std::unique_ptr<internal::LedgerImpl> impl_;  // src/ledger/ledger_impl.h
 };
 
 // Reads an export (or any JSON Lines of consent events) for `Ledger::RecordConsents`:

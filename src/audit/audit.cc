@@ -44,7 +44,8 @@ Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey&
   std::vector<Stored> checkpoints;
   simdjson::dom::parser parser;
   uint64_t expected = 1;
-  ASSENT_RETURN_IF_ERROR(store->Scan(0, [&](const internal::EntryView& v) -> Status {
+  ASSENT_RETURN_IF_ERROR(store->Scan(0, [&](const internal::EntryView& v)
+                                                -> Result<internal::ScanControl> {
     if (v.position != expected) {
       report.problems.push_back("entries " + std::to_string(expected) + " to " +
                                 std::to_string(v.position - 1) + " are missing");
@@ -55,8 +56,7 @@ Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey&
     }
     ++expected;
     ++report.entries;
-    if (v.hash.size() != 32 ||
-        Sha256(v.body) != *reinterpret_cast<const Sha256Digest*>(v.hash.data())) {
+    if (!internal::HashMatches(v)) {
       report.problems.push_back("entry at position " + std::to_string(v.position) +
                                 " does not match its stored hash: it was changed");
     }
@@ -76,7 +76,7 @@ Result<AuditReport> VerifyLedger(const std::string& data_dir, const VerifierKey&
       }
     }
     tree.Append(v.body);
-    return OkStatus();
+    return internal::ScanControl::kContinue;
   }));
   report.checkpoints = checkpoints.size();
   report.root_hex = ToHex(*tree.Root(tree.size()));

@@ -37,6 +37,11 @@ Result<EntryKind> ParseEntryKind(std::string_view s) {
   return DataLossError("unknown entry kind '" + std::string(s) + "'");
 }
 
+bool HashMatches(const EntryView& v) {
+  return v.hash.size() == 32 &&
+         Sha256(v.body) == *reinterpret_cast<const Sha256Digest*>(v.hash.data());
+}
+
 namespace {
 
 void Head(JsonWriter& w, uint64_t position, EntryKind kind, Timestamp recorded_at) {

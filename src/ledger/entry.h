@@ -45,6 +45,10 @@ struct EntryView {
   std::span<const uint8_t> hash;
 };
 
+// Whether the stored hash is the SHA-256 of the entry's canonical bytes (replay, catch-up and
+// audit all check it here).
+bool HashMatches(const EntryView& entry);
+
 // An entry to store: canonical bytes and their hash.
 struct StoredEntry {
   uint64_t position = 0;

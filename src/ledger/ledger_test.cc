@@ -11,13 +11,14 @@
 #include <thread>
 
 #include "engine/events_jsonl.h"
+#include "ledger/ledger_impl.h"
 #include "ledger/store.h"
 
 namespace assent {
 
 class LedgerTestPeer {
  public:
-  static internal::LedgerStore* store(Ledger& l) { return l.store_.get(); }
+  static internal::LedgerStore* store(Ledger& l) { return l.impl_->store_.get(); }
 };
 
 namespace {

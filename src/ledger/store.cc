@@ -47,19 +47,13 @@ Result<std::vector<PartyRow>> LedgerStore::FindPseudonyms(
 }
 
 Status LedgerStore::ScanRange(uint64_t after, uint64_t up_to, size_t limit,
-                              const std::function<Status(const EntryView&)>& fn,
-                              std::vector<PartyRow>*) const {
-  const Status stop = MakeError(ErrorCode::kAlreadyExists, "end of range");
+                              const EntryVisitor& fn, std::vector<PartyRow>*) const {
   size_t n = 0;
-  Status st = Scan(after, [&](const EntryView& v) -> Status {
-    if (v.position > up_to || n == limit) return stop;
+  return Scan(after, [&](const EntryView& v) -> Result<ScanControl> {
+    if (v.position > up_to || n == limit) return ScanControl::kStop;
     ++n;
     return fn(v);
   });
-  if (!st && st.error().code == ErrorCode::kAlreadyExists && st.error().message == "end of range") {
-    return OkStatus();
-  }
-  return st;
 }
 
 Status LedgerStore::WaitForAppends(std::chrono::milliseconds timeout) {

@@ -44,6 +44,11 @@ struct PartyChange {
   PartyRow row;
 };
 
+// What a scan's visitor answers: go on, or stop here (the scan then returns OK). An error
+// stops the scan too, and the scan returns it.
+enum class ScanControl { kContinue, kStop };
+using EntryVisitor = std::function<Result<ScanControl>(const EntryView&)>;
+
 class LedgerStore {
  public:
   virtual ~LedgerStore() = default;
@@ -71,9 +76,9 @@ class LedgerStore {
   Status Append(std::span<const StoredEntry> entries, std::span<const PartyChange> parties);
   Status Append(std::span<const StoredEntry> entries) { return Append(entries, {}); }
 
-  // Calls `fn` for each entry with position > `after`, in position order, stopping at the
-  // first error `fn` returns (which Scan returns). Views are valid only during the call.
-  virtual Status Scan(uint64_t after, const std::function<Status(const EntryView&)>& fn) const = 0;
+  // Calls `fn` for each entry with position > `after`, in position order, until it answers
+  // kStop or an error (which Scan returns). Views are valid only during the call.
+  virtual Status Scan(uint64_t after, const EntryVisitor& fn) const = 0;
 
   // Calls `fn` for every stored party row (any order), stopping at its first error.
   virtual Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const = 0;
@@ -92,8 +97,7 @@ class LedgerStore {
   // round trip where the store can). When `named` is given, a store may add to it the rows of
   // parties its consent entries name, read in the same round trip (the caller looks up any
   // it still does not know).
-  virtual Status ScanRange(uint64_t after, uint64_t up_to, size_t limit,
-                           const std::function<Status(const EntryView&)>& fn,
+  virtual Status ScanRange(uint64_t after, uint64_t up_to, size_t limit, const EntryVisitor& fn,
                            std::vector<PartyRow>* named = nullptr) const;
 
   // The position of the entry appended with this idempotency key, if any.

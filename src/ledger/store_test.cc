@@ -87,14 +87,14 @@ TYPED_TEST_SUITE(StoreTest, Factories);
 
 std::vector<StoredEntry> ScanAll(const LedgerStore& s, uint64_t after = 0) {
   std::vector<StoredEntry> out;
-  auto st = s.Scan(after, [&](const EntryView& v) -> Status {
+  auto st = s.Scan(after, [&](const EntryView& v) -> Result<ScanControl> {
     StoredEntry e;
     e.position = v.position;
     e.kind = v.kind;
     e.body = std::string(v.body);
     std::copy(v.hash.begin(), v.hash.end(), e.hash.begin());
     out.push_back(std::move(e));
-    return OkStatus();
+    return ScanControl::kContinue;
   });
   EXPECT_TRUE(st) << st.error().message;
   return out;
@@ -138,14 +138,29 @@ TYPED_TEST(StoreTest, ScanStopsAtTheCallersError) {
   auto store = this->factory.Open();
   ASSERT_TRUE(store->Append(std::vector<StoredEntry>{Entry(1), Entry(2), Entry(3)}));
   int seen = 0;
-  auto st = store->Scan(0, [&](const EntryView& v) -> Status {
+  auto st = store->Scan(0, [&](const EntryView& v) -> Result<ScanControl> {
     ++seen;
     if (v.position == 2) return DataLossError("stop");
-    return OkStatus();
+    return ScanControl::kContinue;
   });
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, ErrorCode::kDataLoss);
   EXPECT_EQ(seen, 2);
+  // kStop ends the scan without an error, there and in a range.
+  seen = 0;
+  st = store->Scan(0, [&](const EntryView& v) -> Result<ScanControl> {
+    ++seen;
+    return v.position == 2 ? ScanControl::kStop : ScanControl::kContinue;
+  });
+  EXPECT_TRUE(st);
+  EXPECT_EQ(seen, 2);
+  seen = 0;
+  st = store->ScanRange(0, 3, 10, [&](const EntryView&) -> Result<ScanControl> {
+    ++seen;
+    return ScanControl::kStop;
+  });
+  EXPECT_TRUE(st);
+  EXPECT_EQ(seen, 1);
 }
 
 TYPED_TEST(StoreTest, SurvivesReopeningWhenDurable) {

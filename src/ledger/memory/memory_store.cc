@@ -96,14 +96,15 @@ class MemoryStore : public LedgerStore {
     return OkStatus();
   }
 
-  Status Scan(uint64_t after, const std::function<Status(const EntryView&)>& fn) const override {
+  Status Scan(uint64_t after, const EntryVisitor& fn) const override {
     std::vector<StoredEntry> copy;
     {
       std::lock_guard lock(mu_);
       if (after < entries_.size()) copy.assign(entries_.begin() + after, entries_.end());
     }
     for (const auto& e : copy) {
-      ASSENT_RETURN_IF_ERROR(fn(EntryView{e.position, e.kind, e.body, e.hash}));
+      ASSENT_ASSIGN_OR_RETURN(auto next, fn(EntryView{e.position, e.kind, e.body, e.hash}));
+      if (next == ScanControl::kStop) break;
     }
     return OkStatus();
   }

@@ -476,7 +476,7 @@ class PostgresStore : public LedgerStore {
                      "committing (" + r.error().message + ")");
   }
 
-  Status Scan(uint64_t after, const std::function<Status(const EntryView&)>& fn) const override {
+  Status Scan(uint64_t after, const EntryVisitor& fn) const override {
     std::lock_guard lock(read_mu_);
     ASSENT_RETURN_IF_ERROR(reader_.Exec(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting a scan"));
@@ -493,8 +493,8 @@ class PostgresStore : public LedgerStore {
     const std::string fetch = "FETCH " + std::to_string(kFetchRows) + " FROM assent_scan";
     for (;;) {
       ASSENT_ASSIGN_OR_RETURN(auto r, reader_.Params(fetch, {}, {}, true, "reading the ledger"));
-      ASSENT_RETURN_IF_ERROR(EmitRows(r.get(), fn));
-      if (PQntuples(r.get()) < kFetchRows) break;
+      ASSENT_ASSIGN_OR_RETURN(auto next, EmitRows(r.get(), fn));
+      if (next == ScanControl::kStop || PQntuples(r.get()) < kFetchRows) break;
     }
     return OkStatus();
   }
@@ -538,8 +538,7 @@ class PostgresStore : public LedgerStore {
     return rows;
   }
 
-  Status ScanRange(uint64_t after, uint64_t up_to, size_t limit,
-                   const std::function<Status(const EntryView&)>& fn,
+  Status ScanRange(uint64_t after, uint64_t up_to, size_t limit, const EntryVisitor& fn,
                    std::vector<PartyRow>* named) const override {
     std::lock_guard lock(read_mu_);
     // The entries, and the parties their consent entries name (the pseudonym read out of the
@@ -579,7 +578,8 @@ class PostgresStore : public LedgerStore {
       std::memcpy(row.secret.data(), PQgetvalue(r.get(), i, 8), 32);
       named->push_back(std::move(row));
     }
-    return EmitRows(r.get(), fn, 1, entries);
+    ASSENT_RETURN_IF_ERROR(EmitRows(r.get(), fn, 1, entries));
+    return OkStatus();
   }
 
   Result<uint64_t> PartyCount() const override {
@@ -681,8 +681,9 @@ class PostgresStore : public LedgerStore {
 
   // Rows (position, kind, body, hash) of a binary result, as entry views.
   // From column `first` on, of rows 0..count (all when -1).
-  static Status EmitRows(PGresult* r, const std::function<Status(const EntryView&)>& fn,
-                         int first = 0, int count = -1) {
+  // The rows as entries, to `fn`; kStop when it stopped.
+  static Result<ScanControl> EmitRows(PGresult* r, const EntryVisitor& fn, int first = 0,
+                                      int count = -1) {
     const int rows = count < 0 ? PQntuples(r) : count;
     for (int i = 0; i < rows; ++i) {
       EntryView v;
@@ -698,9 +699,10 @@ class PostgresStore : public LedgerStore {
       v.hash = std::span<const uint8_t>(
           reinterpret_cast<const uint8_t*>(PQgetvalue(r, i, first + 3)),
           PQgetlength(r, i, first + 3));
-      ASSENT_RETURN_IF_ERROR(fn(v));
+      ASSENT_ASSIGN_OR_RETURN(auto next, fn(v));
+      if (next == ScanControl::kStop) return next;
     }
-    return OkStatus();
+    return ScanControl::kContinue;
   }
 
   Status Foreign(const std::string& why) const {

@@ -263,7 +263,7 @@ class SqliteStore : public LedgerStore {
     return OkStatus();
   }
 
-  Status Scan(uint64_t after, const std::function<Status(const EntryView&)>& fn) const override {
+  Status Scan(uint64_t after, const EntryVisitor& fn) const override {
     // Its own read connection: a scan sees one consistent snapshot and never blocks Append.
     ASSENT_ASSIGN_OR_RETURN(sqlite3* db, OpenDb(path_, true));
     struct Closer {
@@ -291,7 +291,8 @@ class SqliteStore : public LedgerStore {
       v.body = std::string_view(body ? body : "", sqlite3_column_bytes(scan.get(), 2));
       auto hash = static_cast<const uint8_t*>(sqlite3_column_blob(scan.get(), 3));
       v.hash = std::span<const uint8_t>(hash, hash ? sqlite3_column_bytes(scan.get(), 3) : 0);
-      ASSENT_RETURN_IF_ERROR(fn(v));
+      ASSENT_ASSIGN_OR_RETURN(auto next, fn(v));
+      if (next == ScanControl::kStop) break;
     }
     return OkStatus();
   }
