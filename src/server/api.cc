@@ -389,7 +389,7 @@ HttpResponse DecideBatch(RouteContext& ctx) {
       return BadRequest("\"items\" must be an array of decision requests");
     }
     if (items.size() > kMaxItems) {
-      return Problem(413, "too-many-items", "Too many items",
+      return Problem(ProblemType::kTooManyItems,
                      "a batch holds at most " + std::to_string(kMaxItems) +
                          " items; send more with Content-Type: application/x-ndjson");
     }
@@ -506,7 +506,7 @@ HttpResponse TermsPublish(RouteContext& ctx) {
   const std::string& yaml = ctx.request->body;
   LintResult lint = LintTerms(yaml, "request body");
   if (lint.has_errors()) {
-    HttpResponse r = Problem(422, "terms-refused", "The terms do not lint",
+    HttpResponse r = Problem(ProblemType::kTermsRefused,
                              "fix the diagnostics and publish again");
     JsonWriter w;
     w.BeginArray();
@@ -682,7 +682,7 @@ HttpResponse RecordConsent(RouteContext& ctx) {
   e.action = *a;
   const bool session = ctx.caller->session.has_value();
   if (e.action == Action::kGrant && !session) {
-    return Problem(403, "grant-needs-the-person", "Forbidden",
+    return Problem(ProblemType::kGrantNeedsThePerson,
                    "an API key may record withdrawals and objections, never grants: nobody "
                    "grants consent on another's behalf. Grants come from the person's own "
                    "settings session.");
@@ -862,7 +862,7 @@ HttpResponse RedeemSession(RouteContext& ctx) {
   auto sid = ctx.api->sessions().Redeem(ctx.params[0], now);
   if (!sid && sid.error().code != ErrorCode::kNotFound) return ProblemFor(sid.error());
   if (!sid) {
-    return Problem(404, "link-expired", "This link cannot be used",
+    return Problem(ProblemType::kLinkExpired,
                    "session links work once and for a few minutes; ask for a new one");
   }
   auto session = ctx.api->sessions().Find(*sid, now);
@@ -1306,13 +1306,11 @@ std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& rou
   if (auth.starts_with("Bearer ")) {
     std::optional<ApiKey> key = ledger_->Authenticate(auth.substr(7));
     if (!key) {
-      *denied = Problem(401, "unauthenticated", "Missing or bad credentials",
-                        "the API key is unknown or revoked");
-      denied->headers.emplace_back("WWW-Authenticate", "Bearer");
+      *denied = Problem(ProblemType::kUnauthenticated, "the API key is unknown or revoked");
       return std::nullopt;
     }
     if (!(route.roles & (1u << static_cast<unsigned>(key->role)))) {
-      *denied = Problem(403, "forbidden", "Forbidden",
+      *denied = Problem(ProblemType::kForbidden,
                         "role " + std::string(RoleName(key->role)) + " may not " + route_name);
       denied->key_name = key->name;
       return std::nullopt;
@@ -1333,29 +1331,28 @@ std::optional<Caller> Api::Authenticate(const HttpRequest& req, const Route& rou
   std::optional<WebSession> session;
   if (!sid.empty()) session = sessions_.Find(sid, ledger_->engine().Now());
   if (!session) {
-    *denied = Problem(401, "unauthenticated", "Missing or bad credentials",
+    *denied = Problem(ProblemType::kUnauthenticated,
                       "send Authorization: Bearer <key> with a live API key (assent keys "
                       "create), or sign in through a session link");
-    denied->headers.emplace_back("WWW-Authenticate", "Bearer");
     return std::nullopt;
   }
   const bool person = session->kind == PartyKind::kSubject;
   if (!(route.roles & (person ? kPerson : kAccountAdmin))) {
-    *denied = Problem(403, "forbidden", "Forbidden", "a session may not " + route_name);
+    *denied = Problem(ProblemType::kForbidden, "a session may not " + route_name);
     return std::nullopt;
   }
   const bool subjects_route = route.pattern.starts_with("/v1/subjects/");
   const bool accounts_route = route.pattern.starts_with("/v1/accounts/");
   if ((subjects_route || accounts_route) &&
       (subjects_route != person || params.empty() || params[0] != session->party)) {
-    *denied = Problem(403, "not-yours", "Forbidden",
+    *denied = Problem(ProblemType::kNotYours,
                       "a session reads and changes only its own " +
                           std::string(person ? "subject" : "account"));
     return std::nullopt;
   }
   if (req.method != "GET" && req.method != "HEAD" &&
       Sha256(req.Header("X-CSRF-Token")) != Sha256(session->csrf)) {  // no early exit on a prefix
-    *denied = Problem(403, "csrf", "Forbidden",
+    *denied = Problem(ProblemType::kCsrf,
                       "a change from a session needs its X-CSRF-Token header (GET /v1/session)");
     return std::nullopt;
   }
@@ -1381,9 +1378,9 @@ const Route* Api::Admission(const HttpRequest& req, RouteContext* ctx, size_t* r
     }
   }
   if (!route) {
-    *denied = path_known ? Problem(405, "method-not-allowed", "Method not allowed",
+    *denied = path_known ? Problem(ProblemType::kMethodNotAllowed,
                                    req.method + " is not allowed on " + std::string(req.Path()))
-                         : Problem(404, "not-found", "Not found",
+                         : Problem(ProblemType::kNotFound,
                                    "no route " + std::string(req.Path()) + "; see /openapi.json");
     denied->route = "unmatched";
     return nullptr;

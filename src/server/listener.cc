@@ -2,6 +2,7 @@
 // connection to a Session that reads a request (with body and header limits and a timeout),
 // asks the Handler, writes the response and reads the next one (keep-alive).
 #include "server/listener.h"
+#include "server/problem.h"
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -55,15 +56,6 @@ struct HttpServer::Impl {
 
 namespace {
 
-HttpResponse Simple(int status, std::string_view type, std::string_view detail) {
-  HttpResponse r;
-  r.status = status;
-  r.content_type = "application/problem+json";
-  r.body = "{\"type\":\"https://assent.dev/problems/" + std::string(type) +
-           "\",\"title\":\"" + std::string(detail) + "\",\"status\":" + std::to_string(status) +
-           ",\"detail\":\"" + std::string(detail) + "\"}";
-  return r;
-}
 
 }  // namespace
 
@@ -133,7 +125,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     const std::string_view head(static_cast<const char*>(buffer_.data().data()), n);
     if (!head.ends_with("\r\n\r\n")) return OnReadError(http::error::header_limit);
-    if (HasObsFold(head)) return Refuse(Simple(400, "malformed-http",
+    if (HasObsFold(head)) return Refuse(Problem(ProblemType::kMalformedHttp,
                                                "header fields folded over lines (obs-fold) are "
                                                "refused (RFC 9112 section 5.2)"));
     parser_->eager(false);
@@ -166,7 +158,7 @@ class Session : public std::enable_shared_from_this<Session> {
       while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
       while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
       if (!beast::iequals(v, "chunked")) {
-        return Refuse(Simple(501, "transfer-coding-not-implemented",
+        return Refuse(Problem(ProblemType::kTransferCodingNotImplemented,
                              "only the chunked transfer coding is implemented"));
       }
     }
@@ -332,13 +324,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     HttpResponse r;
     if (ec == http::error::body_limit) {
-      r = Simple(413, "body-too-large",
+      r = Problem(ProblemType::kBodyTooLarge,
                  "request body larger than " + std::to_string(limit_) +
                      " bytes");
     } else if (ec == http::error::header_limit) {
-      r = Simple(431, "headers-too-large", "request headers too large");
+      r = Problem(ProblemType::kHeadersTooLarge, "request headers too large");
     } else {
-      r = Simple(400, "malformed-http", "malformed HTTP request");
+      r = Problem(ProblemType::kMalformedHttp, "malformed HTTP request");
     }
     close_after_write_ = true;
     HttpRequest req;

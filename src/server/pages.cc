@@ -34,7 +34,7 @@ HttpResponse Serve(std::string_view name) {
     r.headers.emplace_back("Cache-Control", "no-cache");
     return r;
   }
-  return Problem(404, "not-found", "Not found", "no asset '" + std::string(name) + "'");
+  return Problem(ProblemType::kNotFound, "no asset '" + std::string(name) + "'");
 }
 
 }  // namespace
@@ -44,7 +44,7 @@ HttpResponse AdminPage(RouteContext&) { return Serve("admin.html"); }
 
 HttpResponse Asset(RouteContext& ctx) {
   const std::string& file = ctx.params[0];
-  if (file.ends_with(".html")) return Problem(404, "not-found", "Not found", "no such asset");
+  if (file.ends_with(".html")) return Problem(ProblemType::kNotFound, "no such asset");
   return Serve(file);
 }
 
