@@ -7,17 +7,18 @@
 #define ASSENT_SERVER_API_H_
 
 #include <atomic>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <variant>
 #include <string>
 #include <vector>
 
 #include "assent/ledger.h"
 #include "server/listener.h"
 #include "server/metrics.h"
+#include "server/sessions.h"
 
 namespace assent::audit {
 class Auditor;
@@ -37,74 +38,44 @@ enum RoleMask : unsigned {
   kAccountAdmin = 1u << 5,  // an account admin's session: only their account
 };
 
-// A person's or an account admin's browser session, minted by a service through a one-time
-// link and carried by an HttpOnly, SameSite=Strict cookie; changes need its CSRF token.
-struct WebSession {
-  PartyKind kind = PartyKind::kSubject;
-  std::string party;
-  std::string csrf;
-  Timestamp expires = 0;
-  // The API key that minted the sign-in link ("key:NAME"), or "demo" for serve --demo's
-  // links: every event recorded through the session names it.
-  std::string minted_by;
-};
-
-// Sign-in links and sessions as signed, self-contained tokens (sessions.cc): every node given
-// the same key (derived from the ledger's signing key, which every node of a ledger shares)
-// accepts the links and sessions any of them minted, so signing in works behind a load
-// balancer and survives a restart. A token is hex of
-//   type(1: 'L' link | 'S' session) kind(1) expires(8, big-endian µs) nonce(16)
-//   len(minted_by)(2) minted_by party
-// followed by hex of its HMAC-SHA-256 under the key; the CSRF token of a session is derived from
-// it (HMAC of "csrf" + token). A redeemed link and an ended session are recorded in the ledger
-// (Ledger::SpendToken: a token entry naming the SHA-256 of the nonce), so a link works once
-// and a logout holds on every node; a session is checked after catching up with the shared
-// store, so a logout on one node is seen by the next request on any other.
-// Thread-safe.
-class Sessions {
- public:
-  static constexpr Duration kLinkLifetime = 10 * 60 * kMicrosPerSecond;
-  static constexpr Duration kSessionLifetime = 60 * 60 * kMicrosPerSecond;
-  // With a random key: tokens work on this process only until SetKey.
-  explicit Sessions(Ledger* ledger);
-  void SetKey(const std::array<uint8_t, 32>& key);
-  // A one-time link token for the party, valid for kLinkLifetime.
-  std::string MintLink(PartyKind kind, std::string party, Timestamp now,
-                       std::string minted_by = "demo");
-  // Exchanges a link token (once, across every node) for a session id. kNotFound when forged,
-  // used or expired; the ledger's error (kUnavailable, ...) when it could not be recorded.
-  Result<std::string> Redeem(const std::string& token, Timestamp now);
-  std::optional<WebSession> Find(const std::string& session_id, Timestamp now);
-  // Ends a session (logout) on every node. kNotFound when it was not a live session; the
-  // ledger's error when the end could not be recorded (the session then still works).
-  Status End(const std::string& session_id, Timestamp now);
-
- private:
-  std::string Sign(char type, const WebSession& s) const;
-  // The token's claims and, in `*id`, the hex SHA-256 of its nonce (what the ledger records).
-  std::optional<WebSession> Open(char type, const std::string& token, Timestamp now,
-                                 std::string* id) const;
-  Ledger* ledger_;
-  mutable std::mutex mu_;
-  std::array<uint8_t, 32> key_{};
-  bool keyed_ = false;  // no randomness for the key and none set: no token is valid
-};
-
-struct Caller {
-  std::string key_name;  // the API key's name, or "session"
+// Who asks: a live API key, or a browser session (opened through a one-time link).
+struct KeyCaller {
+  std::string name;
   Role role = Role::kService;
-  std::optional<WebSession> session;  // set for browser sessions instead of a key
-  std::string session_id;             // the session's token (for logout), when a session
+};
+struct SessionCaller {
+  WebSession session;
+  std::string token;  // the session's token (for logout)
+};
+struct Caller {
+  std::variant<KeyCaller, SessionCaller> who;
+  const KeyCaller* key() const { return std::get_if<KeyCaller>(&who); }
+  const SessionCaller* session() const { return std::get_if<SessionCaller>(&who); }
+  // What events recorded by this caller name: "key:NAME" or "session minted by key:NAME".
+  std::string actor() const;
+  // The key's name, or "session" (the access log).
+  std::string log_name() const;
 };
 
 struct RouteContext;
+
+// What a handler answers: a response, or "answer once the ledger has reached this position"
+// (the listener waits, bounded, and calls the handler again with `waited` set).
+struct WaitForPosition {
+  uint64_t position = 0;
+};
+using HandlerOutcome = std::variant<HttpResponse, WaitForPosition>;
+
+// Which party the route's {id} names: sessions may only touch their own.
+enum class RouteParty : uint8_t { kNone, kSubject, kAccount };
 
 struct Route {
   std::string method;
   std::string pattern;  // "/v1/terms/{version}"
   unsigned roles;
   std::string summary;
-  HttpResponse (*handle)(RouteContext& ctx);
+  HandlerOutcome (*handle)(RouteContext& ctx);
+  RouteParty party = RouteParty::kNone;
   // Whether the route appends to the ledger (what a node whose audit has not passed refuses):
   // every POST and DELETE but decisions (reads asked with a body) and minting sign-in links,
   // and redeeming a link (a GET, since it is followed from an e-mail, that records the use).
@@ -156,10 +127,9 @@ class Api : public Handler {
   // `*denied` set otherwise.
   const Route* Admission(const HttpRequest& req, RouteContext* ctx, size_t* route_index,
                          HttpResponse* denied);
-  // The caller of a non-public route, or nullopt with `*denied` set (401 or 403).
-  std::optional<Caller> Authenticate(const HttpRequest& req, const Route& route,
-                                     const std::vector<std::string>& params,
-                                     HttpResponse* denied);
+  // The caller of a non-public route (auth.cc), or the 401/403 problem that refuses it.
+  std::expected<Caller, HttpResponse> Authenticate(const HttpRequest& req, const Route& route,
+                                                   const std::vector<std::string>& params);
   Ledger* ledger_;
   std::ostream* access_log_;
   audit::Auditor* auditor_;
@@ -169,16 +139,17 @@ class Api : public Handler {
   std::string audit_check_detail_;
   Metrics metrics_;
   Sessions sessions_;
+  std::mutex access_log_mu_;
 };
 
 // What a route handler sees.
 struct RouteContext {
   Api* api;
   const HttpRequest* request;
+  const Route* route = nullptr;
   std::vector<std::string> params;  // the {placeholders}, in order, percent-decoded
   std::optional<Caller> caller;
-  bool waited = false;
-  uint64_t wait_for = 0;  // set by a handler that needs the ledger at a position first
+  bool waited = false;  // called again after waiting for a position
 };
 
 }  // namespace assent::server

@@ -30,6 +30,8 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // A problem's detail, as in its body (problem.h), so that one problem can quote another.
+  std::string detail;
   // Filled by the handler for the access log.
   std::string route;     // "POST /v1/decisions"
   std::string key_name;  // the API key's name, never the key

@@ -39,10 +39,10 @@ HttpResponse Serve(std::string_view name) {
 
 }  // namespace
 
-HttpResponse SettingsPage(RouteContext&) { return Serve("settings.html"); }
-HttpResponse AdminPage(RouteContext&) { return Serve("admin.html"); }
+HandlerOutcome SettingsPage(RouteContext&) { return Serve("settings.html"); }
+HandlerOutcome AdminPage(RouteContext&) { return Serve("admin.html"); }
 
-HttpResponse Asset(RouteContext& ctx) {
+HandlerOutcome Asset(RouteContext& ctx) {
   const std::string& file = ctx.params[0];
   if (file.ends_with(".html")) return Problem(ProblemType::kNotFound, "no such asset");
   return Serve(file);

@@ -8,9 +8,9 @@
 
 namespace assent::server {
 
-HttpResponse SettingsPage(RouteContext& ctx);
-HttpResponse AdminPage(RouteContext& ctx);
-HttpResponse Asset(RouteContext& ctx);
+HandlerOutcome SettingsPage(RouteContext& ctx);
+HandlerOutcome AdminPage(RouteContext& ctx);
+HandlerOutcome Asset(RouteContext& ctx);
 
 }  // namespace assent::server
 

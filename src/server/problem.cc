@@ -59,6 +59,7 @@ HttpResponse Problem(ProblemType type, std::string_view detail) {
   r.status = info.status;
   r.content_type = "application/problem+json";
   r.body = w.Take();
+  r.detail = std::string(detail);
   if (type == ProblemType::kUnavailable) r.headers.emplace_back("Retry-After", "1");
   if (type == ProblemType::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;

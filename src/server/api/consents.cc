@@ -1,0 +1,266 @@
+// A party's choices: per rule, history, recording one, and erasure.
+#include "server/api/handlers.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "audit/audit.h"
+#include "common/json_writer.h"
+#include "common/sha256.h"
+#include "engine/consent_view.h"
+#include "engine/events_jsonl.h"
+#include "server/problem.h"
+#include "server/request_json.h"
+
+namespace assent::server {
+
+PartyKind KindOf(const RouteContext& ctx) {
+  return ctx.route && ctx.route->party == RouteParty::kAccount ? PartyKind::kAccount
+                                                               : PartyKind::kSubject;
+}
+
+namespace {
+
+void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v) {
+  const Rule& rule = *v.rule;
+  w.BeginObject();
+  w.Key("rule").String(rule.id);
+  w.Key("basis").String(BasisName(rule.basis));
+  if (!rule.summary.empty()) w.Key("summary").String(rule.summary);
+  if (v.asks) w.Key("consent_from").String(ConsentFromName(rule.consent_from));
+  w.Key("categories").BeginArray();
+  for (int32_t c : rule.categories) {
+    w.BeginObject().Key("name").String(t.categories()[c].name);
+    w.Key("description").String(t.categories()[c].description).EndObject();
+  }
+  w.EndArray().Key("purposes").BeginArray();
+  for (int32_t p : rule.purposes) {
+    w.BeginObject().Key("name").String(t.purposes()[p].name);
+    w.Key("description").String(t.purposes()[p].description).EndObject();
+  }
+  w.EndArray().Key("clauses").BeginArray();
+  for (int32_t c : rule.clauses) {
+    w.BeginObject().Key("id").String(t.clauses()[c].id).Key("title").String(t.clauses()[c].title);
+    w.Key("text").String(t.clauses()[c].text).EndObject();
+  }
+  w.EndArray();
+  if (v.asks && v.for_party) {
+    w.Key("state").String(v.state);
+    // A grant some of whose pairs changed meaning since it was given: ask again.
+    w.Key("stale").Bool(v.stale);
+    w.Key("event");
+    if (v.event) {
+      w.UInt(v.event);
+    } else {
+      w.Null();
+    }
+  }
+  w.EndObject();
+}
+
+}  // namespace
+
+HandlerOutcome Consents(RouteContext& ctx) {
+  const PartyKind kind = KindOf(ctx);
+  const std::string& id = ctx.params[0];
+  Engine& engine = ctx.api->ledger().engine();
+  auto snap = engine.snapshot();
+  const Timestamp now = engine.Now();
+  int32_t v = snap->terms().VersionAt(now);
+  if (v < 0) return ProblemFor(Error{ErrorCode::kNotFound, "no terms are in effect now"});
+  const Terms& t = snap->terms().version(v);
+  JsonWriter w;
+  w.BeginObject();
+  w.Key(PartyKindName(kind)).String(id);
+  w.Key("terms").String(t.label());
+  w.Key("position").UInt(snap->position());
+  w.Key("rules").BeginArray();
+  for (const RuleView& view : ViewRules(*snap, t, kind, id, now)) WriteRule(w, t, view);
+  w.EndArray();
+  w.EndObject();
+  return Json(w.Take());
+}
+
+HandlerOutcome History(RouteContext& ctx) {
+  const PartyKind kind = KindOf(ctx);
+  auto snap = ctx.api->ledger().engine().snapshot();
+  JsonWriter w;
+  w.BeginObject();
+  w.Key(PartyKindName(kind)).String(ctx.params[0]);
+  w.Key("position").UInt(snap->position());
+  w.Key("events").BeginArray();
+  for (const auto& e : snap->EventsOf(kind, ctx.params[0])) {
+    w.BeginObject();
+    WriteHistoryEvent(w, e);
+    // Who recorded it (a key, or a session and the key that minted its link) is in the entry.
+    if (auto rc = ctx.api->ledger().ReceiptAt(e.position); rc && !rc->actor.empty()) {
+      w.Key("actor").String(rc->actor);
+    }
+    if (auto h = ctx.api->ledger().EntryHash(e.position)) w.Key("hash").String(*h);
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return Json(w.Take());
+}
+
+namespace {
+
+// Checks what the body says of who made the choice: a grant only from the party's own session;
+// the method follows from the caller (a session is the person's own settings page or the
+// admin's page; a key is the API, or a Global Privacy Control signal it relays — a key can
+// never claim a person's or an admin's own click).
+std::optional<HttpResponse> SetMethod(const Caller& caller, const std::string& method,
+                                      ConsentEvent* e) {
+  const SessionCaller* session = caller.session();
+  if (e->action == Action::kGrant && !session) {
+    return Problem(ProblemType::kGrantNeedsThePerson,
+                   "an API key may record withdrawals and objections, never grants: nobody "
+                   "grants consent on another's behalf. Grants come from the person's own "
+                   "settings session.");
+  }
+  e->method = Method::kApi;
+  if (session) {
+    e->method = session->session.kind == PartyKind::kSubject ? Method::kSettings : Method::kAdmin;
+    if (!method.empty() && method != MethodName(e->method)) {
+      return BadRequest("\"method\" follows from the session (" +
+                        std::string(MethodName(e->method)) + "); leave it out");
+    }
+  } else if (!method.empty()) {
+    auto m = ParseMethod(method);
+    if (!m || (*m != Method::kApi && *m != Method::kGpc)) {
+      return BadRequest("\"method\" from an API key must be api or gpc (settings and admin "
+                        "are recorded only from the person's or admin's own session)");
+    }
+    e->method = *m;
+  }
+  // Who wrote it: the key, or the session and the key that minted its sign-in link.
+  e->actor = caller.actor();
+  return std::nullopt;
+}
+
+// A choice under a rule that asks nobody's choice has no effect: say so instead of 201.
+std::optional<HttpResponse> CheckRuleAsks(Ledger& ledger, const std::string& rule) {
+  if (rule.empty()) return std::nullopt;
+  auto snap = ledger.engine().snapshot();
+  const int32_t v = snap->terms().VersionAt(ledger.engine().Now());
+  if (v < 0) return std::nullopt;
+  const Terms& t = snap->terms().version(v);
+  const int32_t r = t.FindRule(rule);
+  if (r < 0 || t.rules()[r].basis == Basis::kConsent || t.rules()[r].basis == Basis::kObjectable) {
+    return std::nullopt;
+  }
+  return ProblemFor(Invalid("rule '" + rule + "' is " + std::string(BasisName(t.rules()[r].basis)) +
+                            ": nobody's choice changes it, so there is nothing to record"));
+}
+
+// A live write is stamped by the server's clock. A client's time is only checked: one in the
+// future would hold every later event's time there (times never decrease), and backdated
+// history enters through `assent ledger import`, never the live API.
+std::optional<HttpResponse> CheckClientTime(const std::string& at, Timestamp now) {
+  if (at.empty()) return std::nullopt;
+  auto t = ParseTime(at);
+  if (!t) return ProblemFor(t.error());
+  if (*t > now + kMaxClockSkew) {
+    return ProblemFor(Invalid("\"at\" " + FormatTime(*t) + " is in the future (the server's "
+                              "time is " + FormatTime(now) + "); leave \"at\" out: the server "
+                              "stamps every event"));
+  }
+  if (*t < now - kMaxClockSkew) {
+    return ProblemFor(Invalid("\"at\" " + FormatTime(*t) + " is in the past (the server's time "
+                              "is " + FormatTime(now) + "); the live API records choices as "
+                              "they are made; import older history with `assent ledger "
+                              "import`"));
+  }
+  return std::nullopt;
+}
+
+// Idempotency-Key (as in the IETF httpapi draft): a retry after a lost connection gets the
+// first request's receipt instead of recording the event twice. Keys are scoped to the
+// caller; only their SHA-256 is stored.
+std::optional<HttpResponse> SetIdempotencyKey(const HttpRequest& req, const Caller& caller,
+                                              ConsentEvent* e) {
+  const std::string_view key = req.Header("Idempotency-Key");
+  if (key.empty()) return std::nullopt;
+  if (key.size() > 255 ||
+      !std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; })) {
+    return BadRequest("Idempotency-Key must be 1-255 printable ASCII characters, e.g. a UUID");
+  }
+  const SessionCaller* session = caller.session();
+  const std::string scope = session ? std::string(PartyKindName(session->session.kind)) + ":" +
+                                          session->session.party
+                                    : "key:" + caller.key()->name;
+  const Sha256Digest digest = Sha256(scope + '\0' + std::string(key));
+  e->idempotency_key.assign(reinterpret_cast<const char*>(digest.data()), digest.size());
+  return std::nullopt;
+}
+
+}  // namespace
+
+HandlerOutcome RecordConsent(RouteContext& ctx) {
+  Body b;
+  if (auto p = ParseObject(*ctx.request, &b,
+                           {"rule", "categories", "purposes", "action", "at", "method"})) {
+    return *p;
+  }
+  ConsentEvent e;
+  e.party_kind = KindOf(ctx);
+  e.party = ctx.params[0];
+  std::string action, at, method;
+  if (auto p = GetString(b.obj, "action", &action, true)) return *p;
+  if (auto p = GetString(b.obj, "rule", &e.rule, false)) return *p;
+  if (auto p = GetStrings(b.obj, "categories", &e.categories, false)) return *p;
+  if (auto p = GetStrings(b.obj, "purposes", &e.purposes, false)) return *p;
+  if (auto p = GetString(b.obj, "at", &at, false)) return *p;
+  if (auto p = GetString(b.obj, "method", &method, false)) return *p;
+  auto a = ParseAction(action);
+  if (!a) return BadRequest("\"action\" must be \"grant\" or \"withdraw\"");
+  e.action = *a;
+  Ledger& ledger = ctx.api->ledger();
+  if (auto p = SetMethod(*ctx.caller, method, &e)) return *p;
+  if (e.rule.empty() && (e.categories.empty() || e.purposes.empty())) {
+    return BadRequest("give \"rule\", or \"categories\" and \"purposes\"");
+  }
+  if (auto p = CheckRuleAsks(ledger, e.rule)) return *p;
+  if (auto p = CheckClientTime(at, ledger.engine().Now())) return *p;
+  if (auto p = SetIdempotencyKey(*ctx.request, *ctx.caller, &e)) return *p;
+  auto start = std::chrono::steady_clock::now();
+  auto r = ledger.RecordConsent(std::move(e));
+  ctx.api->metrics().Append(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!r) return ProblemFor(r.error());
+  HttpResponse out = Json(r->ToJson(), 201);
+  if (ctx.api->auditor()) {  // the receipt carries its proof
+    auto provable = ctx.api->auditor()->ProvableReceipt(ledger, *r);
+    if (provable) out = Json(*provable, 201);
+  }
+  if (r->replayed) out.headers.emplace_back("Idempotent-Replayed", "true");
+  return out;
+}
+
+// Crypto-shredding (DELETE /v1/{subjects,accounts}/{id}): the party's pseudonym secret and
+// plain id are deleted; its entries stay in the log, unlinkable.
+HandlerOutcome PartyErase(RouteContext& ctx) {
+  const PartyKind kind = KindOf(ctx);
+  const std::string& id = ctx.params[0];
+  auto snap = ctx.api->ledger().engine().snapshot();
+  const size_t events = snap->EventsOf(kind, id).size();
+  auto pseudonym = ctx.api->ledger().PseudonymOf(kind, id);
+  ErasureReport report;
+  auto position = ctx.api->ledger().EraseParty(kind, id, &report);
+  if (!position) return ProblemFor(position.error());
+  JsonWriter w;
+  w.BeginObject().Key(PartyKindName(kind)).String(id).Key("erased").Bool(true);
+  w.Key("pseudonym").String(pseudonym ? *pseudonym : "").Key("events").UInt(events);
+  w.Key("position").UInt(*position);
+  w.Key("retrain").BeginObject();
+  for (auto [key, list] : {std::pair{"datasets", &report.datasets}, {"shards", &report.shards},
+                           {"models", &report.models}}) {
+    w.Key(key).BeginArray();
+    for (const auto& x : *list) w.String(x);
+    w.EndArray();
+  }
+  w.EndObject().EndObject();
+  return Json(w.Take());
+}
+
+}  // namespace assent::server
