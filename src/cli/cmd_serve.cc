@@ -1,6 +1,7 @@
 // `assent serve`: the HTTP API over the embedded ledger.
 #include <fmt/core.h>
 
+#include <charconv>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -61,78 +62,38 @@ Status SeedDemo(Ledger& ledger, std::vector<std::pair<std::string, std::string>>
   return OkStatus();
 }
 
-int Serve(const ServeOptions& o) {
+// --listen HOST:PORT and the limits, as the listener takes them.
+Result<server::ServerOptions> ListenOptions(const ServeOptions& o) {
   server::ServerOptions so;
-  size_t colon = o.listen.rfind(':');
+  const size_t colon = o.listen.rfind(':');
   if (colon == std::string::npos) {
-    PrintError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080");
-    return 2;
+    return InvalidArgumentError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080");
   }
   so.address = o.listen.substr(0, colon);
-  try {
-    int port = std::stoi(o.listen.substr(colon + 1));
-    if (port < 0 || port > 65535) throw std::out_of_range("port");
-    so.port = static_cast<uint16_t>(port);
-  } catch (const std::exception&) {
-    PrintError("--listen port must be 0-65535");
-    return 2;
+  const std::string_view port = std::string_view(o.listen).substr(colon + 1);
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || ptr != port.data() + port.size() || port.empty() || value > 65535) {
+    return InvalidArgumentError("--listen port must be 0-65535");
   }
+  so.port = static_cast<uint16_t>(value);
   so.idle_timeout = std::chrono::seconds(std::max(1, o.idle_timeout));
   so.read_timeout = std::chrono::seconds(std::max(1, o.read_timeout));
   so.body_limit = o.body_limit;
   so.max_connections = o.max_connections;
   so.threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
-  auto ledger = OpenLedger(o.data, false);
-  if (!ledger) {
-    PrintError(ledger.error().message);
-    return 2;
-  }
-  std::vector<std::pair<std::string, std::string>> keys;
-  if (o.demo) {
-    if (auto st = SeedDemo(**ledger, &keys); !st) {
-      PrintError(st.error().message);
-      return 2;
-    }
-  }
-  // The audit log: the signing key (created on first start, 0600) and the live tree.
-  auto key = LoadAuditKey(o.data, true);
-  if (!key) {
-    PrintError(key.error().message);
-    return 2;
-  }
-  auto auditor = audit::Auditor::Attach(**ledger, *key);
-  if (!auditor) {
-    PrintError(auditor.error().message);
-    return 2;
-  }
-  // One signing key per ledger, fixed by its first checkpoint (signed now if there is none): a
-  // node with another key stops here, before it signs or writes anything.
-  if (auto st = (*auditor)->EnsureLedgerKey(**ledger); !st) {
-    PrintError(st.error().message);
-    return 1;
-  }
-  server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr, auditor->get());
-  // Sign-in links and sessions are signed with a key every node of this ledger derives alike
-  // (from the ledger's signing key), so any node accepts what another minted.
-  api.sessions().SetKey(key->DeriveSecret("assent sign-in tokens v1"));
-  // The whole log is verified before serving (every leaf, the tree, every checkpoint's signature
-  // and their consistency); with --audit-in-background it runs while serving and /readyz says
-  // "verifying" (503) until it passes.
-  std::thread audit_thread;
-  if (!o.audit_in_background) {
-    auto problems = AuditLog(o.data, *key);
-    if (!problems || !problems->empty()) {
-      PrintError(!problems ? "audit verify: " + problems.error().message
-                           : "the audit log does not verify; nothing was served. Problems:");
-      if (problems) for (const auto& p : *problems) std::cerr << "  " << p << "\n";
-      std::cerr << "  (run `assent audit verify --data " << o.data << "` for the report)\n";
-      return 1;
-    }
-    api.set_audit_check(server::Api::AuditCheck::kPassed);
-  } else {
+  return so;
+}
+
+// The whole log is verified before serving (every leaf, the tree, every checkpoint's signature
+// and their consistency): false, having said why, when it does not. With --audit-in-background
+// it runs while serving (in `*thread`) and /readyz says "verifying" (503) until it passes.
+bool StartAudit(const ServeOptions& o, const audit::SigningKey& key, server::Api& api,
+                std::thread* thread) {
+  if (o.audit_in_background) {
     api.set_audit_check(server::Api::AuditCheck::kRunning);
-    audit_thread = std::thread([&api, data = o.data, k = *key] {
-      auto problems = AuditLog(data, k);
+    *thread = std::thread([&api, data = o.data, key] {
+      auto problems = AuditLog(data, key);
       if (!problems) {
         api.set_audit_check(server::Api::AuditCheck::kFailed, problems.error().message);
       } else if (!problems->empty()) {
@@ -144,60 +105,59 @@ int Serve(const ServeOptions& o) {
         api.set_audit_check(server::Api::AuditCheck::kPassed);
       }
     });
+    return true;
   }
-  // Demo people and accounts, each with a one-time sign-in link (valid 10 minutes).
-  std::vector<std::pair<std::string, std::string>> links;
-  if (o.demo) {
-    const Timestamp now = (*ledger)->engine().Now();
-    for (const char* person : {"alice", "bob", "chen"}) {
-      links.emplace_back(std::string("person  ") + person,
-                         "/session/" + api.sessions().MintLink(PartyKind::kSubject, person, now));
+  auto problems = AuditLog(o.data, key);
+  if (!problems || !problems->empty()) {
+    PrintError(!problems ? "audit verify: " + problems.error().message
+                         : "the audit log does not verify; nothing was served. Problems:");
+    if (problems) {
+      for (const auto& p : *problems) std::cerr << "  " << p << "\n";
     }
-    links.emplace_back("admin   acme (account)",
-                       "/session/" + api.sessions().MintLink(PartyKind::kAccount, "acme", now));
+    std::cerr << "  (run `assent audit verify --data " << o.data << "` for the report)\n";
+    return false;
   }
-  server::HttpServer http(so, &api);
-  auto port = http.Listen();
-  if (!port) {
-    PrintError(port.error().message);
-    if (audit_thread.joinable()) audit_thread.join();
-    return 2;
+  api.set_audit_check(server::Api::AuditCheck::kPassed);
+  return true;
+}
+
+// The demo's people and account, each with a one-time sign-in link (valid 10 minutes), its
+// keys, and what to try.
+void PrintDemo(server::Api& api, Ledger& ledger, const std::string& base,
+               const std::vector<std::pair<std::string, std::string>>& keys) {
+  const Timestamp now = ledger.engine().Now();
+  std::cout << "open a page (one-time links, valid 10 minutes):\n";
+  for (const char* person : {"alice", "bob", "chen"}) {
+    std::cout << fmt::format("  {:<22} {}/session/{}\n", std::string("person  ") + person, base,
+                             api.sessions().MintLink(PartyKind::kSubject, person, now));
   }
-  const std::string base = fmt::format("http://{}:{}", so.address, *port);
-  std::cout << fmt::format("assent serving {} on {} (ledger position {}, {} threads)\n",
-                           (*ledger)->store_description(), base, (*ledger)->position(),
-                           so.threads);
-  if (o.demo) {
-    std::cout << "open a page (one-time links, valid 10 minutes):\n";
-    for (const auto& [who, link] : links) std::cout << fmt::format("  {:<22} {}{}\n", who, base, link);
-    std::cout << "demo keys (shown once):\n";
-    for (const auto& [role, secret] : keys) {
-      std::cout << fmt::format("  {:<9} {}\n", role, secret);
-    }
-    std::cout << fmt::format(
-        "try:\n  curl -s {0}/v1/decisions -H 'Authorization: Bearer {1}' \\\n"
-        "    -d '{{\"category\":\"content.chat\",\"purpose\":\"ai_training.first_party\","
-        "\"subjects\":[\"u1\"]}}'\n  curl -s {0}/v1/subjects/u1/consents -H 'Authorization: "
-        "Bearer {1}'\n  {0}/openapi.json  {0}/metrics\n",
-        base, keys.empty() ? "KEY" : keys.front().second);
-  }
-  std::cout.flush();
-  // Checkpoints on a timer (when the log grew), and one at shutdown.
+  std::cout << fmt::format("  {:<22} {}/session/{}\n", "admin   acme (account)", base,
+                           api.sessions().MintLink(PartyKind::kAccount, "acme", now));
+  std::cout << "demo keys (shown once):\n";
+  for (const auto& [role, secret] : keys) std::cout << fmt::format("  {:<9} {}\n", role, secret);
+  std::cout << fmt::format(
+      "try:\n  curl -s {0}/v1/decisions -H 'Authorization: Bearer {1}' \\\n"
+      "    -d '{{\"category\":\"content.chat\",\"purpose\":\"ai_training.first_party\","
+      "\"subjects\":[\"u1\"]}}'\n  curl -s {0}/v1/subjects/u1/consents -H 'Authorization: "
+      "Bearer {1}'\n  {0}/openapi.json  {0}/metrics\n",
+      base, keys.empty() ? "KEY" : keys.front().second);
+}
+
+// Serves until SIGTERM, with signed checkpoints on a timer (when the log grew; never by a node
+// whose audit has not passed) and one at shutdown.
+void ServeWithCheckpoints(server::HttpServer& http, server::Api& api, audit::Auditor& auditor,
+                          Ledger& ledger, int interval) {
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopping = false;
   std::thread checkpoints([&] {
     std::unique_lock lock(stop_mu);
-    while (!stop_cv.wait_for(lock, std::chrono::seconds(o.checkpoint_interval),
-                             [&] { return stopping; })) {
+    while (!stop_cv.wait_for(lock, std::chrono::seconds(interval), [&] { return stopping; })) {
       lock.unlock();
-      // A node whose audit has not passed never signs.
-      if (api.audit_check().first != server::Api::AuditCheck::kPassed) {
-        lock.lock();
-        continue;
+      if (api.audit_check().first == server::Api::AuditCheck::kPassed) {
+        auto r = auditor.RecordCheckpointIfGrown(ledger);
+        if (!r) std::cerr << "assent: checkpoint failed: " << r.error().message << "\n";
       }
-      auto r = (*auditor)->RecordCheckpointIfGrown(**ledger);
-      if (!r) std::cerr << "assent: checkpoint failed: " << r.error().message << "\n";
       lock.lock();
     }
   });
@@ -208,6 +168,50 @@ int Serve(const ServeOptions& o) {
   }
   stop_cv.notify_all();
   checkpoints.join();
+}
+
+int Serve(const ServeOptions& o) {
+  auto so = ListenOptions(o);
+  if (!so) return Fail(so.error());
+  auto ledger = OpenLedger(o.data, false);
+  if (!ledger) return Fail(ledger.error());
+  std::vector<std::pair<std::string, std::string>> keys;
+  if (o.demo) {
+    if (auto st = SeedDemo(**ledger, &keys); !st) return Fail(st.error());
+  }
+  // The audit log: the signing key (created on first start, 0600) and the live tree.
+  auto key = LoadAuditKey(o.data, true);
+  if (!key) return Fail(key.error());
+  auto auditor = audit::Auditor::Attach(**ledger, *key);
+  if (!auditor) return Fail(auditor.error());
+  // One signing key per ledger, fixed by its first checkpoint (signed now if there is none): a
+  // node with another key stops here, before it signs or writes anything.
+  if (auto st = (*auditor)->EnsureLedgerKey(**ledger); !st) {
+    PrintError(st.error().message);
+    return 1;
+  }
+  server::Api api(ledger->get(), o.quiet ? nullptr : &std::cerr, auditor->get());
+  // Sign-in links and sessions are signed with a key every node of this ledger derives alike
+  // (from the ledger's signing key), so any node accepts what another minted.
+  api.sessions().SetKey(key->DeriveSecret("assent sign-in tokens v1"));
+  std::thread audit_thread;
+  if (!StartAudit(o, *key, api, &audit_thread)) return 1;
+  struct Joiner {
+    std::thread& t;
+    ~Joiner() {
+      if (t.joinable()) t.join();
+    }
+  } joiner{audit_thread};
+  server::HttpServer http(*so, &api);
+  auto port = http.Listen();
+  if (!port) return Fail(port.error());
+  const std::string base = fmt::format("http://{}:{}", so->address, *port);
+  std::cout << fmt::format("assent serving {} on {} (ledger position {}, {} threads)\n",
+                           (*ledger)->store_description(), base, (*ledger)->position(),
+                           so->threads);
+  if (o.demo) PrintDemo(api, **ledger, base, keys);
+  std::cout.flush();
+  ServeWithCheckpoints(http, api, **auditor, **ledger, o.checkpoint_interval);
   if (audit_thread.joinable()) audit_thread.join();
   if (api.audit_check().first == server::Api::AuditCheck::kPassed) {
     (*auditor)->RecordCheckpointIfGrown(**ledger);
@@ -221,8 +225,7 @@ int Serve(const ServeOptions& o) {
 void RegisterServeCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "Serve the HTTP API (SIGTERM stops it gracefully)");
-  cmd->add_option("--data", o->data, "Data directory of the embedded ledger")
-      ->capture_default_str();
+  AddDataOption(cmd, &o->data);
   cmd->add_option("--listen", o->listen, "Address and port (port 0: any free port)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Event-loop threads (default: one per core)");

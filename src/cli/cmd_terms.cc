@@ -12,20 +12,6 @@
 
 namespace assent::cli {
 
-void PrintError(const std::string& message) {
-  std::cerr << "assent: error: " << message << "\n";
-}
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return false;
-  *out = ss.str();
-  return true;
-}
-
 namespace {
 
 // Lints `path` for commands that need its rules; prints problems to stderr. Returns the
@@ -53,104 +39,103 @@ std::shared_ptr<const Terms> LoadForReading(const std::string& path, int* exit_c
   }
   return r.draft;
 }
+struct TermsCommand {
+  std::vector<std::string> files;
+  std::string file, old_file, new_file;
+  bool json = false;
+};
+
+// Exit 0 without errors, 1 with any error, 2 when a file cannot be read.
+int Lint(const TermsCommand& o) {
+  nlohmann::ordered_json all = nlohmann::ordered_json::array();
+  int code = 0;
+  for (const auto& f : o.files) {
+    std::string text;
+    if (!ReadFile(f, &text)) {
+      code = Fail("cannot read terms file '" + f + "'");
+      continue;
+    }
+    LintResult r = LintTerms(text, f);
+    size_t errors = 0, warnings = 0;
+    for (const auto& d : r.diagnostics) {
+      (d.severity == Severity::kError ? errors : warnings)++;
+      if (o.json) {
+        all.push_back({{"file", d.file},
+                       {"line", d.line},
+                       {"column", d.column},
+                       {"severity", d.severity == Severity::kError ? "error" : "warning"},
+                       {"message", d.message},
+                       {"code", d.code}});
+      } else {
+        std::cout << d.ToString() << "\n";
+      }
+    }
+    if (!o.json) {
+      std::cout << fmt::format("{}: {} error(s), {} warning(s){}\n", f, errors, warnings,
+                               r.terms ? " — " + r.terms->label() + " compiles" : "");
+    }
+    if (errors && code == 0) code = 1;
+  }
+  if (o.json) std::cout << all.dump(2) << "\n";
+  return code;
+}
+
+int Show(const TermsCommand& o) {
+  int exit_code = 0;
+  auto t = LoadForReading(o.file, &exit_code);
+  if (!t) return exit_code;
+  if (o.json) {
+    std::cout << MatrixJson(*t).dump(2) << "\n";
+  } else {
+    std::cout << RenderMatrixTable(*t);
+  }
+  return 0;
+}
+
+// Exit 0 when nothing loosened, 1 when something did.
+int Diff(const TermsCommand& o) {
+  int exit_code = 0;
+  auto a = LoadForReading(o.old_file, &exit_code);
+  if (!a) return exit_code;
+  auto b = LoadForReading(o.new_file, &exit_code);
+  if (!b) return exit_code;
+  if (a->id() != b->id()) {
+    return Fail("'" + o.old_file + "' is document '" + a->id() + "' but '" + o.new_file +
+                "' is '" + b->id() + "': compare versions of one document");
+  }
+  TermsDiff d = DiffTerms(*a, *b);
+  if (o.json) {
+    std::cout << DiffJson(d).dump(2) << "\n";
+  } else {
+    std::cout << RenderDiff(d);
+  }
+  return d.loosened() ? 1 : 0;
+}
 
 }  // namespace
 
 void RegisterTermsCommands(CLI::App& app, int* exit_code) {
   CLI::App* terms = app.add_subcommand("terms", "Lint, show and compare terms documents");
   terms->require_subcommand(1);
-
-  {
-    auto* cmd = terms->add_subcommand(
-        "lint", "Check terms files; exit 0 without errors, 1 with any error, 2 if unreadable");
-    auto files = std::make_shared<std::vector<std::string>>();
-    auto json = std::make_shared<bool>(false);
-    cmd->add_option("FILE", *files, "Terms YAML files")->required();
-    cmd->add_flag("--json", *json, "Print diagnostics as JSON");
-    cmd->callback([files, json, exit_code] {
-      nlohmann::ordered_json all = nlohmann::ordered_json::array();
-      int code = 0;
-      for (const auto& f : *files) {
-        std::string text;
-        if (!ReadFile(f, &text)) {
-          PrintError("cannot read terms file '" + f + "'");
-          code = 2;
-          continue;
-        }
-        LintResult r = LintTerms(text, f);
-        size_t errors = 0, warnings = 0;
-        for (const auto& d : r.diagnostics) {
-          (d.severity == Severity::kError ? errors : warnings)++;
-          if (*json) {
-            all.push_back({{"file", d.file},
-                           {"line", d.line},
-                           {"column", d.column},
-                           {"severity", d.severity == Severity::kError ? "error" : "warning"},
-                           {"message", d.message},
-                           {"code", d.code}});
-          } else {
-            std::cout << d.ToString() << "\n";
-          }
-        }
-        if (!*json) {
-          std::cout << fmt::format("{}: {} error(s), {} warning(s){}\n", f, errors, warnings,
-                                   r.terms ? " — " + r.terms->label() + " compiles" : "");
-        }
-        if (errors && code == 0) code = 1;
-      }
-      if (*json) std::cout << all.dump(2) << "\n";
-      *exit_code = code;
-    });
-  }
-
-  {
-    auto* cmd = terms->add_subcommand(
-        "show", "Print the leaf matrix: each (category, purpose) with its basis and rule");
-    auto file = std::make_shared<std::string>();
-    auto json = std::make_shared<bool>(false);
-    cmd->add_option("FILE", *file, "Terms YAML file")->required();
-    cmd->add_flag("--json", *json, "Print as JSON");
-    cmd->callback([file, json, exit_code] {
-      auto t = LoadForReading(*file, exit_code);
-      if (!t) return;
-      if (*json) {
-        std::cout << MatrixJson(*t).dump(2) << "\n";
-      } else {
-        std::cout << RenderMatrixTable(*t);
-      }
-      *exit_code = 0;
-    });
-  }
-
-  {
-    auto* cmd = terms->add_subcommand(
-        "diff", "Compare two versions; exit 0 when nothing loosened, 1 when something did");
-    auto old_file = std::make_shared<std::string>();
-    auto new_file = std::make_shared<std::string>();
-    auto json = std::make_shared<bool>(false);
-    cmd->add_option("OLD", *old_file, "The earlier terms file")->required();
-    cmd->add_option("NEW", *new_file, "The later terms file")->required();
-    cmd->add_flag("--json", *json, "Print as JSON");
-    cmd->callback([old_file, new_file, json, exit_code] {
-      auto a = LoadForReading(*old_file, exit_code);
-      if (!a) return;
-      auto b = LoadForReading(*new_file, exit_code);
-      if (!b) return;
-      if (a->id() != b->id()) {
-        PrintError("'" + *old_file + "' is document '" + a->id() + "' but '" + *new_file +
-                   "' is '" + b->id() + "': compare versions of one document");
-        *exit_code = 2;
-        return;
-      }
-      TermsDiff d = DiffTerms(*a, *b);
-      if (*json) {
-        std::cout << DiffJson(d).dump(2) << "\n";
-      } else {
-        std::cout << RenderDiff(d);
-      }
-      *exit_code = d.loosened() ? 1 : 0;
-    });
-  }
+  auto l = std::make_shared<TermsCommand>();
+  auto* lint = terms->add_subcommand(
+      "lint", "Check terms files; exit 0 without errors, 1 with any error, 2 if unreadable");
+  lint->add_option("FILE", l->files, "Terms YAML files")->required();
+  lint->add_flag("--json", l->json, "Print diagnostics as JSON");
+  lint->callback([l, exit_code] { *exit_code = Lint(*l); });
+  auto s = std::make_shared<TermsCommand>();
+  auto* show = terms->add_subcommand(
+      "show", "Print the leaf matrix: each (category, purpose) with its basis and rule");
+  show->add_option("FILE", s->file, "Terms YAML file")->required();
+  show->add_flag("--json", s->json, "Print as JSON");
+  show->callback([s, exit_code] { *exit_code = Show(*s); });
+  auto d = std::make_shared<TermsCommand>();
+  auto* diff = terms->add_subcommand(
+      "diff", "Compare two versions; exit 0 when nothing loosened, 1 when something did");
+  diff->add_option("OLD", d->old_file, "The earlier terms file")->required();
+  diff->add_option("NEW", d->new_file, "The later terms file")->required();
+  diff->add_flag("--json", d->json, "Print as JSON");
+  diff->callback([d, exit_code] { *exit_code = Diff(*d); });
 }
 
 }  // namespace assent::cli

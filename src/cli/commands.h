@@ -16,8 +16,16 @@ void RegisterTermsCommands(CLI::App& app, int* exit_code);
 void RegisterCheckCommand(CLI::App& app, int* exit_code);
 // REQUIRES: RegisterTermsCommands ran first (adds `terms publish` to it).
 void RegisterLedgerCommands(CLI::App& app, int* exit_code);
+// `consent grant|withdraw|history` (cmd_consent.cc), `keys` (cmd_keys.cc), `subject|account
+// erase` (cmd_erase.cc): called by RegisterLedgerCommands.
+void RegisterConsentCommands(CLI::App& app, int* exit_code);
+void RegisterKeyCommands(CLI::App& app, int* exit_code);
+void RegisterEraseCommands(CLI::App& app, int* exit_code);
 void RegisterServeCommand(CLI::App& app, int* exit_code);
+// `filter` and `snapshot` (cmd_filter.cc); it also registers `datasets`, `models` and
+// `impact` (cmd_lineage.cc).
 void RegisterFilterCommand(CLI::App& app, int* exit_code);
+void RegisterLineageCommands(CLI::App& app, int* exit_code);
 void RegisterAuditCommands(CLI::App& app, int* exit_code);
 
 // Options every command takes (before or after its name): where the ledger lives when it is
@@ -31,6 +39,17 @@ void RegisterGlobalOptions(CLI::App& app);
 
 // Prints "assent: error: <message>" to stderr.
 void PrintError(const std::string& message);
+// The same, and the exit code of an error (2): `return Fail(...)`.
+int Fail(const std::string& message);
+int Fail(const Error& error);
+// The party named by --subject or --account: exactly one of them.
+struct NamedParty {
+  PartyKind kind = PartyKind::kSubject;
+  std::string id;
+};
+Result<NamedParty> PartyFrom(const std::string& subject, const std::string& account);
+// --data DIR (default ./assent-data).
+void AddDataOption(CLI::App* cmd, std::string* data);
 
 // Opens the ledger: the embedded one in `data_dir`, or the --database one.
 Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only);

@@ -16,6 +16,7 @@ void FillState(const Snapshot& snap, const Terms& t, const Rule& rule, PartyKind
       if (r < 0 || &t.rules()[r] != &rule) continue;
       auto st = snap.PartyStateFor(kind, id, t.categories()[c].name, t.purposes()[p].name, now);
       if (!st) continue;
+      view->pairs.push_back({t.categories()[c].name, t.purposes()[p].name, st->state, st->event});
       const std::string s(PartyStateName(st->state));
       view->stale |= st->state == PartyState::kStale;
       if (view->event == 0 && view->state == "none") {

@@ -24,6 +24,13 @@ struct RuleView {
   std::string state = "none";
   bool stale = false;
   uint64_t event = 0;
+  // The same per (category, purpose) pair the rule decides.
+  struct Pair {
+    std::string category, purpose;
+    PartyState state = PartyState::kNone;
+    uint64_t event = 0;
+  };
+  std::vector<Pair> pairs;
 };
 
 // Every rule of `terms` (the version in effect at `now`), in order, for the party.

@@ -1,0 +1,191 @@
+// `consent grant|withdraw|history`: record a party's choice (printing its receipt, with its
+// proof), and read a party's events and its state per rule.
+#include <fmt/core.h>
+
+#include <iostream>
+#include <set>
+
+#include "audit/audit.h"
+#include "cli/commands.h"
+#include "common/json_writer.h"
+#include "engine/consent_view.h"
+#include "engine/events_jsonl.h"
+
+namespace assent::cli {
+namespace {
+
+struct ConsentOptions {
+  std::string data = "./assent-data";
+  std::string subject, account;
+  std::vector<std::string> categories, purposes;
+  std::string rule, method = "api", at, terms_version, actor;
+  bool json = false;
+};
+
+Result<ConsentEvent> EventFrom(const ConsentOptions& o, Action action) {
+  ASSENT_ASSIGN_OR_RETURN(const NamedParty party, PartyFrom(o.subject, o.account));
+  if (o.rule.empty() && (o.categories.empty() || o.purposes.empty())) {
+    return InvalidArgumentError(
+        "give --category and --purpose (repeatable), or --rule for the rule's scope");
+  }
+  ConsentEvent e;
+  e.party_kind = party.kind;
+  e.party = party.id;
+  e.action = action;
+  e.categories = o.categories;
+  e.purposes = o.purposes;
+  e.rule = o.rule;
+  e.actor = o.actor;
+  e.terms_version = o.terms_version;
+  auto method = ParseMethod(o.method);
+  if (!method) {
+    return InvalidArgumentError("--method must be settings, api, gpc, admin or import, not '" +
+                                o.method + "'");
+  }
+  e.method = *method;
+  if (!o.at.empty()) {
+    auto at = ParseTime(o.at);
+    if (!at) return InvalidArgumentError("--at: " + at.error().message);
+    e.at = *at;
+  }
+  return e;
+}
+
+int RecordConsent(const ConsentOptions& o, Action action) {
+  auto e = EventFrom(o, action);
+  if (!e) return Fail(e.error());
+  auto ledger = OpenLedger(o.data, false);
+  if (!ledger) return Fail(ledger.error());
+  auto receipt = (*ledger)->RecordConsent(std::move(*e));
+  if (!receipt) return Fail(receipt.error().message + " (nothing was recorded)");
+  // With the log's signing key (created on first use), the receipt carries its proof: a
+  // signed checkpoint covering the event and the inclusion proof against it.
+  auto key = LoadAuditKey(o.data, true);
+  if (!key) {
+    std::cout << receipt->ToJson() << "\n";
+    std::cerr << "assent: warning: no proof in this receipt: " << key.error().message << "\n";
+    return 0;
+  }
+  auto provable = audit::ProvableReceiptJson(**ledger, *key, *receipt);
+  std::cout << (provable ? *provable : receipt->ToJson()) << "\n";
+  if (!provable) {
+    std::cerr << "assent: warning: no proof in this receipt: " << provable.error().message << "\n";
+  }
+  return 0;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+  return out;
+}
+
+// The rules that ask this party, each with its pairs' states, as JSON into `w` and as text.
+std::string WriteRules(const Snapshot& snap, PartyKind kind, const std::string& id, Timestamp now,
+                       JsonWriter& w) {
+  std::string text;
+  w.Key("rules").BeginArray();
+  const int32_t v = snap.terms().VersionAt(now);
+  if (v >= 0) {
+    const Terms& t = snap.terms().version(v);
+    text += fmt::format("current state under terms {}:\n", t.label());
+    for (const RuleView& view : ViewRules(snap, t, kind, id, now)) {
+      if (!view.asks || !view.for_party) continue;
+      const Rule& rule = *view.rule;
+      std::set<std::string> states;  // one line when the pairs agree
+      w.BeginObject().Key("rule").String(rule.id).Key("basis").String(BasisName(rule.basis));
+      w.Key("summary").String(rule.summary).Key("pairs").BeginArray();
+      for (const auto& pair : view.pairs) {
+        w.BeginObject().Key("category").String(pair.category).Key("purpose").String(pair.purpose);
+        w.Key("state").String(PartyStateName(pair.state)).Key("event");
+        if (pair.event) {
+          w.UInt(pair.event);
+        } else {
+          w.Null();
+        }
+        w.EndObject();
+        states.insert(std::string(PartyStateName(pair.state)) +
+                      (pair.event ? " (event " + std::to_string(pair.event) + ")" : ""));
+      }
+      w.EndArray().EndObject();
+      std::string state;
+      for (const auto& s : states) state += (state.empty() ? "" : " / ") + s;
+      text += fmt::format("  {:<11} {:<36} {}\n    \"{}\"\n", BasisName(rule.basis), rule.id,
+                          state, rule.summary);
+    }
+  }
+  w.EndArray();
+  return text;
+}
+
+int History(const ConsentOptions& o) {
+  auto party = PartyFrom(o.subject, o.account);
+  if (!party) return Fail(party.error());
+  auto ledger = OpenLedger(o.data, true);
+  if (!ledger) return Fail(ledger.error());
+  const PartyKind kind = party->kind;
+  const std::string& id = party->id;
+  auto snap = (*ledger)->engine().snapshot();
+  auto events = snap->EventsOf(kind, id);
+  JsonWriter w;
+  w.BeginObject();
+  w.Key(PartyKindName(kind)).String(id);
+  w.Key("position").UInt(snap->position());
+  w.Key("events").BeginArray();
+  std::string text = fmt::format("{} {} — {} consent event(s), ledger position {}\n",
+                                 PartyKindName(kind), id, events.size(), snap->position());
+  for (const auto& e : events) {
+    w.BeginObject();
+    WriteHistoryEvent(w, e);
+    w.EndObject();
+    text += fmt::format("  {:>6}  {}  {:<8}  {} x {}  (terms {}, {})\n", e.position,
+                        FormatTime(e.at), ActionName(e.action), Join(e.categories),
+                        Join(e.purposes), e.terms_version, MethodName(e.method));
+  }
+  w.EndArray();
+  text += WriteRules(*snap, kind, id, (*ledger)->engine().Now(), w);
+  w.EndObject();
+  std::cout << (o.json ? w.str() + "\n" : text);
+  return 0;
+}
+
+void AddRecordCommand(CLI::App* consent, Action action, int* exit_code) {
+  auto o = std::make_shared<ConsentOptions>();
+  auto* cmd = consent->add_subcommand(
+      std::string(ActionName(action)),
+      action == Action::kGrant ? "Record a grant and print its receipt"
+                               : "Record a withdrawal (or objection) and print its receipt");
+  AddDataOption(cmd, &o->data);
+  cmd->add_option("--subject", o->subject, "The person (user id)");
+  cmd->add_option("--account", o->account, "The account (customer organisation) id");
+  cmd->add_option("--category", o->categories, "Category of the scope; repeatable");
+  cmd->add_option("--purpose", o->purposes, "Purpose of the scope; repeatable");
+  cmd->add_option("--rule", o->rule, "The rule shown; alone, its categories x purposes");
+  cmd->add_option("--method", o->method, "settings | api | gpc | admin | import")
+      ->capture_default_str();
+  cmd->add_option("--at", o->at, "When the choice was made (RFC 3339); default now");
+  cmd->add_option("--terms-version", o->terms_version,
+                  "The terms version shown; default the one in effect at --at");
+  cmd->add_option("--actor", o->actor, "Who recorded it, if not the party");
+  cmd->callback([o, action, exit_code] { *exit_code = RecordConsent(*o, action); });
+}
+
+}  // namespace
+
+void RegisterConsentCommands(CLI::App& app, int* exit_code) {
+  CLI::App* consent = app.add_subcommand("consent", "Record and read consent events");
+  consent->require_subcommand(1);
+  for (Action action : {Action::kGrant, Action::kWithdraw}) {
+    AddRecordCommand(consent, action, exit_code);
+  }
+  auto o = std::make_shared<ConsentOptions>();
+  auto* cmd = consent->add_subcommand(
+      "history", "A party's consent events and its current state per rule");
+  AddDataOption(cmd, &o->data);
+  cmd->add_option("--subject", o->subject, "The person (user id)");
+  cmd->add_option("--account", o->account, "The account id");
+  cmd->add_flag("--json", o->json, "Print as JSON");
+  cmd->callback([o, exit_code] { *exit_code = History(*o); });
+}
+
+}  // namespace assent::cli
