@@ -186,20 +186,14 @@ Status Engine::ValidateBatch(std::span<const ConsentEvent> events, size_t* faile
 
 Status Engine::Apply(const ConsentEvent& event) { return ApplyBatch({&event, 1}); }
 
-Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_index) {
-  std::lock_guard lock(write_mu_);
-  std::shared_ptr<const Snapshot> cur = current_.load();
-  const TermsSet& ts = cur->terms();
-  // Where the ledger stands: the published snapshot, or the bulk load's unpublished state.
-  Pending base = bulk_builder_ ? pending_ : Pending::Of(*cur);
-  uint64_t last_position = base.position;
-  Timestamp last_at = base.last_at;
-  // Scratch space reused from batch to batch (ApplyBatch runs under write_mu_).
-  thread_local std::vector<Resolved> resolved;
-  thread_local std::vector<uint32_t> scope_ids;
-  resolved.clear();
-  scope_ids.clear();
-  resolved.reserve(events.size());
+namespace {
+
+// Checks every event against the terms and the ones before it; fills `resolved`.
+Status ResolveBatch(std::span<const ConsentEvent> events, const TermsSet& ts,
+                    uint64_t last_position, Timestamp last_at, size_t* failed_index,
+                    std::vector<Resolved>* resolved) {
+  resolved->clear();
+  resolved->reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const ConsentEvent& e = events[i];
     auto r = Check(e, ts, last_position, last_at);
@@ -213,12 +207,18 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
                                            : "event " + std::to_string(i + 1) +
                                                  " of the batch: " + r.error().message);
     }
-    resolved.push_back(std::move(*r));
+    resolved->push_back(std::move(*r));
     last_position = e.position;
     last_at = e.at;
   }
-  internal::SharedTables& tables = *cur->tables_;
-  scope_ids.reserve(resolved.size());
+  return OkStatus();
+}
+
+// The scope id of each event (a scope seen for the first time is added to the tables).
+Status InternScopes(std::span<const Resolved> resolved, internal::SharedTables& tables,
+                    std::vector<uint32_t>* scope_ids) {
+  scope_ids->clear();
+  scope_ids->reserve(resolved.size());
   for (const Resolved& r : resolved) {
     std::string key = ScopeKey(r);
     auto it = tables.scope_index.find(key);
@@ -233,13 +233,20 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
       tables.scope_storage.push_back(std::move(scope));
       it = tables.scope_index.emplace(std::move(key), id).first;
     }
-    scope_ids.push_back(it->second);
+    scope_ids->push_back(it->second);
   }
+  return OkStatus();
+}
+
+// Each event's time on the timeline and its position (as breaks in the dense count), all or
+// nothing.
+Status AppendTimeline(std::span<const ConsentEvent> events, uint64_t consent_count,
+                      internal::SharedTables& tables) {
   const size_t timeline_before = tables.timeline.size();
   const size_t breaks_before = tables.position_breaks.size();
   const uint64_t delta_before = tables.last_delta;
   for (size_t i = 0; i < events.size(); ++i) {
-    const uint64_t index = base.consent_count + i;
+    const uint64_t index = consent_count + i;
     bool ok = tables.timeline.push_back(events[i].at);
     if (ok && events[i].position != index + 1 + tables.last_delta) {
       tables.last_delta = events[i].position - index - 1;
@@ -252,6 +259,24 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
       return FailedPreconditionError("too many consent events for one engine");
     }
   }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_index) {
+  std::lock_guard lock(write_mu_);
+  std::shared_ptr<const Snapshot> cur = current_.load();
+  // Where the ledger stands: the published snapshot, or the bulk load's unpublished state.
+  Pending base = bulk_builder_ ? pending_ : Pending::Of(*cur);
+  // Scratch space reused from batch to batch (ApplyBatch runs under write_mu_).
+  thread_local std::vector<Resolved> resolved;
+  thread_local std::vector<uint32_t> scope_ids;
+  ASSENT_RETURN_IF_ERROR(
+      ResolveBatch(events, cur->terms(), base.position, base.last_at, failed_index, &resolved));
+  internal::SharedTables& tables = *cur->tables_;
+  ASSENT_RETURN_IF_ERROR(InternScopes(resolved, tables, &scope_ids));
+  ASSENT_RETURN_IF_ERROR(AppendTimeline(events, base.consent_count, tables));
   std::unique_ptr<ConsentStateBuilder> own;
   ConsentStateBuilder* builder = bulk_builder_.get();
   if (bulk_ && !builder) {
@@ -269,10 +294,12 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
     new_parties += builder->Append(e.party_kind, e.party, se);
   }
   Pending next_state = base;
-  if (!events.empty()) next_state.position = events.back().position;
+  if (!events.empty()) {
+    next_state.position = events.back().position;
+    next_state.last_at = events.back().at;
+  }
   next_state.consent_count += events.size();
   next_state.parties += new_parties;
-  next_state.last_at = last_at;
   if (bulk_) {  // folded into the private builder; published at the end of the bulk load
     pending_ = next_state;
     return OkStatus();

@@ -189,26 +189,22 @@ std::string ShardFileName(const std::string& out, int index, int count) {
          std::to_string(count);
 }
 
-Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const FilterOptions& o) {
-  const auto start = std::chrono::steady_clock::now();
-  FilterReport report;
-  report.position = o.at ? snap.AnswerPositionAt(*o.at) : snap.position();
-  const Timestamp t = o.at.value_or(now);
-  int32_t v = snap.terms().VersionAt(t);
+namespace {
+
+// Checks what can be checked before anything is read or written: terms in effect, a known
+// purpose, a readable manifest, and limits (shards against open files, threads).
+Status CheckRequest(const Snapshot& snap, const FilterOptions& o, Timestamp t,
+                    FilterReport* report) {
+  const int32_t v = snap.terms().VersionAt(t);
   if (v < 0) return FailedPreconditionError("no terms are in effect at " + FormatTime(t));
   const Terms& terms = snap.terms().version(v);
-  report.terms = terms.label();
+  report->terms = terms.label();
   if (terms.FindPurpose(o.purpose) < 0) {
     std::vector<std::string> names;
     for (const auto& p : terms.purposes()) names.push_back(p.name);
     return InvalidArgumentError("unknown purpose '" + o.purpose + "' in terms " + terms.label() +
                                 DidYouMeanSuffix(o.purpose, names));
   }
-  std::ifstream in(o.in_path, std::ios::binary);
-  if (!in) return NotFoundError("cannot read manifest '" + o.in_path + "'");
-  in.seekg(0, std::ios::end);
-  const uint64_t total = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
-  in.seekg(0);
   if (o.shards < 0 || o.shards > 4096) return InvalidArgumentError("--shards must be 1-4096");
   if (o.threads > kMaxThreads) {
     return InvalidArgumentError("--threads is at most " + std::to_string(kMaxThreads) +
@@ -225,188 +221,250 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
                                   " (ulimit -n): raise the limit or use fewer shards");
     }
   }
-  // One output, or one per shard (and the report); each written to a temporary file, all
-  // renamed into place only once every one is complete.
-  std::vector<std::string> finals, tmps;
-  if (o.shards == 0) {
-    finals.push_back(o.out_path);
-  } else {
-    for (int i = 0; i < o.shards; ++i) finals.push_back(ShardFileName(o.out_path, i, o.shards));
+  return OkStatus();
+}
+
+// The outputs of one run: one file, or one per shard, and the report; each written to a
+// temporary file (FINAL.tmp-PID), all renamed into place only once every one is complete, and
+// every temporary removed on every failure path.
+class Outputs {
+ public:
+  ~Outputs() {
+    outs_.clear();  // closed before they are removed
+    if (keep_) return;
+    for (const auto& p : tmps_) std::remove(p.c_str());
+    if (!report_tmp_.empty()) std::remove(report_tmp_.c_str());
   }
-  for (const auto& f : finals) ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, f, "--out"));
-  if (!o.report_path.empty()) {
-    ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, o.report_path, "--report"));
+
+  Status Open(const FilterOptions& o) {
+    if (o.shards == 0) {
+      finals_.push_back(o.out_path);
+    } else {
+      for (int i = 0; i < o.shards; ++i) finals_.push_back(ShardFileName(o.out_path, i, o.shards));
+    }
+    for (const auto& f : finals_) ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, f, "--out"));
+    if (!o.report_path.empty()) {
+      ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, o.report_path, "--report"));
+      RemoveStaleTemporaries(o.report_path);
+      report_final_ = o.report_path;
+      report_tmp_ = o.report_path + ".tmp-" + std::to_string(::getpid());
+    }
+    for (const auto& f : finals_) RemoveStaleTemporaries(f);
+    for (const auto& f : finals_) tmps_.push_back(f + ".tmp-" + std::to_string(::getpid()));
+    outs_.reserve(tmps_.size());
+    for (const auto& t : tmps_) {
+      outs_.emplace_back(t, std::ios::binary | std::ios::trunc);
+      if (!outs_.back()) return MakeError(ErrorCode::kUnavailable, "cannot write '" + t + "'");
+    }
+    return OkStatus();
   }
-  for (const auto& f : finals) RemoveStaleTemporaries(f);
-  if (!o.report_path.empty()) RemoveStaleTemporaries(o.report_path);
-  for (const auto& f : finals) tmps.push_back(f + ".tmp-" + std::to_string(::getpid()));
-  const std::string report_tmp =
-      o.report_path.empty() ? "" : o.report_path + ".tmp-" + std::to_string(::getpid());
-  // From here every temporary file is removed on every failure path (declared before `outs`,
-  // so the streams are closed first).
-  struct Cleanup {
-    const std::vector<std::string>& paths;
-    bool keep = false;
-    ~Cleanup() {
-      if (!keep) {
-        for (const auto& p : paths) std::remove(p.c_str());
+
+  const std::vector<std::string>& finals() const { return finals_; }
+  std::ofstream& out(size_t shard) { return outs_[shard]; }
+  Status Good() const {
+    for (const auto& out : outs_) {
+      if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmps_.front() + "'");
+    }
+    return OkStatus();
+  }
+
+  // Closes the outputs, writes the report and renames everything into place.
+  Status Commit(const std::string& report_json) {
+    for (size_t i = 0; i < outs_.size(); ++i) {
+      outs_[i].flush();
+      outs_[i].close();
+      if (!outs_[i]) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmps_[i] + "'");
+    }
+    if (!report_tmp_.empty()) {
+      std::ofstream rep(report_tmp_, std::ios::binary | std::ios::trunc);
+      rep << report_json << "\n";
+      rep.close();
+      if (!rep) {
+        return MakeError(ErrorCode::kUnavailable, "cannot write the report to '" + report_tmp_ + "'");
       }
     }
-  } cleanup{tmps};
-  std::vector<std::ofstream> outs;
-  outs.reserve(tmps.size());
-  for (const auto& t : tmps) {
-    outs.emplace_back(t, std::ios::binary | std::ios::trunc);
-    if (!outs.back()) return MakeError(ErrorCode::kUnavailable, "cannot write '" + t + "'");
-  }
-  struct CleanupReport {
-    const std::string& path;
-    bool keep = false;
-    ~CleanupReport() {
-      if (!keep && !path.empty()) std::remove(path.c_str());
+    for (size_t i = 0; i < tmps_.size(); ++i) {  // everything is written: only renames are left
+      if (std::rename(tmps_[i].c_str(), finals_[i].c_str()) != 0) {
+        return MakeError(ErrorCode::kUnavailable,
+                         "cannot rename '" + tmps_[i] + "' to '" + finals_[i] + "'");
+      }
     }
-  } cleanup_report{report_tmp};
-  if (o.shards) {
-    report.shards.resize(o.shards);
-    for (int i = 0; i < o.shards; ++i) report.shards[i].file = finals[i];
+    tmps_.clear();  // renamed: nothing of them to remove
+    if (!report_tmp_.empty() && std::rename(report_tmp_.c_str(), report_final_.c_str()) != 0) {
+      return MakeError(ErrorCode::kUnavailable,
+                       "the outputs were written but the report could not be renamed from '" +
+                           report_tmp_ + "' to '" + report_final_ + "'");
+    }
+    keep_ = true;
+    return OkStatus();
   }
-  const std::string& tmp = tmps.front();
-  Hasher in_hash, out_hash;
-  std::unordered_set<uint64_t> seen_ids;
-  // Batches of lines are parsed and decided on worker threads (each with its own parser);
-  // their results are taken in input order, so the output order and report never depend on
-  // the number of threads.
-  const int threads = std::max(1, o.threads);
-  std::deque<std::future<Batch>> in_flight;
-  auto account = [&](Batch& b) -> Status {
+
+ private:
+  std::vector<std::string> finals_, tmps_;
+  std::string report_final_, report_tmp_;
+  std::vector<std::ofstream> outs_;
+  bool keep_ = false;
+};
+
+// One run: batches of lines are parsed and decided on worker threads (each with its own
+// parser); their results are taken in input order, so the output order and report never
+// depend on the number of threads.
+class FilterRun {
+ public:
+  FilterRun(const Snapshot& snap, Timestamp now, const FilterOptions& o, Timestamp t,
+            FilterReport* report, Outputs* outputs)
+      : snap_(snap), now_(now), o_(o), t_(t), report_(*report), outputs_(*outputs) {
+    threads_ = std::max(1, o.threads);
+    lines_.reserve(kBatch);
+  }
+
+  // Reads the manifest through; the outputs hold the kept lines when it returns OK.
+  Status ReadAll(std::istream& in, uint64_t total) {
+    Status failed = OkStatus();
+    std::string line;
+    while (failed && std::getline(in, line)) {
+      ++line_no_;
+      if (!in.eof()) line.push_back('\n');  // the line as it was: its ending kept for the output
+      bytes_ += line.size();
+      in_hash_.Update(line);
+      lines_.push_back(std::move(line));
+      if (lines_.size() == kBatch) {
+        failed = Submit();
+        if (o_.progress) o_.progress(bytes_, total);
+      }
+    }
+    if (failed) failed = Submit();
+    while (failed && !in_flight_.empty()) failed = DrainOne();
+    while (!in_flight_.empty()) {  // a failure: wait for the workers, drop their results
+      in_flight_.front().wait();
+      in_flight_.pop_front();
+    }
+    ASSENT_RETURN_IF_ERROR(failed);
+    if (in.bad()) return MakeError(ErrorCode::kUnavailable, "error reading '" + o_.in_path + "'");
+    report_.input_sha256 = in_hash_.Hex();
+    report_.output_sha256 = out_hash_.Hex();
+    return OkStatus();
+  }
+
+ private:
+  Status Submit() {
+    if (lines_.empty()) return OkStatus();
+    const uint64_t first = line_no_ - lines_.size() + 1;
+    in_flight_.push_back(std::async(std::launch::async, [this, batch = std::move(lines_),
+                                                         first]() mutable {
+      return Work(snap_, o_, now_, t_, std::move(batch), first);
+    }));
+    lines_.clear();
+    lines_.reserve(kBatch);
+    while (in_flight_.size() >= static_cast<size_t>(threads_)) ASSENT_RETURN_IF_ERROR(DrainOne());
+    return OkStatus();
+  }
+
+  Status DrainOne() {
+    Batch b = in_flight_.front().get();
+    in_flight_.pop_front();
+    return Account(b);
+  }
+
+  Status Account(Batch& b) {
     for (size_t i = 0; i < b.items.size(); ++i) {
       const Parsed& p = b.items[i];
       if (p.blank) continue;
-      ++report.items;
+      ++report_.items;
       if (!p.error.empty()) {
-        if (!o.skip_malformed) {
-          return InvalidArgumentError(o.in_path + ":" + std::to_string(b.first_line + i) + ": " +
+        if (!o_.skip_malformed) {
+          return InvalidArgumentError(o_.in_path + ":" + std::to_string(b.first_line + i) + ": " +
                                       p.error +
                                       " (use --skip-malformed to count such lines and go on)");
         }
-        ++report.malformed;
-        ++report.excluded;
-        ++report.excluded_by_reason["malformed"];
+        ++report_.malformed;
+        ++report_.excluded;
+        ++report_.excluded_by_reason["malformed"];
         continue;
       }
-      const Item& it = p.item;
-      if (seen_ids.size() < kMaxDuplicateTracking) {
-        if (!seen_ids.insert(Hash64(it.id)).second) ++report.duplicate_ids;
-      } else {
-        report.duplicates_checked_fully = false;
-      }
-      auto& counts = report.by_category[it.category];
+      CountId(p.item.id);
       const Result<Decision>& d = b.results[p.request];
+      auto& counts = report_.by_category[p.item.category];
       if (d && d->allow) {
-        size_t shard = 0;
-        if (o.shards) {
-          std::string_view key = !it.subjects.empty() ? std::string_view(it.subjects[0])
-                                 : it.has_account ? std::string_view(it.account)
-                                                  : std::string_view(it.id);
-          shard = Hash64(key, 0x51a4d5) % static_cast<uint64_t>(o.shards);
-          auto& sh = report.shards[shard];
-          ++sh.items;
-          if (o.collect_parties) sh.subjects.insert(it.subjects.begin(), it.subjects.end());
-        }
-        if (o.collect_parties) {
-          report.subjects.insert(it.subjects.begin(), it.subjects.end());
-          if (it.has_account) report.accounts.insert(it.account);
-        }
-        // Byte for byte: the line with its own ending ("\r\n", "\n", or none at the end).
-        std::ofstream& out = outs[shard];
-        out.write(b.lines[i].data(), static_cast<std::streamsize>(b.lines[i].size()));
-        out_hash.Update(b.lines[i]);
-        ++report.kept;
+        Keep(p.item, b.lines[i]);
         ++counts.first;
       } else {
-        ++report.excluded;
+        ++report_.excluded;
         ++counts.second;
-        ++report.excluded_by_reason[d ? std::string(ReasonName(d->reason))
-                                      : std::string("unknown-category")];
+        ++report_.excluded_by_reason[d ? std::string(ReasonName(d->reason))
+                                       : std::string("unknown-category")];
       }
     }
-    for (const auto& out : outs) {
-      if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmp + "'");
-    }
-    return OkStatus();
-  };
-  auto drain_one = [&]() -> Status {
-    Batch b = in_flight.front().get();
-    in_flight.pop_front();
-    return account(b);
-  };
-  uint64_t line_no = 0, bytes = 0;
-  std::vector<std::string> lines;
-  lines.reserve(kBatch);
-  std::string line;
-  auto submit = [&]() -> Status {
-    if (lines.empty()) return OkStatus();
-    const uint64_t first = line_no - lines.size() + 1;
-    in_flight.push_back(std::async(std::launch::async, [&snap, &o, now, t,
-                                                        batch = std::move(lines), first]() mutable {
-      return Work(snap, o, now, t, std::move(batch), first);
-    }));
-    lines.clear();
-    lines.reserve(kBatch);
-    while (in_flight.size() >= static_cast<size_t>(threads)) ASSENT_RETURN_IF_ERROR(drain_one());
-    return OkStatus();
-  };
-  Status failed = OkStatus();
-  while (failed && std::getline(in, line)) {
-    ++line_no;
-    if (!in.eof()) line.push_back('\n');  // the line as it was: its ending kept for the output
-    bytes += line.size();
-    in_hash.Update(line);
-    lines.push_back(std::move(line));
-    if (lines.size() == kBatch) {
-      failed = submit();
-      if (o.progress) o.progress(bytes, total);
+    return outputs_.Good();
+  }
+
+  void CountId(const std::string& id) {
+    if (seen_ids_.size() < kMaxDuplicateTracking) {
+      if (!seen_ids_.insert(Hash64(id)).second) ++report_.duplicate_ids;
+    } else {
+      report_.duplicates_checked_fully = false;
     }
   }
-  if (failed) failed = submit();
-  while (failed && !in_flight.empty()) failed = drain_one();
-  while (!in_flight.empty()) {  // a failure: wait for the workers, drop their results
-    in_flight.front().wait();
-    in_flight.pop_front();
+
+  // Byte for byte: the line with its own ending ("\r\n", "\n", or none at the end), into its
+  // shard (by a stable hash of its first subject, else its account, else its id).
+  void Keep(const Item& it, const std::string& line) {
+    size_t shard = 0;
+    if (o_.shards) {
+      std::string_view key = !it.subjects.empty() ? std::string_view(it.subjects[0])
+                             : it.has_account     ? std::string_view(it.account)
+                                                  : std::string_view(it.id);
+      shard = Hash64(key, 0x51a4d5) % static_cast<uint64_t>(o_.shards);
+      auto& sh = report_.shards[shard];
+      ++sh.items;
+      if (o_.collect_parties) sh.subjects.insert(it.subjects.begin(), it.subjects.end());
+    }
+    if (o_.collect_parties) {
+      report_.subjects.insert(it.subjects.begin(), it.subjects.end());
+      if (it.has_account) report_.accounts.insert(it.account);
+    }
+    outputs_.out(shard).write(line.data(), static_cast<std::streamsize>(line.size()));
+    out_hash_.Update(line);
+    ++report_.kept;
   }
-  ASSENT_RETURN_IF_ERROR(failed);
-  if (in.bad()) return MakeError(ErrorCode::kUnavailable, "error reading '" + o.in_path + "'");
-  for (size_t i = 0; i < outs.size(); ++i) {
-    outs[i].flush();
-    outs[i].close();
-    if (!outs[i]) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmps[i] + "'");
+
+  const Snapshot& snap_;
+  const Timestamp now_;
+  const FilterOptions& o_;
+  const Timestamp t_;
+  FilterReport& report_;
+  Outputs& outputs_;
+  int threads_ = 1;
+  Hasher in_hash_, out_hash_;
+  std::unordered_set<uint64_t> seen_ids_;
+  std::deque<std::future<Batch>> in_flight_;
+  std::vector<std::string> lines_;
+  uint64_t line_no_ = 0, bytes_ = 0;
+};
+
+}  // namespace
+
+Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const FilterOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  FilterReport report;
+  report.position = o.at ? snap.AnswerPositionAt(*o.at) : snap.position();
+  const Timestamp t = o.at.value_or(now);
+  ASSENT_RETURN_IF_ERROR(CheckRequest(snap, o, t, &report));
+  std::ifstream in(o.in_path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read manifest '" + o.in_path + "'");
+  in.seekg(0, std::ios::end);
+  const uint64_t total = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+  in.seekg(0);
+  Outputs outputs;
+  ASSENT_RETURN_IF_ERROR(outputs.Open(o));
+  if (o.shards) {
+    report.shards.resize(o.shards);
+    for (int i = 0; i < o.shards; ++i) report.shards[i].file = outputs.finals()[i];
   }
-  report.input_sha256 = in_hash.Hex();
-  report.output_sha256 = out_hash.Hex();
+  FilterRun run(snap, now, o, t, &report, &outputs);
+  ASSENT_RETURN_IF_ERROR(run.ReadAll(in, total));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!report_tmp.empty()) {
-    std::ofstream rep(report_tmp, std::ios::binary | std::ios::trunc);
-    rep << report.ToJson() << "\n";
-    rep.close();
-    if (!rep) {
-      return MakeError(ErrorCode::kUnavailable,
-                       "cannot write the report to '" + report_tmp + "'");
-    }
-  }
-  // Everything is written: only renames are left.
-  for (size_t i = 0; i < outs.size(); ++i) {
-    if (std::rename(tmps[i].c_str(), finals[i].c_str()) != 0) {
-      return MakeError(ErrorCode::kUnavailable,
-                       "cannot rename '" + tmps[i] + "' to '" + finals[i] + "'");
-    }
-  }
-  cleanup.keep = true;
-  if (!report_tmp.empty() && std::rename(report_tmp.c_str(), o.report_path.c_str()) != 0) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "the outputs were written but the report could not be renamed from '" +
-                         report_tmp + "' to '" + o.report_path + "'");
-  }
-  cleanup_report.keep = true;
+  ASSENT_RETURN_IF_ERROR(outputs.Commit(report.ToJson()));
   if (o.progress) o.progress(total, total);
   return report;
 }

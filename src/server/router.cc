@@ -48,8 +48,12 @@ bool Match(std::string_view pattern, std::string_view path, std::vector<std::str
 
 }  // namespace
 
-const std::vector<Route>& Api::Routes() {
-  static const std::vector<Route> routes = {
+namespace {
+
+// The routes, in matching order (the metrics list them in it too): the service's and the
+// person's first, then lineage, keys, pages and the audit log.
+std::vector<Route> ServiceRoutes() {
+  return {
       {"GET", "/healthz", kPublic, "Liveness", Healthz},
       {"GET", "/readyz", kPublic, "Readiness: the ledger is loaded and its audit log verified", Readyz},
       {"GET", "/metrics", kPublic, "Prometheus metrics", MetricsRoute},
@@ -102,6 +106,11 @@ const std::vector<Route>& Api::Routes() {
       {"POST", "/v1/session/gpc", kPerson,
        "Record the browser's Global Privacy Control signal (Sec-GPC: 1) as objections",
        SessionGpc},
+  };
+}
+
+std::vector<Route> RecordRoutes() {
+  return {
       {"GET", "/v1/ledger", kOperator | kAuditor, "Export the ledger (NDJSON)", LedgerExport},
       {"GET", "/v1/datasets", kAnyRole, "Recorded datasets and models", DatasetsList},
       {"POST", "/v1/datasets", kOperator | kService,
@@ -130,6 +139,16 @@ const std::vector<Route>& Api::Routes() {
       {"GET", "/v1/audit/proof/consistency", kPublic,
        "Consistency proof between trees of ?from=M and ?to=N entries", AuditConsistency},
   };
+}
+
+}  // namespace
+
+const std::vector<Route>& Api::Routes() {
+  static const std::vector<Route> routes = [] {
+    std::vector<Route> all = ServiceRoutes();
+    for (auto& r : RecordRoutes()) all.push_back(std::move(r));
+    return all;
+  }();
   return routes;
 }
 

@@ -352,135 +352,159 @@ struct TermsCompilerParser {
         continue;
       }
       CheckKeys(e, kRuleKeys, "a rule");
-      Rule r;
-      TermsCompiler::RuleSource src;
-      src.pos = PosOf(e);
-      bool ok = true;
-      auto id = Scalar(e, e["id"], "rule 'id'", true);
-      if (!id) continue;
-      r.id = *id;
-      if (!ValidName(r.id)) {
-        c.Err(PosOf(e["id"]), "rule id '" + r.id + "' may hold only a-z, 0-9, '_' and '-'",
-              "bad-name");
-      }
-      if (t.rule_index_.count(r.id)) {
-        c.Err(PosOf(e["id"]), "duplicate rule id '" + r.id + "'", "duplicate-id");
-        continue;
-      }
-      if (auto s = Scalar(e, e["summary"], "rule 'summary'", false)) {
-        r.summary = *s;
-        src.summary_pos = PosOf(e["summary"]);
-      }
-      auto basis = Scalar(e, e["basis"], "rule 'basis'", true);
-      src.basis_pos = PosOf(e["basis"]);
-      static const std::vector<std::string> kBases = {"necessary", "consent", "objectable",
-                                                      "prohibited"};
-      if (!basis) {
-        ok = false;
-      } else if (*basis == "necessary") {
-        r.basis = Basis::kNecessary;
-      } else if (*basis == "consent") {
-        r.basis = Basis::kConsent;
-      } else if (*basis == "objectable") {
-        r.basis = Basis::kObjectable;
-      } else if (*basis == "prohibited") {
-        r.basis = Basis::kProhibited;
+      OneRule(e, clause_ids);
+    }
+  }
+
+  // One rule, added when it is whole (an error is reported and the rule left out otherwise).
+  void OneRule(const YAML::Node& e, const std::vector<std::string>& clause_ids) {
+    Rule r;
+    TermsCompiler::RuleSource src;
+    src.pos = PosOf(e);
+    auto id = Scalar(e, e["id"], "rule 'id'", true);
+    if (!id) return;
+    r.id = *id;
+    if (!ValidName(r.id)) {
+      c.Err(PosOf(e["id"]), "rule id '" + r.id + "' may hold only a-z, 0-9, '_' and '-'",
+            "bad-name");
+    }
+    if (t.rule_index_.count(r.id)) {
+      c.Err(PosOf(e["id"]), "duplicate rule id '" + r.id + "'", "duplicate-id");
+      return;
+    }
+    if (auto s = Scalar(e, e["summary"], "rule 'summary'", false)) {
+      r.summary = *s;
+      src.summary_pos = PosOf(e["summary"]);
+    }
+    bool ok = RuleBasis(e, &r, &src);
+    RuleConsentFields(e, ok, &r);
+    ok &= RuleScope(e, clause_ids, &r, &src);
+    if (!ok) return;
+    if (r.basis == Basis::kNecessary) WarnNecessaryTraining(r, src);
+    t.rule_index_[r.id] = static_cast<int32_t>(t.rules_.size());
+    t.rules_.push_back(std::move(r));
+    c.rule_pos_.push_back(std::move(src));
+  }
+
+  // basis (and, for a rule that asks people, its summary). False when it has none usable.
+  bool RuleBasis(const YAML::Node& e, Rule* r, TermsCompiler::RuleSource* src) {
+    auto basis = Scalar(e, e["basis"], "rule 'basis'", true);
+    src->basis_pos = PosOf(e["basis"]);
+    static const std::vector<std::string> kBases = {"necessary", "consent", "objectable",
+                                                    "prohibited"};
+    if (!basis) return false;
+    if (*basis == "necessary") {
+      r->basis = Basis::kNecessary;
+    } else if (*basis == "consent") {
+      r->basis = Basis::kConsent;
+    } else if (*basis == "objectable") {
+      r->basis = Basis::kObjectable;
+    } else if (*basis == "prohibited") {
+      r->basis = Basis::kProhibited;
+    } else {
+      c.Err(src->basis_pos,
+            "unknown basis '" + *basis + "': use necessary, consent, objectable or prohibited" +
+                DidYouMeanSuffix(*basis, kBases),
+            "bad-basis");
+      return false;
+    }
+    const bool asks = r->basis == Basis::kConsent || r->basis == Basis::kObjectable;
+    if (asks && r->summary.empty()) {
+      c.Err(src->pos,
+            "rule '" + r->id + "' asks people to choose (basis " + *basis +
+                ") but has no 'summary': the sentence shown next to its switch",
+            "missing-summary");
+    }
+    return true;
+  }
+
+  // consent_from and consent_valid_for, where the basis allows them (`basis_ok`: it is known).
+  void RuleConsentFields(const YAML::Node& e, bool basis_ok, Rule* r) {
+    const bool asks = basis_ok && (r->basis == Basis::kConsent || r->basis == Basis::kObjectable);
+    if (auto s = Scalar(e, e["consent_from"], "'consent_from'", false)) {
+      static const std::vector<std::string> kFrom = {"subjects", "account",
+                                                     "account_and_subjects"};
+      if (*s == "subjects") {
+        r->consent_from = ConsentFrom::kSubjects;
+      } else if (*s == "account") {
+        r->consent_from = ConsentFrom::kAccount;
+      } else if (*s == "account_and_subjects") {
+        r->consent_from = ConsentFrom::kAccountAndSubjects;
       } else {
-        c.Err(src.basis_pos,
-              "unknown basis '" + *basis + "': use necessary, consent, objectable or prohibited" +
-                  DidYouMeanSuffix(*basis, kBases),
-              "bad-basis");
-        ok = false;
+        c.Err(PosOf(e["consent_from"]),
+              "unknown consent_from '" + *s + "': use subjects, account or account_and_subjects" +
+                  DidYouMeanSuffix(*s, kFrom),
+              "bad-consent-from");
       }
-      bool asks = ok && (r.basis == Basis::kConsent || r.basis == Basis::kObjectable);
-      if (asks && r.summary.empty()) {
-        c.Err(src.pos,
-              "rule '" + r.id + "' asks people to choose (basis " + *basis +
-                  ") but has no 'summary': the sentence shown next to its switch",
-              "missing-summary");
+      if (basis_ok && !asks) {
+        c.Err(PosOf(e["consent_from"]), "consent_from applies only to consent and objectable rules",
+              "misplaced-field");
       }
-      if (auto s = Scalar(e, e["consent_from"], "'consent_from'", false)) {
-        static const std::vector<std::string> kFrom = {"subjects", "account",
-                                                       "account_and_subjects"};
-        if (*s == "subjects") {
-          r.consent_from = ConsentFrom::kSubjects;
-        } else if (*s == "account") {
-          r.consent_from = ConsentFrom::kAccount;
-        } else if (*s == "account_and_subjects") {
-          r.consent_from = ConsentFrom::kAccountAndSubjects;
-        } else {
-          c.Err(PosOf(e["consent_from"]),
-                "unknown consent_from '" + *s + "': use subjects, account or account_and_subjects" +
-                    DidYouMeanSuffix(*s, kFrom),
-                "bad-consent-from");
-        }
-        if (ok && !asks) {
-          c.Err(PosOf(e["consent_from"]),
-                "consent_from applies only to consent and objectable rules", "misplaced-field");
-        }
+    }
+    if (auto s = Scalar(e, e["consent_valid_for"], "'consent_valid_for'", false)) {
+      auto d = ParseDuration(*s);
+      if (!d) {
+        c.Err(PosOf(e["consent_valid_for"]), d.error().message, "bad-duration");
+      } else if (basis_ok && r->basis != Basis::kConsent) {
+        c.Err(PosOf(e["consent_valid_for"]), "consent_valid_for applies only to consent rules",
+              "misplaced-field");
+      } else {
+        r->consent_valid_for = *d;
       }
-      if (auto s = Scalar(e, e["consent_valid_for"], "'consent_valid_for'", false)) {
-        auto d = ParseDuration(*s);
-        if (!d) {
-          c.Err(PosOf(e["consent_valid_for"]), d.error().message, "bad-duration");
-        } else if (ok && r.basis != Basis::kConsent) {
-          c.Err(PosOf(e["consent_valid_for"]), "consent_valid_for applies only to consent rules",
-                "misplaced-field");
-        } else {
-          r.consent_valid_for = *d;
-        }
+    }
+  }
+
+  // categories, purposes and clauses, each defined. False when one is not.
+  bool RuleScope(const YAML::Node& e, const std::vector<std::string>& clause_ids, Rule* r,
+                 TermsCompiler::RuleSource* src) {
+    bool ok = true;
+    auto undefined = [&](const SourcePos& pos, const char* what, const std::string& name,
+                         const std::vector<std::string>& known, const char* code) {
+      c.Err(pos, "rule '" + r->id + "' " + what + " '" + name + "'" +
+                     DidYouMeanSuffix(name, known),
+            code);
+      ok = false;
+    };
+    for (auto& [name, pos] : Names(e, e["categories"], "rule 'categories'")) {
+      const int32_t id = t.FindCategory(name);
+      if (id < 0) {
+        undefined(pos, "names undefined category", name, AllNames(t.categories_),
+                  "undefined-category");
+      } else if (std::find(r->categories.begin(), r->categories.end(), id) == r->categories.end()) {
+        r->categories.push_back(id);
+        src->category_pos.push_back(pos);
       }
-      for (auto& [name, pos] : Names(e, e["categories"], "rule 'categories'")) {
-        int32_t id2 = t.FindCategory(name);
-        if (id2 < 0) {
-          c.Err(pos, "rule '" + r.id + "' names undefined category '" + name + "'" +
-                         DidYouMeanSuffix(name, AllNames(t.categories_)),
-                "undefined-category");
-          ok = false;
-        } else if (std::find(r.categories.begin(), r.categories.end(), id2) == r.categories.end()) {
-          r.categories.push_back(id2);
-          src.category_pos.push_back(pos);
-        }
+    }
+    for (auto& [name, pos] : Names(e, e["purposes"], "rule 'purposes'")) {
+      const int32_t id = t.FindPurpose(name);
+      if (id < 0) {
+        undefined(pos, "names undefined purpose", name, AllNames(t.purposes_), "undefined-purpose");
+      } else if (std::find(r->purposes.begin(), r->purposes.end(), id) == r->purposes.end()) {
+        r->purposes.push_back(id);
+        src->purpose_pos.push_back(pos);
       }
-      for (auto& [name, pos] : Names(e, e["purposes"], "rule 'purposes'")) {
-        int32_t id2 = t.FindPurpose(name);
-        if (id2 < 0) {
-          c.Err(pos, "rule '" + r.id + "' names undefined purpose '" + name + "'" +
-                         DidYouMeanSuffix(name, AllNames(t.purposes_)),
-                "undefined-purpose");
-          ok = false;
-        } else if (std::find(r.purposes.begin(), r.purposes.end(), id2) == r.purposes.end()) {
-          r.purposes.push_back(id2);
-          src.purpose_pos.push_back(pos);
-        }
+    }
+    for (auto& [name, pos] : Names(e, e["clauses"], "rule 'clauses' (the clauses it rests on)")) {
+      const int32_t id = t.FindClause(name);
+      if (id < 0) {
+        undefined(pos, "cites undefined clause", name, clause_ids, "undefined-clause");
+      } else {
+        r->clauses.push_back(id);
+        r->clause_ids.push_back(name);
       }
-      for (auto& [name, pos] : Names(e, e["clauses"], "rule 'clauses' (the clauses it rests on)")) {
-        int32_t id2 = t.FindClause(name);
-        if (id2 < 0) {
-          c.Err(pos, "rule '" + r.id + "' cites undefined clause '" + name + "'" +
-                         DidYouMeanSuffix(name, clause_ids),
-                "undefined-clause");
-          ok = false;
-        } else {
-          r.clauses.push_back(id2);
-          r.clause_ids.push_back(name);
-        }
+    }
+    return ok;
+  }
+
+  void WarnNecessaryTraining(const Rule& r, const TermsCompiler::RuleSource& src) {
+    for (size_t i = 0; i < r.purposes.size(); ++i) {
+      const std::string& pn = t.purposes_[r.purposes[i]].name;
+      if (pn == "ai_training" || pn.starts_with("ai_training.")) {
+        c.Warn(src.purpose_pos[i],
+               "rule '" + r.id + "' makes '" + pn +
+                   "' necessary: training models is not needed to deliver a service",
+               "necessary-training");
       }
-      if (!ok) continue;
-      if (r.basis == Basis::kNecessary) {
-        for (size_t i = 0; i < r.purposes.size(); ++i) {
-          const std::string& pn = t.purposes_[r.purposes[i]].name;
-          if (pn == "ai_training" || pn.starts_with("ai_training.")) {
-            c.Warn(src.purpose_pos[i],
-                   "rule '" + r.id + "' makes '" + pn +
-                       "' necessary: training models is not needed to deliver a service",
-                   "necessary-training");
-          }
-        }
-      }
-      t.rule_index_[r.id] = static_cast<int32_t>(t.rules_.size());
-      t.rules_.push_back(std::move(r));
-      c.rule_pos_.push_back(std::move(src));
     }
   }
 
@@ -536,42 +560,6 @@ LintResult TermsCompiler::Run() {
   if (structural_ok) out.draft = terms_;
   if (!out.has_errors()) out.terms = std::move(terms_);
   return out;
-}
-
-std::string Diagnostic::ToString() const {
-  std::ostringstream os;
-  os << file << ":" << line << ":" << column << ": "
-     << (severity == Severity::kError ? "error" : "warning") << ": " << message << " [" << code
-     << "]";
-  return os.str();
-}
-
-bool LintResult::has_errors() const {
-  return std::any_of(diagnostics.begin(), diagnostics.end(),
-                     [](const Diagnostic& d) { return d.severity == Severity::kError; });
-}
-
-LintResult LintTerms(std::string_view yaml, std::string_view file) {
-  return TermsCompiler(yaml, file).Run();
-}
-
-Result<std::shared_ptr<const Terms>> CompileTerms(std::string_view yaml, std::string_view file) {
-  LintResult r = LintTerms(yaml, file);
-  if (!r.has_errors()) return r.terms;
-  std::string msg = "terms do not compile:";
-  for (const auto& d : r.diagnostics) {
-    if (d.severity == Severity::kError) msg += "\n  " + d.ToString();
-  }
-  return InvalidArgumentError(msg);
-}
-
-Result<std::shared_ptr<const Terms>> LoadTermsFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot read terms file '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return NotFoundError("cannot read terms file '" + path + "'");
-  return CompileTerms(ss.str(), path);
 }
 
 }  // namespace assent

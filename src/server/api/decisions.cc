@@ -158,58 +158,73 @@ HandlerOutcome Decide(RouteContext& ctx) {
   return Json(DecisionToJson(*d));
 }
 
+namespace {
+
+constexpr size_t kMaxItems = 10000;
+
+// A whole NDJSON body (not streamed): one question per non-blank line.
+std::optional<HttpResponse> ReadNdjson(std::string_view body, simdjson::dom::parser& parser,
+                                       std::vector<Question>* questions, uint64_t* min_position) {
+  size_t line_no = 0;
+  while (!body.empty()) {
+    size_t nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    element doc;
+    object o;
+    if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(o)) {
+      return BadRequest("line " + std::to_string(line_no) + " is not a JSON object");
+    }
+    Question q;
+    if (auto p = ReadQuestion(o, &q)) {
+      return BadRequest("line " + std::to_string(line_no) + ": " + p->detail);
+    }
+    *min_position = std::max(*min_position, q.min_position);
+    questions->push_back(std::move(q));
+  }
+  return std::nullopt;
+}
+
+// {"items":[...],"min_position":N}, at most kMaxItems items.
+std::optional<HttpResponse> ReadItems(const HttpRequest& req, std::vector<Question>* questions,
+                                      uint64_t* min_position) {
+  Body b;
+  if (auto p = ParseObject(req, &b, {"items", "min_position"})) return *p;
+  if (auto p = GetU64(b.obj, "min_position", min_position)) return *p;
+  simdjson::dom::array items;
+  if (b.obj["items"].get_array().get(items) != simdjson::SUCCESS) {
+    return BadRequest("\"items\" must be an array of decision requests");
+  }
+  if (items.size() > kMaxItems) {
+    return Problem(ProblemType::kTooManyItems,
+                   "a batch holds at most " + std::to_string(kMaxItems) +
+                       " items; send more with Content-Type: application/x-ndjson");
+  }
+  size_t i = 0;
+  for (element e : items) {
+    object o;
+    if (e.get_object().get(o)) return BadRequest("item " + std::to_string(i) + " is not an object");
+    Question q;
+    if (auto p = ReadQuestion(o, &q)) return BadRequest("item " + std::to_string(i) + ": " + p->detail);
+    questions->push_back(std::move(q));
+    ++i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 HandlerOutcome DecideBatch(RouteContext& ctx) {
-  constexpr size_t kMaxItems = 10000;
   Engine& engine = ctx.api->ledger().engine();
   const bool ndjson = ctx.request->Header("Content-Type").starts_with("application/x-ndjson");
   std::vector<Question> questions;
   uint64_t min_position = 0;
   simdjson::dom::parser parser;
-  if (ndjson) {
-    std::string_view body = ctx.request->body;
-    size_t line_no = 0;
-    while (!body.empty()) {
-      size_t nl = body.find('\n');
-      std::string_view line = body.substr(0, nl);
-      body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
-      ++line_no;
-      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-      element doc;
-      object o;
-      if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(o)) {
-        return BadRequest("line " + std::to_string(line_no) + " is not a JSON object");
-      }
-      Question q;
-      if (auto p = ReadQuestion(o, &q)) {
-        return BadRequest("line " + std::to_string(line_no) + ": " + p->detail);
-      }
-      min_position = std::max(min_position, q.min_position);
-      questions.push_back(std::move(q));
-    }
-  } else {
-    Body b;
-    if (auto p = ParseObject(*ctx.request, &b, {"items", "min_position"})) return *p;
-    if (auto p = GetU64(b.obj, "min_position", &min_position)) return *p;
-    simdjson::dom::array items;
-    if (b.obj["items"].get_array().get(items) != simdjson::SUCCESS) {
-      return BadRequest("\"items\" must be an array of decision requests");
-    }
-    if (items.size() > kMaxItems) {
-      return Problem(ProblemType::kTooManyItems,
-                     "a batch holds at most " + std::to_string(kMaxItems) +
-                         " items; send more with Content-Type: application/x-ndjson");
-    }
-    size_t i = 0;
-    for (element e : items) {
-      object o;
-      if (e.get_object().get(o)) return BadRequest("item " + std::to_string(i) + " is not an object");
-      Question q;
-      if (auto p = ReadQuestion(o, &q)) {
-        return BadRequest("item " + std::to_string(i) + ": " + p->detail);
-      }
-      questions.push_back(std::move(q));
-      ++i;
-    }
+  if (auto p = ndjson ? ReadNdjson(ctx.request->body, parser, &questions, &min_position)
+                      : ReadItems(*ctx.request, &questions, &min_position)) {
+    return *p;
   }
   auto snap = engine.snapshot();
   if (min_position > snap->position()) {
