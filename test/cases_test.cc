@@ -14,6 +14,11 @@
 //   expect error TEXT              the question cannot be answered; message contains TEXT
 //   erase subject=ID | account=ID  erasure: the party's events are forgotten and it joins the
 //                                  suppression list (under a fixed test key)
+//
+// Every case runs twice: on an Engine, and through a Ledger on the memory store (terms
+// published with --backfill, events recorded with the ledger's defaults, erasure by
+// EraseParty). The ledger numbers its own entries (terms take positions too), so there
+// `position=` is not compared and the event positions in `parties=` are translated.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -22,6 +27,7 @@
 #include <sstream>
 
 #include "assent/engine.h"
+#include "assent/ledger.h"
 #include "common/strings.h"
 #include "engine/events_jsonl.h"
 
@@ -58,7 +64,8 @@ std::map<std::string, std::string> KeyValues(const std::vector<std::string>& tok
 
 class CaseRunner {
  public:
-  explicit CaseRunner(const fs::path& file) : file_(file) {}
+  CaseRunner(const fs::path& file, bool through_ledger)
+      : file_(file), through_ledger_(through_ledger) {}
 
   void Run() {
     std::ifstream in(file_);
@@ -128,14 +135,29 @@ class CaseRunner {
       return;
     }
     versions_.push_back(r.terms);
+    if (through_ledger_) {
+      if (!ledger_) {
+        LedgerOptions o;
+        o.in_memory = true;
+        o.clock = [this] { return now_; };
+        auto l = Ledger::Open(o);
+        ASSERT_TRUE(l) << l.error().message;
+        ledger_ = std::move(*l);
+      }
+      auto p = ledger_->PublishTerms(yaml, name, {.backfill = true, .allow_loosening = true});
+      ASSERT_TRUE(p) << p.error().message;
+      return;
+    }
     auto set = TermsSet::Create(versions_);
     ASSERT_TRUE(set) << set.error().message;
     engine_ = std::make_unique<Engine>(*set, [this] { return now_; });
   }
 
+  Engine* engine() { return through_ledger_ ? (ledger_ ? &ledger_->engine() : nullptr) : engine_.get(); }
+
   void Event(const std::string& json) {
     ASSERT_TRUE(last_event_error_.empty()) << "event refused: " << last_event_error_;
-    ASSERT_TRUE(engine_) << "no terms before the first event";
+    ASSERT_TRUE(engine()) << "no terms before the first event";
     ASSERT_TRUE(terms_error_code_.empty()) << terms_error_code_;
     auto parsed = ParseEventsJsonl(json, Where());
     if (!parsed) {
@@ -146,6 +168,22 @@ class CaseRunner {
     ConsentEvent e = (*parsed)[0];
     if (json.find("\"position\"") == std::string::npos) e.position = ++events_;
     else events_ = e.position;
+    if (through_ledger_) {
+      const uint64_t case_position = e.position;
+      e.position = 0;
+      // Recorded when it was made: the ledger refuses events later than its clock.
+      const Timestamp now = now_;
+      now_ = std::max(now_, e.at);
+      auto receipt = ledger_->RecordConsent(e);
+      now_ = now;
+      if (!receipt) {
+        last_event_error_ = receipt.error().message;
+        events_ = case_position - 1;
+      } else {
+        ledger_positions_[receipt->position] = case_position;
+      }
+      return;
+    }
     if (auto st = engine_->Apply(e); !st) {
       last_event_error_ = st.error().message;
       events_ = engine_->snapshot()->position();
@@ -153,10 +191,20 @@ class CaseRunner {
   }
 
   void Erase(const std::map<std::string, std::string>& kv) {
-    ASSERT_TRUE(engine_) << "no terms";
+    ASSERT_TRUE(engine()) << "no terms";
     const bool subject = kv.count("subject");
     const PartyKind kind = subject ? PartyKind::kSubject : PartyKind::kAccount;
     const std::string& id = kv.at(subject ? "subject" : "account");
+    if (through_ledger_) {
+      auto erased = ledger_->EraseParty(kind, id);
+      ASSERT_TRUE(erased || erased.error().code == ErrorCode::kNotFound) << erased.error().message;
+      if (!erased) {  // never recorded: the suppression list still names it, as erasure would
+        Engine& engine = ledger_->engine();
+        if (!engine.has_suppression_key()) engine.SetSuppressionKey({9, 9, 9});
+        ASSERT_TRUE(engine.Suppress(ErasedPartyHash(*engine.suppression_key(), kind, id)));
+      }
+      return;
+    }
     const std::array<uint8_t, 16> key{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     if (!engine_->has_suppression_key()) engine_->SetSuppressionKey(key);
     ASSERT_TRUE(engine_->ForgetParty(kind, id));
@@ -165,7 +213,7 @@ class CaseRunner {
 
   void Decide(const std::map<std::string, std::string>& kv) {
     ASSERT_TRUE(terms_error_code_.empty()) << "terms refused:\n" << terms_error_code_;
-    ASSERT_TRUE(engine_) << "no terms";
+    ASSERT_TRUE(engine()) << "no terms";
     request_strings_ = kv;
     subjects_.clear();
     subject_views_.clear();
@@ -181,7 +229,7 @@ class CaseRunner {
       ASSERT_TRUE(at) << at.error().message;
       q.at = *at;
     }
-    snapshot_ = engine_->snapshot();
+    snapshot_ = engine()->snapshot();
     decision_ = snapshot_->Decide(q, now_);
     decided_ = true;
   }
@@ -207,7 +255,7 @@ class CaseRunner {
     if (kv.count("rule")) {
       EXPECT_EQ(d.rule ? d.rule->id : "-", kv["rule"]) << json;
     }
-    if (kv.count("position")) {
+    if (kv.count("position") && !through_ledger_) {
       EXPECT_EQ(std::to_string(d.position), kv["position"]) << json;
     }
     if (kv.count("terms")) {
@@ -225,13 +273,23 @@ class CaseRunner {
       for (const auto& p : d.parties) {
         got += (got.empty() ? "" : ";") + std::string(PartyKindName(p.kind)) + "/" +
                std::string(p.id) + "/" + std::string(PartyStateName(p.state)) + "/" +
-               (p.event ? std::to_string(p.event) : "-");
+               (p.event ? std::to_string(CasePosition(p.event)) : "-");
       }
       EXPECT_EQ(got, kv["parties"]) << json;
     }
   }
 
+  // The case's numbering of an event the ledger recorded at `position`.
+  uint64_t CasePosition(uint64_t position) const {
+    if (!through_ledger_) return position;
+    auto it = ledger_positions_.find(position);
+    return it == ledger_positions_.end() ? position : it->second;
+  }
+
   fs::path file_;
+  bool through_ledger_ = false;
+  std::unique_ptr<Ledger> ledger_;
+  std::map<uint64_t, uint64_t> ledger_positions_;  // ledger position -> the case's
   size_t line_no_ = 0;
   Timestamp now_ = *ParseTime("2024-01-01T00:00:00Z");
   std::vector<std::shared_ptr<const Terms>> versions_;
@@ -259,7 +317,12 @@ std::vector<std::string> CaseFiles() {
 
 class DecisionCaseTest : public testing::TestWithParam<std::string> {};
 
-TEST_P(DecisionCaseTest, Holds) { CaseRunner(kCasesDir / (GetParam() + ".test")).Run(); }
+TEST_P(DecisionCaseTest, Holds) { CaseRunner(kCasesDir / (GetParam() + ".test"), false).Run(); }
+
+// The same case through the ledger's defaults (terms resolution, rule scopes, validation).
+TEST_P(DecisionCaseTest, HoldsThroughTheLedger) {
+  CaseRunner(kCasesDir / (GetParam() + ".test"), true).Run();
+}
 
 INSTANTIATE_TEST_SUITE_P(Cases, DecisionCaseTest, testing::ValuesIn(CaseFiles()),
                          [](const testing::TestParamInfo<std::string>& info) {

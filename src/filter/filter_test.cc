@@ -149,10 +149,19 @@ TEST_F(FilterTest, AKillInTheMiddleLeavesNothingAtOut) {
             "service.delivery", "--in", in.c_str(), "--out", out.c_str(), nullptr);
     ::_exit(127);
   }
-  ::usleep(300 * 1000);
+  // Killed once it has written part of its output (its temporary file holds kept lines), not
+  // before it opened it — else the test would prove nothing.
+  const std::string tmp = dir_ + "/kept.jsonl.tmp-" + std::to_string(pid);
+  bool writing = false;
+  for (int i = 0; i < 2000 && !writing; ++i) {
+    std::error_code ec;
+    writing = fs::exists(tmp, ec) && fs::file_size(tmp, ec) > 0;
+    if (!writing) ::usleep(5 * 1000);
+  }
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(writing) << "the filter never wrote its temporary output";
   ASSERT_TRUE(WIFSIGNALED(status)) << "the filter finished before it could be killed";
   EXPECT_FALSE(fs::exists(dir_ + "/kept.jsonl"));
 }

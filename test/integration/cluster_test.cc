@@ -496,13 +496,29 @@ TEST_F(ClusterTest, UnderLoadWithANodeKilledAndTheDatabaseRestartedNothingIsLost
       }
     });
   }
-  std::this_thread::sleep_for(2s);
+  // Each phase lasts until the writers got a number of acknowledgements in it (bounded).
+  auto acknowledged_at_least = [&](size_t more) {
+    size_t target;
+    {
+      std::lock_guard lock(mu);
+      target = acknowledged.size() + more;
+    }
+    for (int i = 0; i < 600; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (acknowledged.size() >= target) return true;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  EXPECT_TRUE(acknowledged_at_least(60));
   nodes_[2]->Kill();  // mid-load, mid-write
-  std::this_thread::sleep_for(1s);
-  nodes_[2]->Start();
-  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(acknowledged_at_least(20));  // the other nodes carry on
+  nodes_[2]->Start();                      // (waits until it is ready)
+  EXPECT_TRUE(acknowledged_at_least(20));
   ASSERT_EQ(Cluster("restart"), 0);
-  std::this_thread::sleep_for(3s);  // nodes reconnect with backoff and carry on
+  EXPECT_TRUE(acknowledged_at_least(40));  // nodes reconnect with backoff and carry on
   stop = true;
   for (auto& t : writers) t.join();
   ASSERT_GT(acknowledged.size(), 50u);
