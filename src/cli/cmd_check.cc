@@ -7,6 +7,7 @@
 #include "assent/engine.h"
 #include "assent/ledger.h"
 #include "cli/commands.h"
+#include "ledger/events_file.h"
 #include "engine/events_jsonl.h"
 
 namespace assent::cli {

@@ -4,8 +4,6 @@
 
 #include <simdjson.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "common/json_keys.h"
 #include "common/json_writer.h"
@@ -234,13 +232,5 @@ Result<std::vector<ConsentEvent>> ParseEventsJsonl(std::string_view text, std::s
   return out;
 }
 
-Result<std::vector<ConsentEvent>> LoadEventsFile(const std::string& path,
-                                                 std::vector<uint64_t>* lines) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot read events file '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ParseEventsJsonl(ss.str(), path, lines);
-}
 
 }  // namespace assent

@@ -51,10 +51,6 @@ class EventLineDecoder {
 Result<std::vector<ConsentEvent>> ParseEventsJsonl(std::string_view text, std::string_view file,
                                                    std::vector<uint64_t>* lines = nullptr);
 
-// Reads a file and parses it; kNotFound when it cannot be read.
-Result<std::vector<ConsentEvent>> LoadEventsFile(const std::string& path,
-                                                 std::vector<uint64_t>* lines = nullptr);
-
 }  // namespace assent
 
 #endif  // ASSENT_ENGINE_EVENTS_JSONL_H_

@@ -77,11 +77,5 @@ TEST(EventsJsonlTest, InvalidUtf8IsRefused) {
   EXPECT_NE(r.error().message.find("e.jsonl:1:"), std::string::npos);
 }
 
-TEST(EventsJsonlTest, MissingFileIsNotFound) {
-  auto r = LoadEventsFile("/nonexistent/events.jsonl");
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
-}
-
 }  // namespace
 }  // namespace assent

@@ -237,8 +237,14 @@ Result<GroupCommitter::Written> GroupCommitter::Write(Accepted& accepted, Append
   const bool shared = store.Shared();
   ConsentEvent named;  // the event as the entry names it: by pseudonym
   for (const auto& e : accepted.events) {
-    w.pseudonyms.push_back(
-        ledger_->PseudonymForLocked(e.party_kind, e.party, &created, &fresh, !shared));
+    auto pseudonym = ledger_->PseudonymForLocked(e.party_kind, e.party, &created, &fresh, !shared);
+    if (!pseudonym) {
+      for (auto& [r, first] : accepted.owners) {
+        r->result = MakeError(pseudonym.error().code, "not recorded: " + pseudonym.error().message);
+      }
+      return std::unexpected(pseudonym.error());
+    }
+    w.pseudonyms.push_back(std::move(*pseudonym));
     named = e;
     named.party = w.pseudonyms.back();
     const int32_t tv = snap.terms().FindVersion(e.terms_version);

@@ -99,7 +99,7 @@ Status LedgerImpl::ReadChunk(uint64_t head, uint64_t* next, std::vector<StoredEn
         return ScanControl::kContinue;
       },
       &named));
-  LearnParties(std::move(named));
+  ASSENT_RETURN_IF_ERROR(LearnParties(std::move(named)));
   // Dataset entries may name parties with no consent event: fetched together (one round trip
   // for the chunk). (Consent entries' parties came with the scan where the store can; a store
   // that cannot leaves them to ApplyCaughtUp, which looks an unknown one up.)
@@ -122,17 +122,21 @@ Status LedgerImpl::ReadChunk(uint64_t head, uint64_t* next, std::vector<StoredEn
   std::sort(unknown.begin(), unknown.end());
   unknown.erase(std::unique(unknown.begin(), unknown.end()), unknown.end());
   ASSENT_ASSIGN_OR_RETURN(auto rows, store_->FindPseudonyms(unknown));
-  LearnParties(std::move(rows));
-  return OkStatus();
+  return LearnParties(std::move(rows));
 }
 
 // Adds the rows of parties other nodes created (any this node knows already are skipped).
-void LedgerImpl::LearnParties(std::vector<PartyRow> rows) {
-  if (rows.empty()) return;
+// kDataLoss for a damaged row: its events must not be read as no one's.
+Status LedgerImpl::LearnParties(std::vector<PartyRow> rows) {
+  if (rows.empty()) return OkStatus();
   std::vector<PartyChange> found;
   {
     std::shared_lock lock(parties_mu_);
     for (auto& row : rows) {
+      if (!IsPseudonym(row.pseudonym)) {
+        return DataLossError("the stored pseudonym of " + std::string(PartyKindName(row.kind)) +
+                             " '" + row.id + "' is damaged");
+      }
       if (parties_->Resolve(row.pseudonym, nullptr, nullptr)) continue;
       PartyChange c;
       c.row = std::move(row);
@@ -148,6 +152,7 @@ void LedgerImpl::LearnParties(std::vector<PartyRow> rows) {
                           }),
               found.end());
   AddPartiesLocked(found);
+  return OkStatus();
 }
 
 // One caught-up entry: a consent event joins `events` (applied in a batch by FlushEvents),
@@ -195,6 +200,10 @@ Result<bool> LedgerImpl::ResolveParty(ConsentEvent* e) {
   if (!known) {
     ASSENT_ASSIGN_OR_RETURN(auto row, store_->FindPseudonym(pseudonym));
     if (!row) return false;
+    if (!IsPseudonym(row->pseudonym)) {
+      return DataLossError("the stored pseudonym of a party named at position " +
+                           std::to_string(e->position) + " is damaged");
+    }
     PartyChange c;
     c.row = *row;
     AddPartiesLocked({&c, 1});

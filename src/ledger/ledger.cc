@@ -4,6 +4,7 @@
 
 #include "common/json_writer.h"
 #include "engine/events_jsonl.h"
+#include "ledger/events_file.h"
 #include "ledger/ledger_impl.h"
 
 namespace assent {

@@ -135,7 +135,7 @@ class LedgerImpl {
   Status CatchUpLocked(uint64_t head);
   Status ReadChunk(uint64_t head, uint64_t* next, std::vector<StoredEntry>* chunk,
                    EntryDecoder& decoder);
-  void LearnParties(std::vector<PartyRow> rows);
+  Status LearnParties(std::vector<PartyRow> rows);
   Status ApplyCaughtUp(const EntryView& v, EntryDecoder& decoder,
                        std::vector<ConsentEvent>* events);
   Result<bool> ResolveParty(ConsentEvent* e);
@@ -163,7 +163,7 @@ class LedgerImpl {
 
   // party_directory.cc. The pseudonym of each party (creating new ones into `*created`).
   // REQUIRES: commit_mu.
-  std::string PseudonymForLocked(PartyKind kind, const std::string& id,
+  Result<std::string> PseudonymForLocked(PartyKind kind, const std::string& id,
                                  std::vector<PartyChange>* created,
                                  std::map<std::pair<PartyKind, std::string>, std::string>* fresh,
                                  bool ask_store = true);

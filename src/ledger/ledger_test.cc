@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/events_jsonl.h"
+#include "ledger/events_file.h"
 #include "ledger/ledger_impl.h"
 #include "ledger/store.h"
 
@@ -536,6 +537,19 @@ TEST(LedgerTokensTest, AUsedTokenIsRememberedUntilItExpiresAndRefusedTwice) {
     EXPECT_EQ((*l)->tokens_remembered(), 201u);  // b and the 200 live ones
   }
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace assent
+
+namespace assent {
+namespace {
+
+TEST(EventsFileTest, AMissingFileIsNotFound) {
+  auto r = LoadEventsFile("/nonexistent/events.jsonl");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(r.error().message.find("/nonexistent/events.jsonl"), std::string::npos);
 }
 
 }  // namespace

@@ -53,9 +53,20 @@ Result<uint64_t> LedgerImpl::RegisterDataset(const DatasetRegistration& r) {
   // yet, kept under a necessary or objectable rule, gets its pseudonym here).
   std::vector<PartyChange> created;
   std::map<std::pair<PartyKind, std::string>, std::string> fresh;
-  auto subject_ps = [&](const std::string& id) {
-    return PseudonymForLocked(PartyKind::kSubject, id, &created, &fresh);
+  std::map<std::string, std::string> subject_ps, account_ps;  // id -> pseudonym
+  auto name = [&](PartyKind kind, const std::string& id, std::map<std::string, std::string>* to)
+      -> Status {
+    if (to->count(id)) return OkStatus();
+    ASSENT_ASSIGN_OR_RETURN((*to)[id], PseudonymForLocked(kind, id, &created, &fresh));
+    return OkStatus();
   };
+  for (const auto& s : r.subjects) ASSENT_RETURN_IF_ERROR(name(PartyKind::kSubject, s, &subject_ps));
+  for (const auto& sh : r.shards) {
+    for (const auto& s : sh.subjects) {
+      ASSENT_RETURN_IF_ERROR(name(PartyKind::kSubject, s, &subject_ps));
+    }
+  }
+  for (const auto& a : r.accounts) ASSENT_RETURN_IF_ERROR(name(PartyKind::kAccount, a, &account_ps));
   {
     std::shared_lock lock(lineage_mu_);
     if (lineage_->FindDataset(r.name)) {
@@ -66,7 +77,7 @@ Result<uint64_t> LedgerImpl::RegisterDataset(const DatasetRegistration& r) {
     uint32_t next_account = static_cast<uint32_t>(lineage_->accounts.size());
     std::map<std::string, uint32_t> new_subjects, new_accounts;
     auto subject_id = [&](const std::string& id) {
-      const std::string s = subject_ps(id);
+      const std::string& s = subject_ps.at(id);
       if (auto found = lineage_->subjects.Find(s)) return *found;
       auto it = new_subjects.find(s);
       if (it != new_subjects.end()) return it->second;
@@ -76,7 +87,7 @@ Result<uint64_t> LedgerImpl::RegisterDataset(const DatasetRegistration& r) {
     Roaring subjects, accounts;
     for (const auto& s : r.subjects) subjects.add(subject_id(s));
     for (const auto& id : r.accounts) {
-      const std::string a = PseudonymForLocked(PartyKind::kAccount, id, &created, &fresh);
+      const std::string& a = account_ps.at(id);
       uint32_t dense;
       if (auto found = lineage_->accounts.Find(a)) {
         dense = *found;

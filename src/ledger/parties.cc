@@ -42,10 +42,11 @@ std::string EncodeRaw(const std::array<uint8_t, 16>& raw) {
 }
 }  // namespace
 
-PartySecret NewPartySecret() {
+Result<PartySecret> NewPartySecret() {
   PartySecret s;
   if (RAND_bytes(s.data(), static_cast<int>(s.size())) != 1) {
-    throw std::runtime_error("the system's random number generator failed");
+    return InternalError("the system's random number generator failed: no pseudonym secret "
+                         "could be made");
   }
   return s;
 }
@@ -143,11 +144,11 @@ void PartyIndex::Grow() {
   }
 }
 
-void PartyIndex::Add(PartyKind kind, std::string_view id, std::string_view pseudonym,
+bool PartyIndex::Add(PartyKind kind, std::string_view id, std::string_view pseudonym,
                      const PartySecret& secret) {
   Party p;
   p.secret = secret;
-  if (!Decode(pseudonym, &p.pseudonym)) throw std::invalid_argument("not a pseudonym");
+  if (!Decode(pseudonym, &p.pseudonym)) return false;
   p.id.assign(id);
   p.kind = kind;
   p.live = true;
@@ -160,6 +161,7 @@ void PartyIndex::Add(PartyKind kind, std::string_view id, std::string_view pseud
   by_id_[id_slot] = Slot(index, id_hash);
   if (by_pseudonym_[ps_slot] == 0) by_pseudonym_[ps_slot] = Slot(index, raw_hash);
   ++live_;
+  return true;
 }
 
 std::optional<std::string> PartyIndex::PseudonymOf(PartyKind kind, std::string_view id,

@@ -26,7 +26,8 @@ namespace assent::internal {
 using PartySecret = std::array<uint8_t, 32>;
 struct PartyRow;  // ledger/store.h
 
-PartySecret NewPartySecret();  // from the OS's CSPRNG
+// From the OS's CSPRNG; kInternal when it fails (nothing is made of a predictable secret).
+Result<PartySecret> NewPartySecret();
 // "p" + base64url(HMAC-SHA-256(secret, kind ":" id)[0..16)), 23 characters.
 std::string MakePseudonym(const PartySecret& secret, PartyKind kind, std::string_view id);
 // Whether `s` has a pseudonym's shape (not whether it names anyone).
@@ -36,7 +37,8 @@ class PartyIndex {
  public:
   PartyIndex();
   // Adds a live party. REQUIRES: neither its id nor its pseudonym is present.
-  void Add(PartyKind kind, std::string_view id, std::string_view pseudonym,
+  // False (nothing added) when `pseudonym` is not one (IsPseudonym).
+  bool Add(PartyKind kind, std::string_view id, std::string_view pseudonym,
            const PartySecret& secret);
   // The party's pseudonym, if it is known (and not erased).
   std::optional<std::string> PseudonymOf(PartyKind kind, std::string_view id,

@@ -11,7 +11,7 @@ namespace assent::internal {
 namespace {
 
 TEST(PseudonymTest, IsKeyedByTheSecretAndShapedAlike) {
-  PartySecret a = NewPartySecret(), b = NewPartySecret();
+  PartySecret a = *NewPartySecret(), b = *NewPartySecret();
   const std::string p = MakePseudonym(a, PartyKind::kSubject, "alice");
   EXPECT_EQ(p.size(), 23u);
   EXPECT_TRUE(IsPseudonym(p));
@@ -38,7 +38,7 @@ TEST(PartyIndexTest, AgreesWithAReferenceThroughAddsErasuresAndGrowth) {
     r.kind = rng() % 3 == 0 ? PartyKind::kAccount : PartyKind::kSubject;
     r.id = "party-" + std::to_string(rng() % 1000000);
     if (reference.count({r.kind, r.id})) continue;
-    r.secret = NewPartySecret();
+    r.secret = *NewPartySecret();
     r.pseudonym = MakePseudonym(r.secret, r.kind, r.id);
     reference[{r.kind, r.id}] = {r.pseudonym, true};
     rows.push_back(r);
@@ -90,7 +90,7 @@ TEST(PartyIndexTest, AgreesWithAReferenceThroughAddsErasuresAndGrowth) {
   // An erased id may come back: a new party with a new pseudonym.
   for (const auto& [key, known] : reference) {
     if (known.live) continue;
-    PartySecret s = NewPartySecret();
+    PartySecret s = *NewPartySecret();
     const std::string again = MakePseudonym(s, key.first, key.second);
     index.Add(key.first, key.second, again, s);
     EXPECT_EQ(*index.PseudonymOf(key.first, key.second), again);

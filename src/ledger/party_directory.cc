@@ -12,7 +12,7 @@
 
 namespace assent::internal {
 
-std::string LedgerImpl::PseudonymForLocked(
+Result<std::string> LedgerImpl::PseudonymForLocked(
     PartyKind kind, const std::string& id, std::vector<PartyChange>* created,
     std::map<std::pair<PartyKind, std::string>, std::string>* fresh, bool ask_store) {
   {
@@ -23,6 +23,10 @@ std::string LedgerImpl::PseudonymForLocked(
   if (auto it = fresh->find(key); it != fresh->end()) return it->second;
   if (ask_store && store_->Shared()) {  // another node may have named this party first
     if (auto row = store_->FindParty(kind, id); row && *row) {
+      if (!IsPseudonym((*row)->pseudonym)) {
+        return DataLossError("the stored pseudonym of " + std::string(PartyKindName(kind)) +
+                             " '" + id + "' is damaged");
+      }
       PartyChange known;
       known.row = **row;
       AddPartiesLocked({&known, 1});
@@ -34,7 +38,7 @@ std::string LedgerImpl::PseudonymForLocked(
   c.row.kind = kind;
   c.row.id = id;
   for (;;) {  // a 128-bit pseudonym taken already: never seen, but never allowed either
-    c.row.secret = NewPartySecret();
+    ASSENT_ASSIGN_OR_RETURN(c.row.secret, NewPartySecret());
     c.row.pseudonym = MakePseudonym(c.row.secret, kind, id);
     std::shared_lock lock(parties_mu_);
     if (!parties_->Resolve(c.row.pseudonym, nullptr, nullptr)) break;
@@ -95,7 +99,7 @@ Result<uint64_t> LedgerImpl::EraseParty(PartyKind kind, const std::string& id,
     PartyChange k;
     k.row.kind = PartyKind::kSubject;
     k.row.id = std::string(kSuppressionKeyId);
-    k.row.secret = NewPartySecret();
+    ASSENT_ASSIGN_OR_RETURN(k.row.secret, NewPartySecret());
     k.row.pseudonym = MakePseudonym(k.row.secret, k.row.kind, k.row.id);
     key = SuppressionKeyOf(k.row.secret);
     changes.push_back(std::move(k));

@@ -178,7 +178,7 @@ PartyChange NewParty(PartyKind kind, const std::string& id) {
   PartyChange c;
   c.row.kind = kind;
   c.row.id = id;
-  c.row.secret = NewPartySecret();
+  c.row.secret = *NewPartySecret();
   c.row.pseudonym = MakePseudonym(c.row.secret, kind, id);
   return c;
 }

@@ -281,7 +281,7 @@ class Session : public std::enable_shared_from_this<Session> {
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         HttpResponse logged;
                         logged.status = 200;
-                        logged.route = "POST /v1/decisions:batch";
+                        logged.route = self->body_stream_->route();
                         const double ms = std::chrono::duration<double, std::milli>(
                                               std::chrono::steady_clock::now() - self->started_)
                                               .count();

@@ -56,6 +56,8 @@ class BodyStream {
   // for the position asked in the previous output (what is still not applied is answered 503).
   virtual Output Feed(std::string_view part, bool last, bool waited) = 0;
   virtual std::string content_type() const = 0;
+  // The route it answers, for the access log ("POST /v1/decisions:batch").
+  virtual std::string route() const = 0;
 };
 
 class Handler {

@@ -40,6 +40,7 @@ class DecisionStream : public BodyStream {
     return out;
   }
   std::string content_type() const override { return "application/x-ndjson"; }
+  std::string route() const override { return "POST /v1/decisions:batch"; }
 
  private:
   static constexpr size_t kMaxLine = 1 << 20;
