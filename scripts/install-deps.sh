@@ -63,10 +63,20 @@ fi
 
 # Benchmark peers (bench/compare only): node + npm packages pinned in bench/compare/package.json.
 if [[ "${1:-}" == "--bench" ]]; then
-  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  # node + npm for the peers; wrk and nginx (light) for the server's side-by-side benchmark.
+  need_bench=()
+  command -v node >/dev/null || need_bench+=(nodejs)
+  command -v npm >/dev/null || need_bench+=(npm)
+  command -v wrk >/dev/null || need_bench+=(wrk)
+  [[ -x /usr/sbin/nginx ]] || need_bench+=(nginx-light)
+  if ((${#need_bench[@]})); then
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "${need_bench[@]}" >/dev/null
+    # The package starts nginx as a service: the benchmark runs its own.
+    command -v systemctl >/dev/null && $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+    $SUDO pkill -x nginx >/dev/null 2>&1 || true
   fi
   here=$(cd "$(dirname "$0")/.." && pwd)
   if [[ ! -d "$here/bench/compare/node_modules/@cedar-policy/cedar-wasm" || ! -d "$here/bench/compare/node_modules/casbin" ]]; then
