@@ -8,7 +8,7 @@ DEB_PACKAGES=(
   libyaml-cpp-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev librapidcheck-dev
   libboost1.81-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libroaring-dev libsodium-dev
-  libpq-dev
+  libpq-dev zlib1g-dev libzstd-dev
   # The PostgreSQL server: make test starts a throwaway cluster (test/pg/cluster.sh).
   postgresql postgresql-contrib
 )

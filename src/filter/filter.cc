@@ -13,6 +13,11 @@
 #include <filesystem>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <algorithm>
+#include <array>
+#include <map>
+#include <set>
 #include <fstream>
 #include <deque>
 #include <future>
@@ -24,11 +29,12 @@
 #include "common/json_writer.h"
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "filter/manifest.h"
+#include "filter/streams.h"
 
 namespace assent {
 namespace {
 
-constexpr size_t kBatch = 4096;
 constexpr size_t kMaxDuplicateTracking = 4'000'000;  // ids remembered: bounded memory
 constexpr int kMaxThreads = 256;  // each holds a batch of kBatch lines in flight
 
@@ -49,100 +55,151 @@ class Hasher {
   EVP_MD_CTX* ctx_;
 };
 
-using Item = internal::ManifestItem;
-
-// One line, parsed: blank, malformed (error set), or an item with its decision's index.
-struct Parsed {
-  bool blank = false;
-  std::string error;
-  Item item;
-  size_t request = 0;
-};
-
-struct Batch {
+// What a worker makes of one block: the kept lines (per shard, in input order) and the counts.
+struct BlockResult {
   uint64_t first_line = 0;
-  std::vector<std::string> lines;  // exactly as read, with the line's "\n" or "\r\n" if it had one
-  std::vector<Parsed> items;
-  std::vector<Result<Decision>> results;
+  std::string block_data;  // the block's buffer, handed back for the next block
+  std::vector<std::string> out;  // per shard (one without shards)
+  std::string ordered;           // with shards: every kept line in input order (for the hash)
+  uint64_t items = 0, kept = 0, excluded = 0, malformed = 0;
+  // Counted per block without a string per item: reasons by enum, categories by the view
+  // (few distinct ones a block), turned into names when the results are merged.
+  std::array<uint64_t, 32> by_reason{};  // Reason, then the gate's own (kMalformed...)
+  std::array<uint64_t, 4> by_signal{};
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> by_category;
+  std::vector<uint64_t> id_hashes;
+  std::vector<uint64_t> shard_items;
+  std::vector<std::set<std::string>> shard_subjects;
+  std::set<std::string> subjects, accounts;
+  std::string error;  // the first malformed line's, when malformed lines fail the run
+  size_t error_line = 0;  // its index in the block
+  uint64_t lines = 0;     // lines in the block
 };
 
-}  // namespace
+// An input block: bytes up to a line end (or the input's end), then padding for simdjson.
+struct Block {
+  std::string data;
+  size_t size = 0;
+  uint64_t first_line = 0;
+  std::vector<std::string> spare_out;  // buffers of an earlier result, for this one's output
+};
 
-std::string internal::ParseManifestItem(simdjson::dom::parser& parser, const FilterOptions& o,
-                                        std::string_view line, ManifestItem* it) {
-  if (!ValidUtf8(line)) return "not valid UTF-8";
-  simdjson::dom::element doc;
-  simdjson::dom::object obj;
-  if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(obj)) {
-    return "not a JSON object";
+constexpr std::pair<uint8_t, const char*> kSignalNames[] = {
+    {internal::kSignalContentUsage, "content-usage"},
+    {internal::kSignalContentSignal, "content-signal"},
+    {internal::kSignalTdmRep, "tdmrep"},
+    {internal::kSignalC2pa, "c2pa"}};
+
+// A kept line, byte for byte (with its own "\r\n", "\n", or none at the end), into its shard
+// (by a stable hash of its first subject, else its account, else its id).
+void KeepLine(const FilterOptions& o, const internal::BlockItems& items,
+              const internal::ItemView& it, std::string_view bytes, BlockResult* r) {
+  size_t shard = 0;
+  const std::span<const std::string_view> subjects(items.subjects.data() + it.first_subject,
+                                                   it.subject_count);
+  if (o.shards) {
+    const std::string_view key = !subjects.empty() ? subjects[0]
+                                 : it.has_account  ? it.account
+                                                   : it.id;
+    shard = Hash64(key, 0x51a4d5) % static_cast<uint64_t>(o.shards);
+    ++r->shard_items[shard];
+    if (o.collect_parties) r->shard_subjects[shard].insert(subjects.begin(), subjects.end());
+    r->ordered.append(bytes);
   }
-  if (auto dup = DuplicateKey(obj)) {
-    return "the key \"" + std::string(*dup) + "\" appears twice (readers disagree on which counts)";
+  if (o.collect_parties) {
+    r->subjects.insert(subjects.begin(), subjects.end());
+    if (it.has_account) r->accounts.insert(std::string(it.account));
   }
-  std::string_view id, category;
-  if (obj[o.id_field].get_string().get(id)) return "no string \"" + o.id_field + "\"";
-  if (obj[o.category_field].get_string().get(category)) {
-    return "no string \"" + o.category_field + "\"";
-  }
-  it->id.assign(id);
-  it->category.assign(category);
-  simdjson::dom::element acc;
-  if (!obj[o.account_field].get(acc) && !acc.is_null()) {
-    std::string_view a;
-    if (acc.get_string().get(a)) return "\"" + o.account_field + "\" must be a string";
-    if (BlankId(a)) return "\"" + o.account_field + "\" is empty or only whitespace";
-    it->account.assign(a);
-    it->has_account = true;
-  }
-  simdjson::dom::element subs;
-  if (!obj[o.subjects_field].get(subs) && !subs.is_null()) {
-    simdjson::dom::array arr;
-    if (subs.get_array().get(arr)) return "\"" + o.subjects_field + "\" must be an array of strings";
-    for (auto e : arr) {
-      std::string_view sv;
-      if (e.get_string().get(sv)) return "\"" + o.subjects_field + "\" must be an array of strings";
-      if (BlankId(sv)) return "\"" + o.subjects_field + "\" holds an empty or blank id";
-      it->subjects.emplace_back(sv);
-    }
-  }
-  return "";
+  r->out[shard].append(bytes);
+  ++r->kept;
 }
 
-namespace {
+// The gate's own exclusion reasons, counted after the engine's (Reason).
+constexpr size_t kMalformedSlot = 29, kUnknownCategorySlot = 30, kSignalSlot = 31;
 
-// Parses and decides one batch (on a worker thread).
-Batch Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestamp t,
-           std::vector<std::string> lines, uint64_t first_line) {
+std::string ReasonSlotName(size_t slot) {
+  if (slot == kMalformedSlot) return "malformed";
+  if (slot == kUnknownCategorySlot) return "unknown-category";
+  if (slot == kSignalSlot) return "signal-opt-out";
+  return std::string(ReasonName(static_cast<Reason>(slot)));
+}
+
+// The counts of a category in this block (linear: a block has a handful of categories).
+std::pair<uint64_t, uint64_t>& CategoryCounts(BlockResult* r, std::string_view category) {
+  for (auto& [name, counts] : r->by_category) {
+    if (name == category) return counts;
+  }
+  return r->by_category.emplace_back(std::string(category), std::pair<uint64_t, uint64_t>{}).second;
+}
+
+// Parses, decides and sorts one block (on a worker thread).
+BlockResult Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestamp t,
+                 Block& block) {
   thread_local simdjson::dom::parser parser;
-  Batch b;
-  b.first_line = first_line;
-  b.lines = std::move(lines);
-  b.items.resize(b.lines.size());
-  std::vector<DecisionRequest> requests;
-  for (size_t i = 0; i < b.lines.size(); ++i) {
-    Parsed& p = b.items[i];
-    std::string_view text = b.lines[i];
-    if (text.ends_with('\n')) text.remove_suffix(1);
-    if (text.ends_with('\r')) text.remove_suffix(1);
-    if (text.find_first_not_of(" \t") == std::string::npos) {
-      p.blank = true;
-      continue;
-    }
-    p.error = internal::ParseManifestItem(parser, o, text, &p.item);
-    if (!p.error.empty()) continue;
-    p.request = requests.size();
-    Item& it = p.item;
-    it.subject_views.assign(it.subjects.begin(), it.subjects.end());
-    DecisionRequest q;
+  thread_local internal::BlockItems items;
+  thread_local std::vector<DecisionRequest> requests;
+  thread_local std::vector<Result<Decision>> results;
+  internal::ReadBlock(parser, o, block.data.data(), block.size, &items);
+  requests.resize(items.items.size());
+  for (size_t i = 0; i < items.items.size(); ++i) {
+    const internal::ItemView& it = items.items[i];
+    DecisionRequest& q = requests[i];
     q.category = it.category;
     q.purpose = o.purpose;
-    q.subjects = it.subject_views;
-    if (it.has_account) q.account = it.account;
-    q.at = t;
-    requests.push_back(q);
+    q.subjects = std::span<const std::string_view>(items.subjects.data() + it.first_subject,
+                                                   it.subject_count);
+    q.account = it.has_account ? std::optional<std::string_view>(it.account) : std::nullopt;
+    q.at = o.at ? std::optional<Timestamp>(t) : std::nullopt;
   }
-  snap.DecideBatch(requests, now, &b.results);
-  return b;
+  snap.DecideBatch(requests, now, &results);
+  BlockResult r;
+  r.first_line = block.first_line;
+  const size_t shards = std::max(1, o.shards);
+  r.out = std::move(block.spare_out);
+  r.out.resize(shards);
+  for (auto& out : r.out) out.clear();
+  if (o.shards) {
+    r.shard_items.resize(shards);
+    if (o.collect_parties) r.shard_subjects.resize(shards);
+  }
+  for (size_t l = 0; l < items.lines.size(); ++l) {
+    const internal::BlockItems::Line& line = items.lines[l];
+    if (line.kind == internal::BlockItems::Line::Kind::kBlank) continue;
+    ++r.items;
+    if (line.kind == internal::BlockItems::Line::Kind::kMalformed) {
+      if (!o.skip_malformed && r.error.empty()) {
+        r.error_line = l;
+        r.error = line.error + " (use --skip-malformed to count such lines and go on)";
+      }
+      ++r.malformed;
+      ++r.excluded;
+      ++r.by_reason[kMalformedSlot];
+      continue;
+    }
+    const internal::ItemView& it = items.items[line.item];
+    r.id_hashes.push_back(Hash64(it.id));
+    const Result<Decision>& d = results[line.item];
+    auto& counts = CategoryCounts(&r, it.category);
+    if (d && d->allow && it.signals == 0) {
+      const std::string_view bytes(block.data.data() + line.begin, line.end - line.begin);
+      KeepLine(o, items, it, bytes, &r);
+      ++counts.first;
+      continue;
+    }
+    ++r.excluded;
+    ++counts.second;
+    if (d && d->allow) {  // consent allows; the publisher's signal does not
+      ++r.by_reason[kSignalSlot];
+      for (size_t k = 0; k < std::size(kSignalNames); ++k) {
+        if (it.signals & kSignalNames[k].first) ++r.by_signal[k];
+      }
+    } else {
+      ++r.by_reason[d ? static_cast<size_t>(d->reason) : kUnknownCategorySlot];
+    }
+  }
+  r.lines = items.lines.size();
+  r.block_data = std::move(block.data);
+  return r;
 }
 
 // kInvalidArgument when writing `out` would replace the input file (the same file under
@@ -181,6 +238,26 @@ void RemoveStaleTemporaries(const std::string& final_path) {
 }
 
 }  // namespace
+
+std::string internal::ParseManifestItem(simdjson::dom::parser& parser, const FilterOptions& o,
+                                        std::string_view line, ManifestItem* item) {
+  if (!ValidUtf8(line)) return "not valid UTF-8";
+  simdjson::dom::element doc;
+  simdjson::dom::object obj;
+  if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(obj)) {
+    return "not a JSON object";
+  }
+  ItemView it;
+  std::vector<std::string_view> subjects;
+  std::string error = ReadItem(obj, o, &it, &subjects, nullptr);
+  if (!error.empty()) return error;
+  item->id.assign(it.id);
+  item->category.assign(it.category);
+  item->account.assign(it.account);
+  item->has_account = it.has_account;
+  item->subjects.assign(subjects.begin(), subjects.end());
+  return "";
+}
 
 std::string ShardFileName(const std::string& out, int index, int count) {
   int width = std::max<int>(2, static_cast<int>(std::to_string(count - 1).size()));
@@ -226,13 +303,15 @@ Status CheckRequest(const Snapshot& snap, const FilterOptions& o, Timestamp t,
 
 // The outputs of one run: one file, or one per shard, and the report; each written to a
 // temporary file (FINAL.tmp-PID), all renamed into place only once every one is complete, and
-// every temporary removed on every failure path.
+// every temporary removed on every failure path. "-" is standard output, written as it comes.
 class Outputs {
  public:
   ~Outputs() {
     outs_.clear();  // closed before they are removed
     if (keep_) return;
-    for (const auto& p : tmps_) std::remove(p.c_str());
+    for (const auto& p : tmps_) {
+      if (p != "-") std::remove(p.c_str());
+    }
     if (!report_tmp_.empty()) std::remove(report_tmp_.c_str());
   }
 
@@ -240,41 +319,39 @@ class Outputs {
     if (o.shards == 0) {
       finals_.push_back(o.out_path);
     } else {
+      if (o.out_path == "-") return InvalidArgumentError("--shards needs --out FILE, not '-'");
       for (int i = 0; i < o.shards; ++i) finals_.push_back(ShardFileName(o.out_path, i, o.shards));
     }
-    for (const auto& f : finals_) ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, f, "--out"));
+    for (const auto& f : finals_) {
+      if (f != "-" && o.in_path != "-") ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, f, "--out"));
+    }
     if (!o.report_path.empty()) {
-      ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, o.report_path, "--report"));
+      if (o.in_path != "-") ASSENT_RETURN_IF_ERROR(RefuseInputAsOutput(o.in_path, o.report_path, "--report"));
       RemoveStaleTemporaries(o.report_path);
       report_final_ = o.report_path;
       report_tmp_ = o.report_path + ".tmp-" + std::to_string(::getpid());
     }
-    for (const auto& f : finals_) RemoveStaleTemporaries(f);
-    for (const auto& f : finals_) tmps_.push_back(f + ".tmp-" + std::to_string(::getpid()));
-    outs_.reserve(tmps_.size());
-    for (const auto& t : tmps_) {
-      outs_.emplace_back(t, std::ios::binary | std::ios::trunc);
-      if (!outs_.back()) return MakeError(ErrorCode::kUnavailable, "cannot write '" + t + "'");
+    for (const auto& f : finals_) {
+      if (f == "-") {
+        tmps_.push_back("-");
+        continue;
+      }
+      RemoveStaleTemporaries(f);
+      tmps_.push_back(f + ".tmp-" + std::to_string(::getpid()));
+    }
+    for (size_t i = 0; i < tmps_.size(); ++i) {
+      ASSENT_ASSIGN_OR_RETURN(auto out, internal::OutputStream::Open(tmps_[i], finals_[i]));
+      outs_.push_back(std::move(out));
     }
     return OkStatus();
   }
 
   const std::vector<std::string>& finals() const { return finals_; }
-  std::ofstream& out(size_t shard) { return outs_[shard]; }
-  Status Good() const {
-    for (const auto& out : outs_) {
-      if (!out) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmps_.front() + "'");
-    }
-    return OkStatus();
-  }
+  Status Write(size_t shard, std::string_view bytes) { return outs_[shard]->Write(bytes); }
 
   // Closes the outputs, writes the report and renames everything into place.
   Status Commit(const std::string& report_json) {
-    for (size_t i = 0; i < outs_.size(); ++i) {
-      outs_[i].flush();
-      outs_[i].close();
-      if (!outs_[i]) return MakeError(ErrorCode::kUnavailable, "cannot write '" + tmps_[i] + "'");
-    }
+    for (auto& out : outs_) ASSENT_RETURN_IF_ERROR(out->Close());
     if (!report_tmp_.empty()) {
       std::ofstream rep(report_tmp_, std::ios::binary | std::ios::trunc);
       rep << report_json << "\n";
@@ -284,6 +361,7 @@ class Outputs {
       }
     }
     for (size_t i = 0; i < tmps_.size(); ++i) {  // everything is written: only renames are left
+      if (tmps_[i] == "-") continue;
       if (std::rename(tmps_[i].c_str(), finals_[i].c_str()) != 0) {
         return MakeError(ErrorCode::kUnavailable,
                          "cannot rename '" + tmps_[i] + "' to '" + finals_[i] + "'");
@@ -302,130 +380,187 @@ class Outputs {
  private:
   std::vector<std::string> finals_, tmps_;
   std::string report_final_, report_tmp_;
-  std::vector<std::ofstream> outs_;
+  std::vector<std::unique_ptr<internal::OutputStream>> outs_;
   bool keep_ = false;
 };
 
-// One run: batches of lines are parsed and decided on worker threads (each with its own
-// parser); their results are taken in input order, so the output order and report never
-// depend on the number of threads.
+// Fast membership for 64-bit id hashes (open addressing; 0 stands for empty).
+class IdSet {
+ public:
+  IdSet() : slots_(1 << 16, 0) {}
+  size_t size() const { return size_; }
+  // False when `h` was there already.
+  bool Insert(uint64_t h) {
+    if (h == 0) h = 1;
+    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    const size_t mask = slots_.size() - 1;
+    size_t i = h & mask;
+    while (slots_[i] != 0) {
+      if (slots_[i] == h) return false;
+      i = (i + 1) & mask;
+    }
+    slots_[i] = h;
+    ++size_;
+    return true;
+  }
+
+ private:
+  void Grow() {
+    std::vector<uint64_t> old(slots_.size() * 2, 0);
+    old.swap(slots_);
+    size_ = 0;
+    for (uint64_t h : old) {
+      if (h) Insert(h);
+    }
+  }
+  std::vector<uint64_t> slots_;
+  size_t size_ = 0;
+};
+
+// One run: blocks of the manifest are parsed, decided and sorted on worker threads (each with
+// its own parser); their results are taken in input order, so the output order and report
+// never depend on the number of threads. This thread reads, hashes the input, writes and
+// hashes the output.
 class FilterRun {
  public:
   FilterRun(const Snapshot& snap, Timestamp now, const FilterOptions& o, Timestamp t,
             FilterReport* report, Outputs* outputs)
       : snap_(snap), now_(now), o_(o), t_(t), report_(*report), outputs_(*outputs) {
     threads_ = std::max(1, o.threads);
-    lines_.reserve(kBatch);
   }
 
   // Reads the manifest through; the outputs hold the kept lines when it returns OK.
-  Status ReadAll(std::istream& in, uint64_t total) {
+  Status ReadAll(internal::InputStream& in) {
     Status failed = OkStatus();
-    std::string line;
-    while (failed && std::getline(in, line)) {
-      ++line_no_;
-      if (!in.eof()) line.push_back('\n');  // the line as it was: its ending kept for the output
-      bytes_ += line.size();
-      in_hash_.Update(line);
-      lines_.push_back(std::move(line));
-      if (lines_.size() == kBatch) {
-        failed = Submit();
-        if (o_.progress) o_.progress(bytes_, total);
+    std::string carry;  // a line begun in the last block
+    for (bool end = false; failed && !end;) {
+      Block b;
+      if (!free_blocks_.empty()) {
+        b.data = std::move(free_blocks_.back());
+        free_blocks_.pop_back();
       }
+      if (!free_outs_.empty()) {
+        b.spare_out = std::move(free_outs_.back());
+        free_outs_.pop_back();
+      }
+      b.data.resize(kBlockBytes + carry.size() + simdjson::SIMDJSON_PADDING);
+      std::memcpy(b.data.data(), carry.data(), carry.size());
+      size_t size = carry.size();
+      while (size < carry.size() + kBlockBytes) {
+        auto r = in.Read(b.data.data() + size, carry.size() + kBlockBytes - size);
+        if (!r) {
+          failed = std::unexpected(r.error());
+          break;
+        }
+        if (*r == 0) {
+          end = true;
+          break;
+        }
+        size += *r;
+      }
+      if (!failed) break;
+      // The block ends at its last newline (or, at the input's end, where the input does); a
+      // line longer than a block is carried on until it ends, up to kMaxLineBytes.
+      size_t cut = size;
+      if (!end) {
+        const char* nl = static_cast<const char*>(::memrchr(b.data.data(), '\n', size));
+        cut = nl ? static_cast<size_t>(nl - b.data.data()) + 1 : 0;
+      }
+      carry.assign(b.data.data() + cut, size - cut);
+      if (cut == 0 && !end) {
+        if (carry.size() > kMaxLineBytes) {
+          failed = InvalidArgumentError(
+              o_.in_path + ": a line is longer than " + std::to_string(kMaxLineBytes >> 20) +
+              " MiB: not a manifest item (is the file JSON Lines?)");
+        }
+        free_blocks_.push_back(std::move(b.data));
+        free_outs_.push_back(std::move(b.spare_out));
+        continue;
+      }
+      b.size = cut;
+      std::memset(b.data.data() + cut, ' ', std::min(b.data.size() - cut, size_t{simdjson::SIMDJSON_PADDING}));
+      in_hash_.Update(std::string_view(b.data.data(), b.size));
+      if (b.size > 0) failed = Submit(std::move(b));
+      if (o_.progress) o_.progress(in.consumed(), in.size());
     }
-    if (failed) failed = Submit();
-    while (failed && !in_flight_.empty()) failed = DrainOne();
+    if (failed) failed = Drain(0);
     while (!in_flight_.empty()) {  // a failure: wait for the workers, drop their results
       in_flight_.front().wait();
       in_flight_.pop_front();
     }
     ASSENT_RETURN_IF_ERROR(failed);
-    if (in.bad()) return MakeError(ErrorCode::kUnavailable, "error reading '" + o_.in_path + "'");
     report_.input_sha256 = in_hash_.Hex();
     report_.output_sha256 = out_hash_.Hex();
     return OkStatus();
   }
 
  private:
-  Status Submit() {
-    if (lines_.empty()) return OkStatus();
-    const uint64_t first = line_no_ - lines_.size() + 1;
-    in_flight_.push_back(std::async(std::launch::async, [this, batch = std::move(lines_),
-                                                         first]() mutable {
-      return Work(snap_, o_, now_, t_, std::move(batch), first);
+  static constexpr size_t kBlockBytes = 2 << 20;
+  static constexpr size_t kMaxLineBytes = 64 << 20;
+
+  Status Submit(Block b) {
+    in_flight_.push_back(std::async(std::launch::async, [this, b = std::move(b)]() mutable {
+      return Work(snap_, o_, now_, t_, b);
     }));
-    lines_.clear();
-    lines_.reserve(kBatch);
-    while (in_flight_.size() >= static_cast<size_t>(threads_)) ASSENT_RETURN_IF_ERROR(DrainOne());
+    return Drain(static_cast<size_t>(threads_));
+  }
+
+  // Takes results in order until at most `keep` blocks are in flight.
+  Status Drain(size_t keep) {
+    while (in_flight_.size() > keep) {
+      BlockResult r = in_flight_.front().get();
+      in_flight_.pop_front();
+      ASSENT_RETURN_IF_ERROR(Account(r));
+      free_blocks_.push_back(std::move(r.block_data));
+      free_outs_.push_back(std::move(r.out));
+    }
     return OkStatus();
   }
 
-  Status DrainOne() {
-    Batch b = in_flight_.front().get();
-    in_flight_.pop_front();
-    return Account(b);
-  }
-
-  Status Account(Batch& b) {
-    for (size_t i = 0; i < b.items.size(); ++i) {
-      const Parsed& p = b.items[i];
-      if (p.blank) continue;
-      ++report_.items;
-      if (!p.error.empty()) {
-        if (!o_.skip_malformed) {
-          return InvalidArgumentError(o_.in_path + ":" + std::to_string(b.first_line + i) + ": " +
-                                      p.error +
-                                      " (use --skip-malformed to count such lines and go on)");
-        }
-        ++report_.malformed;
-        ++report_.excluded;
-        ++report_.excluded_by_reason["malformed"];
-        continue;
-      }
-      CountId(p.item.id);
-      const Result<Decision>& d = b.results[p.request];
-      auto& counts = report_.by_category[p.item.category];
-      if (d && d->allow) {
-        Keep(p.item, b.lines[i]);
-        ++counts.first;
-      } else {
-        ++report_.excluded;
-        ++counts.second;
-        ++report_.excluded_by_reason[d ? std::string(ReasonName(d->reason))
-                                       : std::string("unknown-category")];
-      }
+  Status Account(BlockResult& r) {
+    if (!r.error.empty()) {
+      return InvalidArgumentError(o_.in_path + ":" + std::to_string(line_no_ + r.error_line + 1) +
+                                  ": " + r.error);
     }
-    return outputs_.Good();
-  }
-
-  void CountId(const std::string& id) {
-    if (seen_ids_.size() < kMaxDuplicateTracking) {
-      if (!seen_ids_.insert(Hash64(id)).second) ++report_.duplicate_ids;
-    } else {
-      report_.duplicates_checked_fully = false;
+    line_no_ += r.lines;
+    report_.items += r.items;
+    report_.kept += r.kept;
+    report_.excluded += r.excluded;
+    report_.malformed += r.malformed;
+    for (size_t k = 0; k < r.by_reason.size(); ++k) {
+      if (r.by_reason[k]) report_.excluded_by_reason[ReasonSlotName(k)] += r.by_reason[k];
     }
-  }
-
-  // Byte for byte: the line with its own ending ("\r\n", "\n", or none at the end), into its
-  // shard (by a stable hash of its first subject, else its account, else its id).
-  void Keep(const Item& it, const std::string& line) {
-    size_t shard = 0;
+    for (size_t k = 0; k < r.by_signal.size(); ++k) {
+      if (r.by_signal[k]) report_.excluded_by_signal[kSignalNames[k].second] += r.by_signal[k];
+    }
+    for (const auto& [k, v] : r.by_category) {
+      auto& c = report_.by_category[k];
+      c.first += v.first;
+      c.second += v.second;
+    }
+    for (uint64_t h : r.id_hashes) {
+      if (ids_.size() >= kMaxDuplicateTracking) {
+        report_.duplicates_checked_fully = false;
+        break;
+      }
+      if (!ids_.Insert(h)) ++report_.duplicate_ids;
+    }
+    for (size_t s = 0; s < r.out.size(); ++s) {
+      ASSENT_RETURN_IF_ERROR(outputs_.Write(s, r.out[s]));
+      if (!o_.shards) out_hash_.Update(r.out[s]);
+    }
     if (o_.shards) {
-      std::string_view key = !it.subjects.empty() ? std::string_view(it.subjects[0])
-                             : it.has_account     ? std::string_view(it.account)
-                                                  : std::string_view(it.id);
-      shard = Hash64(key, 0x51a4d5) % static_cast<uint64_t>(o_.shards);
-      auto& sh = report_.shards[shard];
-      ++sh.items;
-      if (o_.collect_parties) sh.subjects.insert(it.subjects.begin(), it.subjects.end());
+      out_hash_.Update(r.ordered);
+      for (size_t s = 0; s < r.shard_items.size(); ++s) {
+        report_.shards[s].items += r.shard_items[s];
+        if (o_.collect_parties) report_.shards[s].subjects.merge(r.shard_subjects[s]);
+      }
     }
     if (o_.collect_parties) {
-      report_.subjects.insert(it.subjects.begin(), it.subjects.end());
-      if (it.has_account) report_.accounts.insert(it.account);
+      report_.subjects.merge(r.subjects);
+      report_.accounts.merge(r.accounts);
     }
-    outputs_.out(shard).write(line.data(), static_cast<std::streamsize>(line.size()));
-    out_hash_.Update(line);
-    ++report_.kept;
+    return OkStatus();
   }
 
   const Snapshot& snap_;
@@ -436,10 +571,11 @@ class FilterRun {
   Outputs& outputs_;
   int threads_ = 1;
   Hasher in_hash_, out_hash_;
-  std::unordered_set<uint64_t> seen_ids_;
-  std::deque<std::future<Batch>> in_flight_;
-  std::vector<std::string> lines_;
-  uint64_t line_no_ = 0, bytes_ = 0;
+  IdSet ids_;
+  std::deque<std::future<BlockResult>> in_flight_;
+  std::vector<std::string> free_blocks_;  // buffers to read the next blocks into
+  std::vector<std::vector<std::string>> free_outs_;
+  uint64_t line_no_ = 0;
 };
 
 }  // namespace
@@ -450,22 +586,20 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   report.position = o.at ? snap.AnswerPositionAt(*o.at) : snap.position();
   const Timestamp t = o.at.value_or(now);
   ASSENT_RETURN_IF_ERROR(CheckRequest(snap, o, t, &report));
-  std::ifstream in(o.in_path, std::ios::binary);
-  if (!in) return NotFoundError("cannot read manifest '" + o.in_path + "'");
-  in.seekg(0, std::ios::end);
-  const uint64_t total = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
-  in.seekg(0);
+  ASSENT_ASSIGN_OR_RETURN(auto in, internal::InputStream::Open(o.in_path));
+  FilterOptions options = o;
+  options.read_signals = o.purpose == "ai_training" || o.purpose.starts_with("ai_training.");
   Outputs outputs;
   ASSENT_RETURN_IF_ERROR(outputs.Open(o));
   if (o.shards) {
     report.shards.resize(o.shards);
     for (int i = 0; i < o.shards; ++i) report.shards[i].file = outputs.finals()[i];
   }
-  FilterRun run(snap, now, o, t, &report, &outputs);
-  ASSENT_RETURN_IF_ERROR(run.ReadAll(in, total));
+  FilterRun run(snap, now, options, t, &report, &outputs);
+  ASSENT_RETURN_IF_ERROR(run.ReadAll(*in));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSENT_RETURN_IF_ERROR(outputs.Commit(report.ToJson()));
-  if (o.progress) o.progress(total, total);
+  if (o.progress) o.progress(in->consumed(), in->consumed());
   return report;
 }
 

@@ -31,6 +31,14 @@ struct FilterOptions {
   bool skip_malformed = false;
   std::string id_field = "id", category_field = "category", account_field = "account",
               subjects_field = "subjects";
+  // Fields holding a publisher's machine-readable opt-out (docs/formats/manifest.md), honoured
+  // for purposes under ai_training: IETF AIPREF Content-Usage ("train-ai=n"), Content-Signal
+  // ("ai-train=no"), W3C TDMRep (tdm-reservation 1), C2PA/CAWG training-and-mining
+  // assertions. An empty name turns that signal off.
+  std::string content_usage_field = "content_usage", content_signal_field = "content_signal",
+              tdm_field = "tdm_reservation", c2pa_field = "c2pa_training";
+  // Set by RunFilter: whether the purpose is one the signals speak of.
+  bool read_signals = false;
   // Write N shard files OUT.00-of-N ... instead of OUT, each item placed by a stable hash of
   // its first subject (else its account, else its id): SISA-style training.
   int shards = 0;
@@ -46,6 +54,7 @@ struct FilterReport {
   uint64_t items = 0, kept = 0, excluded = 0, malformed = 0, duplicate_ids = 0;
   bool duplicates_checked_fully = true;
   std::map<std::string, uint64_t> excluded_by_reason;  // reason -> count
+  std::map<std::string, uint64_t> excluded_by_signal;  // signal -> items it opted out
   std::map<std::string, std::pair<uint64_t, uint64_t>> by_category;  // category -> kept, excluded
   uint64_t position = 0;
   std::string terms;

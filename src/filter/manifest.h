@@ -1,0 +1,80 @@
+// Reading a manifest block by block: lines split at '\n' (kept byte for byte, "\r\n" and a last
+// line without an ending included), each line's item read in place — no copy of its strings —
+// with simdjson's parse_many over the whole block (one pass of stage 1), falling back to one
+// line at a time where the block is not one object per line. docs/formats/manifest.md.
+#ifndef ASSENT_FILTER_MANIFEST_H_
+#define ASSENT_FILTER_MANIFEST_H_
+
+#include <simdjson.h>
+
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filter/filter.h"
+
+namespace assent::internal {
+
+// One item's fields, as views into the block (or the parser's string buffer).
+struct ItemView {
+  std::string_view id, category, account;
+  bool has_account = false;
+  uint32_t first_subject = 0, subject_count = 0;  // a range of BlockItems::subjects
+  // Opt-out signals found on the item (FilterOptions' signal fields): bit per SignalKind.
+  uint8_t signals = 0;
+};
+
+// The lines of one block and what each holds.
+struct BlockItems {
+  struct Line {
+    uint32_t begin = 0, end = 0;  // the line's bytes, its ending included
+    enum class Kind : uint8_t { kBlank, kItem, kMalformed } kind = Kind::kBlank;
+    uint32_t item = 0;   // index into `items` (kItem)
+    std::string error;   // why it is malformed (kMalformed)
+  };
+  std::vector<Line> lines;
+  std::vector<ItemView> items;
+  std::vector<std::string_view> subjects;
+  // Copies of the items' strings (the parser reuses its buffers for every document): `text`
+  // is reserved to the block's size, which their total never exceeds, so views into it stay
+  // valid; `overflow` is the guard should it ever not be.
+  struct Arena {
+    std::string text;
+    std::deque<std::string> overflow;
+    std::string_view Keep(std::string_view v) {
+      if (text.size() + v.size() > text.capacity()) return overflow.emplace_back(v);
+      const size_t at = text.size();
+      text.append(v);
+      return std::string_view(text.data() + at, v.size());
+    }
+    void Reset(size_t capacity) {
+      text.clear();
+      text.reserve(capacity);
+      overflow.clear();
+    }
+  } arena;
+  void Clear() {
+    lines.clear();
+    items.clear();
+    subjects.clear();
+  }
+};
+
+// Opt-out signals an item may carry (ItemView::signals).
+inline constexpr uint8_t kSignalContentUsage = 1, kSignalContentSignal = 2, kSignalTdmRep = 4,
+                         kSignalC2pa = 8;
+
+// The item in one parsed object, or why it is malformed; with `arena`, the strings are copied
+// into it (the views then outlive the parser's next use).
+std::string ReadItem(simdjson::dom::object obj, const FilterOptions& o, ItemView* it,
+                     std::vector<std::string_view>* subjects, BlockItems::Arena* arena);
+
+// Reads every line of `block` (its first `size` bytes; at least SIMDJSON_PADDING readable bytes
+// follow them). Views stay valid while `parser` and `block` do, until the next call.
+void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
+               size_t size, BlockItems* out);
+
+}  // namespace assent::internal
+
+#endif  // ASSENT_FILTER_MANIFEST_H_
