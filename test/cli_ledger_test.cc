@@ -254,3 +254,56 @@ TEST_F(CliLedgerTest, RefusesAForeignDatabaseAndAMissingLedger) {
 }
 
 }  // namespace
+
+namespace {
+
+// The gate as a pipeline stage, and a dataset re-derived and proven from its manifest.
+TEST_F(CliLedgerTest, FilterReadsAPipeAndADatasetVerifies) {
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  ASSERT_EQ(Assent("consent withdraw --subject u2 --rule service-generated-for-improvement" + D()).code, 0);
+  const std::string in = dir_ + "-in.jsonl";
+  {
+    std::ofstream m(in, std::ios::binary);
+    for (int i = 0; i < 50; ++i) {
+      m << R"({"id":"i)" << i << R"(","category":"service_generated.telemetry","subjects":["u)"
+        << i % 4 << "\"]}\n";
+    }
+  }
+  // - in, - out: the kept lines on standard output, the report on standard error.
+  RunResult piped = Assent("filter" + D() + " --purpose ai_training.first_party --in - --out - < " +
+                           in + " 2>/dev/null | wc -l");
+  ASSERT_EQ(piped.code, 0) << piped.out;
+  EXPECT_EQ(std::stoi(piped.out), 38) << piped.out;  // u2 objected: 12 of 50
+  // A recorded dataset re-derives from its manifest; one changed byte does not.
+  RunResult rec = Assent("filter" + D() + " --purpose ai_training.first_party --in " + in +
+                         " --out " + dir_ + "-out.jsonl --dataset ds1");
+  ASSERT_EQ(rec.code, 0) << rec.out;
+  // A later withdrawal does not change what the dataset was (it is decided at its position).
+  ASSERT_EQ(Assent("consent withdraw --subject u1 --rule service-generated-for-improvement" + D()).code, 0);
+  RunResult ok = Assent("datasets verify ds1 --in " + in + D());
+  EXPECT_EQ(ok.code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("ok: the same manifest gives the same 38 kept items"), std::string::npos) << ok.out;
+  std::string text;
+  {
+    std::ifstream f(in);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  text[text.find("i7")] = 'j';
+  std::ofstream(dir_ + "-changed.jsonl", std::ios::binary) << text;
+  RunResult changed = Assent("datasets verify ds1 --in " + dir_ + "-changed.jsonl" + D());
+  EXPECT_EQ(changed.code, 1) << changed.out;
+  EXPECT_NE(changed.out.find("FAIL the manifest is not the one"), std::string::npos) << changed.out;
+  // --position decides on the ledger as it was: before u1's withdrawal, u1's items are kept.
+  RunResult at = Assent("filter" + D() + " --purpose ai_training.first_party --in " + in +
+                        " --out " + dir_ + "-at.jsonl --position 2");
+  ASSERT_EQ(at.code, 0) << at.out;
+  EXPECT_NE(at.out.find("kept 38 of 50"), std::string::npos) << at.out;
+  RunResult now = Assent("filter" + D() + " --purpose ai_training.first_party --in " + in +
+                         " --out " + dir_ + "-at.jsonl");
+  EXPECT_NE(now.out.find("kept 25 of 50"), std::string::npos) << now.out;
+  for (const char* f : {"-in.jsonl", "-out.jsonl", "-changed.jsonl", "-at.jsonl"}) fs::remove(dir_ + f);
+}
+
+}  // namespace

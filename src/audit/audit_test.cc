@@ -312,6 +312,7 @@ TEST_F(AuditTest, AfterSubjectEraseNoTableHoldsThePlainIdAndAuditVerifyPasses) {
     DatasetRegistration d;
     d.name = "before-erasure";
     d.purpose = "ai_training.first_party";
+    d.ledger_position = l->position();
     d.subjects = {id, "u1"};
     d.shards = {{"f.00-of-1", 2, {id, "u1"}}};
     ASSERT_TRUE(l->RegisterDataset(d));

@@ -17,6 +17,7 @@ namespace {
 
 struct FilterCommand {
   std::string data = "./assent-data", at, dataset, snapshot;
+  uint64_t position = 0;  // --position: decide at this ledger position
   bool shards_given = false;
   FilterOptions f;
 };
@@ -31,9 +32,16 @@ struct Source {
 
 Result<Source> OpenSource(const FilterCommand& o) {
   Source s;
+  if (o.position && !o.snapshot.empty()) {
+    return InvalidArgumentError("give --position or --snapshot, not both");
+  }
   if (o.snapshot.empty() || !o.dataset.empty()) {
     ASSENT_ASSIGN_OR_RETURN(s.ledger,
                             o.dataset.empty() ? OpenLedger(o.data, true) : OpenExistingLedger(o.data));
+  }
+  if (o.position) {  // the state at that position, built from the ledger
+    ASSENT_ASSIGN_OR_RETURN(s.snapshot, EngineAt(*s.ledger, o.position));
+    return s;
   }
   if (o.snapshot.empty()) return s;
   ASSENT_ASSIGN_OR_RETURN(s.snapshot, LoadSnapshot(o.snapshot, &s.info));
@@ -74,7 +82,7 @@ Status RecordDataset(const FilterCommand& o, Source& source, FilterReport& r) {
 }
 
 void ShowProgress(FilterOptions* f) {
-  if (!::isatty(2)) return;
+  if (!::isatty(2) || f->out_path == "-") return;
   auto start = std::chrono::steady_clock::now();
   f->progress = [start](uint64_t done, uint64_t total) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -110,6 +118,8 @@ int Filter(FilterCommand& o) {
   if (o.f.progress) std::cerr << "\n";
   if (!r) return Fail(r.error().message + " (nothing was written to " + o.f.out_path + ")");
   std::cerr << r->Summary();
+  // Writing the kept lines to standard output: the report, when not in a file, goes to stderr.
+  if (o.f.out_path == "-" && o.f.report_path.empty()) std::cerr << r->ToJson() << "\n";
   if (!o.dataset.empty()) {
     if (auto st = RecordDataset(o, *source, *r); !st) return Fail(st.error());
   }
@@ -118,12 +128,14 @@ int Filter(FilterCommand& o) {
 
 struct SnapshotCommand {
   std::string data = "./assent-data", out, at;
+  uint64_t position = 0;
 };
 
 int Snapshot(const SnapshotCommand& o) {
   auto ledger = OpenLedger(o.data, true);
   if (!ledger) return Fail(ledger.error());
-  uint64_t position = 0;
+  uint64_t position = o.position;
+  if (position && !o.at.empty()) return Fail("give --at or --position, not both");
   if (!o.at.empty()) {
     auto t = ParseTime(o.at);
     if (!t) return Fail("--at: " + t.error().message);
@@ -144,6 +156,7 @@ void RegisterSnapshot(CLI::App& app, int* exit_code) {
   AddDataOption(snap, &o->data);
   snap->add_option("--out", o->out, "The snapshot file")->required();
   snap->add_option("--at", o->at, "The state as of this time (RFC 3339); default now");
+  snap->add_option("--position", o->position, "The state at this ledger position");
   snap->callback([o, exit_code] { *exit_code = Snapshot(*o); });
 }
 
@@ -161,6 +174,8 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--out", o->f.out_path, "Where the kept lines go (written only on success)")
       ->required();
   cmd->add_option("--at", o->at, "Decide as of this time (RFC 3339); default now");
+  cmd->add_option("--position", o->position,
+                  "Decide on the ledger as it was at this position (re-deriving a dataset)");
   cmd->add_option("--report", o->f.report_path,
                   "Write the report as JSON to this file (renamed into place with the outputs)");
   cmd->add_option("--snapshot", o->snapshot,
@@ -177,6 +192,19 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--account-field", o->f.account_field, "Field holding the account")
       ->capture_default_str();
   cmd->add_option("--subjects-field", o->f.subjects_field, "Field holding the subjects")
+      ->capture_default_str();
+  cmd->add_option("--content-usage-field", o->f.content_usage_field,
+                  "Field holding an IETF AIPREF Content-Usage value (train-ai=n opts out); "
+                  "'' to ignore")
+      ->capture_default_str();
+  cmd->add_option("--content-signal-field", o->f.content_signal_field,
+                  "Field holding a Content-Signal value (ai-train=no opts out); '' to ignore")
+      ->capture_default_str();
+  cmd->add_option("--tdm-field", o->f.tdm_field,
+                  "Field holding W3C TDMRep tdm-reservation (1 opts out); '' to ignore")
+      ->capture_default_str();
+  cmd->add_option("--c2pa-field", o->f.c2pa_field,
+                  "Field holding C2PA/CAWG training-and-mining assertions; '' to ignore")
       ->capture_default_str();
   cmd->callback([o, cmd, exit_code] {
     o->shards_given = cmd->count("--shards") > 0;

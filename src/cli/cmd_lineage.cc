@@ -5,14 +5,20 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include <unistd.h>
+
+#include <thread>
+
+#include "filter/filter.h"
 #include "filter/impact.h"
+#include "filter/snapshot.h"
 #include "ledger/lineage.h"
 
 namespace assent::cli {
 namespace {
 
 struct LineageCommand {
-  std::string data = "./assent-data", name, subject, account, purpose;
+  std::string data = "./assent-data", name, subject, account, purpose, in;
   std::vector<std::string> datasets;
   bool json = false;
 };
@@ -61,6 +67,67 @@ int ShowDataset(const LineageCommand& o) {
   return found ? 0 : Fail("no dataset named '" + o.name + "'");
 }
 
+// How many parties were erased: their events no longer resolve, so a dataset built before
+// can no longer be re-derived exactly.
+uint64_t Erasures(const Ledger& ledger) {
+  uint64_t n = 0;
+  (void)ledger.ScanEntries(0, [&](uint64_t, std::string_view kind, std::string_view,
+                                  std::string_view) -> Status {
+    n += kind == "erasure";
+    return OkStatus();
+  });
+  return n;
+}
+
+// Re-runs the gate on MANIFEST at the dataset's recorded position, purpose and time; exit 0
+// only when the input and the kept output hash as recorded.
+int VerifyDataset(const LineageCommand& o) {
+  auto ledger = OpenLedger(o.data, true);
+  if (!ledger) return Fail(ledger.error());
+  std::optional<DatasetInfo> d;
+  (*ledger)->WithLineage([&](const Lineage& l) {
+    if (const DatasetInfo* found = l.FindDataset(o.name)) d = *found;
+  });
+  if (!d) return Fail("no dataset named '" + o.name + "'");
+  if (d->input_sha256.empty() || d->output_sha256.empty()) {
+    return Fail("dataset '" + o.name + "' was recorded without input and output hashes: "
+                "there is nothing to verify against");
+  }
+  auto engine = EngineAt(**ledger, d->ledger_position);
+  if (!engine) return Fail(engine.error());
+  char tmp[] = "/tmp/assent-verify-XXXXXX";
+  const int fd = ::mkstemp(tmp);
+  if (fd < 0) return Fail("cannot create a temporary file in /tmp");
+  ::close(fd);
+  FilterOptions f;
+  f.purpose = d->purpose;
+  f.in_path = o.in;
+  f.out_path = tmp;
+  f.at = d->recorded_at;
+  f.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto r = RunFilter(*(*engine)->snapshot(), d->recorded_at, f);
+  std::remove(tmp);
+  if (!r) return Fail(r.error());
+  std::cout << fmt::format("dataset {}: re-derived at ledger position {} for {}\n", d->name,
+                           d->ledger_position, d->purpose);
+  if (r->input_sha256 != d->input_sha256) {
+    std::cout << "FAIL the manifest is not the one the dataset was built from (input sha256 "
+              << r->input_sha256 << ", recorded " << d->input_sha256 << ")\n";
+    return 1;
+  }
+  if (r->output_sha256 != d->output_sha256 || r->kept != d->items) {
+    std::cout << fmt::format("FAIL the gate keeps {} items hashing {}; the dataset recorded {} "
+                             "hashing {}\n", r->kept, r->output_sha256, d->items, d->output_sha256);
+    if (const uint64_t erased = Erasures(**ledger)) {
+      std::cout << fmt::format("  {} part{} erased since: their events no longer resolve, so "
+                               "the difference may be theirs\n", erased, erased == 1 ? "y was" : "ies were");
+    }
+    return 1;
+  }
+  std::cout << "ok: the same manifest gives the same " << r->kept << " kept items\n";
+  return 0;
+}
+
 int RegisterModel(const LineageCommand& o) {
   auto ledger = OpenExistingLedger(o.data);
   if (!ledger) return Fail(ledger.error());
@@ -96,6 +163,14 @@ void RegisterLineageCommands(CLI::App& app, int* exit_code) {
   show->add_option("NAME", s->name)->required();
   AddDataOption(show, &s->data);
   show->callback([s, exit_code] { *exit_code = ShowDataset(*s); });
+  auto v = std::make_shared<LineageCommand>();
+  auto* verify = datasets->add_subcommand(
+      "verify", "Re-run the gate on a manifest at the dataset's recorded position: exit 0 when "
+                "the input and the kept items hash as recorded, 1 when not");
+  verify->add_option("NAME", v->name, "The dataset")->required();
+  verify->add_option("--in", v->in, "The manifest it was built from")->required();
+  AddDataOption(verify, &v->data);
+  verify->callback([v, exit_code] { *exit_code = VerifyDataset(*v); });
 
   CLI::App* models = app.add_subcommand("models", "Models trained on recorded datasets");
   models->require_subcommand(1);

@@ -74,6 +74,7 @@ struct BlockResult {
   std::string error;  // the first malformed line's, when malformed lines fail the run
   size_t error_line = 0;  // its index in the block
   uint64_t lines = 0;     // lines in the block
+  internal::BlockItems::FieldStats stats;
 };
 
 // An input block: bytes up to a line end (or the input's end), then padding for simdjson.
@@ -198,6 +199,7 @@ BlockResult Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Ti
     }
   }
   r.lines = items.lines.size();
+  r.stats = std::move(items.stats);
   r.block_data = std::move(block.data);
   return r;
 }
@@ -276,11 +278,28 @@ Status CheckRequest(const Snapshot& snap, const FilterOptions& o, Timestamp t,
   if (v < 0) return FailedPreconditionError("no terms are in effect at " + FormatTime(t));
   const Terms& terms = snap.terms().version(v);
   report->terms = terms.label();
-  if (terms.FindPurpose(o.purpose) < 0) {
+  const int32_t purpose = terms.FindPurpose(o.purpose);
+  if (purpose < 0) {
     std::vector<std::string> names;
     for (const auto& p : terms.purposes()) names.push_back(p.name);
     return InvalidArgumentError("unknown purpose '" + o.purpose + "' in terms " + terms.label() +
                                 DidYouMeanSuffix(o.purpose, names));
+  }
+  // A dataset is built for one use: a purpose with sub-purposes names several, whose rules
+  // differ (first-party training is not third-party training).
+  if (!terms.purposes()[purpose].leaf()) {
+    std::string leaves;
+    std::vector<int32_t> todo = terms.purposes()[purpose].children;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      const TaxonomyNode& n = terms.purposes()[todo[k]];
+      if (!n.leaf()) {
+        todo.insert(todo.end(), n.children.begin(), n.children.end());
+        continue;
+      }
+      leaves += (leaves.empty() ? "" : " or ") + n.name;
+    }
+    return InvalidArgumentError("purpose '" + o.purpose + "' has sub-purposes, whose rules may "
+                                "differ: filter for one of them — did you mean " + leaves + "?");
   }
   if (o.shards < 0 || o.shards > 4096) return InvalidArgumentError("--shards must be 1-4096");
   if (o.threads > kMaxThreads) {
@@ -429,8 +448,11 @@ class FilterRun {
     threads_ = std::max(1, o.threads);
   }
 
+  const internal::BlockItems::FieldStats& stats() const { return stats_; }
+
   // Reads the manifest through; the outputs hold the kept lines when it returns OK.
   Status ReadAll(internal::InputStream& in) {
+    const size_t kBlockBytes = std::clamp<size_t>(o_.block_bytes, 64, 64 << 20);
     Status failed = OkStatus();
     std::string carry;  // a line begun in the last block
     for (bool end = false; failed && !end;) {
@@ -495,7 +517,6 @@ class FilterRun {
   }
 
  private:
-  static constexpr size_t kBlockBytes = 2 << 20;
   static constexpr size_t kMaxLineBytes = 64 << 20;
 
   Status Submit(Block b) {
@@ -523,6 +544,9 @@ class FilterRun {
                                   ": " + r.error);
     }
     line_no_ += r.lines;
+    stats_.with_subjects += r.stats.with_subjects;
+    stats_.with_account += r.stats.with_account;
+    for (const auto& [k, n] : r.stats.other_keys) stats_.Other(k, n);
     report_.items += r.items;
     report_.kept += r.kept;
     report_.excluded += r.excluded;
@@ -572,11 +596,44 @@ class FilterRun {
   int threads_ = 1;
   Hasher in_hash_, out_hash_;
   IdSet ids_;
+  internal::BlockItems::FieldStats stats_;  // over every block
   std::deque<std::future<BlockResult>> in_flight_;
   std::vector<std::string> free_blocks_;  // buffers to read the next blocks into
   std::vector<std::vector<std::string>> free_outs_;
   uint64_t line_no_ = 0;
 };
+
+}  // namespace
+
+namespace {
+
+// The report's warnings: a field no item carries while a similar one is common (a misspelt
+// --subjects-field or --account-field), and categories the terms do not define.
+void Warn(const Terms& terms, const FilterOptions& o, const internal::BlockItems::FieldStats& stats,
+          FilterReport* report) {
+  std::vector<std::string> others;
+  for (const auto& [k, n] : stats.other_keys) others.push_back(k);
+  auto field = [&](uint64_t with, const std::string& name, const char* flag) {
+    if (with > 0 || report->items == 0) return;
+    const std::string like = DidYouMean(name, others);
+    if (like.empty()) return;
+    uint64_t count = 0;
+    for (const auto& [k, n] : stats.other_keys) count += k == like ? n : 0;
+    report->warnings.push_back("no item has '" + name + "'; " + std::to_string(count) +
+                               " have '" + like + "' — " + flag + " " + like + "?");
+  };
+  field(stats.with_subjects, o.subjects_field, "--subjects-field");
+  field(stats.with_account, o.account_field, "--account-field");
+  std::vector<std::string> known;
+  for (const auto& c : terms.categories()) known.push_back(c.name);
+  for (const auto& [category, counts] : report->by_category) {
+    if (terms.FindCategory(category) >= 0) continue;
+    report->warnings.push_back("category '" + category + "' (" +
+                               std::to_string(counts.first + counts.second) +
+                               " items) is not in terms " + terms.label() +
+                               DidYouMeanSuffix(category, known));
+  }
+}
 
 }  // namespace
 
@@ -597,6 +654,7 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   }
   FilterRun run(snap, now, options, t, &report, &outputs);
   ASSENT_RETURN_IF_ERROR(run.ReadAll(*in));
+  Warn(snap.terms().version(snap.terms().VersionAt(t)), o, run.stats(), &report);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSENT_RETURN_IF_ERROR(outputs.Commit(report.ToJson()));
   if (o.progress) o.progress(in->consumed(), in->consumed());
@@ -610,6 +668,11 @@ std::string FilterReport::ToJson() const {
   w.Key("excluded_by_reason").BeginObject();
   for (const auto& [r, c] : excluded_by_reason) w.Key(r).UInt(c);
   w.EndObject();
+  if (!excluded_by_signal.empty()) {
+    w.Key("excluded_by_signal").BeginObject();
+    for (const auto& [r, c] : excluded_by_signal) w.Key(r).UInt(c);
+    w.EndObject();
+  }
   w.Key("by_category").BeginObject();
   for (const auto& [c, kx] : by_category) {
     w.Key(c).BeginObject().Key("kept").UInt(kx.first).Key("excluded").UInt(kx.second).EndObject();
@@ -628,6 +691,11 @@ std::string FilterReport::ToJson() const {
   w.Key("position").UInt(position).Key("terms").String(terms);
   w.Key("input_sha256").String(input_sha256).Key("output_sha256").String(output_sha256);
   w.Key("seconds").Int(static_cast<int64_t>(seconds * 1000) / 1000);
+  if (!warnings.empty()) {
+    w.Key("warnings").BeginArray();
+    for (const auto& x : warnings) w.String(x);
+    w.EndArray();
+  }
   w.EndObject();
   return w.Take();
 }
@@ -638,7 +706,11 @@ std::string FilterReport::Summary() const {
   for (const auto& [r, c] : excluded_by_reason) {
     s += "  excluded " + std::to_string(c) + " as " + r + "\n";
   }
+  for (const auto& [r, c] : excluded_by_signal) {
+    s += "    " + std::to_string(c) + " opted out by " + r + "\n";
+  }
   if (duplicate_ids) s += "  warning: " + std::to_string(duplicate_ids) + " duplicate ids\n";
+  for (const auto& x : warnings) s += "  warning: " + x + "\n";
   return s;
 }
 

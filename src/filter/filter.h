@@ -39,6 +39,9 @@ struct FilterOptions {
               tdm_field = "tdm_reservation", c2pa_field = "c2pa_training";
   // Set by RunFilter: whether the purpose is one the signals speak of.
   bool read_signals = false;
+  // Bytes read per block (each block is parsed and decided on one thread); small in tests, so
+  // that lines cross block boundaries.
+  size_t block_bytes = 2 << 20;
   // Write N shard files OUT.00-of-N ... instead of OUT, each item placed by a stable hash of
   // its first subject (else its account, else its id): SISA-style training.
   int shards = 0;
@@ -67,6 +70,9 @@ struct FilterReport {
     std::set<std::string> subjects;
   };
   std::vector<Shard> shards;
+  // Likely mistakes, said on standard error and in the report: a field no item carries while
+  // a similar one is common, a category the terms do not define.
+  std::vector<std::string> warnings;
 
   std::string ToJson() const;
   std::string Summary() const;  // a few lines for stderr

@@ -226,9 +226,13 @@ TEST(LineageTest, DatasetsAndModelsSurviveReplay) {
     LedgerOptions lo;
     lo.data_dir = dir;
     auto l = *Ledger::Open(lo);
+    ASSERT_TRUE(l->PublishTerms(
+        Read(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-11.yaml"),
+        "v3", {.backfill = true}));
     DatasetRegistration d;
     d.name = "ds";
     d.purpose = "ai_training.first_party";
+    d.ledger_position = l->position();
     d.subjects = {"a", "b", "c"};
     d.accounts = {"x"};
     d.shards = {{"f.00-of-2", 2, {"a", "b"}}, {"f.01-of-2", 1, {"c"}}};

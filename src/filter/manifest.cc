@@ -109,7 +109,8 @@ uint8_t SignalIn(uint8_t kind, element value) {
 
 // The item in one parsed object, or why the line is malformed.
 std::string ReadItem(object obj, const FilterOptions& o, ItemView* it,
-                     std::vector<std::string_view>* subjects, BlockItems::Arena* arena) {
+                     std::vector<std::string_view>* subjects, BlockItems::Arena* arena,
+                     BlockItems::FieldStats* stats) {
   auto keep = [arena](std::string_view v) { return arena ? arena->Keep(v) : v; };
   // One pass over the fields: each known one is taken as it comes, and every key is checked
   // against the ones before it (a repeated key is refused: readers disagree on which counts).
@@ -146,6 +147,16 @@ std::string ReadItem(object obj, const FilterOptions& o, ItemView* it,
         it->signals |= SignalIn(kSignalTdmRep, field.value);
       } else if (Same(key, o.c2pa_field)) {
         it->signals |= SignalIn(kSignalC2pa, field.value);
+      }
+    }
+  }
+  if (stats) {
+    stats->with_subjects += subs.has_value();
+    stats->with_account += account.has_value();
+    if (!subs || !account) {
+      for (auto field : obj) {
+        const std::string_view key = field.key;
+        if (!Same(key, o.id_field) && !Same(key, o.category_field)) stats->Other(key);
       }
     }
   }
@@ -192,7 +203,8 @@ void SetItem(BlockItems* out, BlockItems::Line& line, object obj, const FilterOp
              bool copy) {
   ItemView it;
   const size_t mark = out->subjects.size();
-  std::string error = ReadItem(obj, o, &it, &out->subjects, copy ? &out->arena : nullptr);
+  std::string error =
+      ReadItem(obj, o, &it, &out->subjects, copy ? &out->arena : nullptr, &out->stats);
   if (!error.empty()) {
     out->subjects.resize(mark);
     line.kind = BlockItems::Line::Kind::kMalformed;
@@ -282,6 +294,7 @@ void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char
   if (ReadMany(parser, o, block, size, out)) return;
   out->items.clear();
   out->subjects.clear();
+  out->stats = BlockItems::FieldStats{};
   out->arena.Reset(size + 64);
   for (auto& line : out->lines) {
     line.kind = BlockItems::Line::Kind::kBlank;

@@ -36,6 +36,22 @@ struct BlockItems {
   std::vector<Line> lines;
   std::vector<ItemView> items;
   std::vector<std::string_view> subjects;
+  // For field-name mistakes: how many items carried the subjects and account fields, and the
+  // other keys of those that lacked one (so a misspelt field name can be named).
+  struct FieldStats {
+    uint64_t with_subjects = 0, with_account = 0;
+    std::vector<std::pair<std::string, uint64_t>> other_keys;  // at most kMaxOtherKeys
+    static constexpr size_t kMaxOtherKeys = 32;
+    void Other(std::string_view key, uint64_t count = 1) {
+      for (auto& [k, n] : other_keys) {
+        if (k == key) {
+          n += count;
+          return;
+        }
+      }
+      if (other_keys.size() < kMaxOtherKeys) other_keys.emplace_back(std::string(key), count);
+    }
+  } stats;
   // Copies of the items' strings (the parser reuses its buffers for every document): `text`
   // is reserved to the block's size, which their total never exceeds, so views into it stay
   // valid; `overflow` is the guard should it ever not be.
@@ -58,6 +74,7 @@ struct BlockItems {
     lines.clear();
     items.clear();
     subjects.clear();
+    stats = FieldStats{};
   }
 };
 
@@ -68,7 +85,8 @@ inline constexpr uint8_t kSignalContentUsage = 1, kSignalContentSignal = 2, kSig
 // The item in one parsed object, or why it is malformed; with `arena`, the strings are copied
 // into it (the views then outlive the parser's next use).
 std::string ReadItem(simdjson::dom::object obj, const FilterOptions& o, ItemView* it,
-                     std::vector<std::string_view>* subjects, BlockItems::Arena* arena);
+                     std::vector<std::string_view>* subjects, BlockItems::Arena* arena,
+                     BlockItems::FieldStats* stats = nullptr);
 
 // Reads every line of `block` (its first `size` bytes; at least SIMDJSON_PADDING readable bytes
 // follow them). Views stay valid while `parser` and `block` do, until the next call.

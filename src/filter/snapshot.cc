@@ -72,8 +72,10 @@ bool GetBytes(std::string_view& in, std::string* out) {
 
 }  // namespace
 
-Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position,
-                                   const std::string& path) {
+namespace {
+
+// The snapshot file's bytes for the state at `position`, with what its header says.
+Result<std::string> SnapshotFile(const Ledger& ledger, uint64_t position, SnapshotInfo* out) {
   auto snap = ledger.engine().snapshot();
   if (position == 0) position = snap->position();
   if (position > snap->position()) {
@@ -137,13 +139,21 @@ Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position,
   auto first = ledger.EntryHash(1);
   if (!first) return std::unexpected(first.error());
   const std::string head = CoveredHead(position, count, *first);
-  SnapshotInfo info{position, count, ToHex(Sha256(head + body)), *first};
+  *out = SnapshotInfo{position, count, ToHex(Sha256(head + body)), *first};
+  return std::string(kMagic) + head.substr(0, head.size() - 2) + ",\"sha256\":\"" + out->sha256 +
+         "\"}\n" + body;
+}
+
+}  // namespace
+
+Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position,
+                                   const std::string& path) {
+  SnapshotInfo info;
+  ASSENT_ASSIGN_OR_RETURN(const std::string file, SnapshotFile(ledger, position, &info));
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << kMagic << head.substr(0, head.size() - 2) << ",\"sha256\":\"" << info.sha256
-        << "\"}\n";
-    out << body;
+    out << file;
     out.close();
     if (!out) {
       std::remove(tmp.c_str());
@@ -155,6 +165,13 @@ Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position,
     return MakeError(ErrorCode::kUnavailable, "cannot rename '" + tmp + "' to '" + path + "'");
   }
   return info;
+}
+
+Result<std::unique_ptr<Engine>> EngineAt(const Ledger& ledger, uint64_t position, Clock clock) {
+  SnapshotInfo info;
+  ASSENT_ASSIGN_OR_RETURN(const std::string file, SnapshotFile(ledger, position, &info));
+  return LoadSnapshotBytes(file, "the ledger at position " + std::to_string(position), &info,
+                           std::move(clock));
 }
 
 Result<std::unique_ptr<Engine>> LoadSnapshot(const std::string& path, SnapshotInfo* info,

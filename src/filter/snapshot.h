@@ -29,6 +29,11 @@ Status CheckSnapshotFor(const Ledger& ledger, const SnapshotInfo& info, uint64_t
 // file renamed on success).
 Result<SnapshotInfo> WriteSnapshot(const Ledger& ledger, uint64_t position, const std::string& path);
 
+// A new engine holding the state at ledger `position` (terms and every consent event up to it;
+// decisions then answer as the ledger did there). kInvalidArgument beyond the head.
+Result<std::unique_ptr<Engine>> EngineAt(const Ledger& ledger, uint64_t position,
+                                         Clock clock = SystemClock());
+
 // Reads and verifies a snapshot file into a new engine. kDataLoss when the content does not
 // match its hash or does not decode; kNotFound when unreadable.
 Result<std::unique_ptr<Engine>> LoadSnapshot(const std::string& path, SnapshotInfo* info,

@@ -133,7 +133,19 @@ TEST_F(FilterTest, ASnapshotIsBoundToItsLedgerAndPosition) {
   d.ledger_position = ledger_->position() + 1000;
   auto pos = ledger_->RegisterDataset(d);
   ASSERT_FALSE(pos);
-  EXPECT_EQ(pos.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(pos.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(pos.error().message.find("ledger_position"), std::string::npos);
+  // Nor without a position, or for a purpose no terms define.
+  d.ledger_position = 0;
+  pos = ledger_->RegisterDataset(d);
+  ASSERT_FALSE(pos);
+  EXPECT_NE(pos.error().message.find("ledger_position"), std::string::npos);
+  d.ledger_position = ledger_->position();
+  d.purpose = "ai_trainin";
+  pos = ledger_->RegisterDataset(d);
+  ASSERT_FALSE(pos);
+  EXPECT_EQ(pos.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(pos.error().message.find("purpose"), std::string::npos);
 }
 
 }  // namespace

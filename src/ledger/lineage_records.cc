@@ -33,11 +33,28 @@ Status CheckLineageName(std::string_view what, std::string_view name) {
 Result<uint64_t> LedgerImpl::RegisterDataset(const DatasetRegistration& r) {
   if (read_only_) return FailedPreconditionError("the ledger was opened read-only");
   ASSENT_RETURN_IF_ERROR(CheckLineageName("dataset", r.name));
+  // What the dataset was decided at must be a real point of this ledger, and its purpose one
+  // the terms define: a person's page compares the positions with their own choices.
+  if (r.ledger_position == 0) {
+    return InvalidArgumentError("ledger_position: the position the dataset was decided at is "
+                                "required (the filter's report gives it)");
+  }
   if (r.ledger_position > position()) {
-    return FailedPreconditionError("a dataset decided at ledger position " +
-                                   std::to_string(r.ledger_position) +
-                                   " cannot be recorded: the ledger's head is " +
-                                   std::to_string(position()));
+    return InvalidArgumentError("ledger_position: a dataset decided at ledger position " +
+                                std::to_string(r.ledger_position) +
+                                " cannot be recorded: the ledger's head is " +
+                                std::to_string(position()));
+  }
+  {
+    auto snap = engine_->snapshot();
+    bool defined = false;
+    for (int32_t v = 0; v < snap->terms().size() && !defined; ++v) {
+      defined = snap->terms().version(v).FindPurpose(r.purpose) >= 0;
+    }
+    if (!defined) {
+      return InvalidArgumentError("purpose: '" + r.purpose + "' is not a purpose of any "
+                                  "published terms version");
+    }
   }
   ASSENT_ASSIGN_OR_RETURN(auto append, AppendLock::Take(this));
   DatasetFields f;

@@ -151,7 +151,7 @@ TEST_F(ApiTest, EveryRouteAnswersWithItsStatusAndShape) {
   };
   // A dataset for the lineage routes.
   HttpResponse d = As(Role::kService, "POST", "/v1/datasets",
-                      R"({"name":"d1","purpose":"ai_training.first_party","subjects":["u1"]})");
+                      R"({"name":"d1","purpose":"ai_training.first_party","ledger_position":1,"subjects":["u1"]})");
   ASSERT_EQ(d.status, 201) << d.body;
   std::set<std::string> covered = {"POST /v1/datasets", "GET /session/{token}",
                                    "GET /v1/session", "POST /v1/session/logout",
@@ -195,6 +195,16 @@ TEST_F(ApiTest, RefusalsNameTheirProblemType) {
       {Role::kOperator, "POST", "/v1/terms", "rules: [", 422, "terms-refused"},
       {std::nullopt, "GET", "/session/00ff", "", 404, "link-expired"},
       {Role::kService, "GET", "/v1/terms/1999-01-01", "", 404, "not-found"},
+      // A dataset must say where it was decided, and for a purpose the terms define.
+      {Role::kService, "POST", "/v1/datasets",
+       R"({"name":"d9","purpose":"ai_training.first_party","subjects":["u1"]})", 422,
+       "invalid-argument"},
+      {Role::kService, "POST", "/v1/datasets",
+       R"({"name":"d9","purpose":"ai_training.first_party","ledger_position":99999,"subjects":["u1"]})",
+       422, "invalid-argument"},
+      {Role::kService, "POST", "/v1/datasets",
+       R"({"name":"d9","purpose":"ai_trainin","ledger_position":1,"subjects":["u1"]})", 422,
+       "invalid-argument"},
   };
   for (const auto& c : cases) {
     HandlerResult r = Call(c.method, c.target, c.body, c.role);

@@ -256,7 +256,7 @@ test('a grant made stale by changed terms is shown, explained and asked again', 
 test('where my data was used lists the datasets that include the person', async () => {
   const reg = await fetch(base + '/v1/datasets', {
     method: 'POST', headers: { Authorization: 'Bearer ' + keys.service, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'assistant-training-1', purpose: 'ai_training.first_party',
+    body: JSON.stringify({ name: 'assistant-training-1', purpose: 'ai_training.first_party', ledger_position: 1,
                            subjects: ['hana'], items: 1 }) });
   assert.equal(reg.status, 201, await reg.text());
   const context = await browser.newContext();

@@ -251,7 +251,7 @@ class Server {
     static int counter = 0;
     auto dataset = [&](const std::string& name) {
       return R"({"name":")" + name +
-             R"(","purpose":"ai_training.first_party","subjects":["u1","u2"],"accounts":["acme"],"items":2,"shards":[{"file":"f.00-of-1","items":2,"subjects":["u1","u2"]}]})";
+             R"(","purpose":"ai_training.first_party","ledger_position":1,"subjects":["u1","u2"],"accounts":["acme"],"items":2,"shards":[{"file":"f.00-of-1","items":2,"subjects":["u1","u2"]}]})";
     };
     if (ex.body == "NEWDATASET") ex.body = dataset("ds-" + std::to_string(++counter));
     if (ex.path.find("DATASET") != std::string::npos || ex.body == "NEWMODEL") {

@@ -1,0 +1,234 @@
+// The gate's inputs and outputs (gzip, zstd, CRLF, no final newline), the publishers' opt-out
+// signals, and the mistakes it names (misspelt fields, unknown categories, a purpose that is
+// not a leaf).
+#include <zlib.h>
+#include <zstd.h>
+
+#include "filter/filter_test_util.h"
+#include "filter/impact.h"
+#include "ledger/lineage.h"
+
+namespace assent::filter_test {
+namespace {
+
+std::string Gzip(const std::string& text) {
+  z_stream z{};
+  deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, text.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  z.avail_in = static_cast<uInt>(text.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(out.size() - z.avail_out);
+  deflateEnd(&z);
+  return out;
+}
+
+std::string Zstd(const std::string& text) {
+  std::string out(ZSTD_compressBound(text.size()), '\0');
+  out.resize(ZSTD_compress(out.data(), out.size(), text.data(), text.size(), 3));
+  return out;
+}
+
+std::string Gunzip(const std::string& data) {
+  z_stream z{};
+  inflateInit2(&z, 15 + 32);
+  std::string out;
+  char buf[65536];
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  int rc;
+  do {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+  } while (rc == Z_OK);
+  inflateEnd(&z);
+  return out;
+}
+
+std::string Unzstd(const std::string& data) {
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  ZSTD_inBuffer in{data.data(), data.size(), 0};
+  std::string out;
+  char buf[65536];
+  while (in.pos < in.size) {
+    ZSTD_outBuffer o{buf, sizeof buf, 0};
+    if (ZSTD_isError(ZSTD_decompressStream(d, &o, &in))) break;
+    out.append(buf, o.pos);
+  }
+  ZSTD_freeDCtx(d);
+  return out;
+}
+
+class GateIoTest : public FilterTest {
+ protected:
+  // Runs the filter on `bytes` written as the input file, for ai_training.first_party.
+  Result<FilterReport> Run(const std::string& bytes, const std::string& out_name,
+                           FilterOptions o = {}) {
+    std::ofstream(dir_ + "/in.bin", std::ios::binary) << bytes;
+    o.in_path = dir_ + "/in.bin";
+    o.out_path = dir_ + "/" + out_name;
+    if (o.purpose.empty()) o.purpose = "ai_training.first_party";
+    return RunFilter(*ledger_->engine().snapshot(), kNow, o);
+  }
+  // Lines of telemetry for u1..u9 (not objected: kept), CRLF on one, no final newline.
+  static std::string Manifest() {
+    std::string m;
+    for (int i = 1; i <= 9; ++i) {
+      m += R"({"id":"t)" + std::to_string(i) +
+           R"(","category":"service_generated.telemetry","subjects":["u)" + std::to_string(i) +
+           "\"]}" + (i == 4 ? "\r\n" : "\n");
+    }
+    m += R"({"id":"last","category":"service_generated.telemetry","subjects":["u1"]})";
+    return m;
+  }
+};
+
+TEST_F(GateIoTest, GzipAndZstdAreReadByTheirMagicBytesAndGiveTheSameResult) {
+  const std::string m = Manifest();
+  auto plain = Run(m, "plain.jsonl");
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_EQ(plain->kept, 10u);
+  EXPECT_EQ(Read(dir_ + "/plain.jsonl"), m);  // byte for byte: CRLF kept, no newline added
+  for (const std::string& packed : {Gzip(m), Zstd(m), Gzip(m.substr(0, 100)) + Gzip(m.substr(100))}) {
+    auto r = Run(packed, "out.jsonl");  // the name says nothing: the bytes do
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(Read(dir_ + "/out.jsonl"), m);
+    EXPECT_EQ(r->input_sha256, plain->input_sha256) << "the manifest's hash, not the file's";
+    EXPECT_EQ(r->output_sha256, plain->output_sha256);
+  }
+  // Damaged or truncated compressed input fails and leaves nothing.
+  std::string cut = Gzip(m);
+  cut.resize(cut.size() / 2);
+  auto damaged = Run(cut, "bad.jsonl");
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(damaged.error().message.find("gzip"), std::string::npos) << damaged.error().message;
+  EXPECT_FALSE(fs::exists(dir_ + "/bad.jsonl"));
+  std::string zcut = Zstd(m);
+  zcut.resize(zcut.size() - 3);
+  EXPECT_FALSE(Run(zcut, "bad.jsonl"));
+  EXPECT_FALSE(fs::exists(dir_ + "/bad.jsonl"));
+}
+
+TEST_F(GateIoTest, OutputsNamedGzOrZstAreWrittenCompressed) {
+  const std::string m = Manifest();
+  ASSERT_TRUE(Run(m, "kept.jsonl.gz"));
+  EXPECT_EQ(Gunzip(Read(dir_ + "/kept.jsonl.gz")), m);
+  ASSERT_TRUE(Run(m, "kept.jsonl.zst"));
+  EXPECT_EQ(Unzstd(Read(dir_ + "/kept.jsonl.zst")), m);
+}
+
+TEST_F(GateIoTest, PublishersOptOutSignalsExcludeItemsButNeverOverrideConsent) {
+  const std::string base = R"({"id":"ID","category":"service_generated.telemetry","subjects":["u1"])";
+  auto item = [&](const std::string& id, const std::string& extra) {
+    std::string line = base;
+    line.replace(line.find("ID"), 2, id);
+    return line + extra + "}\n";
+  };
+  const std::string m =
+      item("none", "") +
+      item("usage-no", R"(,"content_usage":"search=y, Train-AI=N")") +
+      item("genai-no", R"(,"content_usage":"train-genai=n")") +
+      item("usage-yes", R"(,"content_usage":"train-ai=y")") +
+      item("signal-no", R"(,"content_signal":"search=yes, AI-Train=No")") +
+      item("signal-yes", R"(,"content_signal":"ai-train=yes")") +
+      item("tdm-1", R"(,"tdm_reservation":1)") +
+      item("tdm-str", R"(,"tdm_reservation":"1")") +
+      item("tdm-0", R"(,"tdm_reservation":0)") +
+      item("c2pa-no", R"(,"c2pa_training":{"cawg.ai_training":{"use":"notAllowed"}})") +
+      item("c2pa-constrained", R"(,"c2pa_training":{"c2pa.ai_generative_training":{"use":"constrained"}})") +
+      item("c2pa-yes", R"(,"c2pa_training":{"cawg.ai_training":{"use":"allowed"}})") +
+      // A "yes" never overrides a prohibition (nor anyone's choice).
+      R"({"id":"prohibited-yes","category":"content.chat","subjects":["u1"],"content_usage":"train-ai=y"})" "\n";
+  auto r = Run(m, "out.jsonl");
+  ASSERT_TRUE(r) << r.error().message;
+  const std::string kept = Read(dir_ + "/out.jsonl");
+  for (const char* id : {"\"none\"", "usage-yes", "signal-yes", "tdm-0", "c2pa-yes"}) {
+    EXPECT_NE(kept.find(id), std::string::npos) << id;
+  }
+  for (const char* id : {"usage-no", "genai-no", "signal-no", "tdm-1", "tdm-str", "c2pa-no",
+                         "c2pa-constrained", "prohibited-yes"}) {
+    EXPECT_EQ(kept.find(id), std::string::npos) << id;
+  }
+  EXPECT_EQ(r->excluded_by_reason["signal-opt-out"], 7u);
+  EXPECT_EQ(r->excluded_by_reason["prohibited"], 1u);
+  EXPECT_EQ(r->excluded_by_signal["content-usage"], 2u);
+  EXPECT_EQ(r->excluded_by_signal["content-signal"], 1u);
+  EXPECT_EQ(r->excluded_by_signal["tdmrep"], 2u);
+  EXPECT_EQ(r->excluded_by_signal["c2pa"], 2u);
+  EXPECT_NE(r->ToJson().find(R"("excluded_by_signal":{)"), std::string::npos);
+  // Signals speak of AI training: other purposes do not read them; an empty field name turns
+  // a signal off.
+  FilterOptions delivery;
+  delivery.purpose = "service.delivery";
+  auto d = Run(m, "delivery.jsonl", delivery);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kept, 13u);
+  FilterOptions no_tdm;
+  no_tdm.tdm_field = "";
+  auto t = Run(m, "out.jsonl", no_tdm);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->excluded_by_signal.count("tdmrep"), 0u);
+}
+
+TEST_F(GateIoTest, MistakesAreNamedNotSilentlyCounted) {
+  const std::string m =
+      R"({"id":"a","category":"service_generated.telemetry","subject":["u1"],"acount":"x"})" "\n"
+      R"({"id":"b","category":"service_generated.telmetry","subject":["u2"]})" "\n";
+  auto r = Run(m, "out.jsonl");
+  ASSERT_TRUE(r) << r.error().message;
+  std::string all;
+  for (const auto& w : r->warnings) all += w + "\n";
+  EXPECT_NE(all.find("no item has 'subjects'; 2 have 'subject' — --subjects-field subject?"),
+            std::string::npos) << all;
+  EXPECT_NE(all.find("no item has 'account'; 1 have 'acount'"), std::string::npos) << all;
+  EXPECT_NE(all.find("did you mean 'service_generated.telemetry'"), std::string::npos) << all;
+  EXPECT_NE(r->Summary().find("warning: no item has 'subjects'"), std::string::npos);
+  // A purpose with sub-purposes is refused, naming them.
+  FilterOptions o;
+  o.purpose = "ai_training";
+  auto p = Run(m, "out2.jsonl", o);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(p.error().message.find("ai_training.first_party or ai_training.third_party"),
+            std::string::npos) << p.error().message;
+  EXPECT_FALSE(fs::exists(dir_ + "/out2.jsonl"));
+  // An empty or blank subject id is malformed.
+  auto blank = Run(R"({"id":"c","category":"service_generated.telemetry","subjects":[" "]})" "\n",
+                   "out3.jsonl");
+  ASSERT_FALSE(blank);
+  EXPECT_NE(blank.error().message.find("empty or blank"), std::string::npos);
+}
+
+// "Built before you said no" compares ledger positions, never clock times: two datasets with a
+// withdrawal between them.
+TEST_F(GateIoTest, ImpactComparesLedgerPositions) {
+  auto record = [&](const std::string& name) {
+    DatasetRegistration d;
+    d.name = name;
+    d.purpose = "ai_training.first_party";
+    d.ledger_position = ledger_->position();
+    d.subjects = {"pat"};
+    ASSERT_TRUE(ledger_->RegisterDataset(d));
+  };
+  record("before");
+  ConsentEvent w;
+  w.party = "pat";
+  w.action = Action::kWithdraw;
+  w.rule = "service-generated-for-improvement";
+  ASSERT_TRUE(ledger_->RecordConsent(w));
+  record("after");
+  const std::string json = ImpactJson(*ledger_, PartyKind::kSubject, "pat", std::nullopt);
+  const size_t before = json.find(R"("name":"before")"), after = json.find(R"("name":"after")");
+  ASSERT_NE(before, std::string::npos) << json;
+  ASSERT_NE(after, std::string::npos) << json;
+  EXPECT_NE(json.find("built-before-withdrawal", before), std::string::npos) << json;
+  EXPECT_NE(json.find("built-after-withdrawal", after), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace assent::filter_test
