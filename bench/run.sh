@@ -2,7 +2,7 @@
 # `make bench`: every benchmark of the release build, then the side-by-side comparison with
 # Cedar and node-casbin in the same run, printed as ratios. Results land in build/bench/;
 # bench/RESULTS.md keeps the figures of record (copy them there with the date and machine).
-# `bench/run.sh SECTION` runs one section: engine, ledger, audit, server, sessions, replay, pg or peers.
+# `bench/run.sh SECTION` runs one section: engine, ledger, audit, gate, server, sessions, replay, pg or peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${1:-all}
@@ -30,6 +30,11 @@ fi
 if want audit; then
 echo "== audit: Merkle maintenance on durable appends (with vs without), proofs at 10M leaves"
 build/release/assent_ledger_bench audit 3 | tee "$out/audit.json"
+fi
+
+if want gate; then
+echo "== training-data gate: 2M items beside DuckDB (same SQL filter) and simdjson's own parse"
+bench/gate/run.sh | tee "$out/gate.json"
 fi
 
 if want server; then

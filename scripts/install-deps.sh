@@ -69,6 +69,7 @@ if [[ "${1:-}" == "--bench" ]]; then
   command -v npm >/dev/null || need_bench+=(npm)
   command -v wrk >/dev/null || need_bench+=(wrk)
   [[ -x /usr/sbin/nginx ]] || need_bench+=(nginx-light)
+  command -v zstd >/dev/null || need_bench+=(zstd)
   if ((${#need_bench[@]})); then
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq
@@ -79,7 +80,8 @@ if [[ "${1:-}" == "--bench" ]]; then
     $SUDO pkill -x nginx >/dev/null 2>&1 || true
   fi
   here=$(cd "$(dirname "$0")/.." && pwd)
-  if [[ ! -d "$here/bench/compare/node_modules/@cedar-policy/cedar-wasm" || ! -d "$here/bench/compare/node_modules/casbin" ]]; then
+  if [[ ! -d "$here/bench/compare/node_modules/@cedar-policy/cedar-wasm" || ! -d "$here/bench/compare/node_modules/casbin" ||
+        ! -d "$here/bench/compare/node_modules/@duckdb/node-api" ]]; then
     (cd "$here/bench/compare" && npm install --no-audit --no-fund --silent)
   fi
 fi
