@@ -251,8 +251,9 @@ bool ReadMany(simdjson::dom::parser& parser, const FilterOptions& o, const char*
     element doc;
     if ((*it).get(doc)) return false;
     const size_t at = it.current_index();
-    while (next < out->lines.size() && (out->lines[next].end <= at || Blank(Text(block, out->lines[next])))) {
-      if (out->lines[next].end > at) return false;  // inside a blank line: not possible
+    // The lines before the document must be blank (a document never starts inside one).
+    while (next < out->lines.size() && out->lines[next].end <= at) {
+      if (!Blank(Text(block, out->lines[next]))) return false;
       ++next;
     }
     if (next == out->lines.size()) return false;
