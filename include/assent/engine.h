@@ -84,8 +84,11 @@ class Snapshot {
 
   // Decides every request: (*results)[i] answers requests[i]. Faster per decision than one
   // Decide call each, because the memory look-ups of neighbouring requests overlap.
+  // With `with_parties` false the decisions carry no `parties` (allow, reason, rule and
+  // position only): the lean path of the training-data gate, which allocates nothing per
+  // decision.
   void DecideBatch(std::span<const DecisionRequest> requests, Timestamp now,
-                   std::vector<Result<Decision>>* results) const;
+                   std::vector<Result<Decision>>* results, bool with_parties = true) const;
 
   // One party's state for (category, purpose) at `t`, under the consent or objectable rule
   // deciding the pair (for history and settings pages). kFailedPrecondition when the pair
@@ -122,7 +125,8 @@ class Snapshot {
                             int32_t c, int32_t p, int32_t gc, int32_t gp, Timestamp t) const;
   template <typename FindRecord>
   Result<Decision> DecideImpl(const DecisionRequest& request, Timestamp now,
-                              internal::QuestionCache* cache, FindRecord&& find) const;
+                              internal::QuestionCache* cache, FindRecord&& find,
+                              bool with_parties = true) const;
   std::shared_ptr<const TermsSet> terms_;
   // The ledger position at which each terms version (by index) was published, when known: a
   // decision about a past time reflects the publication of the version it used.

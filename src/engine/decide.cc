@@ -161,7 +161,8 @@ uint64_t Snapshot::PositionAt(Timestamp t) const {
 
 template <typename FindRecord>
 Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
-                                      internal::QuestionCache* cache, FindRecord&& find) const {
+                                      internal::QuestionCache* cache, FindRecord&& find,
+                                      bool with_parties) const {
   const Timestamp t = q.at.value_or(now);
   const TermsSet& ts = *terms_;
   const int32_t v = ts.VersionAt(t);
@@ -237,9 +238,11 @@ Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
       failed = true;
       d.reason = j.failure;
     }
-    d.parties.push_back(PartyDecision{kind, id, j.state, j.event});
+    if (with_parties) d.parties.push_back(PartyDecision{kind, id, j.state, j.event});
   };
-  d.parties.reserve((need_account ? 1 : 0) + (need_subjects ? q.subjects.size() : 0));
+  if (with_parties) {
+    d.parties.reserve((need_account ? 1 : 0) + (need_subjects ? q.subjects.size() : 0));
+  }
   if (need_account) judge(PartyKind::kAccount, *q.account, -1);
   if (need_subjects) {
     for (size_t i = 0; i < q.subjects.size(); ++i) {
@@ -272,7 +275,7 @@ Result<Decision> Snapshot::Decide(const DecisionRequest& q, Timestamp now) const
 }
 
 void Snapshot::DecideBatch(std::span<const DecisionRequest> requests, Timestamp now,
-                           std::vector<Result<Decision>>* results) const {
+                           std::vector<Result<Decision>>* results, bool with_parties) const {
   // A software pipeline over groups of requests: while group g starts its index walk, group
   // g-1 reads its shard slots, group g-2 picks its records and group g-3 is decided. Each
   // step only prefetches what the next step reads, so a group's cache misses are in flight
@@ -335,7 +338,7 @@ void Snapshot::DecideBatch(std::span<const DecisionRequest> requests, Timestamp 
               int slot = index < 0 ? 0 : account_slots + index;
               if (slot < a.parties) return state.LookupFinish(a.lookup[slot], kind, id);
               return state.Find(kind, id);
-            }));
+            }, with_parties));
       }
     }
   }

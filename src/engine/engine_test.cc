@@ -197,6 +197,19 @@ TEST(EngineTest, DecideBatchAgreesWithDecide) {
     }
     EXPECT_EQ(DecisionToJson(*one), DecisionToJson(*batch[i])) << i;
   }
+  // The lean path (the gate's): the same verdicts, without the parties.
+  std::vector<Result<Decision>> lean;
+  snap->DecideBatch(requests, kT0 + 1'000'000'000, &lean, /*with_parties=*/false);
+  ASSERT_EQ(lean.size(), batch.size());
+  for (size_t i = 0; i < lean.size(); ++i) {
+    ASSERT_EQ(lean[i].has_value(), batch[i].has_value()) << i;
+    if (!lean[i]) continue;
+    EXPECT_EQ(lean[i]->allow, batch[i]->allow) << i;
+    EXPECT_EQ(lean[i]->reason, batch[i]->reason) << i;
+    EXPECT_EQ(lean[i]->rule, batch[i]->rule) << i;
+    EXPECT_EQ(lean[i]->position, batch[i]->position) << i;
+    EXPECT_TRUE(lean[i]->parties.empty()) << i;
+  }
 }
 
 }  // namespace

@@ -152,7 +152,7 @@ BlockResult Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Ti
     q.account = it.has_account ? std::optional<std::string_view>(it.account) : std::nullopt;
     q.at = o.at ? std::optional<Timestamp>(t) : std::nullopt;
   }
-  snap.DecideBatch(requests, now, &results);
+  snap.DecideBatch(requests, now, &results, /*with_parties=*/false);
   BlockResult r;
   r.first_line = block.first_line;
   const size_t shards = std::max(1, o.shards);
