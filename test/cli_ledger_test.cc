@@ -307,3 +307,60 @@ TEST_F(CliLedgerTest, FilterReadsAPipeAndADatasetVerifies) {
 }
 
 }  // namespace
+
+namespace {
+
+// An export carries the terms its events need: imported into an empty directory it reproduces
+// the answers; a failed import into an empty directory leaves nothing there.
+TEST_F(CliLedgerTest, AnExportImportsIntoAnEmptyDirectoryAndAFailureLeavesNothing) {
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV2).code, 0);
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  ASSERT_EQ(Assent("consent grant --subject u1 --category content.chat --purpose "
+                   "ai_training.first_party --at 2023-08-08T10:00:00Z" + D()).code, 0);
+  ASSERT_EQ(Assent("ledger export --out " + dir_ + ".jsonl" + D()).code, 0);
+  const std::string other = dir_ + "-b";
+  RunResult imp = Assent("ledger import --data " + other + " " + dir_ + ".jsonl");
+  ASSERT_EQ(imp.code, 0) << imp.out;
+  const std::string ask = "check --category content.chat --purpose ai_training.first_party "
+                          "--subject u1 --at 2023-08-09T00:00:00Z --data ";
+  RunResult a = Assent(ask + dir_), b = Assent(ask + other);
+  EXPECT_EQ(a.code, 0) << a.out;
+  EXPECT_EQ(b.code, a.code) << b.out;
+  // Without its terms (and vouched for with --rehash), the import fails: nothing is left.
+  std::ifstream in(dir_ + ".jsonl");
+  std::ofstream out(dir_ + "-noterms.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"kind\":\"terms\"") == std::string::npos) out << line << "\n";
+  }
+  out.close();
+  const std::string empty = dir_ + "-c";
+  RunResult bad = Assent("ledger import --rehash --data " + empty + " " + dir_ + "-noterms.jsonl");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("nothing was imported"), std::string::npos) << bad.out;
+  EXPECT_FALSE(fs::exists(empty)) << "a failed import into an empty directory leaves nothing";
+  fs::remove(dir_ + "-noterms.jsonl");
+}
+
+// A receipt can be had again for any event, and proven against a later checkpoint.
+TEST_F(CliLedgerTest, AReceiptIsPrintedAgainAndProvenLater) {
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  ASSERT_EQ(Assent("consent withdraw --subject u1 --rule service-generated-for-marketing" + D()).code, 0);
+  const std::string receipt = dir_ + "-receipt.json", later = dir_ + "-later.txt",
+                    proof = dir_ + "-proof.json";
+  RunResult r = Assent("consent receipt --position 2" + D() + " > " + receipt);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(Assent("consent receipt --position 1" + D()).code, 0);  // the terms, not an event
+  ASSERT_EQ(Assent("consent withdraw --subject u2 --rule service-generated-for-marketing" + D()).code, 0);
+  RunResult p = Assent("audit prove --receipt " + receipt + " --out-checkpoint " + later +
+                       " --out-proof " + proof + D());
+  ASSERT_EQ(p.code, 0) << p.out;
+  RunResult key = Assent("audit key" + D());
+  const std::string k = key.out.substr(0, key.out.find('\n'));
+  RunResult v = Assent("audit verify-receipt " + receipt + " --key '" + k + "' --later-checkpoint " +
+                       later + " --consistency-proof " + proof);
+  EXPECT_EQ(v.code, 0) << v.out;
+  EXPECT_NE(v.out.find("still in the later checkpoint"), std::string::npos) << v.out;
+  for (const auto& f : {receipt, later, proof}) fs::remove(f);
+}
+
+}  // namespace

@@ -3,15 +3,21 @@
 
 #include <iostream>
 
+#include <simdjson.h>
+
+#include <fstream>
+
 #include "audit/audit.h"
 #include "cli/commands.h"
+#include "common/json_writer.h"
+#include "common/strings.h"
 
 namespace assent::cli {
 namespace {
 
 struct AuditCommand {
   std::string data = "./assent-data", key;
-  std::string receipt, later, consistency;  // verify-receipt
+  std::string receipt, later, consistency;  // verify-receipt, prove
 };
 
 // Creates the key when missing — also for a --database ledger: run it once, then give every
@@ -57,6 +63,40 @@ int VerifyReceipt(const AuditCommand& o) {
   if (!st) return Fail(st.error());
   std::cout << "ok: the receipt's event is in the log, under a checkpoint signed by " << key->name
             << (o.later.empty() ? "" : ", and still in the later checkpoint") << "\n";
+  return 0;
+}
+
+// For an old receipt: a checkpoint of the log as it is now, signed, and the consistency proof
+// from the receipt's checkpoint to it — what `verify-receipt --later-checkpoint` checks.
+int Prove(const AuditCommand& o) {
+  std::string text;
+  if (!ReadFile(o.receipt, &text)) return Fail("cannot read receipt '" + o.receipt + "'");
+  simdjson::dom::parser parser;
+  uint64_t from = 0;
+  if (parser.parse(text).get_object()["tree_size"].get_uint64().get(from)) {
+    return Fail("'" + o.receipt + "' is not a provable receipt (no tree_size): print one with "
+                "`assent consent receipt --position N`");
+  }
+  auto key = LoadAuditKey(o.data, false);
+  if (!key) return Fail(key.error());
+  auto ledger = OpenLedger(o.data, true);
+  if (!ledger) return Fail(ledger.error());
+  auto auditor = audit::Auditor::Attach(**ledger, *key);
+  if (!auditor) return Fail(auditor.error());
+  const std::string checkpoint = (*auditor)->Checkpoint();
+  const uint64_t to = (*auditor)->size();
+  auto proof = (*auditor)->ConsistencyProof(from, to);
+  if (!proof) return Fail(proof.error());
+  JsonWriter w;
+  w.BeginObject().Key("from").UInt(from).Key("to").UInt(to).Key("proof").BeginArray();
+  for (const auto& h : *proof) {
+    w.String(Base64Encode(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
+  }
+  w.EndArray().EndObject();
+  std::ofstream(o.later, std::ios::binary) << checkpoint;
+  std::ofstream(o.consistency, std::ios::binary) << w.Take() << "\n";
+  std::cout << fmt::format("wrote {} (a checkpoint of {} entries, signed now) and {} (the proof "
+                           "from {} to {})\n", o.later, to, o.consistency, from, to);
   return 0;
 }
 
@@ -120,6 +160,15 @@ void RegisterAuditCommands(CLI::App& app, int* exit_code) {
   AddDataOption(cp, &c->data);
   cp->callback([c, exit_code] { *exit_code = Checkpoint(*c); });
   RegisterVerifyReceipt(audit, exit_code);
+  auto p = std::make_shared<AuditCommand>();
+  auto* prove = audit->add_subcommand(
+      "prove", "For an old receipt: a checkpoint signed now and the consistency proof from the "
+               "receipt's checkpoint to it (the inputs of verify-receipt --later-checkpoint)");
+  AddDataOption(prove, &p->data);
+  prove->add_option("--receipt", p->receipt, "The receipt JSON")->required();
+  prove->add_option("--out-checkpoint", p->later, "Where to write the checkpoint")->required();
+  prove->add_option("--out-proof", p->consistency, "Where to write the proof")->required();
+  prove->callback([p, exit_code] { *exit_code = Prove(*p); });
   auto v = std::make_shared<AuditCommand>();
   auto* verify = audit->add_subcommand(
       "verify", "Recompute every hash and the tree; check every checkpoint (exit 1 on damage)");

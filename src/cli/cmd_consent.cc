@@ -149,6 +149,25 @@ int History(const ConsentOptions& o) {
   return 0;
 }
 
+// The receipt of any consent entry, with its proof (as grant and withdraw print theirs): a
+// receipt lost or never saved can be had again without recording anything.
+int PrintReceipt(const ConsentOptions& o, uint64_t position) {
+  auto ledger = OpenLedger(o.data, true);
+  if (!ledger) return Fail(ledger.error());
+  auto receipt = (*ledger)->ReceiptAt(position);
+  if (!receipt) return Fail(receipt.error());
+  auto key = LoadAuditKey(o.data, false);
+  if (!key) {
+    std::cout << receipt->ToJson() << "\n";
+    std::cerr << "assent: warning: no proof in this receipt: " << key.error().message << "\n";
+    return 0;
+  }
+  auto provable = audit::ProvableReceiptJson(**ledger, *key, *receipt);
+  if (!provable) return Fail(provable.error());
+  std::cout << *provable << "\n";
+  return 0;
+}
+
 void AddRecordCommand(CLI::App* consent, Action action, int* exit_code) {
   auto o = std::make_shared<ConsentOptions>();
   auto* cmd = consent->add_subcommand(
@@ -186,6 +205,14 @@ void RegisterConsentCommands(CLI::App& app, int* exit_code) {
   cmd->add_option("--account", o->account, "The account id");
   cmd->add_flag("--json", o->json, "Print as JSON");
   cmd->callback([o, exit_code] { *exit_code = History(*o); });
+  auto r = std::make_shared<ConsentOptions>();
+  auto position = std::make_shared<uint64_t>(0);
+  auto* receipt = consent->add_subcommand(
+      "receipt", "Print the receipt of the consent event at a position, with its proof "
+                 "(e.g. consent receipt --position 3 > receipt.json)");
+  AddDataOption(receipt, &r->data);
+  receipt->add_option("--position", *position, "The event's ledger position")->required();
+  receipt->callback([r, position, exit_code] { *exit_code = PrintReceipt(*r, *position); });
 }
 
 }  // namespace assent::cli

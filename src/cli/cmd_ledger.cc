@@ -4,7 +4,10 @@
 
 #include <cstdio>
 #include <fstream>
+#include <filesystem>
 #include <iostream>
+
+#include <simdjson.h>
 
 #include "assent/ledger.h"
 #include "audit/audit.h"
@@ -88,6 +91,45 @@ Status CheckImport(const ImportCommand& o) {
   return OkStatus();
 }
 
+// The terms publications an export carries, in order (YAML), so that an import into an empty
+// ledger has the versions its events were given under.
+Result<std::vector<std::string>> TermsOfExport(const std::string& file) {
+  std::string text;
+  if (!ReadFile(file, &text)) return InvalidArgumentError("cannot read '" + file + "'");
+  std::vector<std::string> yamls;
+  simdjson::dom::parser parser;
+  size_t line_no = 0;
+  for (size_t at = 0; at < text.size();) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) nl = text.size();
+    const std::string_view line(text.data() + at, nl - at);
+    at = nl + 1;
+    ++line_no;
+    if (line.find("\"kind\":\"terms\"") == std::string_view::npos) continue;
+    simdjson::dom::object obj;
+    std::string_view kind, yaml;
+    if (parser.parse(line.data(), line.size()).get_object().get(obj) ||
+        obj["kind"].get_string().get(kind) || kind != "terms") {
+      continue;  // not a terms entry after all (or not JSON: the consent reader says so)
+    }
+    if (obj["yaml"].get_string().get(yaml)) {
+      return InvalidArgumentError(file + ":" + std::to_string(line_no) + ": a terms entry without its YAML");
+    }
+    yamls.emplace_back(yaml);
+  }
+  return yamls;
+}
+
+// Publishes the versions the ledger lacks (as recorded history: --backfill, --allow-loosening).
+Status PublishMissingTerms(Ledger& ledger, const std::vector<std::string>& yamls,
+                           const std::string& file) {
+  for (const auto& yaml : yamls) {
+    auto r = ledger.PublishTerms(yaml, file, {.backfill = true, .allow_loosening = true});
+    if (!r) return std::unexpected(r.error());
+  }
+  return OkStatus();
+}
+
 int Import(const ImportCommand& o) {
   if (!o.rehash) {
     if (auto st = CheckImport(o); !st) return Fail(st.error().message + " (nothing was imported)");
@@ -100,15 +142,39 @@ int Import(const ImportCommand& o) {
                                 : e.actor + "; ledger import --rehash (operator vouches)";
     }
   }
-  auto ledger = OpenLedger(o.data, false);
-  if (!ledger) return Fail(ledger.error());
-  const size_t n = events->size();
-  auto receipts = (*ledger)->RecordConsents(std::move(*events));
-  if (!receipts) return Fail(o.file + ": " + receipts.error().message + " (nothing was imported)");
-  std::cout << fmt::format("imported {} consent event(s) from {}{}\n", n, o.file,
-                           n ? fmt::format(" at positions {}-{}", receipts->front().position,
-                                           receipts->back().position)
-                             : "");
+  auto terms = TermsOfExport(o.file);
+  if (!terms) return Fail(terms.error().message + " (nothing was imported)");
+  // Into a directory with no ledger yet, a failed import leaves nothing behind.
+  const bool fresh = Globals().database.empty() && !std::filesystem::exists(o.data + "/ledger.db");
+  const bool dir_existed = std::filesystem::exists(o.data);
+  auto undo = [&](const std::string& message) {
+    if (fresh) {
+      std::error_code ec;
+      for (const char* f : {"/ledger.db", "/ledger.db-wal", "/ledger.db-shm", "/LOCK"}) {
+        std::filesystem::remove(o.data + f, ec);
+      }
+      if (!dir_existed) std::filesystem::remove(o.data, ec);
+    }
+    return Fail(message + " (nothing was imported)");
+  };
+  size_t n = 0;
+  std::string range;
+  {
+    auto ledger = OpenLedger(o.data, false);
+    if (!ledger) return undo(ledger.error().message);
+    if (auto st = PublishMissingTerms(**ledger, *terms, o.file); !st) {
+      ledger->reset();
+      return undo(o.file + ": " + st.error().message);
+    }
+    n = events->size();
+    auto receipts = (*ledger)->RecordConsents(std::move(*events));
+    if (!receipts) {
+      ledger->reset();
+      return undo(o.file + ": " + receipts.error().message);
+    }
+    if (n) range = fmt::format(" at positions {}-{}", receipts->front().position, receipts->back().position);
+  }
+  std::cout << fmt::format("imported {} consent event(s) from {}{}\n", n, o.file, range);
   return 0;
 }
 
