@@ -4,7 +4,7 @@
 set -euo pipefail
 
 DEB_PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git python3
   libyaml-cpp-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev librapidcheck-dev
   libboost1.81-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libroaring-dev libsodium-dev
