@@ -364,3 +364,31 @@ TEST_F(CliLedgerTest, AReceiptIsPrintedAgainAndProvenLater) {
 }
 
 }  // namespace
+
+namespace {
+
+// Mistyped commands and flags get a did-you-mean; --version names the commit and build; empty
+// lists say so.
+TEST_F(CliLedgerTest, MistakesGetADidYouMeanAndListsSayWhenEmpty) {
+  RunResult chek = Assent("chek");
+  EXPECT_EQ(chek.code, 2);
+  EXPECT_NE(chek.out.find("did you mean 'check'?"), std::string::npos) << chek.out;
+  RunResult flag = Assent("consent grant --subject u1 --catgory content.chat" + D());
+  EXPECT_EQ(flag.code, 2);
+  EXPECT_NE(flag.out.find("'--catgory' is not an option of 'assent consent grant': did you mean "
+                          "'--category'?"),
+            std::string::npos) << flag.out;
+  RunResult sub = Assent("terms lnt examples/terms/example-meetings-2023-08-11.yaml");
+  EXPECT_NE(sub.out.find("did you mean 'lint'?"), std::string::npos) << sub.out;
+  RunResult version = Assent("--version");
+  EXPECT_EQ(version.code, 0);
+  EXPECT_NE(version.out.find("(commit "), std::string::npos) << version.out;
+  EXPECT_NE(version.out.find(" build)"), std::string::npos) << version.out;
+  ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
+  EXPECT_NE(Assent("keys list" + D()).out.find("no keys"), std::string::npos);
+  EXPECT_NE(Assent("models list" + D()).out.find("no models"), std::string::npos);
+  EXPECT_NE(Assent("datasets list" + D()).out.find("no datasets"), std::string::npos);
+  EXPECT_EQ(Assent("datasets list --json" + D()).out, "[]\n");
+}
+
+}  // namespace

@@ -30,6 +30,10 @@ int CreateKey(const KeyOptions& o) {
 int ListKeys(const KeyOptions& o) {
   auto ledger = OpenLedger(o.data, true);
   if (!ledger) return Fail(ledger.error());
+  if ((*ledger)->Keys().empty()) {
+    std::cout << "no keys (create one: assent keys create --role service --name NAME)\n";
+    return 0;
+  }
   for (const auto& k : (*ledger)->Keys()) {
     std::cout << fmt::format("{:<24} {:<9} created at position {}{}\n", k.name, RoleName(k.role),
                              k.position, k.revoked ? "  (revoked)" : "");

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/json_writer.h"
 #include <unistd.h>
 
 #include <thread>
@@ -26,10 +27,41 @@ struct LineageCommand {
 int ListDatasets(const LineageCommand& o) {
   auto ledger = OpenLedger(o.data, true);
   if (!ledger) return Fail(ledger.error());
-  (*ledger)->WithLineage([](const Lineage& l) {
+  (*ledger)->WithLineage([&](const Lineage& l) {
+    if (o.json) {
+      JsonWriter w;
+      w.BeginArray();
+      for (const auto& d : l.datasets) {
+        w.BeginObject().Key("name").String(d.name).Key("purpose").String(d.purpose);
+        w.Key("terms").String(d.terms).Key("ledger_position").UInt(d.ledger_position);
+        w.Key("position").UInt(d.position).Key("recorded_at").String(FormatTime(d.recorded_at));
+        w.Key("items").UInt(d.items).Key("subjects").UInt(d.subjects.cardinality());
+        w.Key("accounts").UInt(d.accounts.cardinality());
+        w.Key("input_sha256").String(d.input_sha256).Key("output_sha256").String(d.output_sha256);
+        w.EndObject();
+      }
+      w.EndArray();
+      std::cout << w.Take() << "\n";
+      return;
+    }
+    if (l.datasets.empty()) std::cout << "no datasets (record one: assent filter ... --dataset NAME)\n";
     for (const auto& d : l.datasets) {
       std::cout << fmt::format("{:<24} {:<28} {:>9} items {:>7} subjects  position {}\n", d.name,
                                d.purpose, d.items, d.subjects.cardinality(), d.position);
+    }
+  });
+  return 0;
+}
+
+int ListModels(const LineageCommand& o) {
+  auto ledger = OpenLedger(o.data, true);
+  if (!ledger) return Fail(ledger.error());
+  (*ledger)->WithLineage([&](const Lineage& l) {
+    if (l.models.empty()) std::cout << "no models (record one: assent models register NAME --dataset D)\n";
+    for (const auto& m : l.models) {
+      std::string datasets;
+      for (const auto& d : m.datasets) datasets += (datasets.empty() ? "" : ", ") + d;
+      std::cout << fmt::format("{:<24} trained on {}  (position {})\n", m.name, datasets, m.position);
     }
   });
   return 0;
@@ -157,6 +189,7 @@ void RegisterLineageCommands(CLI::App& app, int* exit_code) {
   auto l = std::make_shared<LineageCommand>();
   auto* list = datasets->add_subcommand("list", "Every recorded dataset");
   AddDataOption(list, &l->data);
+  list->add_flag("--json", l->json, "Print as JSON");
   list->callback([l, exit_code] { *exit_code = ListDatasets(*l); });
   auto s = std::make_shared<LineageCommand>();
   auto* show = datasets->add_subcommand("show", "One dataset");
@@ -180,6 +213,10 @@ void RegisterLineageCommands(CLI::App& app, int* exit_code) {
   reg->add_option("--dataset", m->datasets, "A dataset it was trained on; repeatable")->required();
   AddDataOption(reg, &m->data);
   reg->callback([m, exit_code] { *exit_code = RegisterModel(*m); });
+  auto ml = std::make_shared<LineageCommand>();
+  auto* mlist = models->add_subcommand("list", "Every recorded model and its datasets");
+  AddDataOption(mlist, &ml->data);
+  mlist->callback([ml, exit_code] { *exit_code = ListModels(*ml); });
 
   auto i = std::make_shared<LineageCommand>();
   auto* impact = app.add_subcommand(
