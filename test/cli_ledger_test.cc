@@ -45,9 +45,21 @@ TEST_F(CliLedgerTest, PublishGrantWithdrawCheckExportImport) {
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("already published"), std::string::npos);
 
+  // The command line never claims the person's own click, nor records a choice nobody's
+  // choice can change (under the later terms, chat training is prohibited).
   r = Assent("consent grant" + D() +
              " --subject u1 --category content.chat --purpose ai_training.first_party"
              " --at 2023-08-08T10:00:00Z --method settings");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("own session"), std::string::npos) << r.out;
+  r = Assent("consent grant" + D() +
+             " --subject u1 --category content.chat --purpose ai_training.first_party");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("rule 'no-content-training' (clause 10.4) makes this prohibited"),
+            std::string::npos) << r.out;
+  r = Assent("consent grant" + D() +
+             " --subject u1 --category content.chat --purpose ai_training.first_party"
+             " --at 2023-08-08T10:00:00Z");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("\"position\":3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"terms\":\"example-meetings@2023-08-07\""), std::string::npos);

@@ -39,8 +39,14 @@ Result<ConsentEvent> EventFrom(const ConsentOptions& o, Action action) {
   e.terms_version = o.terms_version;
   auto method = ParseMethod(o.method);
   if (!method) {
-    return InvalidArgumentError("--method must be settings, api, gpc, admin or import, not '" +
-                                o.method + "'");
+    return InvalidArgumentError("--method must be api, gpc or import, not '" + o.method + "'");
+  }
+  // A person's own click (settings) or an admin's (admin) is recorded only from their own
+  // session, never claimed by an operator's command (as the API refuses it from a key).
+  if (*method == Method::kSettings || *method == Method::kAdmin) {
+    return InvalidArgumentError("--method " + o.method + " is recorded only from the person's "
+                                "or admin's own session (the settings or admin page); from the "
+                                "command line use api, gpc or import");
   }
   e.method = *method;
   if (!o.at.empty()) {
@@ -56,6 +62,15 @@ int RecordConsent(const ConsentOptions& o, Action action) {
   if (!e) return Fail(e.error());
   auto ledger = OpenLedger(o.data, false);
   if (!ledger) return Fail(ledger.error());
+  {  // a choice nobody's choice can change (necessary, prohibited) is not recorded
+    auto snap = (*ledger)->engine().snapshot();
+    const int32_t v = snap->terms().VersionAt(e->at ? e->at : (*ledger)->engine().Now());
+    if (v >= 0) {
+      if (auto st = CheckChoiceMatters(snap->terms().version(v), *e); !st) {
+        return Fail(st.error().message + " (nothing was recorded)");
+      }
+    }
+  }
   auto receipt = (*ledger)->RecordConsent(std::move(*e));
   if (!receipt) return Fail(receipt.error().message + " (nothing was recorded)");
   // With the log's signing key (created on first use), the receipt carries its proof: a
@@ -180,7 +195,7 @@ void AddRecordCommand(CLI::App* consent, Action action, int* exit_code) {
   cmd->add_option("--category", o->categories, "Category of the scope; repeatable");
   cmd->add_option("--purpose", o->purposes, "Purpose of the scope; repeatable");
   cmd->add_option("--rule", o->rule, "The rule shown; alone, its categories x purposes");
-  cmd->add_option("--method", o->method, "settings | api | gpc | admin | import")
+  cmd->add_option("--method", o->method, "api | gpc | import (settings and admin come from sessions)")
       ->capture_default_str();
   cmd->add_option("--at", o->at, "When the choice was made (RFC 3339); default now");
   cmd->add_option("--terms-version", o->terms_version,

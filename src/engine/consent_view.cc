@@ -80,4 +80,34 @@ std::vector<ConsentEvent> GpcObjections(const Snapshot& snap, const Terms& t,
   return events;
 }
 
+Status CheckChoiceMatters(const Terms& t, const ConsentEvent& e) {
+  auto asks = [](const Rule& r) { return r.basis == Basis::kConsent || r.basis == Basis::kObjectable; };
+  auto refuse = [&](const Rule& r) -> Status {
+    std::string clauses;
+    for (const auto& c : r.clause_ids) clauses += (clauses.empty() ? "" : ", ") + c;
+    return InvalidArgumentError("rule '" + r.id + "' (clause " + clauses + ") makes this " +
+                                std::string(BasisName(r.basis)) +
+                                ": nobody's choice changes it, so there is nothing to record");
+  };
+  if (!e.rule.empty()) {
+    const int32_t r = t.FindRule(e.rule);
+    if (r >= 0 && !asks(t.rules()[r])) return refuse(t.rules()[r]);
+    return OkStatus();
+  }
+  // A withdrawal by categories and purposes is always recorded (it can only ever narrow use);
+  // a grant that could allow nothing is refused.
+  if (e.action != Action::kGrant) return OkStatus();
+  const Rule* first = nullptr;
+  for (const auto& cn : e.categories) {
+    for (const auto& pn : e.purposes) {
+      const int32_t c = t.FindCategory(cn), p = t.FindPurpose(pn);
+      if (c < 0 || p < 0) return OkStatus();
+      const int32_t r = t.DecidingRule(c, p);
+      if (r < 0 || asks(t.rules()[r])) return OkStatus();
+      if (!first) first = &t.rules()[r];
+    }
+  }
+  return first ? refuse(*first) : OkStatus();
+}
+
 }  // namespace assent

@@ -43,6 +43,12 @@ std::vector<RuleView> ViewRules(const Snapshot& snap, const Terms& terms, PartyK
 std::vector<ConsentEvent> GpcObjections(const Snapshot& snap, const Terms& terms,
                                         std::string_view subject, Timestamp now);
 
+// kInvalidArgument when a choice would change nothing: its rule is necessary or prohibited,
+// or it is a grant every category x purpose pair of which such a rule decides (a withdrawal by
+// pairs is always recorded: it can only narrow use). Names the rule and
+// its clauses. Unknown names pass (the ledger refuses them with its own message).
+Status CheckChoiceMatters(const Terms& terms, const ConsentEvent& event);
+
 }  // namespace assent
 
 #endif  // ASSENT_ENGINE_CONSENT_VIEW_H_

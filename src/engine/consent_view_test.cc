@@ -111,3 +111,35 @@ TEST(ConsentViewTest, GpcObjectsUnderObjectableRulesCoveringGpcPurposesOnlyOnce)
 
 }  // namespace
 }  // namespace assent
+
+namespace assent {
+namespace {
+
+TEST(ConsentViewTest, AChoiceNobodysChoiceChangesIsRefusedNamingTheRule) {
+  auto set = ExampleTerms();
+  const Terms& t = set->version(0);
+  ConsentEvent grant;
+  grant.action = Action::kGrant;
+  grant.categories = {"content.chat"};
+  grant.purposes = {"ai_training.first_party"};
+  auto st = CheckChoiceMatters(t, grant);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.error().message.find("rule 'no-content-training' (clause 10.4)"), std::string::npos)
+      << st.error().message;
+  // A withdrawal by pairs is always recorded; a grant that asks someone passes.
+  ConsentEvent withdraw = grant;
+  withdraw.action = Action::kWithdraw;
+  EXPECT_TRUE(CheckChoiceMatters(t, withdraw));
+  grant.categories = {"content.audio"};
+  grant.purposes = {"product_development.quality_review"};
+  EXPECT_TRUE(CheckChoiceMatters(t, grant));
+  // By rule: a necessary rule is refused either way.
+  ConsentEvent by_rule;
+  by_rule.action = Action::kWithdraw;
+  by_rule.rule = "content-for-service";
+  EXPECT_FALSE(CheckChoiceMatters(t, by_rule));
+}
+
+}  // namespace
+}  // namespace assent

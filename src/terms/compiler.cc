@@ -16,6 +16,7 @@ namespace assent {
 namespace {
 
 SourcePos PosOf(const YAML::Node& n) {
+  if (!n.IsDefined()) return {};  // a missing key: it has no place (Mark() would throw)
   YAML::Mark m = n.Mark();
   if (m.is_null()) return {};
   return {m.line + 1, m.column + 1};
@@ -389,7 +390,7 @@ struct TermsCompilerParser {
   // basis (and, for a rule that asks people, its summary). False when it has none usable.
   bool RuleBasis(const YAML::Node& e, Rule* r, TermsCompiler::RuleSource* src) {
     auto basis = Scalar(e, e["basis"], "rule 'basis'", true);
-    src->basis_pos = PosOf(e["basis"]);
+    src->basis_pos = e["basis"].IsDefined() ? PosOf(e["basis"]) : src->pos;
     static const std::vector<std::string> kBases = {"necessary", "consent", "objectable",
                                                     "prohibited"};
     if (!basis) return false;

@@ -287,3 +287,26 @@ TEST(TermsSetTest, RefusesMixedDocumentsAndEqualEffectiveTimes) {
 
 }  // namespace
 }  // namespace assent
+
+namespace assent {
+namespace {
+
+// A rule without its basis gets one error, where the rule is — not a second "YAML syntax:
+// invalid node" beside it.
+TEST(CompilerTest, AMissingBasisIsOneErrorAtTheRule) {
+  const std::string yaml = Replace(kGood, "    basis: consent\n", "");
+  auto all = LintTerms(yaml, "t.yaml").diagnostics;
+  size_t errors = 0;
+  for (const auto& d : all) {
+    errors += d.severity == Severity::kError;
+    EXPECT_NE(d.code, "yaml-syntax") << d.ToString();
+  }
+  EXPECT_EQ(errors, 1u);
+  auto missing = Find(yaml, "missing-field");
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].message.find("rule 'basis' is required"), std::string::npos);
+  EXPECT_EQ(missing[0].line, 19);  // the rule "- id: train"
+}
+
+}  // namespace
+}  // namespace assent

@@ -139,18 +139,12 @@ std::optional<HttpResponse> SetMethod(const Caller& caller, const std::string& m
 }
 
 // A choice under a rule that asks nobody's choice has no effect: say so instead of 201.
-std::optional<HttpResponse> CheckRuleAsks(Ledger& ledger, const std::string& rule) {
-  if (rule.empty()) return std::nullopt;
+std::optional<HttpResponse> CheckRuleAsks(Ledger& ledger, const ConsentEvent& e) {
   auto snap = ledger.engine().snapshot();
   const int32_t v = snap->terms().VersionAt(ledger.engine().Now());
   if (v < 0) return std::nullopt;
-  const Terms& t = snap->terms().version(v);
-  const int32_t r = t.FindRule(rule);
-  if (r < 0 || t.rules()[r].basis == Basis::kConsent || t.rules()[r].basis == Basis::kObjectable) {
-    return std::nullopt;
-  }
-  return ProblemFor(Invalid("rule '" + rule + "' is " + std::string(BasisName(t.rules()[r].basis)) +
-                            ": nobody's choice changes it, so there is nothing to record"));
+  if (auto st = CheckChoiceMatters(snap->terms().version(v), e); !st) return ProblemFor(st.error());
+  return std::nullopt;
 }
 
 // A live write is stamped by the server's clock. A client's time is only checked: one in the
@@ -220,7 +214,7 @@ HandlerOutcome RecordConsent(RouteContext& ctx) {
   if (e.rule.empty() && (e.categories.empty() || e.purposes.empty())) {
     return BadRequest("give \"rule\", or \"categories\" and \"purposes\"");
   }
-  if (auto p = CheckRuleAsks(ledger, e.rule)) return *p;
+  if (auto p = CheckRuleAsks(ledger, e)) return *p;
   if (auto p = CheckClientTime(at, ledger.engine().Now())) return *p;
   if (auto p = SetIdempotencyKey(*ctx.request, *ctx.caller, &e)) return *p;
   auto start = std::chrono::steady_clock::now();
