@@ -404,3 +404,23 @@ TEST_F(CliLedgerTest, MistakesGetADidYouMeanAndListsSayWhenEmpty) {
 }
 
 }  // namespace
+
+namespace {
+
+// The demo needs no source tree: the example terms are built in.
+TEST_F(CliLedgerTest, TheDemoStartsFromAnyDirectory) {
+  fs::create_directories(dir_);
+  const std::string cmd = "cd '" + dir_ + "' && timeout 20 '" ASSENT_BINARY
+                          "' serve --demo --quiet --data ./demo --listen 127.0.0.1:0 2>&1 | "
+                          "head -2";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  pclose(p);
+  EXPECT_NE(out.find("assent serving"), std::string::npos) << out;
+  EXPECT_NE(out.find("(ledger position 7,"), std::string::npos) << out;  // two terms, four keys, checkpoint
+}
+
+}  // namespace

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/example_terms.h"
 #include "audit/audit.h"
 #include "server/api.h"
 #include "server/listener.h"
@@ -21,6 +22,7 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   int threads = 0;
   bool demo = false;
+  std::vector<std::string> demo_terms;  // --terms: your own versions for the demo
   bool quiet = false;
   int idle_timeout = 60;
   int read_timeout = 30;
@@ -37,19 +39,32 @@ Result<std::vector<std::string>> AuditLog(const std::string& data, const audit::
   return report.problems;
 }
 
-// With --demo: the example terms published and one key per role, printed once.
-Status SeedDemo(Ledger& ledger, std::vector<std::pair<std::string, std::string>>* keys) {
-  const std::string dir = "examples/terms/";
-  for (const char* f : {"example-meetings-2023-08-07.yaml", "example-meetings-2023-08-11.yaml"}) {
-    std::string yaml;
-    if (!ReadFile(dir + f, &yaml)) {
-      return NotFoundError("--demo needs " + dir + f + " (run it from the source tree)");
+// With --demo: the example terms (built in, or --terms FILE...) published and one key per
+// role, printed once.
+Status SeedDemo(Ledger& ledger, const std::vector<std::string>& files,
+                std::vector<std::pair<std::string, std::string>>* keys) {
+  std::vector<std::pair<std::string, std::string>> terms;  // name, YAML
+  if (files.empty()) {
+    // The two versions the demo retells (the first never defined its terms and does not lint).
+    for (const auto& e : EmbeddedExampleTerms()) {
+      if (e.file.find("2023-08-07") != std::string_view::npos ||
+          e.file.find("2023-08-11") != std::string_view::npos) {
+        terms.emplace_back("examples/terms/" + std::string(e.file), std::string(e.yaml));
+      }
     }
+  }
+  for (const auto& f : files) {
+    std::string yaml;
+    if (!ReadFile(f, &yaml)) return NotFoundError("--terms: cannot read '" + f + "'");
+    terms.emplace_back(f, std::move(yaml));
+  }
+  for (const auto& [name, yaml] : terms) {
     // The examples retell 2023: their effective times lie in the past, so the demo publishes
     // them as recorded history (--backfill), which a live deployment would not do.
     PublishOptions backfill;
     backfill.backfill = true;
-    auto r = ledger.PublishTerms(yaml, dir + f, backfill);
+    backfill.allow_loosening = !files.empty();  // your own versions, as you wrote them
+    auto r = ledger.PublishTerms(yaml, name, backfill);
     if (!r) return std::unexpected(r.error());
   }
   for (Role role : {Role::kService, Role::kOperator, Role::kAuditor, Role::kPortal}) {
@@ -177,7 +192,7 @@ int Serve(const ServeOptions& o) {
   if (!ledger) return Fail(ledger.error());
   std::vector<std::pair<std::string, std::string>> keys;
   if (o.demo) {
-    if (auto st = SeedDemo(**ledger, &keys); !st) return Fail(st.error());
+    if (auto st = SeedDemo(**ledger, o.demo_terms, &keys); !st) return Fail(st.error());
   }
   // The audit log: the signing key (created on first start, 0600) and the live tree.
   auto key = LoadAuditKey(o.data, true);
@@ -229,7 +244,10 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--listen", o->listen, "Address and port (port 0: any free port)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Event-loop threads (default: one per core)");
-  cmd->add_flag("--demo", o->demo, "Publish the example terms and print one key per role");
+  cmd->add_flag("--demo", o->demo,
+                "Publish the example terms (built in) and print one key per role and sign-in links");
+  cmd->add_option("--terms", o->demo_terms,
+                  "With --demo: publish these terms files instead of the built-in examples");
   cmd->add_flag("--quiet", o->quiet, "No access log");
   cmd->add_option("--idle-timeout", o->idle_timeout, "Seconds a keep-alive connection may idle")
       ->capture_default_str();

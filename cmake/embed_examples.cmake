@@ -1,0 +1,16 @@
+# Embeds the example terms into a C++ source at build time, so `assent serve --demo` works from
+# any directory. Usage: cmake -DOUT=file.cc -DEXAMPLES_DIR=dir -P embed_examples.cmake
+file(GLOB FILES "${EXAMPLES_DIR}/*.yaml")
+list(SORT FILES)
+set(content "// Generated from examples/terms/ by cmake/embed_examples.cmake. Do not edit.\n")
+string(APPEND content "#include \"cli/example_terms.h\"\n\nnamespace assent::cli {\n\n")
+string(APPEND content "const std::vector<ExampleTerms>& EmbeddedExampleTerms() {\n")
+string(APPEND content "  static const std::vector<ExampleTerms> terms = {\n")
+foreach(f IN LISTS FILES)
+  file(READ "${f}" text)
+  get_filename_component(name "${f}" NAME)
+  string(APPEND content "    {\"${name}\", R\"assent_terms(${text})assent_terms\"},\n")
+endforeach()
+string(APPEND content "  };\n  return terms;\n}\n\n}  // namespace assent::cli\n")
+file(WRITE "${OUT}.tmp" "${content}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)
