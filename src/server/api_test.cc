@@ -271,6 +271,12 @@ TEST_F(ApiTest, SessionsAndTheAuditGate) {
   api_->set_audit_check(Api::AuditCheck::kPassed);
   EXPECT_EQ(Call("GET", link).response.status, 303);
   EXPECT_EQ(TypeOf(Call("GET", link).response), "link-expired");
+  // A browser following a used link gets a page saying what happened and what to do.
+  HttpResponse page = Call("GET", link, "", std::nullopt, {{"Accept", "text/html,*/*"}}).response;
+  EXPECT_EQ(page.status, 404);
+  EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find("mail system may have checked the link"), std::string::npos);
+  EXPECT_NE(page.body.find("ask for a new link"), std::string::npos);
   EXPECT_EQ(Call("POST", "/v1/session/logout", "{}", std::nullopt, person).response.status, 200);
   EXPECT_EQ(Call("GET", "/v1/session", "", std::nullopt, person).response.status, 401);
 }

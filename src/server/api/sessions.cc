@@ -31,6 +31,30 @@ std::vector<std::string> HonourGpc(RouteContext& ctx, const WebSession& s, bool*
   return recorded;
 }
 
+// The page a browser gets for a used, expired or damaged sign-in link (404).
+HttpResponse LinkUsedPage() {
+  HttpResponse r;
+  r.status = 404;
+  r.content_type = "text/html; charset=utf-8";
+  r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.body = R"(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>This sign-in link cannot be used</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;line-height:1.5}</style>
+</head><body>
+<h1>This sign-in link cannot be used</h1>
+<p>Sign-in links work once, for ten minutes. This one was already used, has expired, or was
+copied incompletely.</p>
+<p>If you did not open it before, your mail system may have checked the link for you and so
+used it up. Nothing about your choices has changed.</p>
+<p><strong>What to do:</strong> ask for a new link where you got this one (your account's
+privacy settings), and open it within ten minutes.</p>
+</body></html>
+)";
+  return r;
+}
+
 }  // namespace
 
 HandlerOutcome MintSession(RouteContext& ctx) {
@@ -59,10 +83,16 @@ HandlerOutcome RedeemSession(RouteContext& ctx) {
   auto sid = ctx.api->sessions().Redeem(ctx.params[0], now);
   if (!sid && sid.error().code != ErrorCode::kNotFound) return ProblemFor(sid.error());
   if (!sid) {
+    // Mail systems that check links open one-time links before the person does: so this is the
+    // common case, and a browser gets a page that says what happened and what to do.
+    if (ctx.request->Header("Accept").find("text/html") != std::string_view::npos) {
+      return LinkUsedPage();
+    }
     return Problem(ProblemType::kLinkExpired,
                    "session links work once and for a few minutes; ask for a new one");
   }
   auto session = ctx.api->sessions().Find(*sid, now);
+  if (!session) return ProblemFor(Error{ErrorCode::kUnavailable, "the session could not be opened; retry"});
   HttpResponse r;
   r.status = 303;
   r.headers.emplace_back("Location",
