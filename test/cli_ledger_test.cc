@@ -424,3 +424,29 @@ TEST_F(CliLedgerTest, TheDemoStartsFromAnyDirectory) {
 }
 
 }  // namespace
+
+namespace {
+
+// `terms test`: cases against your own terms, each failure with its file and line.
+TEST_F(CliLedgerTest, TermsTestRunsCasesAgainstYourTerms) {
+  fs::create_directories(dir_);
+  std::ofstream(dir_ + "/pass.test")
+      << "# name: chat is never used to train\nnow 2024-01-01T00:00:00Z\n"
+         "decide category=content.chat purpose=ai_training.first_party subjects=u1\n"
+         "expect deny prohibited rule=no-content-training clauses=10.4\n";
+  std::ofstream(dir_ + "/fail.test")
+      << "# name: a wrong promise\nnow 2024-01-01T00:00:00Z\n"
+         "decide category=content.chat purpose=ai_training.first_party subjects=u1\n"
+         "expect allow consented\n";
+  RunResult r = Assent("terms test --terms" + kV3 + " " + dir_);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("PASS " + dir_ + "/pass.test"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(dir_ + "/fail.test:4: expected decision allow, got deny"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("1 passed, 1 failed"), std::string::npos) << r.out;
+  fs::remove(dir_ + "/fail.test");
+  EXPECT_EQ(Assent("terms test --terms" + kV3 + " " + dir_).code, 0);
+  EXPECT_EQ(Assent("terms test " + dir_ + "/missing.test").code, 2);
+}
+
+}  // namespace

@@ -1,11 +1,14 @@
 // `assent terms lint|show|diff`: the terms author's tools.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "assent/terms.h"
+#include "cli/case_runner.h"
 #include "cli/commands.h"
 #include "terms/diff.h"
 #include "terms/show.h"
@@ -112,6 +115,46 @@ int Diff(const TermsCommand& o) {
   return d.loosened() ? 1 : 0;
 }
 
+struct TestCommand {
+  std::vector<std::string> cases;  // files or directories of *.test
+  std::vector<std::string> terms;  // published before each case
+  bool through_ledger = false;
+};
+
+// The `opa test` of Assent: decision cases (docs/formats/cases.md) run against your terms;
+// each failure with its file and line. Exit 0 when all pass, 1 when one fails, 2 for errors.
+int TestCases(const TestCommand& o) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const auto& c : o.cases) {
+    std::error_code ec;
+    if (fs::is_directory(c, ec)) {
+      for (const auto& e : fs::directory_iterator(c, ec)) {
+        if (e.path().extension() == ".test") files.push_back(e.path().string());
+      }
+    } else if (fs::exists(c, ec)) {
+      files.push_back(c);
+    } else {
+      return Fail("no case file or directory '" + c + "'");
+    }
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) return Fail("no *.test files in " + o.cases.front());
+  size_t failed = 0;
+  for (const auto& f : files) {
+    CaseOptions options;
+    options.terms = o.terms;
+    options.through_ledger = o.through_ledger;
+    const CaseResult r = RunCase(f, options);
+    std::cout << (r.passed() ? "PASS " : "FAIL ") << f << (r.name.empty() ? "" : " — " + r.name)
+              << "\n";
+    for (const auto& x : r.failures) std::cout << "  " << f << ":" << x.line << ": " << x.message << "\n";
+    failed += !r.passed();
+  }
+  std::cout << files.size() - failed << " passed, " << failed << " failed\n";
+  return failed ? 1 : 0;
+}
+
 }  // namespace
 
 void RegisterTermsCommands(CLI::App& app, int* exit_code) {
@@ -136,6 +179,16 @@ void RegisterTermsCommands(CLI::App& app, int* exit_code) {
   diff->add_option("NEW", d->new_file, "The later terms file")->required();
   diff->add_flag("--json", d->json, "Print as JSON");
   diff->callback([d, exit_code] { *exit_code = Diff(*d); });
+  auto t = std::make_shared<TestCommand>();
+  auto* test = terms->add_subcommand(
+      "test", "Run decision cases (the test/cases format) against terms: exit 0 all pass, 1 a "
+              "failure, 2 an error. Example: assent terms test --terms my-terms.yaml cases/");
+  test->add_option("CASES", t->cases, "Case files, or directories of *.test")->required();
+  test->add_option("--terms", t->terms,
+                   "Terms files published before each case's own directives (repeatable)");
+  test->add_flag("--through-ledger", t->through_ledger,
+                 "Run each case through a ledger (its defaults) rather than the engine alone");
+  test->callback([t, exit_code] { *exit_code = TestCases(*t); });
 }
 
 }  // namespace assent::cli
