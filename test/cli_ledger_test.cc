@@ -450,3 +450,19 @@ TEST_F(CliLedgerTest, TermsTestRunsCasesAgainstYourTerms) {
 }
 
 }  // namespace
+
+namespace {
+
+// `terms init` writes a starting file that lints clean, and never over an existing one.
+TEST_F(CliLedgerTest, TermsInitWritesAFileThatLintsClean) {
+  fs::create_directories(dir_);
+  const std::string f = dir_ + "/terms.yaml";
+  ASSERT_EQ(Assent("terms init " + f).code, 0);
+  RunResult lint = Assent("terms lint " + f);
+  EXPECT_EQ(lint.code, 0) << lint.out;
+  EXPECT_NE(lint.out.find("0 error(s), 0 warning(s)"), std::string::npos) << lint.out;
+  EXPECT_EQ(Assent("terms init " + f).code, 2);
+  EXPECT_EQ(Assent("terms publish --data " + dir_ + "/d " + f).code, 0);  // effective 2030: no backfill
+}
+
+}  // namespace

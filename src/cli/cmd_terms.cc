@@ -10,6 +10,7 @@
 #include "assent/terms.h"
 #include "cli/case_runner.h"
 #include "cli/commands.h"
+#include "cli/terms_template.h"
 #include "terms/diff.h"
 #include "terms/show.h"
 
@@ -115,6 +116,17 @@ int Diff(const TermsCommand& o) {
   return d.loosened() ? 1 : 0;
 }
 
+// A commented starting terms file that lints clean; never over an existing file.
+int Init(const std::string& file) {
+  if (std::filesystem::exists(file)) return Fail("'" + file + "' exists: choose a new file name");
+  std::ofstream out(file, std::ios::binary);
+  out << kTermsTemplate;
+  out.close();
+  if (!out) return Fail("cannot write '" + file + "'");
+  std::cout << "wrote " << file << ": edit it, then `assent terms lint " << file << "`\n";
+  return 0;
+}
+
 struct TestCommand {
   std::vector<std::string> cases;  // files or directories of *.test
   std::vector<std::string> terms;  // published before each case
@@ -179,6 +191,11 @@ void RegisterTermsCommands(CLI::App& app, int* exit_code) {
   diff->add_option("NEW", d->new_file, "The later terms file")->required();
   diff->add_flag("--json", d->json, "Print as JSON");
   diff->callback([d, exit_code] { *exit_code = Diff(*d); });
+  auto init_file = std::make_shared<std::string>();
+  auto* init = terms->add_subcommand(
+      "init", "Write a commented starting terms file that lints clean (e.g. terms init my-terms.yaml)");
+  init->add_option("FILE", *init_file, "The file to create")->required();
+  init->callback([init_file, exit_code] { *exit_code = Init(*init_file); });
   auto t = std::make_shared<TestCommand>();
   auto* test = terms->add_subcommand(
       "test", "Run decision cases (the test/cases format) against terms: exit 0 all pass, 1 a "
