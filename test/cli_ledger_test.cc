@@ -466,3 +466,27 @@ TEST_F(CliLedgerTest, TermsInitWritesAFileThatLintsClean) {
 }
 
 }  // namespace
+
+namespace {
+
+// Completion and the manual page come from the command table: every command is in them.
+TEST_F(CliLedgerTest, CompletionAndManualListEveryCommand) {
+  RunResult bash = Assent("completion bash");
+  ASSERT_EQ(bash.code, 0);
+  EXPECT_NE(bash.out.find("complete -F _assent assent"), std::string::npos);
+  EXPECT_NE(bash.out.find("\"consent grant\") words=\""), std::string::npos) << bash.out;
+  EXPECT_NE(bash.out.find("--category"), std::string::npos);
+  RunResult check = Assent("completion bash > " + dir_ + "-c.sh && bash -n " + dir_ + "-c.sh");
+  EXPECT_EQ(check.code, 0) << check.out;  // a valid bash script
+  fs::remove(dir_ + "-c.sh");
+  RunResult man = Assent("man");
+  ASSERT_EQ(man.code, 0);
+  EXPECT_TRUE(man.out.starts_with(".TH ASSENT 1")) << man.out.substr(0, 100);
+  for (const char* cmd : {"assent consent grant", "assent filter", "assent datasets verify",
+                          "assent terms test", "assent audit prove"}) {
+    EXPECT_NE(man.out.find(".SS " + std::string(cmd)), std::string::npos) << cmd;
+  }
+  EXPECT_EQ(Assent("completion zsh").code, 2);
+}
+
+}  // namespace

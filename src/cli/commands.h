@@ -27,6 +27,8 @@ void RegisterServeCommand(CLI::App& app, int* exit_code);
 void RegisterFilterCommand(CLI::App& app, int* exit_code);
 void RegisterLineageCommands(CLI::App& app, int* exit_code);
 void RegisterAuditCommands(CLI::App& app, int* exit_code);
+// `completion bash` and `man`, from the command table. REQUIRES: every other command first.
+void RegisterDocCommands(CLI::App& app, int* exit_code);
 
 // Options every command takes (before or after its name): where the ledger lives when it is
 // not DIR/ledger.db, and the audit signing key when it is not DIR/audit.key.

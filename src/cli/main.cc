@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   assent::cli::RegisterServeCommand(app, &exit_code);
   assent::cli::RegisterFilterCommand(app, &exit_code);
   assent::cli::RegisterAuditCommands(app, &exit_code);
+  assent::cli::RegisterDocCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
