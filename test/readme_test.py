@@ -57,11 +57,28 @@ def announced_nonzero(comment):
     return bool(re.search(r"\bexit [1-9]|\bexit 0 [a-z]+, 1\b|\bfails\b", comment))
 
 
+def dead_links(source):
+    """Links of README.md and docs/ that leave the repository or lead nowhere."""
+    bad = []
+    pages = ["README.md"] + [os.path.join(d, f) for d in ("docs", "docs/formats")
+                             for f in sorted(os.listdir(os.path.join(source, d))) if f.endswith(".md")]
+    for page in pages:
+        text = open(os.path.join(source, page), encoding="utf-8").read()
+        for m in re.finditer(r"\]\(([^)#\s]+)(#[^)]*)?\)", text):
+            link = m.group(1)
+            if re.match(r"^[a-z]+:", link):
+                continue
+            target = os.path.normpath(os.path.join(source, os.path.dirname(page), link))
+            if not target.startswith(source + os.sep) or not os.path.exists(target):
+                bad.append(f"{page} links to {link}, which is not a file of the repository")
+    return bad
+
+
 def main():
     binary, source = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     readme = open(os.path.join(source, "README.md"), encoding="utf-8").read()
     work = tempfile.mkdtemp(prefix="assent-readme-")
-    failures = []
+    failures = dead_links(source)
     try:
         shutil.copytree(os.path.join(source, "examples"), os.path.join(work, "examples"))
         os.makedirs(os.path.join(work, "test", "golden"))
