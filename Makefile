@@ -8,7 +8,7 @@ ASSENT := build/release/assent
 EXAMPLES := $(sort $(wildcard examples/terms/*.yaml))
 LATEST := $(lastword $(EXAMPLES))
 
-.PHONY: deps build run show test bench fuzz clean
+.PHONY: deps build run show test bench fuzz clean install package
 
 deps:
 	@scripts/install-deps.sh
@@ -28,6 +28,14 @@ show: build
 	-@$(ASSENT) terms diff $(word 1,$(EXAMPLES)) $(word 2,$(EXAMPLES))
 	-@$(ASSENT) terms diff $(word 2,$(EXAMPLES)) $(word 3,$(EXAMPLES))
 	@$(ASSENT) terms show $(LATEST)
+
+# The binary, its manual page, bash completion and the systemd unit (PREFIX, default /usr/local).
+install: build
+	cmake --install build/release --prefix $${PREFIX:-/usr/local}
+
+# A .deb of the release build (build/release/assent_*.deb).
+package: build
+	cd build/release && cpack -G DEB
 
 test: deps
 	cmake --preset asan >/dev/null
