@@ -44,7 +44,7 @@
         api('GET', '/v1/accounts/' + encodeURIComponent(id) + '/consents'),
         api('GET', '/v1/accounts/' + encodeURIComponent(id) + '/history')]);
       await Assent.renderChoices('account', id, consents, history, document.getElementById('choices'));
-      Assent.renderHistory(history, document.getElementById('history'));
+      Assent.renderHistory(history, document.getElementById('history'), consents, 'account', id);
     };
     Assent.setRefresh(refresh);
     await refresh();

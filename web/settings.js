@@ -35,12 +35,39 @@ const Assent = (() => {
     return e;
   }
 
-  function say(message, warn) {
+  function say(message, warn, ...more) {
     const s = document.getElementById('status');
-    s.replaceChildren(el('div', { class: warn ? 'notice warn' : 'notice', text: message }));
+    s.replaceChildren(el('div', { class: warn ? 'notice warn' : 'notice', text: message }, ...more));
   }
 
-  function when(iso) { return iso ? new Date(iso).toLocaleString() : ''; }
+  // "30 November 2026 at 11:31": a date a person reads, never a position or a hash.
+  function when(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    return d.toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric' }) +
+           ' at ' + d.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+  }
+
+  // A link that downloads the receipt of one of the party's events (JSON, verifiable offline
+  // with `assent audit verify-receipt`).
+  function receiptLink(kind, id, position, text) {
+    const base = kind === 'account' ? '/v1/accounts/' : '/v1/subjects/';
+    return el('a', { class: 'receipt', href: base + encodeURIComponent(id) + '/receipts/' + position,
+                     download: 'receipt-' + position + '.json', text: text || 'Download receipt' });
+  }
+
+  // Plain names for the terms' categories and purposes (their descriptions), from the rules.
+  function namesOf(consents) {
+    const names = new Map();
+    for (const r of consents.rules) {
+      for (const c of r.categories) names.set(c.name, c.description.replace(/\.$/, ''));
+      for (const p of r.purposes) names.set(p.name, p.description.replace(/\.$/, '').toLowerCase());
+    }
+    return (n) => names.get(n) || n;
+  }
+
+  const kHow = { settings: 'On this page', admin: 'By your account\'s admin', api: 'By the service',
+                 gpc: 'Your browser\'s privacy signal', import: 'Imported from an earlier system' };
 
   function definitions(rule) {
     const dl = el('dl');
@@ -68,7 +95,7 @@ const Assent = (() => {
   function stateText(rule, events) {
     const ev = events.find((e) => e.position === rule.event);
     const since = ev ? ' since ' + when(ev.at) : '';
-    const receipt = ev && ev.hash ? ' · receipt #' + ev.position + ' ' + ev.hash.slice(0, 16) + '…' : '';
+    const receipt = '';
     switch (rule.state) {
       case 'granted': return (rule.basis === 'consent' ? 'On — you agreed' : 'On') + since + receipt;
       case 'withdrawn': return 'Off — you said no' + since + receipt;
@@ -103,7 +130,8 @@ const Assent = (() => {
           const r = await api('POST', base + encodeURIComponent(id) + '/consents',
                               { rule: rule.rule, action });
           say((action === 'grant' ? 'Turned on' : 'Turned off') + ': "' + rule.summary +
-              '". Recorded at ledger position ' + r.position + ', receipt ' + r.hash + '.');
+              '". Saved on ' + when(r.at) + '. ', false,
+              receiptLink(kind, id, r.position, 'Download the receipt'));
           await refresh();
           const again = document.querySelector('[aria-labelledby="' + label + '-label"]');
           if (again) again.focus();
@@ -122,6 +150,7 @@ const Assent = (() => {
           el('div', {},
             el('p', { class: 'summary', id: label + '-label', text: rule.summary }),
             el('p', { class: 'meta', id: label + '-state', text: stateText(rule, events) }),
+            rule.event ? receiptLink(kind, id, rule.event) : null,
             note),
           button),
         definitions(rule)));
@@ -141,7 +170,8 @@ const Assent = (() => {
     }
   }
 
-  function renderHistory(history, container) {
+  function renderHistory(history, container, consents, kind, id) {
+    const name = consents ? namesOf(consents) : (n) => n;
     container.replaceChildren();
     if (!history.events.length) {
       container.append(el('p', { text: 'No choices recorded yet.' }));
@@ -155,10 +185,10 @@ const Assent = (() => {
       body.append(el('tr', {},
         el('td', { text: when(e.at) }),
         el('td', { text: e.action === 'grant' ? 'Agreed' : 'Said no' }),
-        el('td', { text: e.categories.join(', ') + ' → ' + e.purposes.join(', ') }),
-        // How, and who recorded it: a key's name, or this page and the key that signed you in.
-        el('td', { text: e.method + (e.actor ? ' (' + e.actor + ')' : '') }),
-        el('td', { class: 'receipt', text: '#' + e.position + ' ' + (e.hash || '') })));
+        el('td', { text: e.categories.map(name).join('; ') + ' — for ' + e.purposes.map(name).join('; ') }),
+        // How it was recorded, in words (the key's name and the rest are in the receipt).
+        el('td', { text: kHow[e.method] || e.method }),
+        el('td', {}, kind ? receiptLink(kind, id, e.position) : el('span', { text: '' }))));
     }
     table.append(body);
     container.append(table);
@@ -185,9 +215,13 @@ const Assent = (() => {
     if (session.gpc && session.gpc.signal) {
       const gpc = await api('POST', '/v1/session/gpc', {});
       if (gpc.honoured) {
-        say('Your browser sent a Global Privacy Control signal. We honoured it: ' +
-            (gpc.recorded.length ? 'we recorded your objection to ' +
-             gpc.recorded.join(', ') + '.' : 'your objections were already recorded.'));
+        const uses = gpc.recorded.length ? await api('GET', '/v1/subjects/' + encodeURIComponent(id) +
+                                                     '/consents') : null;
+        const summaries = uses ? uses.rules.filter((r) => gpc.recorded.includes(r.rule))
+                                           .map((r) => '"' + r.summary + '"') : [];
+        say('Your browser asked sites not to sell or share your data (Global Privacy Control). ' +
+            (summaries.length ? 'We recorded that you said no to: ' + summaries.join(', ') + '.'
+                              : 'You had already said no to every use it covers.'));
       }
     }
     refresh = async () => {
@@ -233,12 +267,12 @@ const Assent = (() => {
           const status = d.status === 'built-before-withdrawal'
             ? ' — built before you said no; models trained on it must be retrained without your data'
             : d.status === 'built-after-withdrawal' ? ' — built after your last change' : '';
-          list.append(el('li', { text: d.name + ': for ' + d.purpose + ', built ' + when(d.recorded_at) +
+          list.append(el('li', { text: d.name + ': for ' + namesOf(consents)(d.purpose) + ', built ' + when(d.recorded_at) +
                                        status + (d.models.length ? ' (models: ' + d.models.join(', ') + ')' : '') }));
         }
         used.replaceChildren(list);
       }
-      renderHistory(history, document.getElementById('history'));
+      renderHistory(history, document.getElementById('history'), consents, 'subject', id);
     };
     await refresh();
   }

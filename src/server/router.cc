@@ -77,6 +77,9 @@ std::vector<Route> ServiceRoutes() {
 
       {"GET", "/v1/subjects/{id}/history", kAnyRole | kPerson, "A person's consent events",
        History, RouteParty::kSubject},
+      {"GET", "/v1/subjects/{id}/receipts/{position}", kAnyRole | kPerson,
+       "The receipt of one of a person's events, with its proof (verifiable offline)", PartyReceipt,
+       RouteParty::kSubject},
 
       {"DELETE", "/v1/subjects/{id}", kOperator,
        "Erase a person: delete their pseudonym secret and id (crypto-shredding)", PartyErase,
@@ -93,6 +96,9 @@ std::vector<Route> ServiceRoutes() {
 
       {"GET", "/v1/accounts/{id}/history", kAnyRole | kAccountAdmin,
        "An account's consent events", History, RouteParty::kAccount},
+      {"GET", "/v1/accounts/{id}/receipts/{position}", kAnyRole | kAccountAdmin,
+       "The receipt of one of an account's events, with its proof", PartyReceipt,
+       RouteParty::kAccount},
 
       {"POST", "/v1/sessions", kPortal,
        "Mint a one-time sign-in link for a person ({subject}) or an account admin ({account})",

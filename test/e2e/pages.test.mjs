@@ -91,7 +91,15 @@ test('a person opens the link, withdraws and grants, and the state persists', as
   await page.screenshot({ path: join(ARTIFACTS, 'settings.png'), fullPage: true });
 
   await sw.click();
-  await page.getByText(/Turned off: .*Recorded at ledger position \d+, receipt [0-9a-f]{64}/).waitFor();
+  await page.getByText(/Turned off: .*Saved on \d+ \w+ \d{4} at /).waitFor();
+  // What a person reads holds no positions or hashes; the receipt is a download.
+  const text = await page.locator('main').innerText();
+  assert.ok(!/[0-9a-f]{64}/.test(text), 'no hash on the page');
+  assert.ok(!/position \d+/.test(text), 'no ledger position on the page');
+  const href = await page.getByRole('link', { name: 'Download the receipt' }).getAttribute('href');
+  const receipt = await page.evaluate(async (h) => (await fetch(h)).json(), href);
+  assert.equal(receipt.subject, 'alice');
+  assert.ok(receipt.inclusion_proof, 'the receipt carries its proof');
   await settles(sw, 'aria-checked', 'false');  // the page re-reads the state after saying so
   let d = await decide({ category: 'service_generated.telemetry', purpose: 'ai_training.first_party',
                          subjects: ['alice'] });
@@ -100,7 +108,10 @@ test('a person opens the link, withdraws and grants, and the state persists', as
   await page.reload();
   await sw.waitFor();
   assert.equal(await sw.getAttribute('aria-checked'), 'false', 'the choice persists');
-  await page.getByRole('cell', { name: /#\d+ [0-9a-f]{64}/ }).first().waitFor();
+  // The history says what, when and how in words, each row with its receipt to download.
+  await page.getByRole('cell', { name: 'On this page' }).first().waitFor();
+  await page.getByRole('cell', { name: /Data the service itself records about its operation/ }).first().waitFor();
+  assert.ok(await page.getByRole('link', { name: 'Download receipt' }).count() >= 1);
 
   // One action back, no confirmation maze.
   await sw.click();
@@ -136,7 +147,7 @@ test('Global Privacy Control is honoured as an objection, never a grant', async 
   const context = await browser.newContext({ extraHTTPHeaders: { 'Sec-GPC': '1' } });
   const page = await context.newPage();
   await page.goto(links.bob);
-  await page.getByText(/Global Privacy Control signal\. We honoured it/).waitFor();
+  await page.getByText(/Global Privacy Control\)\. We recorded that you said no to: "Use which features I use to suggest/).waitFor();
   const d = await decide({ category: 'service_generated.product_usage', purpose: 'marketing',
                            subjects: ['bob'] });
   assert.equal(d.reason, 'objected');
@@ -262,7 +273,7 @@ test('where my data was used lists the datasets that include the person', async 
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(await newLink({ subject: 'hana' }));
-  await page.getByText(/assistant-training-1: for ai_training.first_party, built/).waitFor();
+  await page.getByText(/assistant-training-1: for models the platform trains to improve its own services, built \d+ \w+ \d{4} at/).waitFor();
   await context.close();
 });
 

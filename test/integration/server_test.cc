@@ -277,6 +277,19 @@ class Server {
            "operator");
       ex.path.replace(ex.path.find(mark), mark.size(), id);
     }
+    for (std::string kind : {"SUBJECT", "ACCOUNT"}) {  // a receipt of an event made for it
+      const std::string mark = "RECEIPT" + kind;
+      if (ex.path.find(mark) == std::string::npos) continue;
+      const bool subject = kind == "SUBJECT";
+      Response r = Call("POST", std::string(subject ? "/v1/subjects/u1" : "/v1/accounts/a1") +
+                                    "/consents",
+                        subject ? R"({"rule":"service-generated-for-improvement","action":"withdraw"})"
+                                : R"({"rule":"meeting-quality-review","action":"withdraw"})",
+                        "operator");
+      std::smatch m;
+      std::regex_search(r.body, m, std::regex("\"position\":(\\d+)"));
+      ex.path.replace(ex.path.find(mark), mark.size(), m[1].str());
+    }
     if (ex.path.find("KEYNAME") != std::string::npos) {
       std::string name = "doomed-" + std::to_string(++counter);
       Call("POST", "/v1/keys", R"({"role":"auditor","name":")" + name + "\"}", "operator");
@@ -322,12 +335,14 @@ std::vector<Example> Examples() {
       {"POST", "/v1/subjects/u1/consents",
        R"({"rule":"service-generated-for-improvement","action":"withdraw"})"},
       {"GET", "/v1/subjects/u1/history", ""},
+      {"GET", "/v1/subjects/u1/receipts/RECEIPTSUBJECT", ""},
       {"DELETE", "/v1/subjects/DOOMEDSUBJECT", ""},  // a subject with an event, made for it
       {"DELETE", "/v1/accounts/DOOMEDACCOUNT", ""},
       {"GET", "/v1/accounts/a1/consents", ""},
       {"POST", "/v1/accounts/a1/consents",
        R"({"rule":"meeting-quality-review","action":"withdraw"})"},
       {"GET", "/v1/accounts/a1/history", ""},
+      {"GET", "/v1/accounts/a1/receipts/RECEIPTACCOUNT", ""},
       {"POST", "/v1/sessions", R"({"subject":"u1"})"},
       {"GET", "LINK", ""},  // a fresh one-time link
       {"GET", "/v1/session", ""},  // sessions only

@@ -2,6 +2,7 @@
 #include "server/api/handlers.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 
 #include "audit/audit.h"
@@ -229,6 +230,33 @@ HandlerOutcome RecordConsent(RouteContext& ctx) {
   }
   if (r->replayed) out.headers.emplace_back("Idempotent-Replayed", "true");
   return out;
+}
+
+// GET /v1/{subjects,accounts}/{id}/receipts/{position}: the receipt of one of the party's own
+// events (a download on the settings page), with its proof when the server keeps the log.
+HandlerOutcome PartyReceipt(RouteContext& ctx) {
+  uint64_t position = 0;
+  const std::string& p = ctx.params[1];
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), position);
+  if (ec != std::errc() || ptr != p.data() + p.size() || p.empty()) {
+    return BadRequest("the position must be a non-negative integer");
+  }
+  auto receipt = ctx.api->ledger().ReceiptAt(position);
+  // Another party's event is as unknown as a missing one: nothing about it is said.
+  if (!receipt || receipt->party_kind != KindOf(ctx) || receipt->party != ctx.params[0]) {
+    return ProblemFor(Error{ErrorCode::kNotFound, "no event of yours at position " + p});
+  }
+  std::string body = receipt->ToJson();
+  if (ctx.api->auditor()) {
+    if (auto provable = ctx.api->auditor()->ProvableReceipt(ctx.api->ledger(), *receipt)) {
+      body = std::move(*provable);
+    }
+  }
+  HttpResponse r = Json(std::move(body));
+  r.headers.emplace_back("Content-Disposition",
+                         "attachment; filename=\"receipt-" + std::to_string(position) + ".json\"");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
 }
 
 // Crypto-shredding (DELETE /v1/{subjects,accounts}/{id}): the party's pseudonym secret and

@@ -38,6 +38,7 @@ HandlerOutcome Consents(RouteContext& ctx);
 HandlerOutcome History(RouteContext& ctx);
 HandlerOutcome RecordConsent(RouteContext& ctx);
 HandlerOutcome PartyErase(RouteContext& ctx);
+HandlerOutcome PartyReceipt(RouteContext& ctx);
 
 // sessions.cc
 HandlerOutcome MintSession(RouteContext& ctx);
