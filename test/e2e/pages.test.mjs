@@ -277,6 +277,33 @@ test('where my data was used lists the datasets that include the person', async 
   await context.close();
 });
 
+test('every page fits a 390 px phone: settings with history, admin, a used link', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 800 } });
+  const page = await context.newPage();
+  const fits = async (what) => {
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    const wide = await page.evaluate(() => [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > 390)
+      .slice(0, 3).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)));
+    assert.ok(width <= 390, what + ' scrolls sideways: ' + width + ' px (' + wide.join(', ') + ')');
+  };
+  const person = await newLink({ subject: 'ines' });
+  await page.goto(person);
+  const sw = page.getByRole('switch').first();
+  await sw.waitFor();
+  await sw.click();  // a history row and a receipt link to lay out
+  await page.getByText(/Saved on/).waitFor();
+  await page.getByRole('cell', { name: 'On this page' }).first().waitFor();
+  await fits('the settings page');
+  await page.goto(person);  // the link again: used
+  await page.getByText('This sign-in link cannot be used').waitFor();
+  await fits('the used-link page');
+  await page.goto(await newLink({ account: 'acme' }));
+  await page.getByRole('switch').first().waitFor();
+  await fits('the admin page');
+  await context.close();
+});
+
 test('the page is usable on a phone-sized screen', async () => {
   const context = await browser.newContext({ viewport: { width: 375, height: 800 } });
   const page = await context.newPage();
