@@ -91,10 +91,12 @@
         cell.textContent = 'revoked';
       }
       body.append(el('tr', {}, el('td', { text: k.name }), el('td', { text: k.role }),
-                      el('td', { text: '#' + k.position }), cell));
+                      el('td', { text: k.created_at ? new Date(k.created_at).toLocaleString('en-GB',
+                        { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit',
+                          minute: '2-digit' }) : '' }), cell));
     }
     document.getElementById('keys').replaceChildren(el('table', {},
-      el('thead', {}, el('tr', {}, ...['Name', 'Role', 'Created at', ''].map((h) =>
+      el('thead', {}, el('tr', {}, ...['Name', 'Role', 'Created', ''].map((h) =>
         el('th', { scope: 'col', text: h })))), body));
   }
 

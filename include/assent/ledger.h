@@ -114,6 +114,7 @@ struct ApiKey {
   Role role = Role::kService;
   uint64_t position = 0;  // where it was created
   bool revoked = false;
+  Timestamp created_at = 0;  // when (the key entry's recorded_at)
 };
 
 // What a publication may do that changes answers: both are refused unless asked for, and

@@ -35,8 +35,9 @@ int ListKeys(const KeyOptions& o) {
     return 0;
   }
   for (const auto& k : (*ledger)->Keys()) {
-    std::cout << fmt::format("{:<24} {:<9} created at position {}{}\n", k.name, RoleName(k.role),
-                             k.position, k.revoked ? "  (revoked)" : "");
+    std::cout << fmt::format("{:<24} {:<9} created {} (position {}){}\n", k.name, RoleName(k.role),
+                             k.created_at ? FormatTime(k.created_at) : "?", k.position,
+                             k.revoked ? "  (revoked)" : "");
   }
   return 0;
 }

@@ -268,6 +268,10 @@ Status EntryDecoder::DecodeKey(const EntryView& entry, KeyFields* key) {
       !str("key_sha256", &key->key_sha256)) {
     return bad("a key entry needs action, name, role and key_sha256");
   }
+  std::string recorded;
+  if (str("recorded_at", &recorded)) {
+    if (auto t = ParseStoredTime(recorded)) key->recorded_at = *t;
+  }
   return OkStatus();
 }
 

@@ -74,6 +74,7 @@ StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const Con
 struct KeyFields {
   std::string action;  // "create" | "revoke"
   std::string name, role, key_sha256;
+  Timestamp recorded_at = 0;  // filled when decoded
 };
 StoredEntry MakeKeyEntry(uint64_t position, Timestamp recorded_at, const KeyFields& key);
 

@@ -21,7 +21,7 @@ Status LedgerImpl::ApplyEntry(const EntryView& v, EntryDecoder& decoder) {
     case EntryKind::kKey: {
       KeyFields k;
       ASSENT_RETURN_IF_ERROR(decoder.DecodeKey(v, &k));
-      st = ApplyKey(v.position, k.action, k.name, k.role, k.key_sha256);
+      st = ApplyKey(v.position, k.action, k.name, k.role, k.key_sha256, k.recorded_at);
       break;
     }
     case EntryKind::kDataset: {

@@ -11,12 +11,13 @@
 namespace assent::internal {
 
 Status LedgerImpl::ApplyKey(uint64_t position, const std::string& action, const std::string& name,
-                        const std::string& role, const std::string& key_sha256) {
+                        const std::string& role, const std::string& key_sha256,
+                        Timestamp recorded_at) {
   std::unique_lock lock(keys_mu_);
   if (action == "create") {
     auto r = ParseRole(role);
     if (!r) return InvalidArgumentError("unknown role '" + role + "'");
-    keys_by_hash_[key_sha256] = ApiKey{name, *r, position, false};
+    keys_by_hash_[key_sha256] = ApiKey{name, *r, position, false, recorded_at};
     return OkStatus();
   }
   if (action == "revoke") {
@@ -53,7 +54,7 @@ Result<std::string> LedgerImpl::CreateKey(Role role, std::string name) {
   ASSENT_ASSIGN_OR_RETURN(auto at, AppendEntryLocked(*append, [&](uint64_t pos, Timestamp now) {
     return MakeKeyEntry(pos, now, f);
   }));
-  ASSENT_RETURN_IF_ERROR(ApplyKey(at.first, f.action, f.name, f.role, f.key_sha256));
+  ASSENT_RETURN_IF_ERROR(ApplyKey(at.first, f.action, f.name, f.role, f.key_sha256, at.second));
   return secret;
 }
 

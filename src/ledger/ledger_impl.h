@@ -159,7 +159,8 @@ class LedgerImpl {
 
   // key_ring.cc
   Status ApplyKey(uint64_t position, const std::string& action, const std::string& name,
-                  const std::string& role, const std::string& key_sha256);
+                  const std::string& role, const std::string& key_sha256,
+                  Timestamp recorded_at = 0);
 
   // party_directory.cc. The pseudonym of each party (creating new ones into `*created`).
   // REQUIRES: commit_mu.

@@ -227,6 +227,8 @@ test('the operator sees keys and creates one, shown once', async () => {
   await page.getByLabel('Operator API key').fill(keys.operator);
   await page.getByRole('button', { name: 'Use this key' }).click();
   await page.getByRole('cell', { name: /^demo-service-/ }).waitFor();
+  // Each key shows when it was created (a date, not a ledger position).
+  await page.getByRole('cell', { name: /^\d+ \w{3} \d{4}, \d\d:\d\d$/ }).first().waitFor();
   await page.getByLabel('Name').fill('pipeline-7');
   await page.getByLabel('Role').selectOption('service');
   await page.getByRole('button', { name: 'Create key' }).click();

@@ -10,7 +10,9 @@ namespace {
 
 void WriteKey(JsonWriter& w, const ApiKey& k) {
   w.BeginObject().Key("name").String(k.name).Key("role").String(RoleName(k.role));
-  w.Key("position").UInt(k.position).Key("revoked").Bool(k.revoked).EndObject();
+  w.Key("position").UInt(k.position);
+  if (k.created_at) w.Key("created_at").String(FormatTime(k.created_at));
+  w.Key("revoked").Bool(k.revoked).EndObject();
 }
 
 }  // namespace
