@@ -49,6 +49,19 @@ class JsonWriter {
     out_ += "null";
     return *this;
   }
+  // A value already in JSON form (a number's text), written as it is.
+  JsonWriter& RawValue(std::string_view json) {
+    Separate();
+    out_ += json;
+    return *this;
+  }
+  // A finite number, in the shortest form that reads back the same.
+  JsonWriter& Double(double v) {
+    Separate();
+    return Number(v);
+  }
+  // Ends one line of JSON Lines (between top-level values).
+  void Newline() { out_ += '\n'; }
   void Reserve(size_t n) { out_.reserve(n); }
   const std::string& str() const { return out_; }
   std::string Take() { return std::move(out_); }
@@ -56,7 +69,7 @@ class JsonWriter {
  private:
   template <typename N>
   JsonWriter& Number(N v) {
-    char buf[24];
+    char buf[32];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     out_.append(buf, r.ptr);
     return *this;

@@ -75,6 +75,7 @@ struct BlockResult {
   size_t error_line = 0;  // its index in the block
   uint64_t lines = 0;     // lines in the block
   internal::BlockItems::FieldStats stats;
+  std::vector<uint8_t> kept_lines;  // per line, when FilterOptions::kept_lines asks
 };
 
 // An input block: bytes up to a line end (or the input's end), then padding for simdjson.
@@ -163,6 +164,7 @@ BlockResult Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Ti
     r.shard_items.resize(shards);
     if (o.collect_parties) r.shard_subjects.resize(shards);
   }
+  if (o.kept_lines) r.kept_lines.assign(items.lines.size(), 0);
   for (size_t l = 0; l < items.lines.size(); ++l) {
     const internal::BlockItems::Line& line = items.lines[l];
     if (line.kind == internal::BlockItems::Line::Kind::kBlank) continue;
@@ -183,7 +185,8 @@ BlockResult Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Ti
     auto& counts = CategoryCounts(&r, it.category);
     if (d && d->allow && it.signals == 0) {
       const std::string_view bytes(block.data.data() + line.begin, line.end - line.begin);
-      KeepLine(o, items, it, bytes, &r);
+      KeepLine(o, items, it, o.out_path.empty() ? std::string_view() : bytes, &r);
+      if (o.kept_lines) r.kept_lines[l] = 1;
       ++counts.first;
       continue;
     }
@@ -335,7 +338,9 @@ class Outputs {
   }
 
   Status Open(const FilterOptions& o) {
-    if (o.shards == 0) {
+    if (o.out_path.empty() && o.shards == 0) {
+      // In memory (FilterBuffer): only the report is wanted.
+    } else if (o.shards == 0) {
       finals_.push_back(o.out_path);
     } else {
       if (o.out_path == "-") return InvalidArgumentError("--shards needs --out FILE, not '-'");
@@ -366,7 +371,9 @@ class Outputs {
   }
 
   const std::vector<std::string>& finals() const { return finals_; }
-  Status Write(size_t shard, std::string_view bytes) { return outs_[shard]->Write(bytes); }
+  Status Write(size_t shard, std::string_view bytes) {
+    return shard < outs_.size() ? outs_[shard]->Write(bytes) : OkStatus();
+  }
 
   // Closes the outputs, writes the report and renames everything into place.
   Status Commit(const std::string& report_json) {
@@ -544,6 +551,7 @@ class FilterRun {
                                   ": " + r.error);
     }
     line_no_ += r.lines;
+    if (o_.kept_lines) o_.kept_lines->insert(o_.kept_lines->end(), r.kept_lines.begin(), r.kept_lines.end());
     stats_.with_subjects += r.stats.with_subjects;
     stats_.with_account += r.stats.with_account;
     for (const auto& [k, n] : r.stats.other_keys) stats_.Other(k, n);
@@ -637,17 +645,28 @@ void Warn(const Terms& terms, const FilterOptions& o, const internal::BlockItems
 
 }  // namespace
 
-Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const FilterOptions& o) {
+namespace {
+
+Result<FilterReport> Filter(const Snapshot& snap, Timestamp now, const FilterOptions& o,
+                            const std::optional<std::string_view>& memory) {
   const auto start = std::chrono::steady_clock::now();
   FilterReport report;
   report.position = o.at ? snap.AnswerPositionAt(*o.at) : snap.position();
   const Timestamp t = o.at.value_or(now);
   ASSENT_RETURN_IF_ERROR(CheckRequest(snap, o, t, &report));
-  ASSENT_ASSIGN_OR_RETURN(auto in, internal::InputStream::Open(o.in_path));
+  std::unique_ptr<internal::InputStream> in;
+  if (memory) {
+    if (o.shards) return InvalidArgumentError("shards need an output file");
+    in = internal::InputStream::FromMemory(*memory);
+  } else {
+    ASSENT_ASSIGN_OR_RETURN(in, internal::InputStream::Open(o.in_path));
+  }
   FilterOptions options = o;
   options.read_signals = o.purpose == "ai_training" || o.purpose.starts_with("ai_training.");
+  if (memory) options.in_path = o.in_path.empty() ? "manifest" : o.in_path;
+  if (o.kept_lines) o.kept_lines->clear();
   Outputs outputs;
-  ASSENT_RETURN_IF_ERROR(outputs.Open(o));
+  ASSENT_RETURN_IF_ERROR(outputs.Open(memory ? options : o));
   if (o.shards) {
     report.shards.resize(o.shards);
     for (int i = 0; i < o.shards; ++i) report.shards[i].file = outputs.finals()[i];
@@ -659,6 +678,20 @@ Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const Filter
   ASSENT_RETURN_IF_ERROR(outputs.Commit(report.ToJson()));
   if (o.progress) o.progress(in->consumed(), in->consumed());
   return report;
+}
+
+}  // namespace
+
+Result<FilterReport> RunFilter(const Snapshot& snap, Timestamp now, const FilterOptions& o) {
+  return Filter(snap, now, o, std::nullopt);
+}
+
+Result<FilterReport> FilterBuffer(const Snapshot& snap, Timestamp now, const FilterOptions& o,
+                                  std::string_view manifest) {
+  FilterOptions options = o;
+  options.out_path.clear();
+  options.report_path.clear();
+  return Filter(snap, now, options, manifest);
 }
 
 std::string FilterReport::ToJson() const {

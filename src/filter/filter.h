@@ -51,6 +51,9 @@ struct FilterOptions {
   bool collect_parties = false;
   // Called now and then with (bytes read, total bytes) for a progress line.
   std::function<void(uint64_t, uint64_t)> progress;
+  // For callers filtering in memory (the Python package): one byte per input line, blank ones
+  // included, 1 when the line is kept. With an empty out_path nothing is written.
+  std::vector<uint8_t>* kept_lines = nullptr;
 };
 
 struct FilterReport {
@@ -103,6 +106,12 @@ std::string ShardFileName(const std::string& out, int index, int count);
 // (naming it) without skip_malformed, or an output or report that is the input itself (the
 // same file, also through a symlink or hard link); kNotFound / kUnavailable for files.
 Result<FilterReport> RunFilter(const Snapshot& snapshot, Timestamp now, const FilterOptions& o);
+
+// The same over a manifest held in memory (`o.in_path` only names it in messages): what a
+// DataFrame partition or a batch of a data loader is turned into, so that every front end
+// keeps exactly what the CLI keeps. Set `o.kept_lines` to learn which lines were kept.
+Result<FilterReport> FilterBuffer(const Snapshot& snapshot, Timestamp now, const FilterOptions& o,
+                                  std::string_view manifest);
 
 }  // namespace assent
 

@@ -81,6 +81,24 @@ class PlainInput : public InputStream {
   uint64_t size_;
 };
 
+class MemoryInput : public InputStream {
+ public:
+  explicit MemoryInput(std::string_view bytes) : bytes_(bytes) {}
+  Result<size_t> Read(char* buf, size_t n) override {
+    n = std::min(n, bytes_.size() - at_);
+    std::memcpy(buf, bytes_.data() + at_, n);
+    at_ += n;
+    return n;
+  }
+  uint64_t consumed() const override { return at_; }
+  uint64_t size() const override { return bytes_.size(); }
+  std::string_view format() const override { return "plain"; }
+
+ private:
+  std::string_view bytes_;
+  size_t at_ = 0;
+};
+
 class GzipInput : public InputStream {
  public:
   GzipInput(std::unique_ptr<Fd> fd, uint64_t size) : fd_(std::move(fd)), size_(size), in_(kChunk) {
@@ -284,6 +302,10 @@ Result<std::unique_ptr<InputStream>> InputStream::Open(const std::string& path) 
     return std::unique_ptr<InputStream>(new ZstdInput(std::move(in), size));
   }
   return std::unique_ptr<InputStream>(new PlainInput(std::move(in), size));
+}
+
+std::unique_ptr<InputStream> InputStream::FromMemory(std::string_view bytes) {
+  return std::make_unique<MemoryInput>(bytes);
 }
 
 Result<std::unique_ptr<OutputStream>> OutputStream::Open(const std::string& path,

@@ -19,6 +19,8 @@ class InputStream {
   // Opens `path` ("-": standard input) and looks at its first bytes. kNotFound when it cannot
   // be opened.
   static Result<std::unique_ptr<InputStream>> Open(const std::string& path);
+  // Bytes in memory (plain JSON Lines), which must outlive the stream.
+  static std::unique_ptr<InputStream> FromMemory(std::string_view bytes);
   // Up to `n` bytes of the manifest (decompressed); 0 at its end. kInvalidArgument for a
   // damaged or truncated compressed stream, kUnavailable for a read error.
   virtual Result<size_t> Read(char* buf, size_t n) = 0;
