@@ -139,6 +139,15 @@ class _Decisions:
                                  _column(accounts), _time_text(at), errors)
 
 
+    def categories(self, at: Any = None) -> list:
+        """The category names of the terms in effect at ``at`` (default now), parents first."""
+        return super().categories(_time_text(at))
+
+    def purposes(self, at: Any = None) -> list:
+        """The purpose names of the terms in effect at ``at`` (default now), parents first."""
+        return super().purposes(_time_text(at))
+
+
 class Snapshot(_Decisions, _core._Snapshot):
     """A snapshot file (``assent snapshot --out FILE``), loaded and checked against its hash.
 

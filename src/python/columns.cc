@@ -206,10 +206,12 @@ Result<std::string> ManifestLines(const RowColumns& c, size_t rows) {
   JsonWriter w;
   w.Reserve(rows * 96);
   std::string scratch;
-  auto id_field = [&](const char* key, const Column& col, size_t row) -> Status {
+  // `ints`: an int is read as its decimal text (ids); otherwise it stays a number (and the
+  // gate says the line is malformed, as it would of the file).
+  auto id_field = [&](const char* key, const Column& col, size_t row, bool ints) -> Status {
     PyObject* v = col.at(row);
     if (IsMissing(v)) return OkStatus();
-    if (PyUnicode_Check(v) || IsInt(v)) {
+    if (PyUnicode_Check(v) || (ints && IsInt(v))) {
       ASSENT_ASSIGN_OR_RETURN(auto text, IdText(v, col, row, &scratch));
       w.Key(key).String(text);
       return OkStatus();
@@ -219,8 +221,8 @@ Result<std::string> ManifestLines(const RowColumns& c, size_t rows) {
   };
   for (size_t row = 0; row < rows; ++row) {
     w.BeginObject();
-    ASSENT_RETURN_IF_ERROR(id_field("id", *c.ids, row));
-    ASSENT_RETURN_IF_ERROR(id_field("category", *c.categories, row));
+    ASSENT_RETURN_IF_ERROR(id_field("id", *c.ids, row, true));
+    ASSENT_RETURN_IF_ERROR(id_field("category", *c.categories, row, false));
     if (c.subjects && !IsMissing(c.subjects->at(row))) {
       PyObject* v = c.subjects->at(row);
       if (PyUnicode_Check(v) || IsInt(v)) {  // one subject
@@ -249,7 +251,7 @@ Result<std::string> ManifestLines(const RowColumns& c, size_t rows) {
         ASSENT_RETURN_IF_ERROR(WriteValue(v, w, *c.subjects, row, 0));
       }
     }
-    if (c.accounts) ASSENT_RETURN_IF_ERROR(id_field("account", *c.accounts, row));
+    if (c.accounts) ASSENT_RETURN_IF_ERROR(id_field("account", *c.accounts, row, true));
     for (const auto& [field, col] : c.signals) {
       PyObject* v = col->at(row);
       if (IsMissing(v)) continue;

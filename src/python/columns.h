@@ -53,7 +53,8 @@ Status AppendSubjects(PyObject* v, const Column& col, size_t row,
 
 // Rows as manifest lines ({"id":..,"category":..,"subjects":[..],"account":..,<signals>}), so the
 // gate's reader decides what is malformed exactly as it does for a file. Missing values leave
-// their field out; ints in id, account and subjects are read as their decimal text.
+// their field out; ints in id, account and subjects are read as their decimal text (a
+// category must be a str, as in a file).
 struct RowColumns {
   const Column* ids = nullptr;
   const Column* categories = nullptr;

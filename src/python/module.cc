@@ -112,6 +112,17 @@ class Decider {
                          const std::optional<std::string>& at, bool skip_malformed, int threads,
                          const std::map<std::string, std::string>& fields) const;
 
+  // The category or purpose names of the terms in effect at `at` (default now).
+  std::vector<std::string> Names(bool categories, const std::optional<std::string>& at) const {
+    const Timestamp t = ParseAt(at).value_or(Now());
+    const int32_t v = snap_->terms().VersionAt(t);
+    if (v < 0) Raise({ErrorCode::kFailedPrecondition, "no terms are in effect at " + FormatTime(t)});
+    const Terms& terms = snap_->terms().version(v);
+    std::vector<std::string> out;
+    for (const auto& n : categories ? terms.categories() : terms.purposes()) out.push_back(n.name);
+    return out;
+  }
+
   uint64_t position() const { return snap_->position(); }
   uint64_t events() const { return snap_->consent_events(); }
   uint64_t parties() const { return snap_->parties(); }
@@ -128,8 +139,12 @@ class Decider {
 class SnapshotFile : public Decider {
  public:
   explicit SnapshotFile(const std::string& path) : path_(path) {
-    py::gil_scoped_release unlocked;
-    engine_ = Take(LoadSnapshot(path, &info_));
+    Result<std::unique_ptr<Engine>> loaded;
+    {
+      py::gil_scoped_release unlocked;  // (errors are raised with the GIL held, below)
+      loaded = LoadSnapshot(path, &info_);
+    }
+    engine_ = Take(std::move(loaded));
     snap_ = engine_->snapshot();
   }
   const std::string& path() const { return path_; }
@@ -159,15 +174,12 @@ class LedgerView : public Decider {
     o.database = database_;
     o.read_only = true;
     std::unique_ptr<Ledger> ledger;
+    Result<std::unique_ptr<Ledger>> opened;
     {
-      py::gil_scoped_release unlocked;
-      auto opened = Ledger::Open(o);
-      if (!opened) {
-        py::gil_scoped_acquire locked;
-        Raise(opened.error());
-      }
-      ledger = std::move(*opened);
+      py::gil_scoped_release unlocked;  // (errors are raised with the GIL held, below)
+      opened = Ledger::Open(o);
     }
+    ledger = Take(std::move(opened));
     snap_ = ledger->engine().snapshot();
     ledger_ = std::move(ledger);
   }
@@ -482,6 +494,12 @@ PYBIND11_MODULE(_core, m) {
       .def("_bench_decide_batch", &Decider::BenchDecideBatch)
       .def("_filter_rows", &Decider::FilterRows)
       .def("_filter_file", &Decider::FilterFile)
+      .def("categories", [](const Decider& d, const std::optional<std::string>& at) { return d.Names(true, at); },
+           py::arg("at") = py::none(),
+           "The category names of the terms in effect at `at` (RFC 3339; default now), parents first")
+      .def("purposes", [](const Decider& d, const std::optional<std::string>& at) { return d.Names(false, at); },
+           py::arg("at") = py::none(),
+           "The purpose names of the terms in effect at `at` (RFC 3339; default now), parents first")
       .def_property_readonly("position", &Decider::position,
                              "The ledger position the decisions reflect")
       .def_property_readonly("events", &Decider::events, "Consent events folded in")
