@@ -37,10 +37,16 @@ install: build
 package: build
 	cd build/release && cpack -G DEB
 
+# The Python package's tests (pytest) run against the release build: the interpreter is not
+# built with the sanitizers.
+PYTHON_TARGETS := assent assent_docs assent_gate_bench assent_python assent_python_files
 test: deps
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS)
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target $(PYTHON_TARGETS)
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider test/python
 
 bench: deps
 	@scripts/install-deps.sh --bench
