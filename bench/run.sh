@@ -2,7 +2,7 @@
 # `make bench`: every benchmark of the release build, then the side-by-side comparison with
 # Cedar and node-casbin in the same run, printed as ratios. Results land in build/bench/;
 # bench/RESULTS.md keeps the figures of record (copy them there with the date and machine).
-# `bench/run.sh SECTION` runs one section: engine, ledger, audit, gate, server, sessions, replay, pg or peers.
+# `bench/run.sh SECTION` runs one section: engine, ledger, audit, gate, python, server, sessions, replay, pg or peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${1:-all}
@@ -35,6 +35,11 @@ fi
 if want gate; then
 echo "== training-data gate: 2M items beside DuckDB (same SQL filter) and simdjson's own parse"
 bench/gate/run.sh | tee "$out/gate.json"
+fi
+
+if want python; then
+echo "== Python package: decide_many beside C++ DecideBatch (1M rows); Dask filter_jsonl beside the CLI"
+/usr/bin/python3 bench/python/run.py build/release "$out" | tee "$out/python.json"
 fi
 
 if want server; then

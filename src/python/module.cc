@@ -340,7 +340,10 @@ double Decider::BenchDecideBatch(const std::string& purpose, py::handle categori
   const size_t rows = RowsOf({categories, subjects});
   const Column cats = Take(Column::Of(categories, "categories", rows));
   const Column subs = Take(Column::Of(subjects, "subjects", rows));
+  // Reserved: a ChunkRequests is copied, not moved, when a vector grows (std::deque's move
+  // may throw), and its requests point into its own vectors.
   std::vector<ChunkRequests> chunks;
+  chunks.reserve((rows + kChunk - 1) / kChunk);
   for (size_t begin = 0; begin < rows; begin += kChunk) {
     Check(FillChunk(cats, &subs, nullptr, purpose, std::nullopt, begin,
                     std::min(rows, begin + kChunk), &chunks.emplace_back()));
