@@ -65,6 +65,23 @@ def _column(values: Any) -> Any:
     return values
 
 
+def _id(value: Any, what: str) -> str:
+    """An id: a str, or an int read as its decimal text (never None or a float as text)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu":  # a NumPy integer
+        return str(int(value))
+    raise InvalidArgument(f"{what}: an id must be a str (or an int), not {type(value).__name__}")
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a str, not {type(value).__name__}")
+    return value
+
+
 class Decision:
     """One decision, with the fields of DESIGN.md's decision JSON as attributes.
 
@@ -115,10 +132,14 @@ class _Decisions:
 
             snap.decide("content.chat", "ai_training.first_party", subjects=["u1"]).allow
         """
-        if isinstance(subjects, str):
+        if isinstance(subjects, (str, int)):
             subjects = [subjects]
-        return Decision(_json.loads(self._decide(category, purpose, [str(s) for s in subjects],
-                                                 account, _time_text(at))))
+        if subjects is None:
+            subjects = ()
+        return Decision(_json.loads(self._decide(_name(category, "category"), _name(purpose, "purpose"),
+                                                 [_id(s, "subjects") for s in subjects],
+                                                 None if account is None else _id(account, "account"),
+                                                 _time_text(at))))
 
     def decide_many(self, purpose: str, categories: Any, subjects: Any, accounts: Any = None,
                     at: Any = None, *, errors: str = "raise"):
@@ -140,11 +161,15 @@ class _Decisions:
 
 
     def categories(self, at: Any = None) -> list:
-        """The category names of the terms in effect at ``at`` (default now), parents first."""
+        """The category names of the terms in effect at ``at`` (default now), parents first.
+
+        Example: ``snap.categories()`` -> ``["content", "content.audio", ...]``."""
         return super().categories(_time_text(at))
 
     def purposes(self, at: Any = None) -> list:
-        """The purpose names of the terms in effect at ``at`` (default now), parents first."""
+        """The purpose names of the terms in effect at ``at`` (default now), parents first.
+
+        Example: ``"ai_training.first_party" in snap.purposes()``."""
         return super().purposes(_time_text(at))
 
 

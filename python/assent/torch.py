@@ -38,7 +38,11 @@ class ConsentFilter(_data.IterableDataset):
     With ``DataLoader(num_workers=N)``, worker k takes items k, k+N, k+2N, ... of the dataset
     (``split_by_worker=True``, the default, as WebDataset does), so every item is decided
     and yielded once. Give ``split_by_worker=False`` for an ``IterableDataset`` that already
-    splits itself by ``torch.utils.data.get_worker_info()``.
+    splits itself by ``torch.utils.data.get_worker_info()``. Example::
+
+        loader = DataLoader(ConsentFilter(corpus, "consent.snap", "ai_training.first_party",
+                                          fields={"subjects": "speaker_ids"}),
+                            batch_size=None, num_workers=2)
     """
 
     def __init__(self, dataset: Any, snapshot: Any, purpose: str,

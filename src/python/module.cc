@@ -518,6 +518,7 @@ PYBIND11_MODULE(_core, m) {
   py::class_<LedgerView, Decider>(m, "_Ledger")
       .def(py::init<const std::string&, const std::string&>(), py::arg("data_dir"),
            py::arg("database") = "")
-      .def("refresh", &LedgerView::Refresh, "Read the ledger again at its head")
+      .def("refresh", &LedgerView::Refresh,
+           "Reads the ledger again at its head: what was appended since shows (ledger.refresh())")
       .def_property_readonly("data_dir", &LedgerView::data_dir);
 }

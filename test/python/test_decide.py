@@ -199,6 +199,12 @@ def test_errors_are_typed_with_the_clis_messages(assent_module, history):
         snap.decide_many("service.delivery", ["content.chat", "content.chat"], [[]])
     with pytest.raises(assent.InvalidArgument, match="row 0 of 'subjects'"):
         snap.decide_many("service.delivery", ["content.chat"], [[3.5]])
+    with pytest.raises(assent.InvalidArgument, match="subjects: an id must be a str"):
+        snap.decide("content.chat", "service.delivery", subjects=[None])
+    with pytest.raises(assent.InvalidArgument, match="category must be a str"):
+        snap.decide(None, "service.delivery")
+    assert snap.decide("content.chat", "service.delivery", subjects=[7], account=3).parties == \
+        snap.decide("content.chat", "service.delivery", subjects=["7"], account="3").parties
     with pytest.raises(assent.NotFound):
         assent.Snapshot(str(history["dir"] / "missing.snap"))
     with pytest.raises(assent.NotFound, match="no ledger"):
