@@ -56,6 +56,11 @@ void ManSection(const CLI::App* app, std::string* out) {
       if (name == "--help") continue;
       *out += ".TP\n.B " + Roff(name) + "\n" + Roff(opt->get_description()) + "\n";
     }
+    if (!app->get_footer().empty()) {  // the example of --help, as a literal block
+      std::string example = app->get_footer();
+      while (!example.empty() && (example.front() == '\n')) example.erase(0, 1);
+      *out += ".PP\n.nf\n" + Roff(example) + (example.ends_with('\n') ? "" : "\n") + ".fi\n";
+    }
   }
   for (const CLI::App* sub : Subcommands(app)) ManSection(sub, out);
 }

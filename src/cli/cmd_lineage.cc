@@ -193,7 +193,7 @@ void RegisterLineageCommands(CLI::App& app, int* exit_code) {
   list->callback([l, exit_code] { *exit_code = ListDatasets(*l); });
   auto s = std::make_shared<LineageCommand>();
   auto* show = datasets->add_subcommand("show", "One dataset");
-  show->add_option("NAME", s->name)->required();
+  show->add_option("NAME", s->name, "The dataset, as filter --dataset named it")->required();
   AddDataOption(show, &s->data);
   show->callback([s, exit_code] { *exit_code = ShowDataset(*s); });
   auto v = std::make_shared<LineageCommand>();
@@ -209,7 +209,7 @@ void RegisterLineageCommands(CLI::App& app, int* exit_code) {
   models->require_subcommand(1);
   auto m = std::make_shared<LineageCommand>();
   auto* reg = models->add_subcommand("register", "Record a model and the datasets it was trained on");
-  reg->add_option("NAME", m->name)->required();
+  reg->add_option("NAME", m->name, "The model's name (a new one)")->required();
   reg->add_option("--dataset", m->datasets, "A dataset it was trained on; repeatable")->required();
   AddDataOption(reg, &m->data);
   reg->callback([m, exit_code] { *exit_code = RegisterModel(*m); });

@@ -29,6 +29,8 @@ void RegisterLineageCommands(CLI::App& app, int* exit_code);
 void RegisterAuditCommands(CLI::App& app, int* exit_code);
 // `completion bash` and `man`, from the command table. REQUIRES: every other command first.
 void RegisterDocCommands(CLI::App& app, int* exit_code);
+// Sets every command's --help footer to its example (src/cli/help_examples.cc).
+void AddHelpExamples(CLI::App& app);
 
 // Options every command takes (before or after its name): where the ledger lives when it is
 // not DIR/ledger.db, and the audit signing key when it is not DIR/audit.key.

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   assent::cli::RegisterFilterCommand(app, &exit_code);
   assent::cli::RegisterAuditCommands(app, &exit_code);
   assent::cli::RegisterDocCommands(app, &exit_code);
+  assent::cli::AddHelpExamples(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
