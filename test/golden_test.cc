@@ -18,6 +18,7 @@ struct Golden {
   const char* name;
   const char* args;
   int exit_code;
+  const char* env = "";  // VAR=value ... for the command
 };
 
 const std::string kV1 = "examples/terms/example-meetings-2023-03-31.yaml";
@@ -61,14 +62,18 @@ const Golden kGoldens[] = {
     {"check_no_terms_in_effect", "check --terms $V3 --category content.chat "
                                  "--purpose service.delivery --at 2020-01-01T00:00:00Z", 2},
     {"check_missing_flag", "check --terms $V3 --category content.chat", 2},
+    // Colours only when asked for (a terminal, or CLICOLOR_FORCE); NO_COLOR wins over a terminal.
+    {"lint_color", "terms lint $V1", 1, "CLICOLOR_FORCE=1"},
+    {"lint_no_color", "terms lint $V1", 1, "NO_COLOR=1"},
 };
 
 class GoldenTest : public testing::TestWithParam<Golden> {};
 
 TEST_P(GoldenTest, MatchesFile) {
   const Golden& g = GetParam();
-  std::string cmd = "cd '" ASSENT_SOURCE_DIR "' && '" ASSENT_BINARY "' " + Expand(g.args) +
-                    " 2>&1";
+  const std::string env = *g.env ? std::string(g.env) + " " : "";
+  std::string cmd = "cd '" ASSENT_SOURCE_DIR "' && " + env + "'" ASSENT_BINARY "' " +
+                    Expand(g.args) + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
@@ -77,7 +82,7 @@ TEST_P(GoldenTest, MatchesFile) {
   int status = pclose(p);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), g.exit_code) << out;
-  std::string actual = "$ assent " + Expand(g.args) + "\n" + out + "[exit " +
+  std::string actual = "$ " + env + "assent " + Expand(g.args) + "\n" + out + "[exit " +
                        std::to_string(WEXITSTATUS(status)) + "]\n";
   fs::path file = fs::path(ASSENT_SOURCE_DIR) / "test" / "golden" / (std::string(g.name) + ".txt");
   if (std::getenv("ASSENT_UPDATE_GOLDEN")) {

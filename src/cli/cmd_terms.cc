@@ -29,7 +29,7 @@ std::shared_ptr<const Terms> LoadForReading(const std::string& path, int* exit_c
   }
   LintResult r = LintTerms(text, path);
   if (!r.draft) {
-    for (const auto& d : r.diagnostics) std::cerr << d.ToString() << "\n";
+    for (const auto& d : r.diagnostics) std::cerr << RenderDiagnostic(d, text, UseColor(2));
     PrintError("'" + path + "' does not compile; fix the errors above");
     *exit_code = 2;
     return nullptr;
@@ -71,7 +71,7 @@ int Lint(const TermsCommand& o) {
                        {"message", d.message},
                        {"code", d.code}});
       } else {
-        std::cout << d.ToString() << "\n";
+        std::cout << RenderDiagnostic(d, text, UseColor(1));
       }
     }
     if (!o.json) {

@@ -4,6 +4,8 @@
 #define ASSENT_CLI_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
+#include <optional>
+#include <string_view>
 #include <memory>
 #include <string>
 
@@ -43,6 +45,12 @@ void RegisterGlobalOptions(CLI::App& app);
 
 // Prints "assent: error: <message>" to stderr.
 void PrintError(const std::string& message);
+// Whether output to `fd` is coloured: a terminal, NO_COLOR unset, TERM not "dumb" (or
+// CLICOLOR_FORCE set).
+bool UseColor(int fd);
+// A diagnostic as compilers print one: its place, severity and message, then the source line
+// (from `source`, the file's text) with a caret under the column.
+std::string RenderDiagnostic(const Diagnostic& d, std::string_view source, bool color);
 // The same, and the exit code of an error (2): `return Fail(...)`.
 int Fail(const std::string& message);
 int Fail(const Error& error);

@@ -10,7 +10,8 @@
 namespace assent::cli {
 
 void PrintError(const std::string& message) {
-  std::cerr << "assent: error: " << message << "\n";
+  static const bool color = UseColor(2);
+  std::cerr << (color ? "assent: \033[1;31merror:\033[0m " : "assent: error: ") << message << "\n";
 }
 
 bool ReadFile(const std::string& path, std::string* out) {
