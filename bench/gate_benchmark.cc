@@ -76,7 +76,7 @@ int Generate(const std::string& dir, size_t items, size_t subjects) {
       e.party_kind = kind;
       e.party = id;
       e.action = assent::Action::kWithdraw;
-      e.rule = "service-generated-for-improvement";
+      e.rule = "service-generated-for-ai-training";
       events.push_back(std::move(e));
     };
     for (size_t s : objected_subjects) objection(assent::PartyKind::kSubject, "u" + std::to_string(s));

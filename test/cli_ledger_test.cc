@@ -217,9 +217,9 @@ TEST_F(CliLedgerTest, BadInputChangesNothing) {
 TEST_F(CliLedgerTest, SubjectEraseNeedsConfirmationAndLeavesAVerifiableLog) {
   ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
   ASSERT_EQ(Assent("consent withdraw" + D() +
-                   " --subject ida@example.com --rule service-generated-for-improvement").code, 0);
+                   " --subject ida@example.com --rule service-generated-for-ai-training").code, 0);
   ASSERT_EQ(Assent("consent withdraw" + D() +
-                   " --subject u2 --rule service-generated-for-improvement").code, 0);
+                   " --subject u2 --rule service-generated-for-ai-training").code, 0);
   const std::string check = "check" + D() +
                             " --category service_generated.telemetry"
                             " --purpose ai_training.first_party --subject ida@example.com";
@@ -272,7 +272,7 @@ namespace {
 // The gate as a pipeline stage, and a dataset re-derived and proven from its manifest.
 TEST_F(CliLedgerTest, FilterReadsAPipeAndADatasetVerifies) {
   ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
-  ASSERT_EQ(Assent("consent withdraw --subject u2 --rule service-generated-for-improvement" + D()).code, 0);
+  ASSERT_EQ(Assent("consent withdraw --subject u2 --rule service-generated-for-ai-training" + D()).code, 0);
   const std::string in = dir_ + "-in.jsonl";
   {
     std::ofstream m(in, std::ios::binary);
@@ -291,7 +291,7 @@ TEST_F(CliLedgerTest, FilterReadsAPipeAndADatasetVerifies) {
                          " --out " + dir_ + "-out.jsonl --dataset ds1");
   ASSERT_EQ(rec.code, 0) << rec.out;
   // A later withdrawal does not change what the dataset was (it is decided at its position).
-  ASSERT_EQ(Assent("consent withdraw --subject u1 --rule service-generated-for-improvement" + D()).code, 0);
+  ASSERT_EQ(Assent("consent withdraw --subject u1 --rule service-generated-for-ai-training" + D()).code, 0);
   RunResult ok = Assent("datasets verify ds1 --in " + in + D());
   EXPECT_EQ(ok.code, 0) << ok.out;
   EXPECT_NE(ok.out.find("ok: the same manifest gives the same 38 kept items"), std::string::npos) << ok.out;

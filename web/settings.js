@@ -69,13 +69,24 @@ const Assent = (() => {
   const kHow = { settings: 'On this page', admin: 'By your account\'s admin', api: 'By the service',
                  gpc: 'Your browser\'s privacy signal', import: 'Imported from an earlier system' };
 
+  // A name as a person reads it: the last part of "service_generated.product_usage", in words.
+  function plainName(name) {
+    const last = name.split('.').pop().replace(/_/g, ' ');
+    return last.charAt(0).toUpperCase() + last.slice(1);
+  }
+
   function definitions(rule) {
     const dl = el('dl');
     for (const c of rule.categories) {
-      dl.append(el('dt', { text: 'Data: ' + c.name }), el('dd', { text: c.description }));
+      const dd = el('dd', { text: c.description });
+      if (c.includes && c.includes.length) {  // e.g. service-generated data: what it covers
+        dd.append(el('ul', {}, ...c.includes.map((k) =>
+          el('li', { text: plainName(k.name) + ': ' + k.description }))));
+      }
+      dl.append(el('dt', { text: 'Data: ' + plainName(c.name) }), dd);
     }
     for (const p of rule.purposes) {
-      dl.append(el('dt', { text: 'Use: ' + p.name }), el('dd', { text: p.description }));
+      dl.append(el('dt', { text: 'Use: ' + plainName(p.name) }), el('dd', { text: p.description }));
     }
     const d = el('details', {}, el('summary', { text: 'What this means, and the terms behind it' }), dl);
     for (const c of rule.clauses) {
@@ -157,15 +168,22 @@ const Assent = (() => {
     }
   }
 
+  // A sentence for a rule nobody chooses: the terms' own summary, else one made from the
+  // plain descriptions ("We never use messages sent in chat for training models.").
+  function sentence(rule) {
+    if (rule.summary) return rule.summary;
+    const trim = (t) => t.replace(/\.$/, '');
+    const lower = (t) => trim(t).charAt(0).toLowerCase() + trim(t).slice(1);
+    const data = rule.categories.map((c) => lower(c.description)).join('; ');
+    const uses = rule.purposes.map((p) => lower(p.description)).join('; ');
+    return (rule.basis === 'prohibited' ? 'We never use ' : 'We use ') + data + ' for: ' + uses + '.';
+  }
+
   function renderFixed(consents, kinds, container, badge, why) {
     container.replaceChildren();
     for (const rule of consents.rules.filter((r) => kinds.includes(r.basis))) {
-      // Plain language first: what the data is, and what it is used for.
-      const trim = (t) => t.replace(/\.$/, '');
-      const what = rule.categories.map((c) => trim(c.description)).join('; ') + ' — used for: ' +
-                   rule.purposes.map((p) => trim(p.description).toLowerCase()).join('; ');
       container.append(el('div', { class: 'card' },
-        el('p', { class: 'summary' }, el('span', { class: badge, text: why }), ' ' + what),
+        el('p', { class: 'summary' }, el('span', { class: badge, text: why }), ' ' + sentence(rule)),
         definitions(rule)));
     }
   }

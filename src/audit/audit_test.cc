@@ -303,7 +303,7 @@ TEST_F(AuditTest, AfterSubjectEraseNoTableHoldsThePlainIdAndAuditVerifyPasses) {
   {
     auto l = OpenLedger();
     ConsentEvent e = Withdrawal(id);
-    e.rule = "service-generated-for-improvement";
+    e.rule = "service-generated-for-ai-training";
     auto receipt = l->RecordConsent(e);
     ASSERT_TRUE(receipt);
     pseudonym = receipt->pseudonym;

@@ -80,7 +80,7 @@ TEST_F(FilterTest, ImpactListsExactlyTheAffectedDatasetsShardsAndModels) {
   ConsentEvent w;
   w.party = "u3";
   w.action = Action::kWithdraw;
-  w.rule = "service-generated-for-improvement";
+  w.rule = "service-generated-for-ai-training";
   w.purposes = {"ai_training.first_party"};
   w.categories = {"service_generated"};
   ASSERT_TRUE(ledger_->RecordConsent(w));

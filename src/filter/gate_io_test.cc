@@ -219,7 +219,7 @@ TEST_F(GateIoTest, ImpactComparesLedgerPositions) {
   ConsentEvent w;
   w.party = "pat";
   w.action = Action::kWithdraw;
-  w.rule = "service-generated-for-improvement";
+  w.rule = "service-generated-for-ai-training";
   ASSERT_TRUE(ledger_->RecordConsent(w));
   record("after");
   const std::string json = ImpactJson(*ledger_, PartyKind::kSubject, "pat", std::nullopt);

@@ -250,12 +250,17 @@ TEST_F(LedgerTest, ARuleNamesItsScope) {
   ConsentEvent e;
   e.party = "u1";
   e.action = Action::kWithdraw;
-  e.rule = "service-generated-for-improvement";
+  e.rule = "service-generated-for-ai-training";
   e.at = *ParseTime("2023-08-12T00:00:00Z");
   auto r = l->RecordConsent(e);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->categories, std::vector<std::string>{"service_generated"});
-  EXPECT_EQ(r->purposes.size(), 2u);
+  EXPECT_EQ(r->purposes, std::vector<std::string>{"ai_training.first_party"});
+  e.rule = "service-generated-for-improvement";  // training and improving are separate choices
+  e.at = *ParseTime("2023-08-12T00:00:01Z");
+  r = l->RecordConsent(e);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->purposes, std::vector<std::string>{"product_development"});
   e.rule = "no-such-rule";
   EXPECT_FALSE(l->RecordConsent(e));
 }

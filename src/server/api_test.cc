@@ -98,7 +98,7 @@ const std::string kDecision =
 // Every route with an allowed caller: the status and a piece of the body it must hold.
 TEST_F(ApiTest, EveryRouteAnswersWithItsStatusAndShape) {
   const std::string withdraw =
-      R"({"rule":"service-generated-for-improvement","action":"withdraw"})";
+      R"({"rule":"service-generated-for-ai-training","action":"withdraw"})";
   ASSERT_EQ(As(Role::kService, "POST", "/v1/subjects/gone/consents", withdraw).status, 201);
   ASSERT_EQ(As(Role::kService, "POST", "/v1/accounts/gone-acct/consents",
                R"({"rule":"meeting-quality-review","action":"withdraw"})").status, 201);
@@ -199,7 +199,7 @@ TEST_F(ApiTest, RefusalsNameTheirProblemType) {
        R"({"category":"content.chat","purpose":"ai_training.first_party","subjcts":["u1"]})",
        400, "malformed-request"},
       {Role::kService, "POST", "/v1/subjects/u1/consents",
-       R"({"rule":"service-generated-for-improvement","action":"grant"})", 403,
+       R"({"rule":"service-generated-for-ai-training","action":"grant"})", 403,
        "grant-needs-the-person"},
       {Role::kService, "POST", "/v1/subjects/u1/consents",
        R"({"rule":"content-for-service","action":"withdraw"})", 422, "invalid-argument"},
@@ -258,7 +258,7 @@ TEST_F(ApiTest, AskingForALaterPositionWaitsThenAnswersUnavailable) {
 // decisions are still answered.
 TEST_F(ApiTest, SessionsAndTheAuditGate) {
   auto person = SignIn(PartyKind::kSubject, "u1");
-  const std::string grant = R"({"rule":"service-generated-for-improvement","action":"grant"})";
+  const std::string grant = R"({"rule":"service-generated-for-ai-training","action":"grant"})";
   EXPECT_EQ(Call("GET", "/v1/subjects/u1/consents", "", std::nullopt, person).response.status, 200);
   HttpResponse other = Call("GET", "/v1/subjects/u2/consents", "", std::nullopt, person).response;
   EXPECT_EQ(TypeOf(other), "not-yours");

@@ -64,7 +64,8 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
-const improvement = "Use data about how the app performs and which features I use to improve the product and train the platform's own AI.";
+const improvement = "Use data about how the app performs and which features I use to train the platform's own AI models.";
+const productImprovement = "Use data about how the app performs and which features I use to improve the product.";
 
 // Waits up to 5 s for an attribute to take a value, then asserts it.
 async function settles(locator, attribute, value) {
@@ -87,6 +88,14 @@ test('a person opens the link, withdraws and grants, and the state persists', as
   // The promise made visible: necessary uses and prohibited uses, each with a clause.
   await page.getByText('Never, whatever you choose:').first().waitFor();
   await page.getByText('To deliver the service you asked for:').first().waitFor();
+  // The cards read as sentences, the terms' own summaries.
+  await page.getByText("We never use your audio, video, chat, screen shares, files or other meeting content to train AI models, ours or anyone else's.").waitFor();
+  await page.getByText('We use data about how the app performs to run the service.').waitFor();
+  // Where service-generated data is explained, what it covers is listed, by plain names.
+  await page.getByText('Telemetry: Connection quality, latency and device performance measurements.').first()
+    .waitFor({ state: 'attached' });
+  await page.getByText('Product usage: Which features are used, when and how often.').first()
+    .waitFor({ state: 'attached' });
   await page.getByText('No recorded training dataset includes your data.').waitFor();
   await page.screenshot({ path: join(ARTIFACTS, 'settings.png'), fullPage: true });
 
@@ -104,6 +113,13 @@ test('a person opens the link, withdraws and grants, and the state persists', as
   let d = await decide({ category: 'service_generated.telemetry', purpose: 'ai_training.first_party',
                          subjects: ['alice'] });
   assert.equal(d.reason, 'objected');
+  // No to training alone: improving the product stays on (the example terms keep them apart).
+  const improve = page.getByRole('switch', { name: productImprovement });
+  assert.equal(await improve.getAttribute('aria-checked'), 'true', 'improving the product is a separate choice');
+  d = await decide({ category: 'service_generated.telemetry', purpose: 'product_development.analytics',
+                     subjects: ['alice'] });
+  assert.equal(d.decision, 'allow');
+  assert.equal(d.reason, 'not-objected');
 
   await page.reload();
   await sw.waitFor();

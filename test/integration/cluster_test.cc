@@ -201,7 +201,7 @@ class ClusterTest : public testing::Test {
 
   Response Withdraw(int node, const std::string& subject) {
     return Http(nodes_[node]->port(), "POST", "/v1/subjects/" + subject + "/consents",
-                R"({"rule":"service-generated-for-improvement","action":"withdraw"})",
+                R"({"rule":"service-generated-for-ai-training","action":"withdraw"})",
                 keys_["service"]);
   }
   Response Decide(int node, const std::string& subject, uint64_t min_position) {
@@ -238,7 +238,7 @@ TEST_F(ClusterTest, AWithdrawalThroughOneNodeIsSeenByTheOthers) {
   EXPECT_EQ(ahead.status, 503) << ahead.body;
   // A client that lost its connection retries through another node with the same key: it
   // gets the first receipt, and the event is recorded once.
-  const std::string body = R"({"rule":"service-generated-for-improvement","action":"withdraw"})";
+  const std::string body = R"({"rule":"service-generated-for-ai-training","action":"withdraw"})";
   auto keyed = [&](int node) {
     CURL* c = curl_easy_init();
     Response r;
@@ -377,7 +377,7 @@ TEST_F(ClusterTest, SigningInWorksThroughAnyNode) {
   ASSERT_TRUE(std::regex_search(info.body, m, std::regex("\"csrf_token\":\"([0-9a-f]+)\"")));
   const std::string csrf = "X-CSRF-Token: " + m[1].str();
   Response grant = Http(nodes_[0]->port(), "POST", "/v1/subjects/rae/consents",
-                        R"({"rule":"service-generated-for-improvement","action":"grant"})", "",
+                        R"({"rule":"service-generated-for-ai-training","action":"grant"})", "",
                         {cookie, csrf});
   EXPECT_EQ(grant.status, 201) << grant.body;
   // The same link a second time does not work again — at any node: its use is in the ledger.
@@ -392,7 +392,7 @@ TEST_F(ClusterTest, SigningInWorksThroughAnyNode) {
   for (auto& node : nodes_) {
     EXPECT_EQ(Http(node->port(), "GET", "/v1/session", "", "", {cookie}).status, 401);
     EXPECT_EQ(Http(node->port(), "POST", "/v1/subjects/rae/consents",
-                   R"({"rule":"service-generated-for-improvement","action":"withdraw"})", "",
+                   R"({"rule":"service-generated-for-ai-training","action":"withdraw"})", "",
                    {cookie, csrf}).status,
               401);
   }

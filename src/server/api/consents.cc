@@ -31,8 +31,18 @@ void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v) {
   if (v.asks) w.Key("consent_from").String(ConsentFromName(rule.consent_from));
   w.Key("categories").BeginArray();
   for (int32_t c : rule.categories) {
-    w.BeginObject().Key("name").String(t.categories()[c].name);
-    w.Key("description").String(t.categories()[c].description).EndObject();
+    const TaxonomyNode& node = t.categories()[c];
+    w.BeginObject().Key("name").String(node.name);
+    w.Key("description").String(node.description);
+    if (!node.leaf()) {  // what a broad category covers, so a person sees all of it
+      w.Key("includes").BeginArray();
+      for (int32_t k : node.children) {
+        w.BeginObject().Key("name").String(t.categories()[k].name);
+        w.Key("description").String(t.categories()[k].description).EndObject();
+      }
+      w.EndArray();
+    }
+    w.EndObject();
   }
   w.EndArray().Key("purposes").BeginArray();
   for (int32_t p : rule.purposes) {
