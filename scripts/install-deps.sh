@@ -9,9 +9,10 @@ DEB_PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev librapidcheck-dev
   libboost1.81-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libroaring-dev libsodium-dev
   libpq-dev zlib1g-dev libzstd-dev
-  # The Python package (pybind11) and its tests: pandas, Dask's distributed, PyTorch, pytest.
+  # The Python package (pybind11) and its tests: pandas, Dask's distributed, PyTorch, pytest;
+  # jsonschema for the API contract test (every response against /openapi.json).
   python3-dev python3-pybind11 python3-numpy python3-pandas python3-distributed python3-torch
-  python3-pytest
+  python3-pytest python3-jsonschema
   # The PostgreSQL server: make test starts a throwaway cluster (test/pg/cluster.sh).
   postgresql postgresql-contrib
 )

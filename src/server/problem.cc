@@ -46,6 +46,17 @@ ProblemInfo InfoOf(ProblemType type) {
 
 }  // namespace
 
+std::vector<ProblemTypeInfo> ProblemTypes() {
+  std::vector<ProblemTypeInfo> out;
+  for (int t = static_cast<int>(ProblemType::kInvalidArgument);
+       t <= static_cast<int>(ProblemType::kGrantNeedsThePerson); ++t) {
+    const ProblemInfo info = InfoOf(static_cast<ProblemType>(t));
+    out.push_back({"https://assent.dev/problems/" + std::string(info.slug), info.status,
+                   std::string(info.title)});
+  }
+  return out;
+}
+
 HttpResponse Problem(ProblemType type, std::string_view detail) {
   const ProblemInfo info = InfoOf(type);
   JsonWriter w;

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "assent/result.h"
 #include "server/http.h"
@@ -43,6 +44,14 @@ enum class ProblemType {
 };
 
 HttpResponse Problem(ProblemType type, std::string_view detail);
+
+// Every problem type, for the OpenAPI document: its URI, status and title.
+struct ProblemTypeInfo {
+  std::string uri;
+  int status;
+  std::string title;
+};
+std::vector<ProblemTypeInfo> ProblemTypes();
 
 // An Error as a problem, by its code: invalid_argument 422, not_found 404, already_exists 409,
 // failed_precondition 409, permission_denied 403, unavailable 503, data_loss 500, gone 410,

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_writer.h"
 #include "common/sha256.h"
 #include "server/api.h"
 
@@ -37,6 +40,31 @@ struct Response {
   std::string content_type;
   std::string headers;
 };
+
+// With ASSENT_API_RECORD=FILE, every answer is appended to FILE as one JSON line (method, path,
+// request body, status, content type, body) for the contract test (test/api_contract_test.py), which checks
+// each against /openapi.json.
+void Record(const std::string& method, const std::string& path, const std::string& request,
+            long status, const std::string& content_type, const std::string& body) {
+  const char* file = std::getenv("ASSENT_API_RECORD");
+  if (!file || !*file || status == 0) return;
+  assent::JsonWriter w;
+  w.BeginObject().Key("method").String(method).Key("path").String(path);
+  w.Key("request").String(request.size() <= (1u << 20) ? request : std::string());
+  w.Key("status").Int(status).Key("content_type").String(content_type);
+  const bool whole = body.size() <= (1u << 20);
+  w.Key("body").String(whole ? body : std::string()).Key("truncated").Bool(!whole).EndObject();
+  std::string line = w.Take() + "\n";
+  const int fd = ::open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  ::flock(fd, LOCK_EX);  // test processes run side by side: one whole line each
+  for (size_t at = 0; at < line.size();) {
+    const ssize_t n = ::write(fd, line.data() + at, line.size() - at);
+    if (n <= 0) break;
+    at += static_cast<size_t>(n);
+  }
+  ::close(fd);
+}
 
 size_t Collect(char* p, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(p, size * n);
@@ -162,6 +190,7 @@ class Server {
       char* ct = nullptr;
       curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
       if (ct) r.content_type = ct;
+      Record(method, path, body, r.status, r.content_type, r.body);
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
@@ -272,7 +301,7 @@ class Server {
       const std::string id = "doomed-" + std::to_string(++counter);
       const bool subject = kind == "SUBJECT";
       Call("POST", std::string(subject ? "/v1/subjects/" : "/v1/accounts/") + id + "/consents",
-           subject ? R"({"rule":"service-generated-for-improvement","action":"withdraw"})"
+           subject ? R"({"rule":"service-generated-for-ai-training","action":"withdraw"})"
                    : R"({"rule":"meeting-quality-review","action":"withdraw"})",
            "operator");
       ex.path.replace(ex.path.find(mark), mark.size(), id);
@@ -283,7 +312,7 @@ class Server {
       const bool subject = kind == "SUBJECT";
       Response r = Call("POST", std::string(subject ? "/v1/subjects/u1" : "/v1/accounts/a1") +
                                     "/consents",
-                        subject ? R"({"rule":"service-generated-for-improvement","action":"withdraw"})"
+                        subject ? R"({"rule":"service-generated-for-ai-training","action":"withdraw"})"
                                 : R"({"rule":"meeting-quality-review","action":"withdraw"})",
                         "operator");
       std::smatch m;
@@ -333,7 +362,7 @@ std::vector<Example> Examples() {
       {"GET", "/v1/terms/2023-08-07/diff/2023-08-11", ""},
       {"GET", "/v1/subjects/u1/consents", ""},
       {"POST", "/v1/subjects/u1/consents",
-       R"({"rule":"service-generated-for-improvement","action":"withdraw"})"},
+       R"({"rule":"service-generated-for-ai-training","action":"withdraw"})"},
       {"GET", "/v1/subjects/u1/history", ""},
       {"GET", "/v1/subjects/u1/receipts/RECEIPTSUBJECT", ""},
       {"DELETE", "/v1/subjects/DOOMEDSUBJECT", ""},  // a subject with an event, made for it
@@ -462,7 +491,7 @@ TEST(ServerTest, SessionsActOnlyForTheirOwnParty) {
   ASSERT_FALSE(cookie.empty());
   ASSERT_FALSE(csrf.empty());
   const std::string grant =
-      R"({"rule":"service-generated-for-improvement","action":"grant"})";
+      R"({"rule":"service-generated-for-ai-training","action":"grant"})";
   EXPECT_EQ(s.Call("GET", "/v1/subjects/u1/consents", "", "", {cookie}).status, 200);
   EXPECT_EQ(s.Call("GET", "/v1/subjects/u2/consents", "", "", {cookie}).status, 403);
   EXPECT_EQ(s.Call("GET", "/v1/accounts/a1/consents", "", "", {cookie}).status, 403);
@@ -553,7 +582,7 @@ TEST(ServerTest, GlobalPrivacyControlRecordsObjectionsNeverGrants) {
 TEST(ServerTest, ReceiptsOverHttpVerifyOfflineWithThePublishedKey) {
   Server s;
   Response w = s.Call("POST", "/v1/subjects/u5/consents",
-                      R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+                      R"({"rule":"service-generated-for-ai-training","action":"withdraw"})");
   ASSERT_EQ(w.status, 201) << w.body;
   EXPECT_NE(w.body.find("\"inclusion_proof\""), std::string::npos) << w.body;
   Response key = s.Call("GET", "/v1/audit/key", "", "");
@@ -606,7 +635,7 @@ TEST(ServerTest, TheLogIsAuditedAtStartUpAndReadyzSaysSo) {
     EXPECT_EQ(ready.status, 200);
     EXPECT_NE(ready.body.find("\"audit\":\"passed\""), std::string::npos) << ready.body;
     ASSERT_EQ(s.Call("POST", "/v1/subjects/u1/consents",
-                     R"({"rule":"service-generated-for-improvement","action":"withdraw"})")
+                     R"({"rule":"service-generated-for-ai-training","action":"withdraw"})")
                   .status,
               201);
     EXPECT_EQ(s.Terminate(), 0);  // signs a checkpoint over everything on the way out
@@ -670,7 +699,7 @@ TEST(ServerTest, TheLogIsAuditedAtStartUpAndReadyzSaysSo) {
     EXPECT_NE(ready.body.find("\"audit\":\"failed\""), std::string::npos) << ready.body;
     EXPECT_EQ(s.Call("GET", "/healthz", "", "").status, 200);
     Response w = s.Call("POST", "/v1/subjects/u2/consents",
-                        R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+                        R"({"rule":"service-generated-for-ai-training","action":"withdraw"})");
     EXPECT_EQ(w.status, 503) << w.body;
     EXPECT_NE(w.body.find("audit"), std::string::npos) << w.body;
     EXPECT_EQ(s.Call("POST", "/v1/decisions", kDecision).status, 200);
@@ -684,7 +713,7 @@ TEST(ServerTest, NobodyGrantsOnAnothersBehalf) {
   Server s;
   for (std::string role : {"service", "operator"}) {
     Response r = s.Call("POST", "/v1/subjects/u1/consents",
-                        R"({"rule":"service-generated-for-improvement","action":"grant"})", role);
+                        R"({"rule":"service-generated-for-ai-training","action":"grant"})", role);
     EXPECT_EQ(r.status, 403) << r.body;
     EXPECT_EQ(r.content_type, "application/problem+json");
   }
@@ -722,7 +751,7 @@ TEST(ServerTest, HostileRequestsAreAnsweredFromTheHeaders) {
   // A session's events name the key that minted its link, in the history and the receipt.
   auto [cookie, csrf] = s.SignIn(R"({"subject":"u7"})");
   Response g = s.Call("POST", "/v1/subjects/u7/consents",
-                      R"({"rule":"service-generated-for-improvement","action":"grant"})", "",
+                      R"({"rule":"service-generated-for-ai-training","action":"grant"})", "",
                       {cookie, "X-CSRF-Token: " + csrf});
   ASSERT_EQ(g.status, 201) << g.body;
   EXPECT_NE(g.body.find("\"actor\":\"session minted by key:demo-portal"), std::string::npos)
@@ -731,14 +760,14 @@ TEST(ServerTest, HostileRequestsAreAnsweredFromTheHeaders) {
   EXPECT_NE(h.body.find("session minted by key:demo-portal"), std::string::npos) << h.body;
   // A client clock an hour fast is refused; the server's own time is used when none is given.
   Response fast = s.Call("POST", "/v1/subjects/u7/consents",
-                         R"({"rule":"service-generated-for-improvement","action":"withdraw","at":")" +
+                         R"({"rule":"service-generated-for-ai-training","action":"withdraw","at":")" +
                              assent::FormatTime(assent::SystemClock()() + 3600 * assent::kMicrosPerSecond) +
                              "\"}");
   EXPECT_EQ(fast.status, 422) << fast.body;
   // A person's session cannot backdate a grant into the past either (it would rewrite what
   // was allowed then).
   Response backdated = s.Call("POST", "/v1/subjects/u7/consents",
-                              R"({"rule":"service-generated-for-improvement","action":"grant","at":"2023-08-08T00:00:00Z"})",
+                              R"({"rule":"service-generated-for-ai-training","action":"grant","at":"2023-08-08T00:00:00Z"})",
                               "", {cookie, "X-CSRF-Token: " + csrf});
   EXPECT_EQ(backdated.status, 422) << backdated.body;
   // Backfilling terms is for the command line only.
@@ -1000,7 +1029,7 @@ TEST(ServerTest, AnErasedSubjectIsNeverUsableAgainAndLeftOnlyAsAPseudonym) {
   const std::string q =
       R"({"category":"service_generated.telemetry","purpose":"ai_training.first_party","subjects":["zoe@example.com"]})";
   Response w = s.Call("POST", "/v1/subjects/zoe@example.com/consents",
-                      R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+                      R"({"rule":"service-generated-for-ai-training","action":"withdraw"})");
   ASSERT_EQ(w.status, 201) << w.body;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(w.body, m, std::regex("\"pseudonym\":\"(p[A-Za-z0-9_-]{22})\"")));
@@ -1039,7 +1068,7 @@ TEST(ServerTest, AnErasedSubjectIsNeverUsableAgainAndLeftOnlyAsAPseudonym) {
 
 TEST(ServerTest, ARetryWithTheSameIdempotencyKeyGetsTheFirstReceiptAndRecordsNothing) {
   Server s;
-  const std::string body = R"({"rule":"service-generated-for-improvement","action":"withdraw"})";
+  const std::string body = R"({"rule":"service-generated-for-ai-training","action":"withdraw"})";
   const std::string key = "Idempotency-Key: 9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d";
   Response first = s.Call("POST", "/v1/subjects/ivy/consents", body, "service", {key});
   ASSERT_EQ(first.status, 201) << first.body;
@@ -1063,7 +1092,7 @@ TEST(ServerTest, ARetryWithTheSameIdempotencyKeyGetsTheFirstReceiptAndRecordsNot
   for (const std::string changed : {
            R"({"categories":["service_generated.telemetry"],"purposes":["marketing"],"action":"withdraw"})",
            R"({"rule":"service-generated-for-marketing","action":"withdraw"})",
-           R"({"rule":"service-generated-for-improvement","action":"withdraw","method":"gpc"})"}) {
+           R"({"rule":"service-generated-for-ai-training","action":"withdraw","method":"gpc"})"}) {
     Response r = s.Call("POST", "/v1/subjects/ivy/consents", changed, "service", {key});
     EXPECT_EQ(r.status, 409) << changed << " " << r.body;
   }
@@ -1084,7 +1113,7 @@ TEST(ServerTest, ARetryWithTheSameIdempotencyKeyGetsTheFirstReceiptAndRecordsNot
 TEST(ServerTest, ConsistencyToken) {
   Server s;
   Response w = s.Call("POST", "/v1/subjects/u7/consents",
-                      R"({"rule":"service-generated-for-improvement","action":"withdraw"})");
+                      R"({"rule":"service-generated-for-ai-training","action":"withdraw"})");
   ASSERT_EQ(w.status, 201) << w.body;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(w.body, m, std::regex("\"position\":(\\d+)")));
