@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib as _importlib
 import json as _json
+import os as _os
 from typing import Any, Iterable, Optional, Sequence
 
 from . import _core
@@ -182,6 +183,11 @@ class Snapshot(_Decisions, _core._Snapshot):
         snap.position, snap.sha256, snap.terms
     """
 
+    def __init__(self, path: Any):
+        if not isinstance(path, (str, _os.PathLike)):
+            raise InvalidArgument(f"path: give a file path, not {type(path).__name__}")
+        super().__init__(_os.fspath(path))
+
     def __reduce__(self):  # pickled as its path: each process loads (and checks) it itself
         return (Snapshot, (self.path,))
 
@@ -201,7 +207,9 @@ class Ledger(_Decisions, _core._Ledger):
     @classmethod
     def open(cls, data_dir: str = "./assent-data", database: Optional[str] = None) -> "Ledger":
         """Opens the ledger in ``data_dir`` (or a PostgreSQL ``database`` URL) for reading."""
-        return cls(data_dir, database or "")
+        if not isinstance(data_dir, (str, _os.PathLike)):
+            raise InvalidArgument(f"data_dir: give a directory path, not {type(data_dir).__name__}")
+        return cls(_os.fspath(data_dir), database or "")
 
     def __repr__(self) -> str:
         return f"Ledger({self.data_dir!r}, position={self.position})"

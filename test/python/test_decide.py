@@ -209,3 +209,20 @@ def test_errors_are_typed_with_the_clis_messages(assent_module, history):
         assent.Snapshot(str(history["dir"] / "missing.snap"))
     with pytest.raises(assent.NotFound, match="no ledger"):
         assent.Ledger.open(str(history["dir"] / "nothing-here"))
+
+
+def test_paths_pickling_and_errors_across_processes(assent_module, history):
+    import pathlib
+    import pickle
+    assent = assent_module
+    snap = assent.Snapshot(pathlib.Path(history["snapshot"]))
+    ledger = assent.Ledger.open(pathlib.Path(history["data"]))
+    assert snap.position == ledger.position
+    again = pickle.loads(pickle.dumps(snap))  # by path: loaded (and checked) again
+    assert again.sha256 == snap.sha256 and again.position == snap.position
+    with pytest.raises(assent.InvalidArgument) as e:
+        snap.decide("content.chta", "service.delivery")
+    back = pickle.loads(pickle.dumps(e.value))  # as a Dask worker's error reaches the client
+    assert type(back) is assent.InvalidArgument and str(back) == str(e.value)
+    with pytest.raises(assent.InvalidArgument, match="give a file path"):
+        assent.Snapshot(42)
