@@ -454,6 +454,76 @@ TEST_F(CliLedgerTest, TermsTestRunsCasesAgainstYourTerms) {
 namespace {
 
 // `terms init` writes a starting file that lints clean, and never over an existing one.
+// A grant given under wording that changed is stale: `terms publish` counts them per rule and
+// `consent stale` lists the parties to ask again, a page at a time.
+TEST_F(CliLedgerTest, PublishCountsStaleGrantsAndConsentStaleListsThem) {
+  fs::create_directories(dir_);
+  const std::string v1 = R"(terms: stale-demo
+version: "1"
+effective: "2024-01-01T00:00:00Z"
+clauses:
+  - id: "1"
+    title: Training
+    text: With your consent we may train our own models on your meeting recordings.
+categories:
+  recordings: { description: "Meeting recordings." }
+  notes: { description: "Notes you take." }
+purposes:
+  training: { description: "Training our own models." }
+rules:
+  - id: train-on-recordings
+    summary: Train our own models on my meeting recordings.
+    categories: [recordings]
+    purposes: [training]
+    basis: consent
+    consent_from: subjects
+    clauses: ["1"]
+  - id: train-on-notes
+    summary: Train our own models on my notes.
+    categories: [notes]
+    purposes: [training]
+    basis: consent
+    consent_from: subjects
+    clauses: ["1"]
+)";
+  std::string v2 = v1;
+  v2.replace(v2.find("version: \"1\""), 12, "version: \"2\"");
+  v2.replace(v2.find("2024-01-01"), 10, "2025-01-01");
+  v2.replace(v2.find("Meeting recordings."), 19, "Meeting recordings and their transcripts.");
+  std::ofstream(dir_ + "/v1.yaml") << v1;
+  std::ofstream(dir_ + "/v2.yaml") << v2;
+  const std::string d = " --data " + dir_ + "/d";
+  ASSERT_EQ(Assent("terms publish --backfill" + d + " " + dir_ + "/v1.yaml").code, 0);
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(Assent("consent grant" + d + " --subject u" + std::to_string(i) +
+                     " --rule train-on-recordings --at 2024-06-0" + std::to_string(i) + "T00:00:00Z").code, 0);
+  }
+  ASSERT_EQ(Assent("consent grant" + d + " --subject u9 --rule train-on-notes --at 2024-06-09T00:00:00Z").code, 0);
+  RunResult pub = Assent("terms publish --backfill" + d + " " + dir_ + "/v2.yaml");
+  ASSERT_EQ(pub.code, 0) << pub.out;
+  EXPECT_NE(pub.out.find("rule train-on-recordings: 3 grants from 3 parties"), std::string::npos) << pub.out;
+  EXPECT_EQ(pub.out.find("rule train-on-notes:"), std::string::npos) << "its wording did not change";
+  RunResult first = Assent("consent stale" + d + " --rule train-on-recordings --limit 2 --json");
+  ASSERT_EQ(first.code, 0) << first.out;
+  EXPECT_NE(first.out.find(R"("total":3,"parties":[{"subject":"u1","grants":1},{"subject":"u2","grants":1}],"next_cursor":")"),
+            std::string::npos) << first.out;
+  const size_t at = first.out.find("\"next_cursor\":\"") + 15;
+  const std::string cursor = first.out.substr(at, first.out.find('"', at) - at);
+  RunResult second = Assent("consent stale" + d + " --rule train-on-recordings --limit 2 --json --cursor " + cursor);
+  EXPECT_NE(second.out.find(R"("parties":[{"subject":"u3","grants":1}]})"), std::string::npos) << second.out;
+  RunResult text = Assent("consent stale" + d + " --rule train-on-recordings --limit 1");
+  EXPECT_NE(text.out.find("... 2 more: assent consent stale --rule train-on-recordings --cursor"),
+            std::string::npos) << "never cut short silently: " << text.out;
+  // Asked again: a fresh grant under the new wording is no longer stale.
+  ASSERT_EQ(Assent("consent grant" + d + " --subject u2 --rule train-on-recordings").code, 0);
+  RunResult after = Assent("consent stale" + d + " --rule train-on-recordings --json");
+  EXPECT_NE(after.out.find(R"("total":2,)"), std::string::npos) << after.out;
+  RunResult typo = Assent("consent stale" + d + " --rule train-on-notse");
+  EXPECT_EQ(typo.code, 2);
+  EXPECT_NE(typo.out.find("did you mean 'train-on-notes'"), std::string::npos) << typo.out;
+  EXPECT_EQ(Assent("consent stale" + d + " --rule train-on-recordings --cursor xyz").code, 2);
+}
+
 TEST_F(CliLedgerTest, TermsInitWritesAFileThatLintsClean) {
   fs::create_directories(dir_);
   const std::string f = dir_ + "/terms.yaml";

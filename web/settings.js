@@ -272,7 +272,29 @@ const Assent = (() => {
             box.append(list);
           } catch (e) { /* the notice stands without the details */ }
         }
-        box.append(el('p', { text: 'Switch it on again below if you still agree.' }));
+        // Asked again in one action: yes under the new wording (a fresh grant), or no.
+        for (const rule of stale) {
+          const answer = async (action, button) => {
+            button.disabled = true;
+            try {
+              const r = await api('POST', '/v1/subjects/' + encodeURIComponent(id) + '/consents',
+                                  { rule: rule.rule, action });
+              say((action === 'grant' ? 'You agreed again, under the new wording: "'
+                                      : 'You said no: "') + rule.summary + '". Saved on ' +
+                  when(r.at) + '. ', false, receiptLink('subject', id, r.position, 'Download the receipt'));
+              await refresh();
+            } catch (e) {
+              say('Not changed: ' + e.message, true);
+              button.disabled = false;
+            }
+          };
+          const yes = el('button', { type: 'button', class: 'primary', text: 'Yes, under the new wording' });
+          const no = el('button', { type: 'button', text: 'No' });
+          yes.addEventListener('click', () => answer('grant', yes));
+          no.addEventListener('click', () => answer('withdraw', no));
+          box.append(el('div', { class: 'row ask-again', role: 'group', 'aria-label': 'Ask again: ' + rule.summary },
+            el('p', { text: '"' + rule.summary + '" — do you still agree?' }), yes, no));
+        }
         document.getElementById('choices').prepend(box);
       }
       const usage = await api('GET', '/v1/subjects/' + encodeURIComponent(id) + '/usage');

@@ -20,6 +20,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -111,6 +112,10 @@ class Snapshot {
 
   // Every consent event of one party, in position order (for history pages and tests).
   std::vector<ConsentEvent> EventsOf(PartyKind kind, std::string_view id) const;
+
+  // Calls `f` with every party that has consent events (erased ones excluded), in no
+  // particular order. For operator listings (stale grants to ask again), not request paths.
+  void ForEachParty(const std::function<void(PartyKind, std::string_view)>& f) const;
 
  private:
   friend class Engine;

@@ -2,6 +2,7 @@
 // proof), and read a party's events and its state per rule.
 #include <fmt/core.h>
 
+#include <filesystem>
 #include <iostream>
 #include <set>
 
@@ -183,6 +184,55 @@ int PrintReceipt(const ConsentOptions& o, uint64_t position) {
   return 0;
 }
 
+struct StaleOptions {
+  std::string data = "./assent-data", rule, cursor, at;
+  size_t limit = 1000;
+  bool json = false;
+};
+
+// The parties whose grants under a rule were given under a meaning that changed since: the
+// people to ask again. A page at a time; never cut short without saying how to go on.
+int Stale(const StaleOptions& o) {
+  if (Globals().database.empty() && !std::filesystem::exists(o.data + "/ledger.db")) {
+    return Fail("no ledger in '" + o.data + "' (give --data DIR)");
+  }
+  auto ledger = OpenLedger(o.data, true);
+  if (!ledger) return Fail(ledger.error());
+  auto snap = (*ledger)->engine().snapshot();
+  Timestamp now = (*ledger)->engine().Now();
+  if (!o.at.empty()) {
+    auto at = ParseTime(o.at);
+    if (!at) return Fail("--at: " + at.error().message);
+    now = *at;
+  }
+  const int32_t v = snap->terms().VersionAt(now);
+  if (v < 0) return Fail("no terms are in effect at " + FormatTime(now));
+  const Terms& terms = snap->terms().version(v);
+  if (auto st = CheckAskingRule(terms, o.rule); !st) return Fail(st.error());
+  auto page = PageStale(StaleParties(*snap, terms, o.rule, now), o.cursor, o.limit);
+  if (!page) return Fail(page.error());
+  JsonWriter w;
+  w.BeginObject().Key("rule").String(o.rule).Key("terms").String(terms.label());
+  w.Key("position").UInt(snap->position()).Key("total").UInt(page->total);
+  w.Key("parties").BeginArray();
+  std::string text = fmt::format("{} part{} with stale grants under rule {} (terms {}):\n",
+                                 page->total, page->total == 1 ? "y" : "ies", o.rule, terms.label());
+  for (const StaleParty& p : page->parties) {
+    w.BeginObject().Key(PartyKindName(p.kind)).String(p.id).Key("grants").UInt(p.grants).EndObject();
+    text += fmt::format("  {} {} ({} grant{})\n", PartyKindName(p.kind), p.id, p.grants,
+                        p.grants == 1 ? "" : "s");
+  }
+  w.EndArray();
+  if (!page->next_cursor.empty()) {
+    w.Key("next_cursor").String(page->next_cursor);
+    text += fmt::format("  ... {} more: assent consent stale --rule {} --cursor {}\n",
+                        page->total - page->parties.size(), o.rule, page->next_cursor);
+  }
+  w.EndObject();
+  std::cout << (o.json ? w.str() + "\n" : text);
+  return 0;
+}
+
 void AddRecordCommand(CLI::App* consent, Action action, int* exit_code) {
   auto o = std::make_shared<ConsentOptions>();
   auto* cmd = consent->add_subcommand(
@@ -228,6 +278,16 @@ void RegisterConsentCommands(CLI::App& app, int* exit_code) {
   AddDataOption(receipt, &r->data);
   receipt->add_option("--position", *position, "The event's ledger position")->required();
   receipt->callback([r, position, exit_code] { *exit_code = PrintReceipt(*r, *position); });
+  auto st = std::make_shared<StaleOptions>();
+  auto* stale = consent->add_subcommand(
+      "stale", "The parties to ask again: grants under a rule given under wording that changed since");
+  AddDataOption(stale, &st->data);
+  stale->add_option("--rule", st->rule, "A consent or objectable rule of the terms in effect")->required();
+  stale->add_option("--limit", st->limit, "Parties per page (1-1000)")->capture_default_str();
+  stale->add_option("--cursor", st->cursor, "Go on after the page that printed this cursor");
+  stale->add_option("--at", st->at, "As of this time (RFC 3339), e.g. a new version's effective time; default now");
+  stale->add_flag("--json", st->json, "Print as JSON");
+  stale->callback([st, exit_code] { *exit_code = Stale(*st); });
 }
 
 }  // namespace assent::cli

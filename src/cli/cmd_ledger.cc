@@ -13,6 +13,7 @@
 #include "audit/audit.h"
 #include "audit/export_check.h"
 #include "cli/commands.h"
+#include "engine/consent_view.h"
 
 namespace assent::cli {
 namespace {
@@ -32,6 +33,19 @@ int Publish(const PublishCommand& o) {
   std::cout << fmt::format("{} {} at ledger position {} (effective {})\n",
                            r->already_published ? "already published:" : "published",
                            r->terms->label(), r->position, FormatTime(r->terms->effective()));
+  if (r->already_published) return 0;
+  // Whom the new wording asks again: grants it makes stale, per rule (from when it applies).
+  auto snap = (*ledger)->engine().snapshot();
+  const Timestamp when = std::max((*ledger)->engine().Now(), r->terms->effective());
+  const int32_t v = snap->terms().VersionAt(when);
+  if (v < 0 || snap->terms().version(v).label() != r->terms->label()) return 0;
+  for (const StaleCount& c : CountStale(*snap, snap->terms().version(v), when)) {
+    if (c.parties == 0) continue;
+    std::cout << fmt::format("  rule {}: {} grant{} from {} part{} given under wording that "
+                             "changed — ask again: assent consent stale --rule {}\n",
+                             c.rule, c.grants, c.grants == 1 ? "" : "s", c.parties,
+                             c.parties == 1 ? "y" : "ies", c.rule);
+  }
   return 0;
 }
 

@@ -27,6 +27,7 @@ constexpr std::pair<const char*, const char*> kExamples[] = {
      "assent consent withdraw --subject u1 --category service_generated --purpose ai_training"},
     {"consent history", "assent consent history --subject u1 --json"},
     {"consent receipt", "assent consent receipt --position 3 > receipt.json"},
+    {"consent stale", "assent consent stale --rule meeting-quality-review --json   # whom to ask again"},
     {"keys", "assent keys create --role service --name billing"},
     {"keys create", "assent keys create --role service --name billing   # prints the key once"},
     {"keys list", "assent keys list"},

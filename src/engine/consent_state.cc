@@ -144,6 +144,18 @@ size_t Usage(const TrieNode* n) {
   return s;
 }
 
+void Visit(const TrieNode* n, const std::function<void(const PartyRecord&)>& f) {
+  if (!n) return;
+  if (n->leaf) {
+    auto* l = static_cast<const Leaf*>(n);
+    for (uint32_t i = 0; i < l->capacity; ++i) {
+      if (l->entries()[i].record) f(*l->entries()[i].record);
+    }
+    return;
+  }
+  for (const TrieNode* c : static_cast<const Branch*>(n)->child) Visit(c, f);
+}
+
 // The shard for `hash` (null when none) and where its probe for `hash` starts.
 inline const Leaf* ShardOf(const TrieNode* root, uint64_t hash, uint32_t* probe_start) {
   if (!root) return nullptr;
@@ -255,6 +267,10 @@ const PartyRecord* ConsentState::LookupFinish(const Lookup& l, PartyKind kind,
 }
 
 size_t ConsentState::MemoryUsage() const { return Usage(root_); }
+
+void ConsentState::ForEach(const std::function<void(const PartyRecord&)>& f) const {
+  Visit(root_, f);
+}
 
 ConsentStateBuilder::ConsentStateBuilder(const ConsentState& base) : root_(base.root_) {
   Ref(root_);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -120,6 +121,9 @@ class ConsentState {
 
   // Bytes held by the trie and the records it reaches.
   size_t MemoryUsage() const;
+
+  // Calls `f` with every party's record, in no particular order.
+  void ForEach(const std::function<void(const PartyRecord&)>& f) const;
 
  private:
   friend class ConsentStateBuilder;

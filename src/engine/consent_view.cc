@@ -1,7 +1,12 @@
 // What a party sees of the terms, and GPC objections (consent_view.h).
 #include "engine/consent_view.h"
 
+#include "common/strings.h"
+
 #include <algorithm>
+#include <optional>
+#include <set>
+#include <tuple>
 
 namespace assent {
 namespace {
@@ -46,6 +51,124 @@ std::vector<RuleView> ViewRules(const Snapshot& snap, const Terms& t, PartyKind 
     views.push_back(std::move(v));
   }
   return views;
+}
+
+namespace {
+
+// The stale grant events behind one rule's view of a party.
+uint64_t StaleGrants(const RuleView& v) {
+  std::set<uint64_t> events;
+  for (const auto& p : v.pairs) {
+    if (p.state == PartyState::kStale) events.insert(p.event);
+  }
+  return events.size();
+}
+
+}  // namespace
+
+std::vector<StaleParty> StaleParties(const Snapshot& snap, const Terms& t, std::string_view rule,
+                                     Timestamp now) {
+  std::vector<StaleParty> out;
+  snap.ForEachParty([&](PartyKind kind, std::string_view id) {
+    for (const RuleView& v : ViewRules(snap, t, kind, id, now)) {
+      if (v.rule->id != rule || !v.stale) continue;
+      out.push_back({kind, std::string(id), StaleGrants(v)});
+    }
+  });
+  std::sort(out.begin(), out.end(), [](const StaleParty& a, const StaleParty& b) {
+    return std::tie(a.kind, a.id) < std::tie(b.kind, b.id);
+  });
+  return out;
+}
+
+std::vector<StaleCount> CountStale(const Snapshot& snap, const Terms& t, Timestamp now) {
+  std::vector<StaleCount> out;
+  for (const Rule& r : t.rules()) {
+    if (r.basis == Basis::kConsent || r.basis == Basis::kObjectable) out.push_back({r.id, 0, 0});
+  }
+  snap.ForEachParty([&](PartyKind kind, std::string_view id) {
+    for (const RuleView& v : ViewRules(snap, t, kind, id, now)) {
+      if (!v.stale) continue;
+      for (StaleCount& c : out) {
+        if (c.rule != v.rule->id) continue;
+        c.grants += StaleGrants(v);
+        ++c.parties;
+      }
+    }
+  });
+  return out;
+}
+
+namespace {
+
+std::string CursorOf(const StaleParty& p) {
+  static const char* kHex = "0123456789abcdef";
+  const std::string key = (p.kind == PartyKind::kSubject ? "s:" : "a:") + p.id;
+  std::string out;
+  for (unsigned char c : key) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+std::optional<StaleParty> FromCursor(std::string_view cursor) {
+  if (cursor.size() % 2 != 0 || cursor.size() > 2 * 600) return std::nullopt;
+  std::string key;
+  for (size_t i = 0; i < cursor.size(); i += 2) {
+    auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    const int hi = nibble(cursor[i]), lo = nibble(cursor[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    key += static_cast<char>(hi * 16 + lo);
+  }
+  if (key.size() < 3 || (key[0] != 's' && key[0] != 'a') || key[1] != ':') return std::nullopt;
+  return StaleParty{key[0] == 's' ? PartyKind::kSubject : PartyKind::kAccount, key.substr(2), 0};
+}
+
+}  // namespace
+
+Result<StalePage> PageStale(const std::vector<StaleParty>& all, std::string_view cursor,
+                            size_t limit) {
+  if (limit < 1 || limit > 1000) return InvalidArgumentError("limit must be 1-1000");
+  size_t from = 0;
+  if (!cursor.empty()) {
+    auto after = FromCursor(cursor);
+    if (!after) return InvalidArgumentError("cursor '" + std::string(cursor.substr(0, 64)) +
+                                            "' is not one a page gave (start without a cursor)");
+    from = std::upper_bound(all.begin(), all.end(), *after, [](const StaleParty& a, const StaleParty& b) {
+             return std::tie(a.kind, a.id) < std::tie(b.kind, b.id);
+           }) - all.begin();
+  }
+  StalePage page;
+  page.total = all.size();
+  const size_t to = std::min(all.size(), from + limit);
+  page.parties.assign(all.begin() + static_cast<ptrdiff_t>(from), all.begin() + static_cast<ptrdiff_t>(to));
+  if (to < all.size()) page.next_cursor = CursorOf(all[to - 1]);
+  return page;
+}
+
+Status CheckAskingRule(const Terms& t, std::string_view rule) {
+  std::vector<std::string> asking;
+  for (const Rule& r : t.rules()) {
+    if (r.basis != Basis::kConsent && r.basis != Basis::kObjectable) continue;
+    if (r.id == rule) return OkStatus();
+    asking.push_back(r.id);
+  }
+  std::string list;
+  for (const auto& a : asking) list += (list.empty() ? "" : ", ") + a;
+  const int32_t r = t.FindRule(rule);
+  if (r >= 0) {
+    return InvalidArgumentError("rule '" + std::string(rule) + "' is " +
+                                std::string(BasisName(t.rules()[r].basis)) +
+                                ": it asks nobody, so no grant under it goes stale (rules that ask: " +
+                                list + ")");
+  }
+  return InvalidArgumentError("no rule '" + std::string(rule) + "' in terms " + t.label() +
+                              DidYouMeanSuffix(rule, asking) + " (rules that ask: " + list + ")");
 }
 
 std::vector<ConsentEvent> GpcObjections(const Snapshot& snap, const Terms& t,

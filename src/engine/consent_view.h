@@ -43,6 +43,43 @@ std::vector<RuleView> ViewRules(const Snapshot& snap, const Terms& terms, PartyK
 std::vector<ConsentEvent> GpcObjections(const Snapshot& snap, const Terms& terms,
                                         std::string_view subject, Timestamp now);
 
+// Grants to ask again after the terms changed: a party's grant is stale for a rule when one of
+// the pairs the rule decides was granted under a meaning that changed since (RuleView::stale).
+struct StaleParty {
+  PartyKind kind = PartyKind::kSubject;
+  std::string id;
+  uint64_t grants = 0;  // distinct stale grant events behind the rule's pairs
+};
+struct StaleCount {
+  std::string rule;
+  uint64_t grants = 0, parties = 0;
+};
+
+// Every party with a stale grant under `rule` (a consent or objectable rule of `terms`, the
+// version in effect at `now`), sorted by kind then id. One pass over every party: for operator
+// listings and publication reports, not request paths.
+std::vector<StaleParty> StaleParties(const Snapshot& snap, const Terms& terms,
+                                     std::string_view rule, Timestamp now);
+
+// One page of a stale listing: parties after `cursor` (what the previous page's next_cursor
+// was; "" for the first), at most `limit` (1-1000) of them; next_cursor is "" on the last page.
+// kInvalidArgument for a cursor no page gave or a limit out of range.
+struct StalePage {
+  std::vector<StaleParty> parties;
+  std::string next_cursor;
+  uint64_t total = 0;  // parties in the whole listing
+};
+Result<StalePage> PageStale(const std::vector<StaleParty>& all, std::string_view cursor,
+                            size_t limit);
+
+// kInvalidArgument unless `rule` names a rule of `terms` that asks a choice (consent or
+// objectable), naming those that do.
+Status CheckAskingRule(const Terms& terms, std::string_view rule);
+
+// For each rule of `terms` that asks a choice, how many stale grants and parties (rules with
+// none included, with zeros), in the terms' order. One pass over every party.
+std::vector<StaleCount> CountStale(const Snapshot& snap, const Terms& terms, Timestamp now);
+
 // kInvalidArgument when a choice would change nothing: its rule is necessary or prohibited,
 // or it is a grant every category x purpose pair of which such a rule decides (a withdrawal by
 // pairs is always recorded: it can only narrow use). Names the rule and

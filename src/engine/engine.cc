@@ -470,3 +470,13 @@ std::vector<ConsentEvent> Snapshot::EventsOf(PartyKind kind, std::string_view id
 }
 
 }  // namespace assent
+
+namespace assent {
+
+void Snapshot::ForEachParty(const std::function<void(PartyKind, std::string_view)>& f) const {
+  state_->ForEach([&](const internal::PartyRecord& r) {
+    if (!Suppressed(r.kind(), r.id())) f(r.kind(), r.id());
+  });
+}
+
+}  // namespace assent

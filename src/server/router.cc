@@ -68,6 +68,9 @@ std::vector<Route> ServiceRoutes() {
        TermsVersion},
       {"GET", "/v1/terms/{a}/diff/{b}", kAnyRole | kPerson | kAccountAdmin,
        "What changed between two versions", TermsDiffRoute},
+      {"GET", "/v1/stale", kOperator,
+       "The parties to ask again: grants under a rule given under wording that changed (paged)",
+       StaleRoute},
       {"GET", "/v1/subjects/{id}/consents", kAnyRole | kPerson, "A person's choices per rule",
        Consents, RouteParty::kSubject},
 

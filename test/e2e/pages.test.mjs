@@ -274,11 +274,23 @@ test('a grant made stale by changed terms is shown, explained and asked again', 
   assert.equal(yaml.version, '2023-08-11');
   const pub = await fetch(base + '/v1/terms', { method: 'POST', body: source,
     headers: { Authorization: 'Bearer ' + keys.operator, 'Content-Type': 'application/yaml' } });
-  assert.equal(pub.status, 201, await pub.text());
+  const published = await pub.json();
+  assert.equal(pub.status, 201, JSON.stringify(published));
+  // The publication says whom to ask again; the operator lists them.
+  const count = published.stale.find((c) => c.rule === 'meeting-quality-review');
+  assert.ok(count && count.parties >= 1 && count.grants >= 1, JSON.stringify(published.stale));
+  const staleList = async () => (await (await fetch(base + '/v1/stale?rule=meeting-quality-review',
+    { headers: { Authorization: 'Bearer ' + keys.operator } })).json());
+  assert.ok((await staleList()).parties.some((p) => p.subject === 'gus'));
   await page.reload();
   await page.getByText(/The terms changed after you agreed to: "Let the quality team review/).waitFor();
   await page.getByText(/The meaning of "content.audio" changed/).waitFor();
   assert.equal(await review.getAttribute('aria-checked'), 'false');
+  // Asked again in one action: yes, under the new wording — a fresh grant.
+  await page.getByRole('button', { name: 'Yes, under the new wording' }).click();
+  await page.getByText(/You agreed again, under the new wording: "Let the quality team review/).waitFor();
+  await settles(review, 'aria-checked', 'true');
+  assert.ok(!(await staleList()).parties.some((p) => p.subject === 'gus'), 'no longer stale');
   await context.close();
 });
 

@@ -26,6 +26,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "assent/time.h"
 #include "common/json_writer.h"
 #include "common/sha256.h"
 #include "server/api.h"
@@ -360,6 +361,7 @@ std::vector<Example> Examples() {
       {"POST", "/v1/terms", ""},  // body filled by the test (the example YAML)
       {"GET", "/v1/terms/2023-08-07", ""},
       {"GET", "/v1/terms/2023-08-07/diff/2023-08-11", ""},
+      {"GET", "/v1/stale?rule=meeting-quality-review", ""},
       {"GET", "/v1/subjects/u1/consents", ""},
       {"POST", "/v1/subjects/u1/consents",
        R"({"rule":"service-generated-for-ai-training","action":"withdraw"})"},
@@ -1131,6 +1133,76 @@ TEST(ServerTest, ConsistencyToken) {
   EXPECT_EQ(ahead.status, 503) << ahead.body;
   EXPECT_GE(secs, 1.9);
   EXPECT_LT(secs, 5.0);
+}
+
+// After a change of wording, the publication says per rule how many grants went stale, and
+// GET /v1/stale lists the parties to ask again, a page at a time, over more than one page.
+TEST(ServerTest, StaleGrantsAreCountedAtPublicationAndListedInPages) {
+  const std::string dir =
+      fs::temp_directory_path() / ("assent-stale-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  { Server first(dir); EXPECT_EQ(first.Terminate(), 0); }  // the demo's terms and keys
+  // 250 people agreed to the quality review (ledger import: a CLI, not a key, records grants).
+  const assent::Timestamp now = assent::SystemClock()();
+  std::ofstream events(dir + "/grants.jsonl");
+  for (int i = 0; i < 250; ++i) {
+    events << R"({"subject":"p)" << 1000 + i
+           << R"(","action":"grant","categories":["content.audio"],"purposes":["product_development.quality_review"],"at":")"
+           << assent::FormatTime(now - 600'000'000 + i * 1000) << R"(","rule":"meeting-quality-review"})" << "\n";
+  }
+  events.close();
+  const std::string import = std::string("'") + ASSENT_BINARY + "' ledger import --data '" + dir +
+                             "' --rehash '" + dir + "/grants.jsonl' > /dev/null";
+  ASSERT_EQ(std::system(import.c_str()), 0);
+  Server s(dir);
+  std::string yaml;
+  {
+    std::stringstream in;
+    in << std::ifstream(std::string(ASSENT_SOURCE_DIR) + "/examples/terms/example-meetings-2023-08-11.yaml").rdbuf();
+    yaml = in.str();
+  }
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, from.size(), to);
+  };
+  replace("version: \"2023-08-11\"", "version: \"2099-01-01\"");
+  replace("effective: \"2023-08-11T00:00:00Z\"", "effective: \"" + assent::FormatTime(assent::SystemClock()() - 1'000'000) + "\"");
+  replace("Recorded or streamed meeting audio.", "Recorded, streamed or uploaded meeting audio.");
+  Response pub = s.Call("POST", "/v1/terms", yaml, "operator", {"Content-Type: application/yaml"});
+  ASSERT_EQ(pub.status, 201) << pub.body;
+  EXPECT_NE(pub.body.find(R"({"rule":"meeting-quality-review","grants":250,"parties":250})"),
+            std::string::npos) << pub.body;
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  for (;; ++pages) {
+    Response r = s.Call("GET", "/v1/stale?rule=meeting-quality-review&limit=100" +
+                                   (cursor.empty() ? "" : "&cursor=" + cursor), "", "operator");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find("\"total\":250"), std::string::npos) << r.body;
+    static const std::regex kSubject(R"re("subject":"(p\d+)")re");
+    for (std::sregex_iterator it(r.body.begin(), r.body.end(), kSubject), end; it != end; ++it) {
+      EXPECT_TRUE(seen.insert((*it)[1]).second) << "listed twice: " << (*it)[1];
+    }
+    std::smatch m;
+    if (!std::regex_search(r.body, m, std::regex(R"re("next_cursor":"([0-9a-f]+)")re"))) break;
+    cursor = m[1];
+  }
+  EXPECT_EQ(pages + 1, 3);
+  EXPECT_EQ(seen.size(), 250u) << "nothing missed";
+  // Refusals: a made-up cursor, a rule that asks nobody, a misspelt one, no rule, a service key.
+  EXPECT_EQ(s.Call("GET", "/v1/stale?rule=meeting-quality-review&cursor=zz", "", "operator").status, 422);
+  Response necessary = s.Call("GET", "/v1/stale?rule=content-for-service", "", "operator");
+  EXPECT_EQ(necessary.status, 422);
+  EXPECT_NE(necessary.body.find("asks nobody"), std::string::npos) << necessary.body;
+  Response typo = s.Call("GET", "/v1/stale?rule=meeting-quality-reviwe", "", "operator");
+  EXPECT_NE(typo.body.find("did you mean 'meeting-quality-review'"), std::string::npos) << typo.body;
+  EXPECT_EQ(s.Call("GET", "/v1/stale", "", "operator").status, 400);
+  EXPECT_EQ(s.Call("GET", "/v1/stale?rule=meeting-quality-review&limit=5000", "", "operator").status, 422);
+  EXPECT_EQ(s.Call("GET", "/v1/stale?rule=meeting-quality-review", "", "service").status, 403);
+  EXPECT_EQ(s.Terminate(), 0);
+  fs::remove_all(dir);
 }
 
 TEST(ServerTest, GracefulShutdownFinishesRequestsInFlight) {

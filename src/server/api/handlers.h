@@ -32,6 +32,7 @@ HandlerOutcome TermsCurrent(RouteContext& ctx);
 HandlerOutcome TermsVersion(RouteContext& ctx);
 HandlerOutcome TermsPublish(RouteContext& ctx);
 HandlerOutcome TermsDiffRoute(RouteContext& ctx);
+HandlerOutcome StaleRoute(RouteContext& ctx);
 
 // consents.cc (subjects and accounts alike: the route's `party` says which)
 HandlerOutcome Consents(RouteContext& ctx);

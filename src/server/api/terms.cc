@@ -1,6 +1,7 @@
 // Terms: the version in effect, any version, publishing, and diffs.
 #include "server/api/handlers.h"
 
+#include "engine/consent_view.h"
 #include "terms/diff.h"
 #include "common/json_writer.h"
 #include "server/problem.h"
@@ -115,8 +116,64 @@ HandlerOutcome TermsPublish(RouteContext& ctx) {
   if (!p) return ProblemFor(p.error());
   JsonWriter w;
   w.BeginObject().Key("terms").String(p->terms->label()).Key("position").UInt(p->position);
-  w.Key("already_published").Bool(p->already_published).EndObject();
+  w.Key("already_published").Bool(p->already_published);
+  // Whom the new wording asks again: per rule, the grants it makes stale (from when it applies).
+  w.Key("stale").BeginArray();
+  if (!p->already_published) {
+    auto snap = ctx.api->ledger().engine().snapshot();
+    const Timestamp when = std::max(ctx.api->ledger().engine().Now(), p->terms->effective());
+    const int32_t v = snap->terms().VersionAt(when);
+    if (v >= 0 && snap->terms().version(v).label() == p->terms->label()) {
+      for (const StaleCount& c : CountStale(*snap, snap->terms().version(v), when)) {
+        w.BeginObject().Key("rule").String(c.rule).Key("grants").UInt(c.grants);
+        w.Key("parties").UInt(c.parties).EndObject();
+      }
+    }
+  }
+  w.EndArray().EndObject();
   return Json(w.Take(), p->already_published ? 200 : 201);
+}
+
+// GET /v1/stale?rule=R[&cursor=C][&limit=N][&at=T]: the parties to ask again under a rule.
+HandlerOutcome StaleRoute(RouteContext& ctx) {
+  std::string rule, cursor, limit_text, at_text;
+  if (!ctx.request->QueryParam("rule", &rule) || rule.empty()) {
+    return BadRequest("give ?rule=R (a consent or objectable rule); optional cursor, limit, at");
+  }
+  ctx.request->QueryParam("cursor", &cursor);
+  size_t limit = 100;
+  if (ctx.request->QueryParam("limit", &limit_text)) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(limit_text.c_str(), &end, 10);
+    if (limit_text.empty() || *end != '\0' || n < 1 || n > 1000) {
+      return Problem(ProblemType::kInvalidArgument, "limit must be an integer 1-1000");
+    }
+    limit = n;
+  }
+  auto snap = ctx.api->ledger().engine().snapshot();
+  Timestamp now = ctx.api->ledger().engine().Now();
+  if (ctx.request->QueryParam("at", &at_text)) {
+    auto at = ParseTime(at_text);
+    if (!at) return Problem(ProblemType::kInvalidArgument, "at: " + at.error().message);
+    now = *at;
+  }
+  const int32_t v = snap->terms().VersionAt(now);
+  if (v < 0) return ProblemFor(FailedPreconditionError("no terms are in effect at " + FormatTime(now)).error());
+  const Terms& terms = snap->terms().version(v);
+  if (auto st = CheckAskingRule(terms, rule); !st) return ProblemFor(st.error());
+  auto page = PageStale(StaleParties(*snap, terms, rule, now), cursor, limit);
+  if (!page) return ProblemFor(page.error());
+  JsonWriter w;
+  w.BeginObject().Key("rule").String(rule).Key("terms").String(terms.label());
+  w.Key("position").UInt(snap->position()).Key("total").UInt(page->total);
+  w.Key("parties").BeginArray();
+  for (const StaleParty& p : page->parties) {
+    w.BeginObject().Key(PartyKindName(p.kind)).String(p.id).Key("grants").UInt(p.grants).EndObject();
+  }
+  w.EndArray();
+  if (!page->next_cursor.empty()) w.Key("next_cursor").String(page->next_cursor);
+  w.EndObject();
+  return Json(w.Take());
 }
 
 HandlerOutcome TermsDiffRoute(RouteContext& ctx) {
