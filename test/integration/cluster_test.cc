@@ -442,7 +442,9 @@ TEST_F(ClusterTest, WithoutTheDatabaseDecisionsAreServedWritesRefusedAndReadyzDe
   Response d = Decide(1, "cy", n);
   EXPECT_EQ(d.status, 200) << d.body;
   EXPECT_NE(d.body.find("\"reason\":\"objected\""), std::string::npos) << d.body;
-  EXPECT_EQ(PositionOf(d.body), n);
+  // (at n or later: a node may have applied another node's entry, a checkpoint, before the
+  // database went away)
+  EXPECT_GE(PositionOf(d.body), n);
   // Readiness: degraded, saying why (a node notices at its next poll).
   Response ready;
   for (int i = 0; i < 50; ++i) {
