@@ -233,6 +233,12 @@ class Ledger {
   // entries the party's plain id in place of its pseudonym, which follows as "pseudonym", or
   // "erased":true for an erased party).
   Status Export(uint64_t since, std::ostream& out) const;
+  // A page of the same: the entries after `after` up to `up_to` (inclusive), appended to `*out`
+  // until it holds `max_bytes` or more (whole lines; at least one entry when there is one);
+  // `*last` is the last position written (`after` when none). With `with_ids` false, consent
+  // entries name their party by pseudonym only (what an auditor may see). For change feeds.
+  Status ExportPage(uint64_t after, uint64_t up_to, size_t max_bytes, bool with_ids,
+                    std::string* out, uint64_t* last) const;
 
   // The pseudonym that names this party in the ledger's entries, if it has any entry.
   std::optional<std::string> PseudonymOf(PartyKind kind, std::string_view id) const;

@@ -239,6 +239,7 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code) {
   RegisterKeyCommands(app, exit_code);
   RegisterEraseCommands(app, exit_code);
   RegisterExportImport(app, exit_code);
+  RegisterChangesCommand(app, exit_code);
 }
 
 }  // namespace assent::cli

@@ -30,6 +30,8 @@ struct ServeOptions {
   int max_connections = 0;
   int checkpoint_interval = 60;
   bool audit_in_background = false;
+  uint64_t feed_buffer = 256 * 1024;
+  double feed_stall = 30;
 };
 
 // `assent audit verify` over the data directory; the problems, or empty when the log verifies.
@@ -96,6 +98,8 @@ Result<server::ServerOptions> ListenOptions(const ServeOptions& o) {
   so.read_timeout = std::chrono::seconds(std::max(1, o.read_timeout));
   so.body_limit = o.body_limit;
   so.max_connections = o.max_connections;
+  so.feed_unread_limit = o.feed_buffer;
+  so.feed_stall = std::chrono::milliseconds(static_cast<int64_t>(o.feed_stall * 1000));
   so.threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   return so;
 }
@@ -263,6 +267,15 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
                   "Seconds between signed checkpoints (when the log grew)")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  cmd->add_option("--feed-buffer", o->feed_buffer,
+                  "Bytes a change-feed subscriber may leave unread before the feed waits for it")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{64} << 20));
+  cmd->add_option("--feed-stall", o->feed_stall,
+                  "Seconds a change-feed subscriber may read nothing (its buffer full) before it "
+                  "is disconnected with the position to resume from")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   cmd->add_flag("--audit-in-background", o->audit_in_background,
                  "Verify the audit log while serving (large ledgers); /readyz is 503 until it "
                  "passes");

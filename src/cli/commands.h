@@ -23,6 +23,8 @@ void RegisterLedgerCommands(CLI::App& app, int* exit_code);
 void RegisterConsentCommands(CLI::App& app, int* exit_code);
 void RegisterKeyCommands(CLI::App& app, int* exit_code);
 void RegisterEraseCommands(CLI::App& app, int* exit_code);
+// `changes` (cmd_changes.cc): the change feed, local or from a server.
+void RegisterChangesCommand(CLI::App& app, int* exit_code);
 void RegisterServeCommand(CLI::App& app, int* exit_code);
 // `filter` and `snapshot` (cmd_filter.cc); it also registers `datasets`, `models` and
 // `impact` (cmd_lineage.cc).

@@ -39,6 +39,8 @@ constexpr std::pair<const char*, const char*> kExamples[] = {
     {"ledger", "assent ledger export > export.jsonl"},
     {"ledger export", "assent ledger export > export.jsonl"},
     {"ledger import", "assent ledger import --data other-dir export.jsonl"},
+    {"changes", "assent changes --after 0 --follow      # every entry, then each as it commits\n"
+                "  ASSENT_KEY=... assent changes --server http://127.0.0.1:8080 --after 1200 --follow"},
     {"serve", "assent serve --data ./assent-data --listen 127.0.0.1:8080\n"
               "  assent serve --demo                   # example terms, demo people and keys"},
     {"filter",

@@ -86,6 +86,10 @@ Result<std::string> Ledger::EntryHash(uint64_t position) const {
 Status Ledger::Export(uint64_t since, std::ostream& out) const {
   return impl_->Export(since, out);
 }
+Status Ledger::ExportPage(uint64_t after, uint64_t up_to, size_t max_bytes, bool with_ids,
+                          std::string* out, uint64_t* last) const {
+  return impl_->ExportPage(after, up_to, max_bytes, with_ids, out, last);
+}
 std::optional<std::string> Ledger::PseudonymOf(PartyKind kind, std::string_view id) const {
   return impl_->PseudonymOf(kind, id);
 }

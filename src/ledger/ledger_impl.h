@@ -93,6 +93,8 @@ class LedgerImpl {
   Result<std::string> EntryHash(uint64_t position) const;
 
   Status Export(uint64_t since, std::ostream& out) const;
+  Status ExportPage(uint64_t after, uint64_t up_to, size_t max_bytes, bool with_ids,
+                    std::string* out, uint64_t* last) const;
 
   std::optional<std::string> PseudonymOf(PartyKind kind, std::string_view id) const;
 

@@ -1,6 +1,7 @@
 // Receipts, entry hashes, consent scans and the export (ledger_impl.h).
 #include "ledger/ledger_impl.h"
 
+#include <map>
 #include <ostream>
 
 #include "common/sha256.h"
@@ -119,6 +120,73 @@ Status LedgerImpl::Export(uint64_t since, std::ostream& out) const {
   return OkStatus();
 }
 
-
+Status LedgerImpl::ExportPage(uint64_t after, uint64_t up_to, size_t max_bytes, bool with_ids,
+                              std::string* out, uint64_t* last) const {
+  *last = after;
+  if (up_to <= after) return OkStatus();
+  // The page's entries first; then the ids of the parties they name (a store cannot be asked
+  // about parties in the middle of a scan). Parties this process has not seen (appended by
+  // another process or node since it opened) are looked up in the store; a party whose row is
+  // gone was erased.
+  struct Pending {
+    StoredEntry entry;
+    PartyKind kind = PartyKind::kSubject;
+    std::string pseudonym;  // empty: not a consent entry, or no ids wanted
+  };
+  std::vector<Pending> page;
+  size_t bytes = out->size();
+  EntryDecoder decoder;
+  ConsentEvent e;
+  ASSENT_RETURN_IF_ERROR(store_->Scan(after, [&](const EntryView& v) -> Result<ScanControl> {
+    if (v.position > up_to || (!page.empty() && bytes >= max_bytes)) return ScanControl::kStop;
+    Pending p;
+    p.entry.position = v.position;
+    p.entry.kind = v.kind;
+    p.entry.body.assign(v.body);
+    p.entry.hash.fill(0);
+    if (v.hash.size() == 32) std::copy(v.hash.begin(), v.hash.end(), p.entry.hash.begin());
+    if (v.kind == EntryKind::kConsent && with_ids) {
+      ASSENT_RETURN_IF_ERROR(decoder.Decode(v, &e, nullptr));
+      p.kind = e.party_kind;
+      p.pseudonym = e.party;
+    }
+    bytes += v.body.size() + 96;
+    page.push_back(std::move(p));
+    return ScanControl::kContinue;
+  }));
+  std::map<std::string, std::optional<std::string>, std::less<>> ids;
+  std::vector<std::string> unknown;
+  for (const Pending& p : page) {
+    if (p.pseudonym.empty() || ids.count(p.pseudonym)) continue;
+    std::string id;
+    bool known;
+    {
+      std::shared_lock lock(parties_mu_);
+      known = parties_->Resolve(p.pseudonym, nullptr, &id);
+    }
+    if (known) {
+      ids[p.pseudonym] = std::move(id);
+    } else {
+      ids[p.pseudonym] = std::nullopt;
+      unknown.push_back(p.pseudonym);
+    }
+  }
+  if (!unknown.empty()) {
+    ASSENT_ASSIGN_OR_RETURN(auto rows, store_->FindPseudonyms(unknown));
+    for (PartyRow& row : rows) ids[row.pseudonym] = std::move(row.id);
+  }
+  for (const Pending& p : page) {
+    const std::string_view body = p.entry.body;
+    if (p.pseudonym.empty()) {
+      out->append(ExportLine(body, p.entry.hash));
+    } else {
+      const auto& id = ids[p.pseudonym];
+      out->append(ExportLineResolved(body, p.entry.hash, p.kind, p.pseudonym,
+                                     id ? &*id : nullptr));
+    }
+    *last = p.entry.position;
+  }
+  return OkStatus();
+}
 
 }  // namespace assent::internal

@@ -64,7 +64,8 @@ struct RouteContext;
 struct WaitForPosition {
   uint64_t position = 0;
 };
-using HandlerOutcome = std::variant<HttpResponse, WaitForPosition>;
+// Or a change feed the listener streams for as long as the client reads.
+using HandlerOutcome = std::variant<HttpResponse, WaitForPosition, std::shared_ptr<FeedStream>>;
 
 // Which party the route's {id} names: sessions may only touch their own.
 enum class RouteParty : uint8_t { kNone, kSubject, kAccount };

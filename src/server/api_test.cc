@@ -58,7 +58,7 @@ class ApiTest : public testing::Test {
     req.body = body;
     req.headers = std::move(headers);
     if (role) req.headers.emplace_back("Authorization", "Bearer " + keys_[*role]);
-    if (auto denied = api_->Admit(req)) return HandlerResult{*denied, 0, {}};
+    if (auto denied = api_->Admit(req)) return HandlerResult{*denied, 0, {}, nullptr};
     return api_->Handle(req, false);
   }
   HttpResponse As(Role role, const std::string& method, const std::string& target,
@@ -132,6 +132,10 @@ TEST_F(ApiTest, EveryRouteAnswersWithItsStatusAndShape) {
       {Role::kService, "GET", "/v1/accounts/gone-acct/receipts/1", "", 404, "not-found"},
       {Role::kPortal, "POST", "/v1/sessions", R"({"subject":"u1"})", 201, R"("link":"/session/)"},
       {Role::kOperator, "GET", "/v1/ledger?since=0", "", 200, R"("kind":"terms")"},
+      {Role::kAuditor, "GET", "/v1/changes?after=0&follow=false", "", 200,
+       R"(^\{"position":1,.*"kind":"terms")"},
+      {Role::kOperator, "GET", "/v1/stale?rule=service-generated-for-ai-training", "", 200,
+       R"(^\{"rule":"service-generated-for-ai-training","terms":".*"total":\d+,"parties":\[)"},
       {Role::kService, "GET", "/v1/datasets", "", 200, R"("datasets":\[)"},
       {Role::kService, "POST", "/v1/models", R"({"name":"m1","datasets":["d1"]})", 201,
        R"("position":\d+)"},
@@ -170,6 +174,12 @@ TEST_F(ApiTest, EveryRouteAnswersWithItsStatusAndShape) {
       c.target.replace(at, 7, m[1].str());
     }
     HandlerResult r = Call(c.method, c.target, c.body, c.role);
+    if (r.feed) {  // a change feed: what it streams up to the head
+      r.response.status = 200;
+      r.response.route = r.feed->route();
+      while (r.feed->Next(ledger_->position(), 64 * 1024, &r.response.body)) {
+      }
+    }
     SCOPED_TRACE(c.method + " " + c.target + ": " + r.response.body);
     EXPECT_EQ(r.response.status, c.status);
     EXPECT_TRUE(std::regex_search(r.response.body, std::regex(c.shape)));

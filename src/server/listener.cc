@@ -10,6 +10,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/asio.hpp>
 
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -363,12 +365,126 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Dispatch(bool waited) {
     HandlerResult result = server_->handler->Handle(request_, waited);
+    if (result.feed) {
+      feed_ = std::move(result.feed);
+      return StartFeed();
+    }
     if (result.wait_for_position && !waited) {
       wait_deadline_ = std::chrono::steady_clock::now() + result.wait_bound;
       wait_position_ = result.wait_for_position;
       return Wait();
     }
     Write(std::move(result.response), request_);
+  }
+
+  // A change feed: the header (200, chunked NDJSON) goes out at once; then what the node has
+  // applied is written a chunk at a time, each after the last was taken by the socket, and
+  // between entries the feed waits (polling the applied position cheaply) and sends a blank
+  // keep-alive line now and then. Flow control: while more than feed_unread_limit bytes sit
+  // unread in the socket, nothing more is read from the ledger; a subscriber that then reads
+  // nothing for feed_stall gets a last line naming the position to resume from and is
+  // disconnected. It also ends at shutdown or when the client goes.
+  void StartFeed() {
+    busy_ = true;
+    // Room for the limit, one chunk and the last line: the send buffer never grows past it.
+    const int sndbuf = static_cast<int>(server_->options.feed_unread_limit + (128u << 10));
+    ::setsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    stream_response_ = std::make_shared<http::response<http::empty_body>>(http::status::ok, 11);
+    stream_response_->set(http::field::server, "assent");
+    stream_response_->set(http::field::content_type, "application/x-ndjson");
+    stream_response_->set(http::field::cache_control, "no-store");
+    stream_response_->chunked(true);
+    stream_response_->keep_alive(false);
+    stream_serializer_ =
+        std::make_shared<http::response_serializer<http::empty_body>>(*stream_response_);
+    stream_.expires_after(server_->options.read_timeout);
+    http::async_write_header(stream_, *stream_serializer_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) return self->FeedClosed();
+                               self->feed_idle_since_ = std::chrono::steady_clock::now();
+                               self->feed_progress_ = self->feed_idle_since_;
+                               self->FeedNext();
+                             });
+  }
+
+  // Bytes written to the socket that the peer has not taken (Linux SIOCOUTQ).
+  size_t Unread() {
+    int queued = 0;
+    if (::ioctl(stream_.socket().native_handle(), TIOCOUTQ, &queued) != 0) return 0;
+    return static_cast<size_t>(std::max(queued, 0));
+  }
+
+  void FeedWait() {
+    stream_.expires_never();  // the feed's own clocks bound it (stall, heartbeat)
+    timer_.expires_after(server_->options.feed_poll);
+    timer_.async_wait([self = shared_from_this()](beast::error_code) { self->FeedNext(); });
+  }
+
+  // The client closed its end (a feed's client never sends after its request).
+  bool PeerClosed() {
+    char byte;
+    return ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
+
+  void FeedNext() {
+    if (server_->stopping) return FeedEnd();
+    if (PeerClosed()) return FeedClosed();
+    const auto now = std::chrono::steady_clock::now();
+    const size_t unread = Unread();
+    if (unread > server_->options.feed_unread_limit) {
+      if (unread < feed_unread_) feed_progress_ = now;  // it reads, slowly
+      feed_unread_ = unread;
+      if (now - feed_progress_ >= server_->options.feed_stall) {
+        chunk_ = feed_->SlowConsumerLine();
+        return FeedWrite(/*last=*/true);
+      }
+      return FeedWait();
+    }
+    feed_progress_ = now;
+    feed_unread_ = unread;
+    chunk_.clear();
+    const bool go_on = feed_->Next(server_->handler->AppliedPosition(), 64 * 1024, &chunk_);
+    if (!chunk_.empty()) return FeedWrite(!go_on);
+    if (!go_on) return FeedEnd();
+    if (now - feed_idle_since_ >= server_->options.feed_heartbeat) {
+      chunk_ = "\n";  // NDJSON readers skip blank lines; proxies see the connection alive
+      return FeedWrite(false);
+    }
+    FeedWait();
+  }
+
+  void FeedWrite(bool last) {
+    feed_idle_since_ = std::chrono::steady_clock::now();
+    // A write the client does not take (it always fits the send buffer): the peer is gone.
+    stream_.expires_after(server_->options.feed_stall + server_->options.read_timeout);
+    asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)),
+                      [self = shared_from_this(), last](beast::error_code ec, std::size_t) {
+                        if (ec) return self->FeedClosed();
+                        if (last) return self->FeedEnd();
+                        self->FeedNext();
+                      });
+  }
+
+  void FeedEnd() {
+    stream_.expires_after(std::chrono::seconds(1));
+    asio::async_write(stream_, http::make_chunk_last(),
+                      [self = shared_from_this()](beast::error_code, std::size_t) {
+                        self->FeedClosed();
+                      });
+  }
+
+  void FeedClosed() {
+    HttpResponse logged;
+    logged.status = 200;
+    logged.route = feed_ ? feed_->route() : "GET /v1/changes";
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                started_).count();
+    server_->handler->Log(request_, logged, ms);
+    feed_.reset();
+    stream_serializer_.reset();
+    stream_response_.reset();
+    chunk_.clear();
+    Close();
   }
 
   // The consistency token: poll cheaply until the node applied the position, or the bound.
@@ -442,6 +558,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point wait_deadline_;
   uint64_t wait_position_ = 0;
+  std::shared_ptr<FeedStream> feed_;
+  std::chrono::steady_clock::time_point feed_idle_since_;
+  std::chrono::steady_clock::time_point feed_progress_;  // when it last read (or had room)
+  size_t feed_unread_ = 0;
 };
 
 }  // namespace

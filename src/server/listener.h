@@ -32,6 +32,31 @@ struct ServerOptions {
   // a reserve for the ledger's files). Near it, idle keep-alive connections are closed first;
   // at it, accepting pauses until one closes (clients wait in the kernel's backlog).
   int max_connections = 0;
+  // Change feeds (GET /v1/changes): how often a waiting feed looks for new entries; how often
+  // an idle one sends a keep-alive line; how much a subscriber may leave unread in the socket
+  // before the feed stops producing for it (its memory bound: the socket's send buffer is
+  // sized to this); and how long it may then read nothing before it is disconnected, with a
+  // last line naming the position to resume from.
+  std::chrono::milliseconds feed_poll{20};
+  std::chrono::seconds feed_heartbeat{15};
+  size_t feed_unread_limit = 256u << 10;
+  std::chrono::milliseconds feed_stall{30000};
+};
+
+// A response that goes on for as long as the client reads (the change feed): the listener
+// asks for what follows, writes it as chunks one at a time, and waits for the node to apply
+// more. Memory per subscriber: one chunk.
+class FeedStream {
+ public:
+  virtual ~FeedStream() = default;
+  // Appends to *out what follows the last position delivered, up to `applied` and about
+  // `max_bytes`. Returns false when the feed must end (after appending its last line).
+  virtual bool Next(uint64_t applied, size_t max_bytes, std::string* out) = 0;
+  // The last position delivered (written into a chunk).
+  virtual uint64_t position() const = 0;
+  // The line that ends a feed whose subscriber fell too far behind (it names position()).
+  virtual std::string SlowConsumerLine() const = 0;
+  virtual std::string route() const = 0;
 };
 
 // What a handler answers: a response, or "ask me again once the ledger reached position N"
@@ -40,6 +65,7 @@ struct HandlerResult {
   HttpResponse response;
   uint64_t wait_for_position = 0;  // 0: respond now
   std::chrono::milliseconds wait_bound{0};
+  std::shared_ptr<FeedStream> feed;  // set: stream this instead of `response`
 };
 
 // A request body answered as it arrives (NDJSON decision batches): the listener feeds the

@@ -40,6 +40,8 @@ ProblemInfo InfoOf(ProblemType type) {
     case ProblemType::kNotYours: return {403, "not-yours", "Forbidden"};
     case ProblemType::kCsrf: return {403, "csrf", "Forbidden"};
     case ProblemType::kGrantNeedsThePerson: return {403, "grant-needs-the-person", "Forbidden"};
+    case ProblemType::kSlowConsumer:
+      return {503, "slow-consumer", "The subscriber did not keep up with the feed"};
   }
   return {500, "internal", "Internal error"};
 }
@@ -49,7 +51,7 @@ ProblemInfo InfoOf(ProblemType type) {
 std::vector<ProblemTypeInfo> ProblemTypes() {
   std::vector<ProblemTypeInfo> out;
   for (int t = static_cast<int>(ProblemType::kInvalidArgument);
-       t <= static_cast<int>(ProblemType::kGrantNeedsThePerson); ++t) {
+       t <= static_cast<int>(ProblemType::kSlowConsumer); ++t) {
     const ProblemInfo info = InfoOf(static_cast<ProblemType>(t));
     out.push_back({"https://assent.dev/problems/" + std::string(info.slug), info.status,
                    std::string(info.title)});

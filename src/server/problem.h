@@ -41,6 +41,8 @@ enum class ProblemType {
   kNotYours,            // 403: a session touching another party
   kCsrf,                // 403: a change from a session without its CSRF token
   kGrantNeedsThePerson, // 403: a key recording a grant
+  // The last line of a change feed.
+  kSlowConsumer,        // 503: the subscriber left too much unread; resume from a position
 };
 
 HttpResponse Problem(ProblemType type, std::string_view detail);

@@ -68,6 +68,9 @@ std::vector<Route> ServiceRoutes() {
        TermsVersion},
       {"GET", "/v1/terms/{a}/diff/{b}", kAnyRole | kPerson | kAccountAdmin,
        "What changed between two versions", TermsDiffRoute},
+      {"GET", "/v1/changes", kAnyRole,
+       "The change feed: ledger entries after ?after=N as NDJSON, then new ones as they commit",
+       Changes},
       {"GET", "/v1/stale", kOperator,
        "The parties to ask again: grants under a rule given under wording that changed (paged)",
        StaleRoute},
@@ -255,6 +258,8 @@ HandlerResult Api::Handle(const HttpRequest& req, bool waited) {
     if (const auto* wait = std::get_if<WaitForPosition>(&outcome)) {
       result.wait_for_position = wait->position;
       result.wait_bound = std::chrono::milliseconds(2000);
+    } else if (auto* feed = std::get_if<std::shared_ptr<FeedStream>>(&outcome)) {
+      result.feed = std::move(*feed);
     } else {
       r = std::move(std::get<HttpResponse>(outcome));
     }

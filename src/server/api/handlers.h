@@ -33,6 +33,7 @@ HandlerOutcome TermsVersion(RouteContext& ctx);
 HandlerOutcome TermsPublish(RouteContext& ctx);
 HandlerOutcome TermsDiffRoute(RouteContext& ctx);
 HandlerOutcome StaleRoute(RouteContext& ctx);
+HandlerOutcome Changes(RouteContext& ctx);
 
 // consents.cc (subjects and accounts alike: the route's `party` says which)
 HandlerOutcome Consents(RouteContext& ctx);
