@@ -48,12 +48,27 @@ struct HttpServer::Impl {
   asio::signal_set* signals = nullptr;
   std::mutex sessions_mu;
   std::set<std::weak_ptr<Session>, std::owner_less<std::weak_ptr<Session>>> sessions;
+  // Change feeds waiting for entries: one ticker for all of them (every feed_poll it reads the
+  // applied position once and wakes the feeds behind it, or due a keep-alive), so an idle
+  // subscriber costs no wake-ups of its own.
+  struct FeedWaiter {
+    std::shared_ptr<Session> session;  // the waiting feed's owner until it is woken
+    uint64_t position;
+    std::chrono::steady_clock::time_point due;
+  };
+  std::mutex feed_mu;
+  std::vector<FeedWaiter> feed_waiters;
+  bool feed_ticking = false;
+  asio::steady_timer feed_timer{ioc};
 
   Impl(ServerOptions o, Handler* h) : options(std::move(o)), handler(h), ioc(o.threads) {}
   void Accept();
   void AcceptLater(std::chrono::milliseconds delay);
   void ShedIdle(size_t how_many);
   void StopAccepting();
+  void FeedWaitFor(std::shared_ptr<Session> session, uint64_t position,
+                   std::chrono::steady_clock::time_point due);
+  void FeedTick();
 };
 
 namespace {
@@ -80,6 +95,10 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() { --server_->open_connections; }
 
   bool idle() const { return !busy_; }
+  // A waiting change feed looks again (called by the feed ticker; runs on the session's strand).
+  void FeedWake() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->FeedNext(); });
+  }
 
   void Start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); }); }
 
@@ -414,11 +433,13 @@ class Session : public std::enable_shared_from_this<Session> {
     return static_cast<size_t>(std::max(queued, 0));
   }
 
+  // Waits (on its own timer) for a subscriber whose buffer is full to read.
   void FeedWait() {
     stream_.expires_never();  // the feed's own clocks bound it (stall, heartbeat)
     timer_.expires_after(server_->options.feed_poll);
     timer_.async_wait([self = shared_from_this()](beast::error_code) { self->FeedNext(); });
   }
+
 
   // The client closed its end (a feed's client never sends after its request).
   bool PeerClosed() {
@@ -450,7 +471,9 @@ class Session : public std::enable_shared_from_this<Session> {
       chunk_ = "\n";  // NDJSON readers skip blank lines; proxies see the connection alive
       return FeedWrite(false);
     }
-    FeedWait();
+    stream_.expires_never();  // the feed's own clocks bound it (stall, heartbeat)
+    server_->FeedWaitFor(shared_from_this(), feed_->position(),
+                         feed_idle_since_ + server_->options.feed_heartbeat);
   }
 
   void FeedWrite(bool last) {
@@ -598,6 +621,40 @@ void HttpServer::Impl::Accept() {
   });
 }
 
+void HttpServer::Impl::FeedWaitFor(std::shared_ptr<Session> session, uint64_t position,
+                                   std::chrono::steady_clock::time_point due) {
+  std::lock_guard lock(feed_mu);
+  feed_waiters.push_back({std::move(session), position, due});
+  if (feed_ticking) return;
+  feed_ticking = true;
+  asio::post(ioc, [this] { FeedTick(); });
+}
+
+void HttpServer::Impl::FeedTick() {
+  const uint64_t applied = handler->AppliedPosition();
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<Session>> wake;
+  {
+    std::lock_guard lock(feed_mu);
+    auto keep = feed_waiters.begin();
+    for (auto& w : feed_waiters) {
+      if (stopping || applied > w.position || now >= w.due) {
+        wake.push_back(std::move(w.session));
+      } else {
+        *keep++ = std::move(w);
+      }
+    }
+    feed_waiters.erase(keep, feed_waiters.end());
+    // Ticks stop with the last waiter (and at shutdown, so the io_context can end).
+    feed_ticking = !feed_waiters.empty() && !stopping;
+    if (feed_ticking) {
+      feed_timer.expires_after(options.feed_poll);
+      feed_timer.async_wait([this](beast::error_code) { FeedTick(); });
+    }
+  }
+  for (auto& s : wake) s->FeedWake();
+}
+
 void HttpServer::Impl::AcceptLater(std::chrono::milliseconds delay) {
   accept_timer.expires_after(delay);
   accept_timer.async_wait([this](beast::error_code ec) {
@@ -623,10 +680,13 @@ void HttpServer::Impl::StopAccepting() {
     acceptor.close(ec);
     accept_timer.cancel();
     if (signals) signals->cancel(ec);
-    std::lock_guard lock(sessions_mu);
-    for (auto& w : sessions) {
-      if (auto s = w.lock()) s->CloseIfIdle();
+    {
+      std::lock_guard lock(sessions_mu);
+      for (auto& w : sessions) {
+        if (auto s = w.lock()) s->CloseIfIdle();
+      }
     }
+    FeedTick();  // waiting feeds end now (a last chunk each)
   });
 }
 

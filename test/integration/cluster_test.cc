@@ -267,6 +267,83 @@ TEST_F(ClusterTest, AWithdrawalThroughOneNodeIsSeenByTheOthers) {
   EXPECT_NE(h.body.find("\"withdraw\""), std::string::npos) << h.body;
 }
 
+// Any node's change feed delivers every node's entries, in position order, without gaps: a
+// feed open on node 1 while withdrawals go through nodes 0 and 2 (two writers at once).
+struct FeedReader {
+  std::string body;
+  std::atomic<uint64_t> stop_at{UINT64_MAX};
+  // Whether the body already holds the entry at stop_at.
+  bool Done() const {
+    const uint64_t at = stop_at.load();
+    return at != UINT64_MAX && body.find("{\"position\":" + std::to_string(at) + ",") != std::string::npos;
+  }
+};
+size_t FeedBytes(char* p, size_t size, size_t n, void* reader) {
+  auto* r = static_cast<FeedReader*>(reader);
+  r->body.append(p, size * n);
+  return r->Done() ? 0 : size * n;  // 0: enough read, abort the transfer
+}
+int FeedProgress(void* reader, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<FeedReader*>(reader)->Done() ? 1 : 0;
+}
+
+TEST_F(ClusterTest, AnyNodesFeedDeliversEveryNodesEntriesInOrderWithoutGaps) {
+  Response first = Withdraw(0, "feed-start");
+  ASSERT_EQ(first.status, 201) << first.body;
+  const uint64_t after = PositionOf(first.body);
+  FeedReader reader;
+  std::thread feed([&] {
+    CURL* c = curl_easy_init();
+    curl_slist* h = curl_slist_append(nullptr, ("Authorization: Bearer " + keys_["service"]).c_str());
+    const std::string url = "http://127.0.0.1:" + std::to_string(nodes_[1]->port()) +
+                            "/v1/changes?after=" + std::to_string(after);
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, FeedBytes);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reader);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, FeedProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &reader);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+  });
+  std::mutex mu;
+  std::set<std::string> subjects;
+  uint64_t last = after;
+  std::vector<std::thread> writers;
+  for (int node : {0, 2}) {
+    writers.emplace_back([&, node] {
+      for (int i = 0; i < 20; ++i) {
+        const std::string subject = "feed-" + std::to_string(node) + "-" + std::to_string(i);
+        Response w = Withdraw(node, subject);
+        EXPECT_EQ(w.status, 201) << w.body;
+        std::lock_guard lock(mu);
+        subjects.insert(subject);
+        last = std::max(last, PositionOf(w.body));
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  reader.stop_at = last;
+  feed.join();
+  ASSERT_TRUE(reader.Done()) << "node 1's feed did not reach position " << last << ":\n" << reader.body;
+  std::vector<uint64_t> positions;
+  static const std::regex kLine(R"re(\{"position":(\d+),)re");
+  for (std::sregex_iterator it(reader.body.begin(), reader.body.end(), kLine), end; it != end; ++it) {
+    positions.push_back(std::stoull((*it)[1]));
+  }
+  ASSERT_FALSE(positions.empty());
+  for (size_t i = 0; i < positions.size(); ++i) {
+    ASSERT_EQ(positions[i], after + 1 + i) << "in order, without gaps or repeats";
+  }
+  EXPECT_EQ(positions.back(), last);
+  for (const auto& subject : subjects) {
+    EXPECT_NE(reader.body.find("\"subject\":\"" + subject + "\""), std::string::npos) << subject;
+  }
+}
+
 // One misconfigured node cannot lock the cluster out: the ledger's key is fixed by its first
 // checkpoint (signed by the first node to start), so a node with another key refuses to start,
 // naming both keys, and signs nothing; the others restart and the audit still verifies.

@@ -218,6 +218,20 @@ TEST(FeedTest, ASubscriberThatStopsReadingIsCutOffWithThePositionToResumeFrom) {
   ExpectEveryPositionOnce(seen, head);
 }
 
+// SIGTERM with feeds open: each ends (its last chunk) and the server exits promptly.
+TEST(FeedTest, ShutdownEndsOpenFeeds) {
+  Server s;
+  const uint64_t head = s.Position();
+  Feed a(s, "?after=0", "service"), b(s, "?after=" + std::to_string(head), "auditor");
+  ASSERT_FALSE(a.ReadUntil(head));
+  std::this_thread::sleep_for(200ms);  // b waits for entries
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(s.Terminate(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(a.ReadUntil(0, 2s));
+  EXPECT_TRUE(b.ReadUntil(0, 2s));
+}
+
 // Runs `assent ARGS` for at most `seconds` (timeout(1)); its standard output.
 std::string AssentFor(const std::string& args, int seconds, int* code = nullptr) {
   const std::string cmd = "timeout " + std::to_string(seconds) + " '" ASSENT_BINARY "' " + args +
