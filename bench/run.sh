@@ -2,7 +2,7 @@
 # `make bench`: every benchmark of the release build, then the side-by-side comparison with
 # Cedar and node-casbin in the same run, printed as ratios. Results land in build/bench/;
 # bench/RESULTS.md keeps the figures of record (copy them there with the date and machine).
-# `bench/run.sh SECTION` runs one section: engine, ledger, audit, gate, python, server, sessions, replay, pg or peers.
+# `bench/run.sh SECTION` runs one section: engine, ledger, audit, gate, python, server, feed, sessions, replay, pg or peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${1:-all}
@@ -45,6 +45,11 @@ fi
 if want server; then
 echo "== HTTP server: wrk -t2 -c64 on POST /v1/decisions beside nginx serving a 200-byte file"
 bench/server/run.sh build/release/assent | tee "$out/server.json"
+fi
+
+if want feed; then
+echo "== change feed: 1,000 idle subscribers and a stalled one on one node; latency across three nodes on PostgreSQL"
+/usr/bin/python3 bench/feed/run.py build/release/assent "$out" | tee "$out/feed.jsonl"
 fi
 
 if want sessions; then

@@ -87,6 +87,9 @@ struct Route {
   }
 };
 
+class FeedCache;
+std::shared_ptr<FeedCache> MakeFeedCache();  // api/changes.cc
+
 class Api : public Handler {
  public:
   explicit Api(Ledger* ledger, std::ostream* access_log = nullptr,
@@ -122,6 +125,12 @@ class Api : public Handler {
   Metrics& metrics() { return metrics_; }
   Sessions& sessions() { return sessions_; }
   audit::Auditor* auditor() { return auditor_; }
+  // What the change feeds share (api/changes.cc): the entries at the head, read once for all
+  // subscribers. Made at the first feed.
+  std::shared_ptr<FeedCache> feed_cache() {
+    std::call_once(feed_cache_once_, [this] { feed_cache_ = MakeFeedCache(); });
+    return feed_cache_;
+  }
 
  private:
   // The route a request is for, with its caller authenticated into `ctx`; nullptr with
@@ -141,6 +150,8 @@ class Api : public Handler {
   Metrics metrics_;
   Sessions sessions_;
   std::mutex access_log_mu_;
+  std::once_flag feed_cache_once_;
+  std::shared_ptr<FeedCache> feed_cache_;
 };
 
 // What a route handler sees.

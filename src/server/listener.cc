@@ -244,9 +244,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (now >= whole) return Close();
     stream_.expires_after(
         std::min<std::chrono::steady_clock::duration>(server_->options.read_timeout, whole - now));
+    if (!part_) part_ = std::make_unique<char[]>(kPartSize);  // only streamed bodies need it
     auto& body = stream_parser_->get().body();
-    body.data = part_.data();
-    body.size = part_.size();
+    body.data = part_.get();
+    body.size = kPartSize;
     http::async_read_some(stream_, buffer_, *stream_parser_,
                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
                             if (ec == http::error::need_buffer) ec = {};
@@ -254,8 +255,8 @@ class Session : public std::enable_shared_from_this<Session> {
                             // ends the connection without the last chunk, which the client
                             // sees as a truncated response.
                             if (ec) return self->Close();
-                            const size_t got = self->part_.size() - self->stream_parser_->get().body().size;
-                            self->StreamFeed(std::string_view(self->part_.data(), got),
+                            const size_t got = kPartSize - self->stream_parser_->get().body().size;
+                            self->StreamFeed(std::string_view(self->part_.get(), got),
                                              self->stream_parser_->is_done(), false);
                           });
   }
@@ -405,6 +406,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // disconnected. It also ends at shutdown or when the client goes.
   void StartFeed() {
     busy_ = true;
+    // A feed reads nothing more: the read buffer (Beast prepares 64 KiB) goes.
+    buffer_.clear();
+    buffer_.shrink_to_fit();
     // Room for the limit, one chunk and the last line: the send buffer never grows past it.
     const int sndbuf = static_cast<int>(server_->options.feed_unread_limit + (128u << 10));
     ::setsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
@@ -472,6 +476,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return FeedWrite(false);
     }
     stream_.expires_never();  // the feed's own clocks bound it (stall, heartbeat)
+    if (chunk_.capacity() > 4096) std::string().swap(chunk_);  // an idle feed holds no page
     server_->FeedWaitFor(shared_from_this(), feed_->position(),
                          feed_idle_since_ + server_->options.feed_heartbeat);
   }
@@ -574,7 +579,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::buffer_body>> stream_parser_;
   std::shared_ptr<http::response<http::empty_body>> stream_response_;
   std::shared_ptr<http::response_serializer<http::empty_body>> stream_serializer_;
-  std::array<char, 64 * 1024> part_{};
+  // A streamed body's read buffer, made at its first read (not every connection has one).
+  static constexpr size_t kPartSize = 64 * 1024;
+  std::unique_ptr<char[]> part_;
   std::string chunk_;
   bool stream_last_ = false;
   bool busy_ = false;

@@ -218,6 +218,30 @@ TEST(FeedTest, ASubscriberThatStopsReadingIsCutOffWithThePositionToResumeFrom) {
   ExpectEveryPositionOnce(seen, head);
 }
 
+// Feeds at the head share the entries they read; an erasure leaves no plain id behind in
+// what they share: read again after it, the erased party's entries say "erased".
+TEST(FeedTest, AfterAnErasureNoFeedNamesTheErasedParty) {
+  Server s;
+  Response w = s.Call("POST", "/v1/subjects/eve/consents", kWithdraw);
+  ASSERT_EQ(w.status, 201) << w.body;
+  const uint64_t p = PositionIn(w.body);
+  {
+    Feed at_head(s, "?after=" + std::to_string(p - 1), "service");
+    ASSERT_FALSE(at_head.ReadUntil(p));
+    EXPECT_NE(at_head.body().find("\"subject\":\"eve\""), std::string::npos) << at_head.body();
+    Feed second(s, "?after=" + std::to_string(p - 1), "operator");
+    ASSERT_FALSE(second.ReadUntil(p));
+    EXPECT_NE(second.body().find("\"subject\":\"eve\""), std::string::npos);
+  }
+  ASSERT_EQ(s.Call("DELETE", "/v1/subjects/eve", "", "operator").status, 200);
+  for (const char* role : {"service", "operator"}) {
+    Response again = s.Call("GET", "/v1/changes?after=" + std::to_string(p - 1) + "&follow=false", "", role);
+    ASSERT_EQ(again.status, 200);
+    EXPECT_EQ(again.body.find("eve"), std::string::npos) << again.body;
+    EXPECT_NE(again.body.find("\"erased\":true"), std::string::npos) << again.body;
+  }
+}
+
 // SIGTERM with feeds open: each ends (its last chunk) and the server exits promptly.
 TEST(FeedTest, ShutdownEndsOpenFeeds) {
   Server s;

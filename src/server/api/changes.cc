@@ -4,24 +4,98 @@
 // applies it — every node's entries, in position order, without gaps (follow=false: end at the
 // node's head instead). A client resumes from the last position it processed.
 #include <charconv>
+#include <deque>
+#include <mutex>
 
 #include "server/api/handlers.h"
 #include "server/problem.h"
 
 namespace assent::server {
+
+// The last entries read for any feed, as lines (one list with party ids, one with pseudonyms
+// only): subscribers at the head take a new entry from here instead of each reading it from
+// the store. Only a page that reached the head enters, so the lists stay contiguous up to the
+// applied position; an erasure clears the list with ids (its lines may name the erased party).
+class FeedCache {
+ public:
+  // Appends to *out the cached lines after `after` up to `up_to` (about max_bytes); false
+  // when the cache does not hold the entry after `after`.
+  bool Read(bool with_ids, uint64_t after, uint64_t up_to, size_t max_bytes, std::string* out,
+            uint64_t* last) {
+    std::lock_guard lock(mu_);
+    const auto& lines = lines_[with_ids];
+    if (lines.empty() || lines.front().position > after + 1 || lines.back().position <= after) {
+      return false;
+    }
+    // Lines with ids are served only while the list reaches the head: every entry up to it
+    // went through Add, so an erasure among them would have cleared the list.
+    if (with_ids && lines.back().position < up_to) return false;
+    for (size_t i = after + 1 - lines.front().position; i < lines.size(); ++i) {
+      if (lines[i].position > up_to || (!out->empty() && out->size() >= max_bytes)) break;
+      out->append(lines[i].text);
+      *last = lines[i].position;
+    }
+    return true;
+  }
+
+  // A page read from the store (lines after `after`), which reached the head.
+  void Add(bool with_ids, uint64_t after, std::string_view page) {
+    std::lock_guard lock(mu_);
+    auto& lines = lines_[with_ids];
+    if (!lines.empty() && lines.back().position != after) lines.clear();  // not contiguous
+    for (size_t start = 0; start < page.size();) {
+      size_t end = page.find('\n', start);
+      if (end == std::string_view::npos) break;
+      const std::string_view line = page.substr(start, end + 1 - start);
+      start = end + 1;
+      uint64_t position = 0;
+      constexpr std::string_view kField = "{\"position\":";
+      if (!line.starts_with(kField)) continue;
+      std::from_chars(line.data() + kField.size(), line.data() + line.size(), position);
+      if (!lines.empty() && position != lines.back().position + 1) lines.clear();
+      lines.push_back({position, std::string(line)});
+      if (line.substr(0, 48).find("\"kind\":\"erasure\"") != std::string_view::npos) {
+        lines_[true].clear();
+      }
+    }
+    while (lines.size() > kKeep) lines.pop_front();
+  }
+
+ private:
+  static constexpr size_t kKeep = 4096;
+  struct Line {
+    uint64_t position;
+    std::string text;
+  };
+  std::mutex mu_;
+  std::deque<Line> lines_[2];
+};
+
+std::shared_ptr<FeedCache> MakeFeedCache() { return std::make_shared<FeedCache>(); }
+
 namespace {
 
 class LedgerFeed : public FeedStream {
  public:
-  LedgerFeed(const Ledger& ledger, uint64_t after, bool with_ids, bool follow)
-      : ledger_(ledger), position_(after), with_ids_(with_ids), follow_(follow) {}
+  LedgerFeed(const Ledger& ledger, std::shared_ptr<FeedCache> cache, uint64_t after,
+             bool with_ids, bool follow)
+      : ledger_(ledger), cache_(std::move(cache)), position_(after), with_ids_(with_ids),
+        follow_(follow) {}
 
   bool Next(uint64_t applied, size_t max_bytes, std::string* out) override {
     uint64_t last = position_;
+    if (applied > position_ && cache_->Read(with_ids_, position_, applied, max_bytes, out, &last)) {
+      position_ = last;
+      return follow_ || position_ < applied;
+    }
+    const size_t before = out->size();
     if (auto st = ledger_.ExportPage(position_, applied, max_bytes, with_ids_, out, &last); !st) {
       out->append(Line(ProblemType::kUnavailable, "the ledger could not be read: " +
                                                       st.error().message));
       return false;
+    }
+    if (last == applied && last > position_) {
+      cache_->Add(with_ids_, position_, std::string_view(*out).substr(before));
     }
     position_ = last;
     // Without ?follow, the feed ends once it delivered what the node had applied.
@@ -44,6 +118,7 @@ class LedgerFeed : public FeedStream {
   }
 
   const Ledger& ledger_;
+  std::shared_ptr<FeedCache> cache_;
   uint64_t position_;
   const bool with_ids_;
   const bool follow_;
@@ -67,7 +142,7 @@ HandlerOutcome Changes(RouteContext& ctx) {
   }
   const KeyCaller* key = ctx.caller ? ctx.caller->key() : nullptr;
   const bool with_ids = key && (key->role == Role::kOperator || key->role == Role::kService);
-  return std::shared_ptr<FeedStream>(std::make_shared<LedgerFeed>(ctx.api->ledger(), after, with_ids,
+  return std::shared_ptr<FeedStream>(std::make_shared<LedgerFeed>(ctx.api->ledger(), ctx.api->feed_cache(), after, with_ids,
                                                                 follow == "true"));
 }
 
