@@ -338,7 +338,7 @@ TEST_F(ClusterTest, AnyNodesFeedDeliversEveryNodesEntriesInOrderWithoutGaps) {
   for (size_t i = 0; i < positions.size(); ++i) {
     ASSERT_EQ(positions[i], after + 1 + i) << "in order, without gaps or repeats";
   }
-  EXPECT_EQ(positions.back(), last);
+  EXPECT_GE(positions.back(), last) << "(a node's checkpoint may follow the last withdrawal)";
   for (const auto& subject : subjects) {
     EXPECT_NE(reader.body.find("\"subject\":\"" + subject + "\""), std::string::npos) << subject;
   }
