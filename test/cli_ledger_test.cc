@@ -1,5 +1,6 @@
 // The ledger commands end to end: the real `assent` binary on a temporary data directory.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -34,6 +35,60 @@ class CliLedgerTest : public testing::Test {
 
 const std::string kV2 = " examples/terms/example-meetings-2023-08-07.yaml";
 const std::string kV3 = " examples/terms/example-meetings-2023-08-11.yaml";
+
+// A ledger written by the previous release (schema 2, test/fixtures/ledger-schema2): readers
+// leave it as it is; the first write migrates it to schema 3, whose consent entries state
+// their notice; its log still verifies, and a receipt issued before the migration still does.
+TEST_F(CliLedgerTest, ALedgerOfThePreviousReleaseIsMigratedAndStillVerifies) {
+  fs::copy(std::string(ASSENT_SOURCE_DIR) + "/test/fixtures/ledger-schema2", dir_,
+           fs::copy_options::recursive);
+  fs::permissions(dir_ + "/audit.key", fs::perms::owner_read | fs::perms::owner_write);
+  auto schema = [&] {
+    sqlite3* db = nullptr;
+    std::string version;
+    if (sqlite3_open_v2((dir_ + "/ledger.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr);
+      if (st && sqlite3_step(st) == SQLITE_ROW) {
+        version = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      }
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return version;
+  };
+  ASSERT_EQ(schema(), "2");
+  RunResult r = Assent("audit verify" + D());
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Assent("consent history --subject ada --json" + D());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"action\":\"grant\""), std::string::npos) << r.out;
+  EXPECT_EQ(schema(), "2") << "reading changes nothing";
+  // An event written before the migration states no notice, and its receipt says none.
+  r = Assent("consent receipt --position 3" + D());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"subject\":\"ada\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("notice"), std::string::npos) << r.out;
+  // The first write migrates; the new entry states its notice ("none": the CLI shows none).
+  r = Assent("consent withdraw --subject ada --rule meeting-quality-review" + D());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"notice\":\"none\""), std::string::npos) << r.out;
+  EXPECT_EQ(schema(), "3");
+  ASSERT_EQ(Assent("audit checkpoint" + D()).code, 0);
+  r = Assent("audit verify" + D());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("the log verifies"), std::string::npos) << r.out;
+  // Decisions read both: ada's withdrawal (schema 3) overrides her grant (schema 2).
+  r = Assent("check" + D() + " --category content.audio --purpose product_development.quality_review"
+             " --subject ada --account acme");
+  EXPECT_EQ(r.code, 1) << r.out;
+  // The receipt issued by the previous release still verifies offline, against the log's key.
+  const RunResult key = Assent("audit key" + D());
+  ASSERT_EQ(key.code, 0) << key.out;
+  const std::string k = key.out.substr(0, key.out.find('\n'));
+  r = Assent("audit verify-receipt " + dir_ + "/receipt-ada.json --key '" + k + "'");
+  EXPECT_EQ(r.code, 0) << r.out;
+}
 
 TEST_F(CliLedgerTest, PublishGrantWithdrawCheckExportImport) {
   RunResult r = Assent("terms publish --backfill" + D() + kV2);

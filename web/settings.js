@@ -138,8 +138,10 @@ const Assent = (() => {
         const action = on ? 'withdraw' : 'grant';
         try {
           const base = kind === 'account' ? '/v1/accounts/' : '/v1/subjects/';
+          // The notice this card displays (summary, definitions, clauses) is recorded with
+          // the choice, and its hash is in the receipt.
           const r = await api('POST', base + encodeURIComponent(id) + '/consents',
-                              { rule: rule.rule, action });
+                              { rule: rule.rule, action, notice: rule.notice });
           say((action === 'grant' ? 'Turned on' : 'Turned off') + ': "' + rule.summary +
               '". Saved on ' + when(r.at) + '. ', false,
               receiptLink(kind, id, r.position, 'Download the receipt'));
@@ -278,7 +280,7 @@ const Assent = (() => {
             button.disabled = true;
             try {
               const r = await api('POST', '/v1/subjects/' + encodeURIComponent(id) + '/consents',
-                                  { rule: rule.rule, action });
+                                  { rule: rule.rule, action, notice: rule.notice });
               say((action === 'grant' ? 'You agreed again, under the new wording: "'
                                       : 'You said no: "') + rule.summary + '". Saved on ' +
                   when(r.at) + '. ', false, receiptLink('subject', id, r.position, 'Download the receipt'));

@@ -48,6 +48,10 @@ struct ConsentEvent {
   Method method = Method::kApi;
   std::string rule;   // rule id shown to the person, if any (informational)
   std::string actor;  // who recorded it, if not the party (informational)
+  // The notice the choice answered (NoticeText): its locale and SHA-256 (lowercase hex), both
+  // set or both empty ("none": no notice was shown, or none was stated).
+  std::string notice_locale;
+  std::string notice_sha256;
   // For Ledger::RecordConsent only, never stored in the entry: a caller-chosen key (scoped to
   // the caller) under which a retried request returns the first one's receipt instead of
   // recording the event again.

@@ -82,6 +82,10 @@ struct Receipt {
   Method method = Method::kApi;
   std::string rule;
   std::string actor;  // who recorded it: "key:NAME", "session minted by key:NAME", ...
+  // The notice the choice answered (empty: "none"); not stated at all by entries written
+  // before ledger schema 3 (`notice_recorded` false).
+  bool notice_recorded = true;
+  std::string notice_locale, notice_sha256;
   std::string hash;  // hex SHA-256 of the entry's canonical bytes
   std::string pseudonym;  // how the entry (and the audit tree) names the party
   // Base64 of the party's pseudonym secret: with it anyone holding the receipt can check that

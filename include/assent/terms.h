@@ -131,6 +131,18 @@ class Terms {
   std::vector<int32_t> table_;  // categories x purposes -> rule or kUnlisted
 };
 
+// Notices: what a person is shown when they make a choice under a rule — the rule's summary,
+// the plain descriptions of its categories (and what a broad one includes) and purposes, and
+// its clauses — in a canonical text (docs/formats/ledger.md "Notices") whose SHA-256 a consent
+// event records. Terms are written in one language for now: kTermsLocale.
+inline constexpr std::string_view kTermsLocale = "en";
+std::vector<std::string> NoticeLocales(const Terms& t);
+// The canonical text, or nullopt when the terms offer no text in `locale`.
+std::optional<std::string> NoticeText(const Terms& t, const Rule& rule, std::string_view locale);
+std::string NoticeSha256(std::string_view text);  // lowercase hex
+// The index of the rule whose notice in `locale` has this hash, or -1.
+int32_t FindNotice(const Terms& t, std::string_view locale, std::string_view sha256);
+
 // The result of linting: every diagnostic, and the compiled terms when there was no error.
 struct LintResult {
   std::vector<Diagnostic> diagnostics;

@@ -195,7 +195,7 @@ constexpr std::string_view kReceiptFields[] = {
     "position", "subject",  "account", "pseudonym", "pseudonym_key", "action",
     "categories", "purposes", "terms",  "at",        "method",        "rule",
     "actor",    "hash",     "replayed", "entry",     "leaf_hash",     "tree_size",
-    "checkpoint", "inclusion_proof"};
+    "checkpoint", "inclusion_proof", "notice"};
 
 Status Forged(std::string_view field, std::string_view why = "") {
   return MakeError(ErrorCode::kPermissionDenied,
@@ -242,6 +242,17 @@ Status CheckStatedFields(simdjson::dom::element doc, simdjson::dom::element e,
   }
   ASSENT_RETURN_IF_ERROR(SameList(doc, e, "categories"));
   ASSENT_RETURN_IF_ERROR(SameList(doc, e, "purposes"));
+  // The notice shown ("none", or its locale and hash): as the entry states it, or absent from
+  // both (entries before ledger schema 3).
+  {
+    simdjson::dom::element a, b;
+    const bool in_receipt = doc["notice"].get(a) == simdjson::SUCCESS;
+    const bool in_entry = e["notice"].get(b) == simdjson::SUCCESS;
+    if (in_receipt != in_entry ||
+        (in_receipt && simdjson::minify(a) != simdjson::minify(b))) {
+      return Forged("notice");
+    }
+  }
   // "terms" is "ID@VERSION": the version must be the entry's terms_version and the id its
   // "terms" (an entry written before the id was recorded cannot vouch for one: refused).
   std::string_view terms, version, terms_id;

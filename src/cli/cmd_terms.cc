@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "assent/terms.h"
+#include "common/json_writer.h"
+#include "common/strings.h"
 #include "cli/case_runner.h"
 #include "cli/commands.h"
 #include "cli/terms_template.h"
@@ -167,6 +169,44 @@ int TestCases(const TestCommand& o) {
   return failed ? 1 : 0;
 }
 
+struct NoticeCommand {
+  std::string file, rule, locale = std::string(kTermsLocale);
+  bool json = false, sha256 = false;
+};
+
+// The notice a rule shows, exactly as a consent event's hash covers it: text to standard
+// output (so `| sha256sum` recomputes a receipt's hash), or only the hash, or both as JSON.
+int Notice(const NoticeCommand& o) {
+  int code = 0;
+  auto terms = LoadForReading(o.file, &code);
+  if (!terms) return code;
+  const int32_t r = terms->FindRule(o.rule);
+  if (r < 0) {
+    std::vector<std::string> ids;
+    for (const auto& rule : terms->rules()) ids.push_back(rule.id);
+    return Fail("no rule '" + o.rule + "' in " + o.file + DidYouMeanSuffix(o.rule, ids));
+  }
+  auto text = NoticeText(*terms, terms->rules()[r], o.locale);
+  if (!text) {
+    std::string offered;
+    for (const auto& l : NoticeLocales(*terms)) offered += (offered.empty() ? "" : ", ") + l;
+    return Fail("terms " + terms->label() + " have no text in locale '" + o.locale +
+                "' (they offer: " + offered + ")");
+  }
+  const std::string sha = NoticeSha256(*text);
+  if (o.json) {
+    JsonWriter w;
+    w.BeginObject().Key("terms").String(terms->label()).Key("rule").String(o.rule);
+    w.Key("locale").String(o.locale).Key("sha256").String(sha).Key("text").String(*text);
+    std::cout << w.EndObject().Take() << "\n";
+  } else if (o.sha256) {
+    std::cout << sha << "\n";
+  } else {
+    std::cout << *text;
+  }
+  return 0;
+}
+
 }  // namespace
 
 void RegisterTermsCommands(CLI::App& app, int* exit_code) {
@@ -196,6 +236,16 @@ void RegisterTermsCommands(CLI::App& app, int* exit_code) {
       "init", "Write a commented starting terms file that lints clean (e.g. terms init my-terms.yaml)");
   init->add_option("FILE", *init_file, "The file to create")->required();
   init->callback([init_file, exit_code] { *exit_code = Init(*init_file); });
+  auto n = std::make_shared<NoticeCommand>();
+  auto* notice = terms->add_subcommand(
+      "notice", "Print the exact notice a rule shows (summary, categories, purposes, clauses), "
+                "whose SHA-256 consent events and receipts record");
+  notice->add_option("FILE", n->file, "Terms YAML file")->required();
+  notice->add_option("--rule", n->rule, "The rule")->required();
+  notice->add_option("--locale", n->locale, "The language (BCP 47)")->capture_default_str();
+  notice->add_flag("--sha256", n->sha256, "Print only the hash (hex)");
+  notice->add_flag("--json", n->json, "Print {terms, rule, locale, sha256, text}");
+  notice->callback([n, exit_code] { *exit_code = Notice(*n); });
   auto t = std::make_shared<TestCommand>();
   auto* test = terms->add_subcommand(
       "test", "Run decision cases (the test/cases format) against terms: exit 0 all pass, 1 a "

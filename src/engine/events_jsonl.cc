@@ -2,6 +2,8 @@
 // error names its line. simdjson reports errors as codes; none escape as exceptions.
 #include "engine/events_jsonl.h"
 
+#include <algorithm>
+
 #include <simdjson.h>
 
 
@@ -15,7 +17,7 @@ namespace {
 const std::vector<std::string> kFields = {
     "kind", "position", "hash",          "subject", "account", "action",      "categories",
     "purposes", "at",   "terms_version", "method",  "rule",    "actor",       "recorded_at",
-    "pseudonym", "erased", "terms"};
+    "pseudonym", "erased", "terms", "notice"};
 
 // Fills `*out` (reusing its strings' buffers) from an array of strings.
 Status StringList(simdjson::dom::element v, std::string_view key, std::vector<std::string>* out) {
@@ -46,6 +48,37 @@ Result<std::string_view> Str(simdjson::dom::element v, std::string_view key) {
   return s;
 }
 
+// "notice": "none", or {"locale": L, "sha256": H} (a BCP 47 tag and 64 lowercase hex digits).
+Status ParseNotice(simdjson::dom::element v, ConsentEvent* e) {
+  std::string_view none;
+  if (v.get_string().get(none) == simdjson::SUCCESS) {
+    if (none != "none") {
+      return InvalidArgumentError("\"notice\" must be \"none\" or {\"locale\", \"sha256\"}");
+    }
+    return OkStatus();
+  }
+  simdjson::dom::object obj;
+  if (v.get_object().get(obj) != simdjson::SUCCESS) {
+    return InvalidArgumentError("\"notice\" must be \"none\" or {\"locale\", \"sha256\"}");
+  }
+  std::string_view locale, sha;
+  size_t fields = 0;
+  for (auto f : obj) {
+    ++fields;
+    if (f.key == "locale" && f.value.get_string().get(locale) == simdjson::SUCCESS) continue;
+    if (f.key == "sha256" && f.value.get_string().get(sha) == simdjson::SUCCESS) continue;
+    return InvalidArgumentError("\"notice\" takes \"locale\" and \"sha256\" (strings), not \"" +
+                                std::string(f.key) + "\"");
+  }
+  if (fields != 2 || locale.empty() || sha.empty()) {
+    return InvalidArgumentError("\"notice\" needs both \"locale\" and \"sha256\"");
+  }
+  ASSENT_RETURN_IF_ERROR(CheckNoticeFields(locale, sha));
+  e->notice_locale.assign(locale);
+  e->notice_sha256.assign(sha);
+  return OkStatus();
+}
+
 // Parses one line's object. `skip` is set for entries of another kind.
 Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* has_position,
                  bool stored_times) {
@@ -71,6 +104,8 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
   e->rule.clear();
   e->actor.clear();
   e->terms_version.clear();
+  e->notice_locale.clear();
+  e->notice_sha256.clear();
   e->method = Method::kApi;
   for (auto field : obj) {
     std::string_view key = field.key;
@@ -100,6 +135,8 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
       ASSENT_ASSIGN_OR_RETURN(std::string_view s, Str(v, key));
       if (key == "rule") e->rule.assign(s);
       if (key == "actor") e->actor.assign(s);
+    } else if (key == "notice") {
+      ASSENT_RETURN_IF_ERROR(ParseNotice(v, e));
     } else if (key == "subject" || key == "account") {
       if (has_party) return InvalidArgumentError("give either \"subject\" or \"account\", not both");
       ASSENT_ASSIGN_OR_RETURN(std::string_view party, Str(v, key));
@@ -153,6 +190,22 @@ Status ParseLine(simdjson::dom::object obj, ConsentEvent* e, bool* skip, bool* h
 
 }  // namespace
 
+Status CheckNoticeFields(std::string_view locale, std::string_view sha256) {
+  if (locale.empty() || locale.size() > 35 ||
+      !std::all_of(locale.begin(), locale.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+      })) {
+    return InvalidArgumentError("\"notice\".\"locale\" must be a BCP 47 language tag such as en or de-CH");
+  }
+  if (sha256.size() != 64 || !std::all_of(sha256.begin(), sha256.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      })) {
+    return InvalidArgumentError("\"notice\".\"sha256\" must be 64 lowercase hex digits "
+                                "(assent terms notice prints it)");
+  }
+  return OkStatus();
+}
+
 void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e) {
   w.Key("position").UInt(e.position).Key("action").String(ActionName(e.action));
   w.Key("categories").BeginArray();
@@ -162,6 +215,10 @@ void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e) {
   w.EndArray().Key("at").String(FormatTime(e.at));
   w.Key("terms_version").String(e.terms_version).Key("method").String(MethodName(e.method));
   if (!e.actor.empty()) w.Key("actor").String(e.actor);
+  if (!e.notice_sha256.empty()) {
+    w.Key("notice").BeginObject().Key("locale").String(e.notice_locale);
+    w.Key("sha256").String(e.notice_sha256).EndObject();
+  }
 }
 
 struct EventLineDecoder::Impl {

@@ -28,6 +28,8 @@ namespace assent {
 // categories, purposes, at, terms_version, method (no party: the list is one party's).
 class JsonWriter;
 void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e);
+// A stated notice's fields: a BCP 47 tag and 64 lowercase hex digits (kInvalidArgument).
+Status CheckNoticeFields(std::string_view locale, std::string_view sha256);
 
 // Decodes one line of the format; keeps its parser's buffers between calls, so reuse one
 // decoder for many lines. Not thread-safe.

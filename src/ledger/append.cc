@@ -65,6 +65,32 @@ Result<std::vector<Receipt>> GroupCommitter::Submit(std::vector<ConsentEvent> ev
 }
 
 
+// A stated notice must be the text of a rule of the event's terms (of its own rule, when it
+// names one) in a locale the terms offer: a receipt then proves what was shown.
+Status CheckNotice(const ConsentEvent& e, const Terms& t) {
+  if (e.notice_sha256.empty() && e.notice_locale.empty()) return OkStatus();
+  const auto locales = NoticeLocales(t);
+  if (std::find(locales.begin(), locales.end(), e.notice_locale) == locales.end()) {
+    std::string offered;
+    for (const auto& l : locales) offered += (offered.empty() ? "" : ", ") + l;
+    return InvalidArgumentError("notice: terms " + t.label() + " have no text in locale '" +
+                                e.notice_locale + "' (they offer: " + offered + ")");
+  }
+  const int32_t shown = FindNotice(t, e.notice_locale, e.notice_sha256);
+  if (shown < 0) {
+    return InvalidArgumentError(
+        "notice: " + e.notice_sha256 + " is not the SHA-256 of any rule's notice in terms " +
+        t.label() + " (" + e.notice_locale + "): send the hash of the text displayed — each "
+        "rule's is in GET /v1/subjects/{id}/consents, and `assent terms notice --rule R` prints "
+        "text and hash");
+  }
+  if (!e.rule.empty() && t.rules()[shown].id != e.rule) {
+    return InvalidArgumentError("notice: it is the text of rule '" + t.rules()[shown].id +
+                                "', but the choice is made under rule '" + e.rule + "'");
+  }
+  return OkStatus();
+}
+
 Status GroupCommitter::Complete(ConsentEvent& e, const Snapshot& snap, Timestamp now, Timestamp last_at) {
   if (e.at == 0) {
     e.at = std::max(now, last_at);
@@ -99,7 +125,7 @@ Status GroupCommitter::Complete(ConsentEvent& e, const Snapshot& snap, Timestamp
       for (int32_t p : rule.purposes) e.purposes.push_back(t.purposes()[p].name);
     }
   }
-  return OkStatus();
+  return CheckNotice(e, t);
 }
 
 

@@ -43,6 +43,8 @@ Receipt LedgerImpl::ReceiptOf(const ConsentEvent& e, const Snapshot& snap,
   rc.method = e.method;
   rc.rule = e.rule;
   rc.actor = e.actor;
+  rc.notice_locale = e.notice_locale;
+  rc.notice_sha256 = e.notice_sha256;
   rc.hash = ToHex(hash);
   rc.pseudonym = pseudonym;
   rc.pseudonym_key = PartyKeyLocked(e.party_kind, e.party);
@@ -81,6 +83,8 @@ Result<Receipt> LedgerImpl::ReceiptAt(uint64_t position) const {
     }
   }
   Receipt rc = ReceiptOf(e, *engine_->snapshot(), entry->hash, pseudonym);
+  // Entries before schema 3 state no notice (the field is always last when there is one).
+  rc.notice_recorded = entry->body.find(",\"notice\":") != std::string::npos;
   return rc;
 }
 

@@ -109,6 +109,13 @@ test('a person opens the link, withdraws and grants, and the state persists', as
   const receipt = await page.evaluate(async (h) => (await fetch(h)).json(), href);
   assert.equal(receipt.subject, 'alice');
   assert.ok(receipt.inclusion_proof, 'the receipt carries its proof');
+  // It records the notice the card displayed: the listing's notice for that rule.
+  const listing = await (await fetch(base + '/v1/subjects/alice/consents',
+    { headers: { Authorization: 'Bearer ' + keys.service } })).json();
+  const shown = listing.rules.find((r) => r.rule === receipt.rule).notice;
+  assert.equal(receipt.method, 'settings');
+  assert.deepEqual(receipt.notice, shown);
+  assert.match(shown.sha256, /^[0-9a-f]{64}$/);
   await settles(sw, 'aria-checked', 'false');  // the page re-reads the state after saying so
   let d = await decide({ category: 'service_generated.telemetry', purpose: 'ai_training.first_party',
                          subjects: ['alice'] });

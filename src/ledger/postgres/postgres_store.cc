@@ -47,7 +47,7 @@ using pg::Redacted;
 using pg::TextArray;
 using pg::g_fault;
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr long long kMigrationLock = 0x617373656e74;   // "assent"
 constexpr long long kAppendLock = 0x617373656e7401;
 constexpr int kFetchRows = 8192;
@@ -90,6 +90,11 @@ UPDATE meta SET value = '2' WHERE key = 'schema_version';
 -- Callers' idempotency keys (SHA-256 of caller and key) and the entry each was given to.
 CREATE TABLE idempotency_keys (key BYTEA PRIMARY KEY, position BIGINT NOT NULL);
 UPDATE meta SET value = '3' WHERE key = 'schema_version';
+)sql"},
+    {4, R"sql(
+-- Consent entries state the notice they answered ("notice"): nodes of an older release would
+-- refuse them one by one, so the version says it first. Nothing stored changes.
+UPDATE meta SET value = '4' WHERE key = 'schema_version';
 )sql"},
 };
 

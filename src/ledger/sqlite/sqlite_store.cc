@@ -14,7 +14,9 @@
 namespace assent::internal {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+// 3: consent entries state the notice they answered ("notice"); a 2 is migrated on the first
+// writable open (its entries stay as they are: they state no notice).
+constexpr int kSchemaVersion = 3;
 
 const char* kSchema = R"sql(
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -38,7 +40,7 @@ CREATE TABLE parties (
   pseudonym TEXT NOT NULL,
   secret    BLOB NOT NULL CHECK (length(secret) = 32)
 );
-INSERT INTO meta (key, value) VALUES ('format', 'assent-ledger'), ('schema_version', '2');
+INSERT INTO meta (key, value) VALUES ('format', 'assent-ledger'), ('schema_version', '3');
 )sql";
 
 // Callers' idempotency keys (SHA-256 of caller and key) and the entry each was given to.
@@ -161,7 +163,20 @@ class SqliteStore : public LedgerStore {
                   "parties: export it with the assent that wrote it and `assent ledger import` "
                   "the export into a new data directory");
     }
-    if (version != std::to_string(kSchemaVersion)) {
+    if (version == "2" && !read_only_) {
+      // Schema 3 adds a field to new consent entries: an older assent would refuse them one by
+      // one, so the version says it first. Nothing stored changes.
+      ASSENT_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE", "migrating the ledger to schema 3"));
+      if (auto st = Exec(db_, "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+                         "migrating the ledger to schema 3");
+          !st) {
+        Exec(db_, "ROLLBACK", "rollback");
+        return st;
+      }
+      ASSENT_RETURN_IF_ERROR(Exec(db_, "COMMIT", "migrating the ledger to schema 3"));
+      version = "3";
+    }
+    if (version != std::to_string(kSchemaVersion) && !(version == "2" && read_only_)) {
       return FailedPreconditionError(path_ + " has ledger schema version '" + version +
                                      "', this assent reads version " +
                                      std::to_string(kSchemaVersion) +

@@ -55,6 +55,12 @@ void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v) {
     w.Key("text").String(t.clauses()[c].text).EndObject();
   }
   w.EndArray();
+  // The notice this rule shows (what a page displays: summary, categories, purposes, clauses):
+  // sent back with a choice, it is recorded in the event and its receipt.
+  if (auto text = NoticeText(t, rule, kTermsLocale)) {
+    w.Key("notice").BeginObject().Key("locale").String(kTermsLocale);
+    w.Key("sha256").String(NoticeSha256(*text)).EndObject();
+  }
   if (v.asks && v.for_party) {
     w.Key("state").String(v.state);
     // A grant some of whose pairs changed meaning since it was given: ask again.
@@ -104,8 +110,13 @@ HandlerOutcome History(RouteContext& ctx) {
     w.BeginObject();
     WriteHistoryEvent(w, e);
     // Who recorded it (a key, or a session and the key that minted its link) is in the entry.
-    if (auto rc = ctx.api->ledger().ReceiptAt(e.position); rc && !rc->actor.empty()) {
-      w.Key("actor").String(rc->actor);
+    // So are the notice the choice answered, when one was stated.
+    if (auto rc = ctx.api->ledger().ReceiptAt(e.position); rc) {
+      if (!rc->actor.empty()) w.Key("actor").String(rc->actor);
+      if (!rc->notice_sha256.empty()) {
+        w.Key("notice").BeginObject().Key("locale").String(rc->notice_locale);
+        w.Key("sha256").String(rc->notice_sha256).EndObject();
+      }
     }
     if (auto h = ctx.api->ledger().EntryHash(e.position)) w.Key("hash").String(*h);
     w.EndObject();
@@ -199,12 +210,32 @@ std::optional<HttpResponse> SetIdempotencyKey(const HttpRequest& req, const Call
   return std::nullopt;
 }
 
+// "notice": {locale, sha256} — the notice displayed (each rule's is in the consents listing);
+// checked against the terms' text when recorded (422 when it is not one of them).
+std::optional<HttpResponse> GetNotice(simdjson::dom::object body, ConsentEvent* e) {
+  simdjson::dom::element v;
+  if (body["notice"].get(v) != simdjson::SUCCESS) return std::nullopt;
+  simdjson::dom::object n;
+  if (v.get_object().get(n) != simdjson::SUCCESS) {
+    return BadRequest("\"notice\" must be an object {\"locale\", \"sha256\"}: the notice "
+                      "displayed, as the consents listing gives it for each rule");
+  }
+  if (auto p = CheckFields(n, {"locale", "sha256"})) return p;
+  if (auto p = GetString(n, "locale", &e->notice_locale, true)) return p;
+  if (auto p = GetString(n, "sha256", &e->notice_sha256, true)) return p;
+  if (auto st = CheckNoticeFields(e->notice_locale, e->notice_sha256); !st) {
+    return ProblemFor(st.error());
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 HandlerOutcome RecordConsent(RouteContext& ctx) {
   Body b;
   if (auto p = ParseObject(*ctx.request, &b,
-                           {"rule", "categories", "purposes", "action", "at", "method"})) {
+                           {"rule", "categories", "purposes", "action", "at", "method",
+                            "notice"})) {
     return *p;
   }
   ConsentEvent e;
@@ -217,6 +248,7 @@ HandlerOutcome RecordConsent(RouteContext& ctx) {
   if (auto p = GetStrings(b.obj, "purposes", &e.purposes, false)) return *p;
   if (auto p = GetString(b.obj, "at", &at, false)) return *p;
   if (auto p = GetString(b.obj, "method", &method, false)) return *p;
+  if (auto p = GetNotice(b.obj, &e)) return *p;
   auto a = ParseAction(action);
   if (!a) return BadRequest("\"action\" must be \"grant\" or \"withdraw\"");
   e.action = *a;
