@@ -119,7 +119,31 @@ class Terms {
   bool CategoryCovers(int32_t ancestor, int32_t node) const;
   bool PurposeCovers(int32_t ancestor, int32_t node) const;
 
+  // Languages (BCP 47 tags): the first is the one the document's own texts are written in;
+  // `translations` give every human-readable text in each of the others (lint refuses a
+  // missing one). ["en"] when the document declares none.
+  const std::vector<std::string>& locales() const { return locales_; }
+  // Index into locales(), or -1.
+  int32_t FindLocale(std::string_view tag) const;
+  // The texts in locale `l` (an index into locales()).
+  const std::string& CategoryDescription(int32_t c, int32_t l) const {
+    return l == 0 ? categories_[c].description : translations_[l].categories[c];
+  }
+  const std::string& PurposeDescription(int32_t p, int32_t l) const {
+    return l == 0 ? purposes_[p].description : translations_[l].purposes[p];
+  }
+  const std::string& RuleSummary(int32_t r, int32_t l) const {
+    return l == 0 ? rules_[r].summary : translations_[l].summaries[r];
+  }
+  const Clause& ClauseText(int32_t c, int32_t l) const {
+    return l == 0 ? clauses_[c] : translations_[l].clauses[c];
+  }
+
  private:
+  struct Translation {  // aligned with the base tables
+    std::vector<std::string> categories, purposes, summaries;
+    std::vector<Clause> clauses;
+  };
   friend class TermsCompiler;
   friend struct TermsCompilerParser;
   std::string id_, version_, label_, source_;
@@ -127,6 +151,8 @@ class Terms {
   std::vector<Clause> clauses_;
   std::vector<TaxonomyNode> categories_, purposes_;
   std::vector<Rule> rules_;
+  std::vector<std::string> locales_{"en"};
+  std::vector<Translation> translations_{Translation{}};  // [0]: the base texts (unused)
   NameIndex category_index_, purpose_index_, clause_index_, rule_index_;
   std::vector<int32_t> table_;  // categories x purposes -> rule or kUnlisted
 };
@@ -134,7 +160,7 @@ class Terms {
 // Notices: what a person is shown when they make a choice under a rule — the rule's summary,
 // the plain descriptions of its categories (and what a broad one includes) and purposes, and
 // its clauses — in a canonical text (docs/formats/ledger.md "Notices") whose SHA-256 a consent
-// event records. Terms are written in one language for now: kTermsLocale.
+// event records. kTermsLocale: the language of a document that declares none.
 inline constexpr std::string_view kTermsLocale = "en";
 std::vector<std::string> NoticeLocales(const Terms& t);
 // The canonical text, or nullopt when the terms offer no text in `locale`.

@@ -224,6 +224,7 @@ int Serve(const ServeOptions& o) {
   server::HttpServer http(*so, &api);
   auto port = http.Listen();
   if (!port) return Fail(port.error());
+  http.CatchSignals();  // before the banner: whoever reads it may stop the server at once
   const std::string base = fmt::format("http://{}:{}", so->address, *port);
   std::cout << fmt::format("assent serving {} on {} (ledger position {}, {} threads)\n",
                            (*ledger)->store_description(), base, (*ledger)->position(),

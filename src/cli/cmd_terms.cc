@@ -48,8 +48,29 @@ std::shared_ptr<const Terms> LoadForReading(const std::string& path, int* exit_c
 struct TermsCommand {
   std::vector<std::string> files;
   std::string file, old_file, new_file;
+  std::string locale;  // show: the texts in this language too
   bool json = false;
 };
+
+// Every human-readable text of `t` in locale `l`, as a person reads it.
+nlohmann::ordered_json Texts(const Terms& t, int32_t l) {
+  nlohmann::ordered_json j;
+  j["locale"] = t.locales()[l];
+  for (size_t r = 0; r < t.rules().size(); ++r) {
+    if (!t.rules()[r].summary.empty()) j["rules"][t.rules()[r].id] = t.RuleSummary(r, l);
+  }
+  for (size_t c = 0; c < t.categories().size(); ++c) {
+    j["categories"][t.categories()[c].name] = t.CategoryDescription(c, l);
+  }
+  for (size_t p = 0; p < t.purposes().size(); ++p) {
+    j["purposes"][t.purposes()[p].name] = t.PurposeDescription(p, l);
+  }
+  for (size_t c = 0; c < t.clauses().size(); ++c) {
+    j["clauses"][t.clauses()[c].id] = {{"title", t.ClauseText(c, l).title},
+                                       {"text", t.ClauseText(c, l).text}};
+  }
+  return j;
+}
 
 // Exit 0 without errors, 1 with any error, 2 when a file cannot be read.
 int Lint(const TermsCommand& o) {
@@ -90,10 +111,33 @@ int Show(const TermsCommand& o) {
   int exit_code = 0;
   auto t = LoadForReading(o.file, &exit_code);
   if (!t) return exit_code;
+  int32_t l = -1;
+  if (!o.locale.empty() && (l = t->FindLocale(o.locale)) < 0) {
+    std::string offered;
+    for (const auto& tag : t->locales()) offered += (offered.empty() ? "" : ", ") + tag;
+    return Fail("'" + o.file + "' is not offered in '" + o.locale + "' (it is in: " + offered + ")");
+  }
   if (o.json) {
-    std::cout << MatrixJson(*t).dump(2) << "\n";
-  } else {
-    std::cout << RenderMatrixTable(*t);
+    auto j = MatrixJson(*t);
+    j["locales"] = t->locales();
+    if (l >= 0) j["texts"] = Texts(*t, l);
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << RenderMatrixTable(*t);
+  std::string tags;
+  for (const auto& tag : t->locales()) tags += (tags.empty() ? "" : ", ") + tag;
+  std::cout << "languages: " << tags << "\n";
+  if (l < 0) return 0;
+  const auto j = Texts(*t, l);
+  std::cout << "\nin " << o.locale << ":\n";
+  if (j.contains("rules")) {
+    for (const auto& [id, text] : j["rules"].items()) std::cout << "  rule " << id << ": " << text.get<std::string>() << "\n";
+  }
+  for (const auto& [name, text] : j["categories"].items()) std::cout << "  category " << name << ": " << text.get<std::string>() << "\n";
+  for (const auto& [name, text] : j["purposes"].items()) std::cout << "  purpose " << name << ": " << text.get<std::string>() << "\n";
+  for (const auto& [id, c] : j["clauses"].items()) {
+    std::cout << "  clause " << id << " " << c["title"].get<std::string>() << ": " << c["text"].get<std::string>() << "\n";
   }
   return 0;
 }
@@ -223,6 +267,8 @@ void RegisterTermsCommands(CLI::App& app, int* exit_code) {
       "show", "Print the leaf matrix: each (category, purpose) with its basis and rule");
   show->add_option("FILE", s->file, "Terms YAML file")->required();
   show->add_flag("--json", s->json, "Print as JSON");
+  show->add_option("--locale", s->locale,
+                   "Also print every text (rule summaries, descriptions, clauses) in this language");
   show->callback([s, exit_code] { *exit_code = Show(*s); });
   auto d = std::make_shared<TermsCommand>();
   auto* diff = terms->add_subcommand(

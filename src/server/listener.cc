@@ -46,6 +46,7 @@ struct HttpServer::Impl {
   std::atomic<int> open_connections{0};
   std::atomic<bool> stopping{false};
   asio::signal_set* signals = nullptr;
+  std::optional<asio::signal_set> own_signals;  // CatchSignals
   std::mutex sessions_mu;
   std::set<std::weak_ptr<Session>, std::owner_less<std::weak_ptr<Session>>> sessions;
   // Change feeds waiting for entries: one ticker for all of them (every feed_poll it reads the
@@ -729,15 +730,17 @@ Result<uint16_t> HttpServer::Listen() {
   return a.local_endpoint().port();
 }
 
+void HttpServer::CatchSignals() {
+  if (impl_->own_signals) return;
+  impl_->own_signals.emplace(impl_->ioc, SIGINT, SIGTERM);
+  impl_->signals = &*impl_->own_signals;
+  impl_->own_signals->async_wait([this](beast::error_code ec, int) {
+    if (!ec) impl_->StopAccepting();
+  });
+}
+
 void HttpServer::Run(bool handle_signals) {
-  std::optional<asio::signal_set> signals;
-  if (handle_signals) {
-    signals.emplace(impl_->ioc, SIGINT, SIGTERM);
-    impl_->signals = &*signals;
-    signals->async_wait([this](beast::error_code ec, int) {
-      if (!ec) impl_->StopAccepting();
-    });
-  }
+  if (handle_signals) CatchSignals();
   impl_->Accept();
   std::vector<std::thread> threads;
   for (int i = 1; i < impl_->options.threads; ++i) {
@@ -746,6 +749,7 @@ void HttpServer::Run(bool handle_signals) {
   impl_->ioc.run();
   for (auto& t : threads) t.join();
   impl_->signals = nullptr;
+  impl_->own_signals.reset();
 }
 
 void HttpServer::Shutdown() {

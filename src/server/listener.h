@@ -123,6 +123,9 @@ class HttpServer {
   // Serves until Shutdown (or SIGTERM/SIGINT when `handle_signals`); then stops accepting,
   // finishes requests in flight, closes idle connections and returns.
   void Run(bool handle_signals);
+  // SIGINT and SIGTERM stop the server gracefully from now on (before Run: a signal arriving
+  // between start-up and Run is not lost, nor does it kill the process).
+  void CatchSignals();
   // Thread-safe; returns at once.
   void Shutdown();
 

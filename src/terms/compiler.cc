@@ -31,7 +31,27 @@ bool ValidName(std::string_view s) {
 }
 
 const std::vector<std::string> kTopKeys = {"terms",      "version",  "effective", "clauses",
-                                           "categories", "purposes", "rules"};
+                                           "categories", "purposes", "rules",     "locales",
+                                           "translations"};
+const std::vector<std::string> kTranslationKeys = {"categories", "purposes", "rules", "clauses"};
+
+// A BCP 47 language tag as terms declare them: letters, digits and '-', a 2-3 letter language
+// first ("en", "de", "de-CH", "zh-Hant").
+bool ValidLocale(std::string_view s) {
+  if (s.size() < 2 || s.size() > 35) return false;
+  size_t lang = 0;
+  while (lang < s.size() && s[lang] != '-') {
+    if (!((s[lang] >= 'a' && s[lang] <= 'z') || (s[lang] >= 'A' && s[lang] <= 'Z'))) return false;
+    ++lang;
+  }
+  if (lang < 2 || lang > 3) return false;
+  for (char c : s.substr(lang)) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) {
+      return false;
+    }
+  }
+  return !s.ends_with('-');
+}
 const std::vector<std::string> kClauseKeys = {"id", "title", "text"};
 const std::vector<std::string> kCategoryKeys = {"description", "children", "derived_from"};
 const std::vector<std::string> kPurposeKeys = {"description", "children", "gpc"};
@@ -135,6 +155,158 @@ struct TermsCompilerParser {
     Taxonomy(root, root["categories"], "categories", true);
     Taxonomy(root, root["purposes"], "purposes", false);
     Rules(root, root["rules"]);
+    Locales(root);
+  }
+
+  // locales: [en, de, ...] and translations: {de: {categories, purposes, rules, clauses}}.
+  void Locales(const YAML::Node& root) {
+    const YAML::Node list = root["locales"];
+    if (list.IsDefined() && !list.IsNull()) {
+      t.locales_.clear();
+      for (auto& [tag, pos] : Names(root, list, "'locales'")) {
+        if (!ValidLocale(tag)) {
+          c.Err(pos, "'" + tag + "' is not a language tag (BCP 47: en, de, de-CH, ...)", "bad-locale");
+        } else if (std::find(t.locales_.begin(), t.locales_.end(), tag) != t.locales_.end()) {
+          c.Err(pos, "locale '" + tag + "' is listed twice", "duplicate-id");
+        } else {
+          t.locales_.push_back(tag);
+        }
+      }
+      if (t.locales_.empty()) t.locales_.push_back(std::string(kTermsLocale));
+    }
+    t.translations_.assign(t.locales_.size(), Terms::Translation{});
+    const YAML::Node tr = root["translations"];
+    if (tr.IsDefined() && !tr.IsNull() && !tr.IsMap()) {
+      c.Err(PosOf(tr), "'translations' must be a map of locale: {categories, purposes, rules, clauses}",
+            "wrong-type");
+      return;
+    }
+    if (tr.IsDefined() && tr.IsMap()) {
+      for (auto it = tr.begin(); it != tr.end(); ++it) {
+        const std::string tag = it->first.IsScalar() ? it->first.Scalar() : "";
+        const int32_t l = t.FindLocale(tag);
+        if (l < 0) {
+          c.Err(PosOf(it->first), "translations for '" + tag + "', which 'locales' does not list" +
+                                      DidYouMeanSuffix(tag, t.locales_),
+                "undeclared-locale");
+        } else if (l == 0) {
+          c.Err(PosOf(it->first), "'" + tag + "' is the document's own language (the first in "
+                                  "'locales'): its texts are the document's, not translations",
+                "misplaced-field");
+        }
+      }
+    }
+    for (size_t l = 1; l < t.locales_.size(); ++l) {
+      Translate(tr.IsDefined() && tr.IsMap() ? tr[t.locales_[l]] : YAML::Node(), root,
+                static_cast<int32_t>(l));
+    }
+  }
+
+  // Every text in locale `l`; each one missing is an error naming it.
+  void Translate(const YAML::Node& n, const YAML::Node& root, int32_t l) {
+    const std::string& tag = t.locales_[l];
+    Terms::Translation& out = t.translations_[l];
+    out.categories.assign(t.categories_.size(), "");
+    out.purposes.assign(t.purposes_.size(), "");
+    out.summaries.assign(t.rules_.size(), "");
+    out.clauses = t.clauses_;
+    for (auto& cl : out.clauses) cl.title.clear(), cl.text.clear();
+    const bool present = n.IsDefined() && !n.IsNull();
+    const SourcePos where = present ? PosOf(n) : PosOf(root["locales"]);
+    if (present && !n.IsMap()) {
+      c.Err(PosOf(n), "translations." + tag + " must be a map of categories, purposes, rules, clauses",
+            "wrong-type");
+      return;
+    }
+    if (present) CheckKeys(n, kTranslationKeys, "translations." + tag);
+    auto texts = [&](const char* section, const std::vector<std::string>& names,
+                     std::vector<std::string>* into, const char* what) {
+      const YAML::Node m = present ? n[section] : YAML::Node();
+      if (m.IsDefined() && !m.IsNull() && !m.IsMap()) {
+        c.Err(PosOf(m), "translations." + tag + "." + section + " must be a map of name: text",
+              "wrong-type");
+        return;
+      }
+      if (present && m.IsDefined() && m.IsMap()) {
+        for (auto it = m.begin(); it != m.end(); ++it) {
+          const std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
+          auto at = std::find(names.begin(), names.end(), name);
+          if (at == names.end()) {
+            c.Err(PosOf(it->first), "translations." + tag + "." + section + ": no " + what + " '" +
+                                        name + "'" + DidYouMeanSuffix(name, names),
+                  "unknown-key");
+          } else if (!it->second.IsScalar() || it->second.Scalar().empty()) {
+            c.Err(PosOf(it->second), "translations." + tag + "." + section + "." + name +
+                                         " must be non-empty text", "wrong-type");
+          } else {
+            (*into)[at - names.begin()] = it->second.Scalar();
+          }
+        }
+      }
+      for (size_t i = 0; i < names.size(); ++i) {
+        if ((*into)[i].empty()) {
+          c.Err(where, "locale '" + tag + "' has no text for " + what + " '" + names[i] +
+                           "' (add translations." + tag + "." + section + "." + names[i] + ")",
+                "missing-translation");
+        }
+      }
+    };
+    texts("categories", AllNames(t.categories_), &out.categories, "category");
+    texts("purposes", AllNames(t.purposes_), &out.purposes, "purpose");
+    std::vector<std::string> with_summary;  // rules with a summary need one in every locale
+    std::vector<int32_t> summary_rules;
+    for (size_t r = 0; r < t.rules_.size(); ++r) {
+      if (!t.rules_[r].summary.empty()) {
+        with_summary.push_back(t.rules_[r].id);
+        summary_rules.push_back(static_cast<int32_t>(r));
+      }
+    }
+    std::vector<std::string> summaries(with_summary.size());
+    texts("rules", with_summary, &summaries, "rule summary");
+    for (size_t i = 0; i < summaries.size(); ++i) out.summaries[summary_rules[i]] = summaries[i];
+    // clauses: id: {title, text}
+    const YAML::Node m = present ? n["clauses"] : YAML::Node();
+    std::vector<bool> done(t.clauses_.size(), false);
+    if (m.IsDefined() && !m.IsNull() && !m.IsMap()) {
+      c.Err(PosOf(m), "translations." + tag + ".clauses must be a map of id: {title, text}", "wrong-type");
+    } else if (present && m.IsDefined() && m.IsMap()) {
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        const std::string id = it->first.IsScalar() ? it->first.Scalar() : "";
+        const int32_t k = t.FindClause(id);
+        const YAML::Node body = it->second;
+        if (k < 0) {
+          std::vector<std::string> ids;
+          for (const auto& cl : t.clauses_) ids.push_back(cl.id);
+          c.Err(PosOf(it->first), "translations." + tag + ".clauses: no clause '" + id + "'" +
+                                      DidYouMeanSuffix(id, ids), "unknown-key");
+          continue;
+        }
+        if (!body.IsMap()) {
+          c.Err(PosOf(body), "translations." + tag + ".clauses." + id + " must be {title, text}",
+                "wrong-type");
+          continue;
+        }
+        CheckKeys(body, kClauseKeys, "translations." + tag + ".clauses." + id);
+        auto text = Scalar(body, body["text"], "translations." + tag + ".clauses." + id + ".text", true);
+        auto title = Scalar(body, body["title"], "title", false);
+        if (!t.clauses_[k].title.empty() && !title) {
+          c.Err(PosOf(body), "translations." + tag + ".clauses." + id + " needs a title (the clause has one)",
+                "missing-translation");
+        }
+        if (text && !text->empty()) {
+          out.clauses[k].text = *text;
+          out.clauses[k].title = title ? *title : "";
+          done[k] = true;
+        }
+      }
+    }
+    for (size_t k = 0; k < t.clauses_.size(); ++k) {
+      if (!done[k]) {
+        c.Err(where, "locale '" + tag + "' has no text for clause '" + t.clauses_[k].id +
+                         "' (add translations." + tag + ".clauses.\"" + t.clauses_[k].id + "\")",
+              "missing-translation");
+      }
+    }
   }
 
   void Clauses(const YAML::Node& root, const YAML::Node& n) {

@@ -310,3 +310,76 @@ TEST(CompilerTest, AMissingBasisIsOneErrorAtTheRule) {
 
 }  // namespace
 }  // namespace assent
+
+namespace assent {
+namespace {
+
+const std::string kGerman = std::string(kGood) + R"(locales: [en, de]
+translations:
+  de:
+    clauses:
+      "1": {title: Eins, text: "Klausel eins."}
+    categories: {content: Inhalte., content.chat: Chat.}
+    purposes: {service: Dienst., ai_training: Training., ai_training.first_party: Eigene Modelle.}
+    rules: {train: Mit meinem Chat trainieren.}
+)";
+
+TEST(CompilerTest, TranslationsGiveEveryTextInEachDeclaredLocale) {
+  LintResult r = LintTerms(kGerman, "t.yaml");
+  ASSERT_FALSE(r.has_errors()) << (r.diagnostics.empty() ? "" : r.diagnostics[0].ToString());
+  const Terms& t = *r.terms;
+  ASSERT_EQ(t.locales(), (std::vector<std::string>{"en", "de"}));
+  const int32_t de = t.FindLocale("de");
+  ASSERT_EQ(de, 1);
+  EXPECT_EQ(t.CategoryDescription(t.FindCategory("content.chat"), de), "Chat.");
+  EXPECT_EQ(t.PurposeDescription(t.FindPurpose("service"), de), "Dienst.");
+  EXPECT_EQ(t.RuleSummary(t.FindRule("train"), de), "Mit meinem Chat trainieren.");
+  EXPECT_EQ(t.RuleSummary(t.FindRule("train"), 0), "Train on my chat.");
+  EXPECT_EQ(t.ClauseText(t.FindClause("1"), de).title, "Eins");
+  // The notice in each language is its own text, with its own hash.
+  const Rule& train = t.rules()[t.FindRule("train")];
+  auto en = NoticeText(t, train, "en"), german = NoticeText(t, train, "de");
+  ASSERT_TRUE(en && german);
+  EXPECT_NE(german->find("summary: Mit meinem Chat trainieren.\n"), std::string::npos) << *german;
+  EXPECT_NE(german->find("clause 1 Eins: Klausel eins.\n"), std::string::npos) << *german;
+  EXPECT_NE(NoticeSha256(*en), NoticeSha256(*german));
+  EXPECT_FALSE(NoticeText(t, train, "fr"));
+  EXPECT_EQ(FindNotice(t, "de", NoticeSha256(*german)), t.FindRule("train"));
+  EXPECT_EQ(FindNotice(t, "en", NoticeSha256(*german)), -1);
+  // Without `locales`, a document is in English only.
+  LintResult plain = LintTerms(kGood, "t.yaml");
+  EXPECT_EQ(plain.terms->locales(), std::vector<std::string>{"en"});
+}
+
+TEST(CompilerTest, AMissingOrStrayTranslationIsAnErrorNamingIt) {
+  auto replace = [](std::string s, const std::string& from, const std::string& to) {
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  // Each text missing is named: a category, a rule summary, a clause.
+  std::string missing = replace(kGerman, " content.chat: Chat.", "");
+  missing = replace(missing, "    rules: {train: Mit meinem Chat trainieren.}\n", "");
+  missing = replace(missing, "      \"1\": {title: Eins, text: \"Klausel eins.\"}\n", "");
+  auto d = Find(missing, "missing-translation");
+  ASSERT_EQ(d.size(), 3u);
+  std::string all;
+  for (const auto& x : d) all += x.message + "\n";
+  EXPECT_NE(all.find("locale 'de' has no text for category 'content.chat'"), std::string::npos) << all;
+  EXPECT_NE(all.find("no text for rule summary 'train'"), std::string::npos) << all;
+  EXPECT_NE(all.find("no text for clause '1'"), std::string::npos) << all;
+  // A declared locale with no translations at all: every text is missing.
+  EXPECT_GE(Find(replace(kGerman, "translations:", "unused:"), "missing-translation").size(), 7u);
+  // Translations for a language not declared, or for the document's own.
+  EXPECT_EQ(Find(replace(kGerman, "locales: [en, de]", "locales: [en, de]\n# x"), "undeclared-locale").size(), 0u);
+  EXPECT_EQ(Find(replace(kGerman, "  de:\n", "  fr:\n"), "undeclared-locale").size(), 1u);
+  EXPECT_EQ(Find(kGerman + "  en: {}\n", "misplaced-field").size(), 1u);
+  // A misspelt name gets a did-you-mean; a bad tag, a repeated one are refused.
+  auto typo = Find(replace(kGerman, "content.chat: Chat.", "content.chta: Chat."), "unknown-key");
+  ASSERT_EQ(typo.size(), 1u);
+  EXPECT_NE(typo[0].message.find("did you mean 'content.chat'"), std::string::npos) << typo[0].message;
+  EXPECT_EQ(Find(replace(kGerman, "locales: [en, de]", "locales: [en, \"d e\"]"), "bad-locale").size(), 1u);
+  EXPECT_EQ(Find(replace(kGerman, "locales: [en, de]", "locales: [en, de, de]"), "duplicate-id").size(), 1u);
+}
+
+}  // namespace
+}  // namespace assent

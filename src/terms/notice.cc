@@ -28,28 +28,30 @@ std::string Normalized(std::string_view s) {
 
 }  // namespace
 
-std::vector<std::string> NoticeLocales(const Terms&) { return {std::string(kTermsLocale)}; }
+std::vector<std::string> NoticeLocales(const Terms& t) { return t.locales(); }
 
 std::optional<std::string> NoticeText(const Terms& t, const Rule& rule, std::string_view locale) {
-  if (locale != kTermsLocale) return std::nullopt;
+  const int32_t l = t.FindLocale(locale);
+  if (l < 0) return std::nullopt;
+  const int32_t r = t.FindRule(rule.id);
   std::string out = "assent-notice/1\n";
   out += "terms: " + t.label() + "\n";
   out += "locale: " + std::string(locale) + "\n";
   out += "rule: " + rule.id + "\n";
-  out += "summary: " + Normalized(rule.summary) + "\n";
+  out += "summary: " + Normalized(r >= 0 ? t.RuleSummary(r, l) : rule.summary) + "\n";
   for (int32_t c : rule.categories) {
     const TaxonomyNode& node = t.categories()[c];
-    out += "category " + node.name + ": " + Normalized(node.description) + "\n";
+    out += "category " + node.name + ": " + Normalized(t.CategoryDescription(c, l)) + "\n";
     for (int32_t k : node.children) {
       out += "  includes " + t.categories()[k].name + ": " +
-             Normalized(t.categories()[k].description) + "\n";
+             Normalized(t.CategoryDescription(k, l)) + "\n";
     }
   }
   for (int32_t p : rule.purposes) {
-    out += "purpose " + t.purposes()[p].name + ": " + Normalized(t.purposes()[p].description) + "\n";
+    out += "purpose " + t.purposes()[p].name + ": " + Normalized(t.PurposeDescription(p, l)) + "\n";
   }
   for (int32_t c : rule.clauses) {
-    const Clause& clause = t.clauses()[c];
+    const Clause& clause = t.ClauseText(c, l);
     out += "clause " + clause.id + " " + Normalized(clause.title) + ": " +
            Normalized(clause.text) + "\n";
   }

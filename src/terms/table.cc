@@ -49,6 +49,13 @@ int32_t Terms::FindPurpose(std::string_view name) const { return FindIn(purpose_
 int32_t Terms::FindClause(std::string_view id) const { return FindIn(clause_index_, id); }
 int32_t Terms::FindRule(std::string_view id) const { return FindIn(rule_index_, id); }
 
+int32_t Terms::FindLocale(std::string_view tag) const {
+  for (size_t i = 0; i < locales_.size(); ++i) {
+    if (locales_[i] == tag) return static_cast<int32_t>(i);
+  }
+  return -1;
+}
+
 bool Terms::CategoryCovers(int32_t ancestor, int32_t node) const {
   return Covers(categories_, ancestor, node);
 }

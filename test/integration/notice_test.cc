@@ -62,7 +62,8 @@ TEST(NoticeTest, AChoiceRecordsTheNoticeShownAndAReceiptWithAnEditedNoticeFailsV
   for (const Refusal& c : std::vector<Refusal>{
            {training, 422, "the text of rule 'service-generated-for-ai-training'"},
            {R"({"locale":"en","sha256":")" + zeros + "\"}", 422, "not the SHA-256 of any rule"},
-           {R"({"locale":"de","sha256":")" + Sha(review) + "\"}", 422, "no text in locale 'de'"},
+           {R"({"locale":"fr","sha256":")" + Sha(review) + "\"}", 422, "no text in locale 'fr'"},
+           {R"({"locale":"de","sha256":")" + Sha(review) + "\"}", 422, "not the SHA-256 of any rule"},
            {R"({"locale":"en","sha256":"ABC"})", 422, "64 lowercase hex"},
            {R"({"locale":"en us","sha256":")" + Sha(review) + "\"}", 422, "BCP 47"},
            {R"("none")", 400, "must be an object"},
@@ -75,6 +76,29 @@ TEST(NoticeTest, AChoiceRecordsTheNoticeShownAndAReceiptWithAnEditedNoticeFailsV
     EXPECT_NE(bad.body.find(c.says), std::string::npos) << c.notice << ": " << bad.body;
   }
   EXPECT_EQ(s.Position(), before) << "a refused notice records nothing";
+
+  // In German: the listing in German gives the German notice, which a choice records.
+  Response german = s.Call("GET", "/v1/subjects/nia/consents", "", "service",
+                           {"Accept-Language: de-CH, de;q=0.9, en;q=0.5"});
+  ASSERT_EQ(german.status, 200) << german.body;
+  EXPECT_NE(german.headers.find("Content-Language: de"), std::string::npos) << german.headers;
+  EXPECT_NE(german.body.find("\"locale\":\"de\",\"locales\":[\"en\",\"de\"]"), std::string::npos);
+  EXPECT_NE(german.body.find("Qualitätsprüfung mit Einwilligung"), std::string::npos);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(german.body, m, std::regex(
+      R"re("rule":"meeting-quality-review".*?"notice":(\{"locale":"de","sha256":"[0-9a-f]{64}"\}))re")));
+  const std::string review_de = m[1];
+  EXPECT_EQ(s.Call("GET", "/v1/subjects/nia/consents?locale=de").body, german.body);
+  auto de_cli = assent::testing_cli::RunAssent(
+      "terms notice examples/terms/example-meetings-2023-08-11.yaml --rule meeting-quality-review --locale de --sha256");
+  EXPECT_EQ(de_cli.out, Sha(review_de) + "\n");
+  Response in_german = s.Call("POST", "/v1/subjects/nia/consents",
+      R"({"rule":"meeting-quality-review","action":"withdraw","notice":)" + review_de + "}");
+  ASSERT_EQ(in_german.status, 201) << in_german.body;
+  EXPECT_NE(in_german.body.find("\"notice\":" + review_de), std::string::npos) << in_german.body;
+  Response french = s.Call("GET", "/v1/subjects/nia/consents?locale=fr");
+  EXPECT_EQ(french.status, 422) << french.body;
+  EXPECT_NE(french.body.find("they are in: en, de"), std::string::npos) << french.body;
 
   // The receipt verifies offline; with its notice edited or removed, it does not.
   Response key = s.Call("GET", "/v1/audit/key");

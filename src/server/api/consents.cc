@@ -22,23 +22,25 @@ PartyKind KindOf(const RouteContext& ctx) {
 
 namespace {
 
-void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v) {
+// The rule as a page shows it, in locale `l` of the terms.
+void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v, int32_t l) {
   const Rule& rule = *v.rule;
+  const int32_t r = t.FindRule(rule.id);
   w.BeginObject();
   w.Key("rule").String(rule.id);
   w.Key("basis").String(BasisName(rule.basis));
-  if (!rule.summary.empty()) w.Key("summary").String(rule.summary);
+  if (!rule.summary.empty()) w.Key("summary").String(t.RuleSummary(r, l));
   if (v.asks) w.Key("consent_from").String(ConsentFromName(rule.consent_from));
   w.Key("categories").BeginArray();
   for (int32_t c : rule.categories) {
     const TaxonomyNode& node = t.categories()[c];
     w.BeginObject().Key("name").String(node.name);
-    w.Key("description").String(node.description);
+    w.Key("description").String(t.CategoryDescription(c, l));
     if (!node.leaf()) {  // what a broad category covers, so a person sees all of it
       w.Key("includes").BeginArray();
       for (int32_t k : node.children) {
         w.BeginObject().Key("name").String(t.categories()[k].name);
-        w.Key("description").String(t.categories()[k].description).EndObject();
+        w.Key("description").String(t.CategoryDescription(k, l)).EndObject();
       }
       w.EndArray();
     }
@@ -47,18 +49,19 @@ void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v) {
   w.EndArray().Key("purposes").BeginArray();
   for (int32_t p : rule.purposes) {
     w.BeginObject().Key("name").String(t.purposes()[p].name);
-    w.Key("description").String(t.purposes()[p].description).EndObject();
+    w.Key("description").String(t.PurposeDescription(p, l)).EndObject();
   }
   w.EndArray().Key("clauses").BeginArray();
   for (int32_t c : rule.clauses) {
-    w.BeginObject().Key("id").String(t.clauses()[c].id).Key("title").String(t.clauses()[c].title);
-    w.Key("text").String(t.clauses()[c].text).EndObject();
+    const Clause& clause = t.ClauseText(c, l);
+    w.BeginObject().Key("id").String(t.clauses()[c].id).Key("title").String(clause.title);
+    w.Key("text").String(clause.text).EndObject();
   }
   w.EndArray();
   // The notice this rule shows (what a page displays: summary, categories, purposes, clauses):
   // sent back with a choice, it is recorded in the event and its receipt.
-  if (auto text = NoticeText(t, rule, kTermsLocale)) {
-    w.Key("notice").BeginObject().Key("locale").String(kTermsLocale);
+  if (auto text = NoticeText(t, rule, t.locales()[l])) {
+    w.Key("notice").BeginObject().Key("locale").String(t.locales()[l]);
     w.Key("sha256").String(NoticeSha256(*text)).EndObject();
   }
   if (v.asks && v.for_party) {
@@ -77,6 +80,49 @@ void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v) {
 
 }  // namespace
 
+// The language to show the terms in: ?locale=TAG (refused when the terms do not offer it),
+// else the best Accept-Language match (an exact tag, or its language: de-CH -> de), else the
+// terms' own language.
+Result<int32_t> ChooseLocale(const HttpRequest& req, const Terms& t) {
+  std::string asked;
+  if (req.QueryParam("locale", &asked)) {
+    const int32_t l = t.FindLocale(asked);
+    if (l < 0) {
+      std::string offered;
+      for (const auto& tag : t.locales()) offered += (offered.empty() ? "" : ", ") + tag;
+      return InvalidArgumentError("the terms " + t.label() + " are not offered in '" + asked +
+                                  "' (they are in: " + offered + ")");
+    }
+    return l;
+  }
+  int32_t best = 0;
+  double best_q = 0;
+  std::string_view header = req.Header("Accept-Language");
+  if (header.size() > 1024) header = header.substr(0, 1024);  // bounded: a long list helps no one
+  while (!header.empty()) {
+    const size_t comma = header.find(',');
+    std::string_view item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+    double q = 1;
+    if (const size_t semi = item.find(';'); semi != std::string_view::npos) {
+      const std::string_view param = item.substr(semi + 1);
+      if (const size_t eq = param.find("q="); eq != std::string_view::npos) {
+        q = std::atof(std::string(param.substr(eq + 2, 5)).c_str());
+      }
+      item = item.substr(0, semi);
+    }
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    int32_t l = t.FindLocale(item);
+    if (l < 0) l = t.FindLocale(item.substr(0, item.find('-')));
+    if (l >= 0 && q > best_q) {
+      best = l;
+      best_q = q;
+    }
+  }
+  return best;
+}
+
 HandlerOutcome Consents(RouteContext& ctx) {
   const PartyKind kind = KindOf(ctx);
   const std::string& id = ctx.params[0];
@@ -86,16 +132,24 @@ HandlerOutcome Consents(RouteContext& ctx) {
   int32_t v = snap->terms().VersionAt(now);
   if (v < 0) return ProblemFor(Error{ErrorCode::kNotFound, "no terms are in effect now"});
   const Terms& t = snap->terms().version(v);
+  auto l = ChooseLocale(*ctx.request, t);
+  if (!l) return ProblemFor(l.error());
   JsonWriter w;
   w.BeginObject();
   w.Key(PartyKindName(kind)).String(id);
   w.Key("terms").String(t.label());
   w.Key("position").UInt(snap->position());
+  w.Key("locale").String(t.locales()[*l]).Key("locales").BeginArray();
+  for (const auto& tag : t.locales()) w.String(tag);
+  w.EndArray();
   w.Key("rules").BeginArray();
-  for (const RuleView& view : ViewRules(*snap, t, kind, id, now)) WriteRule(w, t, view);
+  for (const RuleView& view : ViewRules(*snap, t, kind, id, now)) WriteRule(w, t, view, *l);
   w.EndArray();
   w.EndObject();
-  return Json(w.Take());
+  HttpResponse out = Json(w.Take());
+  out.headers.emplace_back("Content-Language", t.locales()[*l]);
+  out.headers.emplace_back("Vary", "Accept-Language");
+  return out;
 }
 
 HandlerOutcome History(RouteContext& ctx) {
