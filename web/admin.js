@@ -41,8 +41,9 @@
     document.getElementById('account-section').hidden = false;
     const refresh = async () => {
       const [consents, history] = await Promise.all([
-        api('GET', '/v1/accounts/' + encodeURIComponent(id) + '/consents'),
+        Assent.listing('/v1/accounts/', id),
         api('GET', '/v1/accounts/' + encodeURIComponent(id) + '/history')]);
+      Assent.useLocale(consents, () => refresh());  // the terms in the admin's language
       await Assent.renderChoices('account', id, consents, history, document.getElementById('choices'));
       Assent.renderHistory(history, document.getElementById('history'), consents, 'account', id);
     };

@@ -150,6 +150,41 @@ test('a person opens the link, withdraws and grants, and the state persists', as
   await context.close();
 });
 
+test('a German browser gets the page in German, the choice records the German notice, and the language can be switched', async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 1400 }, locale: 'de-DE' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(await newLink({ subject: 'jonas' }));
+  const training = 'Daten darüber, wie die App funktioniert und welche Funktionen ich nutze, zum Training der eigenen KI-Modelle der Plattform verwenden.';
+  const sw = page.getByRole('switch', { name: training });
+  await sw.waitFor();
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'de');
+  await page.getByRole('heading', { name: 'Was Sie entscheiden' }).waitFor();
+  await page.getByText('Niemals, wie auch immer Sie entscheiden:').first().waitFor();
+  await page.getByText('Wir verwenden Daten darüber, wie die App funktioniert, um den Dienst zu betreiben.').waitFor();
+  assert.equal(await sw.innerText(), 'An');
+  await page.screenshot({ path: join(ARTIFACTS, 'settings-de.png'), fullPage: true });
+  await sw.click();
+  await page.getByText(/Ausgeschaltet: .*Gespeichert am \d+\. \w+ \d{4} um /).waitFor();
+  // The receipt records the German notice the card displayed.
+  const href = await page.getByRole('link', { name: 'Quittung herunterladen' }).first().getAttribute('href');
+  const receipt = await page.evaluate(async (h) => (await fetch(h)).json(), href);
+  const listing = await (await fetch(base + '/v1/subjects/jonas/consents?locale=de',
+    { headers: { Authorization: 'Bearer ' + keys.service } })).json();
+  assert.equal(receipt.notice.locale, 'de');
+  assert.deepEqual(receipt.notice, listing.rules.find((r) => r.rule === receipt.rule).notice);
+  // Switching to English is one choice, kept across reloads over the browser's language.
+  await page.getByLabel('Sprache').selectOption('en');
+  await page.getByRole('heading', { name: 'What you decide' }).waitFor();
+  await page.getByRole('switch', { name: improvement }).waitFor();
+  await page.reload();
+  await page.getByRole('heading', { name: 'What you decide' }).waitFor();
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('a change without the CSRF token is refused', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
