@@ -254,11 +254,23 @@ class TermsSet {
   // (category, purpose) of version `now` (local indexes of `now`): the descriptions of the
   // category, the purpose and their ancestors and the text of the clauses cited by the
   // deciding rule are identical in both versions (DESIGN.md "Stale consent").
-  bool MeaningUnchanged(int32_t now, int32_t given, int32_t category, int32_t purpose) const {
-    if (now == given) return true;
+  //
+  // Per language: a grant given in locale `locale` (a LocaleCode; 0, the default, is the
+  // language the given version is written in) compares the texts in that language, so a
+  // grant given in English does not go stale because the German translation was corrected,
+  // and one given in German does when the German text changes meaning (or is no longer offered).
+  bool MeaningUnchanged(int32_t now, int32_t given, int32_t category, int32_t purpose,
+                        int32_t locale = 0) const {
+    if (now == given && locale == 0) return true;
+    const int32_t l = locale == 0 ? own_locale_[given] : locale;
     const Terms& t = *versions_[now];
-    return unchanged_[now * size() + given][category * t.purposes().size() + purpose] != 0;
+    return unchanged_[l][now * size() + given][category * t.purposes().size() + purpose] != 0;
   }
+  // A compact code for the language a grant was given in under `version`: 0 for the version's
+  // own language (and for an empty tag), else 1..kMaxLocales-1; -1 when the version does not
+  // offer `tag`.
+  static constexpr int32_t kMaxLocales = 16;
+  int32_t LocaleCode(int32_t version, std::string_view tag) const;
 
  private:
   Status Build();
@@ -266,7 +278,10 @@ class TermsSet {
   Vocabulary categories_, purposes_;
   std::vector<std::vector<int32_t>> cat_to_global_, pur_to_global_, cat_to_local_,
       pur_to_local_;
-  std::vector<std::vector<uint8_t>> unchanged_;  // [now*size+given][cell]
+  // [locale id][now*size+given][cell]; locale ids index locale_tags_ (0 unused).
+  std::vector<std::vector<std::vector<uint8_t>>> unchanged_;
+  std::vector<std::string> locale_tags_{""};
+  std::vector<int32_t> own_locale_;  // per version: the id of its own language
 };
 
 }  // namespace assent

@@ -110,6 +110,10 @@ class CaseRunner {
         return;  // nothing else can run without terms
       } else if (cmd == "event") {
         Event(line.substr(6));
+      } else if (cmd == "event-in" && tokens.size() >= 3) {
+        // event-in LOCALE JSON: the event answered its rule's notice in that language.
+        const size_t json = line.find('{');
+        Event(json == std::string::npos ? "" : line.substr(json), tokens[1]);
       } else if (cmd == "expect-event-error") {
         ++result_.expectations;
         if (!Check(!last_event_error_.empty(), "the event above was accepted")) return;
@@ -180,7 +184,7 @@ class CaseRunner {
 
   void Stop() { stop_ = true; }
 
-  void Event(const std::string& json) {
+  void Event(const std::string& json, const std::string& locale = "") {
     if (!Check(last_event_error_.empty(), "event refused: " + last_event_error_)) return Stop();
     if (!Check(engine() != nullptr, "no terms before the first event")) return Stop();
     if (!Check(terms_error_code_.empty(), terms_error_code_)) return Stop();
@@ -191,6 +195,7 @@ class CaseRunner {
     }
     if (!Check(parsed->size() == 1, "an event line holds one event")) return Stop();
     ConsentEvent e = (*parsed)[0];
+    if (!locale.empty() && !Notice(locale, &e)) return Stop();
     if (json.find("\"position\"") == std::string::npos) e.position = ++events_;
     else events_ = e.position;
     if (through_ledger_) {
@@ -213,6 +218,24 @@ class CaseRunner {
       last_event_error_ = st.error().message;
       events_ = engine_->snapshot()->position();
     }
+  }
+
+  // The notice of the event's rule in `locale`, under the version it is given under.
+  bool Notice(const std::string& locale, ConsentEvent* e) {
+    const TermsSet& ts = through_ledger_ ? ledger_->engine().snapshot()->terms()
+                                         : engine_->snapshot()->terms();
+    const int32_t v = e->terms_version.empty() ? ts.VersionAt(e->at) : ts.FindVersion(e->terms_version);
+    if (!Check(v >= 0, "event-in: no terms version for the event")) return false;
+    const Terms& t = ts.version(v);
+    const int32_t r = t.FindRule(e->rule);
+    if (!Check(r >= 0, "event-in needs the event's \"rule\" (its notice is that rule's)")) return false;
+    auto text = NoticeText(t, t.rules()[r], locale);
+    if (!Check(text.has_value(), "event-in: terms " + t.label() + " are not offered in '" + locale + "'")) {
+      return false;
+    }
+    e->notice_locale = locale;
+    e->notice_sha256 = NoticeSha256(*text);
+    return true;
   }
 
   void Erase(const std::map<std::string, std::string>& kv) {

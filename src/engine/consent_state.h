@@ -23,11 +23,15 @@ struct StoredEvent {
   uint64_t position;
   Timestamp at;
   uint32_t scope;    // index into SharedTables::scopes
-  uint16_t version;  // index into the TermsSet
+  // The terms version given under (bits 0-11, an index into the TermsSet) and the language
+  // the notice was in (bits 12-15, TermsSet::LocaleCode; 0: the version's own).
+  uint16_t version;
   Action action;
   Method method;
 };
 static_assert(sizeof(StoredEvent) == 24);
+inline int32_t VersionOf(const StoredEvent& e) { return e.version & 0xfff; }
+inline int32_t LocaleOf(const StoredEvent& e) { return e.version >> 12; }
 
 // One party's events in one allocation: a 16-byte header, the id bytes (padded to 8), then
 // the events — so a look-up's id comparison reads the same cache line as the header.

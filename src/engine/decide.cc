@@ -86,7 +86,7 @@ Snapshot::PartyJudgement Snapshot::JudgeParty(const PartyRecord* rec, const Rule
     j.state = PartyState::kWithdrawn;
     j.failure = consent ? Reason::kWithdrawn : Reason::kObjected;
     j.fails = true;
-  } else if (consent && !ts.MeaningUnchanged(v, effective->version, c, p)) {
+  } else if (consent && !ts.MeaningUnchanged(v, VersionOf(*effective), c, p, LocaleOf(*effective))) {
     j.state = PartyState::kStale;
     j.failure = Reason::kStale;
   } else if (consent && rule.consent_valid_for &&

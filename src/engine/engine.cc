@@ -24,6 +24,7 @@ constexpr size_t kMaxPartyIdBytes = 1024;
 // An event checked against the terms, with its scope as vocabulary ids.
 struct Resolved {
   int32_t version = -1;
+  int32_t locale = 0;  // TermsSet::LocaleCode of the notice's language
   InlineVector<int32_t, 6> categories, purposes;  // no allocation for ordinary scopes
 };
 
@@ -72,6 +73,11 @@ Result<Resolved> Resolve(const TermsSet& ts, const ConsentEvent& e) {
     }
   }
   const Terms& t = ts.version(r.version);
+  r.locale = ts.LocaleCode(r.version, e.notice_locale);
+  if (r.locale < 0) {
+    return InvalidArgumentError("the notice's language '" + e.notice_locale + "' is not one terms " +
+                                t.label() + " are offered in");
+  }
   if (e.categories.empty()) return InvalidArgumentError("the scope names no category");
   if (e.purposes.empty()) return InvalidArgumentError("the scope names no purpose");
   auto names = [](const std::vector<TaxonomyNode>& nodes) {
@@ -289,8 +295,9 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
   uint64_t new_parties = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     const ConsentEvent& e = events[i];
-    StoredEvent se{e.position, e.at, scope_ids[i], static_cast<uint16_t>(resolved[i].version),
-                   e.action, e.method};
+    StoredEvent se{e.position, e.at, scope_ids[i],
+                   static_cast<uint16_t>(resolved[i].version | resolved[i].locale << 12), e.action,
+                   e.method};
     new_parties += builder->Append(e.party_kind, e.party, se);
   }
   Pending next_state = base;
@@ -460,7 +467,7 @@ std::vector<ConsentEvent> Snapshot::EventsOf(PartyKind kind, std::string_view id
     e.action = se.action;
     e.at = se.at;
     e.method = se.method;
-    e.terms_version = terms_->version(se.version).version();
+    e.terms_version = terms_->version(internal::VersionOf(se)).version();
     const Scope& scope = *tables_->scopes[se.scope];
     for (int32_t c : scope.categories) e.categories.push_back(terms_->category_vocabulary().name(c));
     for (int32_t p : scope.purposes) e.purposes.push_back(terms_->purpose_vocabulary().name(p));

@@ -1,6 +1,6 @@
 // Snapshot files. Grammar (all integers unsigned LEB128 varints unless said):
 //   file    = magic header body
-//   magic   = "ASSENT-SNAPSHOT 2\n"
+//   magic   = "ASSENT-SNAPSHOT 3\n"   (2 is read too: it never sets flags bit5)
 //   header  = one JSON line: {"position":N,"events":N,"ledger":HEX,"sha256":HEX}\n
 //             ledger: the hash of the ledger's first entry (which ledger it came from);
 //             sha256: of HEAD + body, where HEAD = {"position":N,"events":N,"ledger":HEX}\n
@@ -10,9 +10,11 @@
 //   strings = count, then per string: len, bytes                      (ids and names, interned)
 //   events  = count, then per event:
 //             position-delta, at (zigzag delta from the previous event's time in µs),
-//             flags (bit0 account, bit1 withdraw, bits2-4 method), party string index,
-//             terms_version string index, ncat, cat string indexes, npur, purpose indexes,
-//             rule string index + 1 (0: none)
+//             flags (bit0 account, bit1 withdraw, bits2-4 method, bit5 notice), party string
+//             index, terms_version string index, ncat, cat string indexes, npur, purpose
+//             indexes, rule string index + 1 (0: none), and with bit5: the notice's locale
+//             and sha256 string indexes (the language a grant was given in decides when it
+//             goes stale)
 //   then    = 0x00, or 0x01 key[16] count hash... (the suppression list: erased parties)
 // Any changed byte — header or body — is detected on load. Format 1 (whose hash did not cover
 // its header) is refused.
@@ -34,7 +36,8 @@
 namespace assent {
 namespace {
 
-constexpr std::string_view kMagic = "ASSENT-SNAPSHOT 2\n";
+constexpr std::string_view kMagic = "ASSENT-SNAPSHOT 3\n";
+constexpr std::string_view kMagicV2 = "ASSENT-SNAPSHOT 2\n";
 constexpr std::string_view kMagicV1 = "ASSENT-SNAPSHOT 1\n";
 
 // The header as the hash covers it (without "sha256").
@@ -104,9 +107,10 @@ Result<std::string> SnapshotFile(const Ledger& ledger, uint64_t position, Snapsh
     PutVarint(events, e.position - last_position);
     int64_t d = e.at - last_at;
     PutVarint(events, static_cast<uint64_t>((d << 1) ^ (d >> 63)));
+    const bool notice = !e.notice_locale.empty();
     PutVarint(events, (e.party_kind == PartyKind::kAccount ? 1u : 0u) |
                           (e.action == Action::kWithdraw ? 2u : 0u) |
-                          static_cast<unsigned>(e.method) << 2);
+                          static_cast<unsigned>(e.method) << 2 | (notice ? 32u : 0u));
     PutVarint(events, intern(e.party));
     PutVarint(events, intern(e.terms_version));
     PutVarint(events, e.categories.size());
@@ -114,6 +118,10 @@ Result<std::string> SnapshotFile(const Ledger& ledger, uint64_t position, Snapsh
     PutVarint(events, e.purposes.size());
     for (const auto& p : e.purposes) PutVarint(events, intern(p));
     PutVarint(events, e.rule.empty() ? 0 : intern(e.rule) + 1);
+    if (notice) {
+      PutVarint(events, intern(e.notice_locale));
+      PutVarint(events, intern(e.notice_sha256));
+    }
     last_position = e.position;
     last_at = e.at;
     ++count;
@@ -192,7 +200,8 @@ Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const s
     return bad("is in format 1, whose hash does not cover its header: make a new one with "
                "`assent snapshot`");
   }
-  if (!file.starts_with(kMagic)) return bad("is not an Assent snapshot");
+  const bool v2 = file.starts_with(kMagicV2);
+  if (!v2 && !file.starts_with(kMagic)) return bad("is not an Assent snapshot");
   const size_t nl = file.find('\n', kMagic.size());
   if (nl == std::string_view::npos) return bad("has no header");
   const std::string_view header = file.substr(kMagic.size(), nl - kMagic.size());
@@ -266,7 +275,10 @@ Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const s
     e.party_kind = flags & 1 ? PartyKind::kAccount : PartyKind::kSubject;
     e.action = flags & 2 ? Action::kWithdraw : Action::kGrant;
     const uint64_t method = (flags >> 2) & 7;
-    if (flags >> 5 || method > static_cast<uint64_t>(Method::kImport)) return bad("is damaged (flags)");
+    const bool notice = flags & 32;
+    if (flags >> 6 || (v2 && notice) || method > static_cast<uint64_t>(Method::kImport)) {
+      return bad("is damaged (flags)");
+    }
     e.method = static_cast<Method>(method);
     if (!str(party, &e.party) || !str(version, &e.terms_version) || nc > 1000) {
       return bad("is damaged");
@@ -283,6 +295,13 @@ Result<std::unique_ptr<Engine>> LoadSnapshotBytes(std::string_view file, const s
       if (!GetVarint(body, &p) || !str(p, &e.purposes.back())) return bad("is damaged");
     }
     if (!GetVarint(body, &rule) || (rule && !str(rule - 1, &e.rule))) return bad("is damaged");
+    if (notice) {
+      uint64_t locale, sha;
+      if (!GetVarint(body, &locale) || !GetVarint(body, &sha) || !str(locale, &e.notice_locale) ||
+          !str(sha, &e.notice_sha256)) {
+        return bad("is damaged (notice)");
+      }
+    }
     batch.push_back(std::move(e));
     if (batch.size() == 65536) {
       if (auto st = engine->ApplyBatch(batch); !st) return bad("holds a bad event: " + st.error().message);

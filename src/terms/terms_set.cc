@@ -29,14 +29,18 @@ int32_t Vocabulary::Intern(std::string_view name) {
 namespace {
 
 // True when `name` and each of its ancestors have the same description in both versions.
-bool SameChain(const std::vector<TaxonomyNode>& now_nodes, int32_t node, const Terms& given,
+// Whether the descriptions of `node` and its ancestors read the same in both versions, in
+// the languages `ln` (of `now`) and `lg` (of `given`).
+bool SameChain(const Terms& now, int32_t ln, int32_t node, const Terms& given, int32_t lg,
                bool categories) {
+  const auto& now_nodes = categories ? now.categories() : now.purposes();
   for (int32_t n = node; n >= 0; n = now_nodes[n].parent) {
     int32_t g = categories ? given.FindCategory(now_nodes[n].name)
                            : given.FindPurpose(now_nodes[n].name);
     if (g < 0) return false;
-    const auto& gnodes = categories ? given.categories() : given.purposes();
-    if (gnodes[g].description != now_nodes[n].description) return false;
+    const std::string& a = categories ? now.CategoryDescription(n, ln) : now.PurposeDescription(n, ln);
+    const std::string& b = categories ? given.CategoryDescription(g, lg) : given.PurposeDescription(g, lg);
+    if (a != b) return false;
   }
   return true;
 }
@@ -99,6 +103,14 @@ int32_t TermsSet::VersionAt(Timestamp t) const {
   return -1;
 }
 
+int32_t TermsSet::LocaleCode(int32_t version, std::string_view tag) const {
+  if (tag.empty()) return 0;
+  if (versions_[version]->FindLocale(tag) < 0) return -1;
+  const int32_t id = static_cast<int32_t>(
+      std::find(locale_tags_.begin(), locale_tags_.end(), tag) - locale_tags_.begin());
+  return id == own_locale_[version] ? 0 : id;
+}
+
 Status TermsSet::Build() {
   const int32_t n = size();
   for (const auto& v : versions_) {
@@ -122,30 +134,60 @@ Status TermsSet::Build() {
       pur_to_local_[v][g] = i;
     }
   }
-  unchanged_.assign(static_cast<size_t>(n) * n, {});
-  for (int32_t now = 0; now < n; ++now) {
-    const Terms& t = *versions_[now];
-    const size_t nc = t.categories().size(), np = t.purposes().size();
-    for (int32_t given = 0; given < n; ++given) {
-      if (given == now) continue;
-      const Terms& g = *versions_[given];
-      std::vector<uint8_t> cat_same(nc), pur_same(np);
-      for (size_t c = 0; c < nc; ++c) cat_same[c] = SameChain(t.categories(), c, g, true);
-      for (size_t p = 0; p < np; ++p) pur_same[p] = SameChain(t.purposes(), p, g, false);
-      auto& cells = unchanged_[now * n + given];
-      cells.assign(nc * np, 0);
-      for (size_t c = 0; c < nc; ++c) {
-        for (size_t p = 0; p < np; ++p) {
-          if (!cat_same[c] || !pur_same[p]) continue;
-          int32_t r = t.DecidingRule(c, p);
-          bool same = true;
-          if (r != Terms::kUnlisted) {
-            for (int32_t cl : t.rules()[r].clauses) {
-              int32_t gc = g.FindClause(t.clauses()[cl].id);
-              if (gc < 0 || g.clauses()[gc].text != t.clauses()[cl].text) same = false;
+  if (n > 4096) {
+    return InvalidArgumentError("more than 4096 terms versions: a grant names its version in 12 bits");
+  }
+  // Every language any version offers, in order of first appearance (ids never change as
+  // versions are added).
+  own_locale_.assign(n, 0);
+  for (int32_t v = 0; v < n; ++v) {
+    for (const auto& tag : versions_[v]->locales()) {
+      if (std::find(locale_tags_.begin(), locale_tags_.end(), tag) == locale_tags_.end()) {
+        if (static_cast<int32_t>(locale_tags_.size()) >= kMaxLocales) {
+          return InvalidArgumentError("the terms offer more than " + std::to_string(kMaxLocales - 1) +
+                                      " languages across their versions");
+        }
+        locale_tags_.push_back(tag);
+      }
+    }
+    own_locale_[v] = static_cast<int32_t>(
+        std::find(locale_tags_.begin(), locale_tags_.end(), versions_[v]->locales()[0]) -
+        locale_tags_.begin());
+  }
+  unchanged_.assign(locale_tags_.size(), {});
+  for (size_t l = 1; l < locale_tags_.size(); ++l) {
+    auto& by_pair = unchanged_[l];
+    by_pair.assign(static_cast<size_t>(n) * n, {});
+    for (int32_t now = 0; now < n; ++now) {
+      const Terms& t = *versions_[now];
+      const size_t nc = t.categories().size(), np = t.purposes().size();
+      const int32_t ln = t.FindLocale(locale_tags_[l]);
+      for (int32_t given = 0; given < n; ++given) {
+        const Terms& g = *versions_[given];
+        const int32_t lg = g.FindLocale(locale_tags_[l]);
+        auto& cells = by_pair[now * n + given];
+        cells.assign(nc * np, 0);
+        if (ln < 0 || lg < 0) continue;  // not offered in that language by both: stale
+        if (given == now) {
+          std::fill(cells.begin(), cells.end(), 1);
+          continue;
+        }
+        std::vector<uint8_t> cat_same(nc), pur_same(np);
+        for (size_t c = 0; c < nc; ++c) cat_same[c] = SameChain(t, ln, c, g, lg, true);
+        for (size_t p = 0; p < np; ++p) pur_same[p] = SameChain(t, ln, p, g, lg, false);
+        for (size_t c = 0; c < nc; ++c) {
+          for (size_t p = 0; p < np; ++p) {
+            if (!cat_same[c] || !pur_same[p]) continue;
+            int32_t r = t.DecidingRule(c, p);
+            bool same = true;
+            if (r != Terms::kUnlisted) {
+              for (int32_t cl : t.rules()[r].clauses) {
+                int32_t gc = g.FindClause(t.clauses()[cl].id);
+                if (gc < 0 || g.ClauseText(gc, lg).text != t.ClauseText(cl, ln).text) same = false;
+              }
             }
+            cells[c * np + p] = same;
           }
-          cells[c * np + p] = same;
         }
       }
     }
