@@ -185,6 +185,10 @@ Status TermsSet::Build() {
                 int32_t gc = g.FindClause(t.clauses()[cl].id);
                 if (gc < 0 || g.ClauseText(gc, lg).text != t.ClauseText(cl, ln).text) same = false;
               }
+              // The rule's summary is what the person read on the card: reworded (the same
+              // rule in both versions, in that language), the grant no longer counts either.
+              const int32_t gr = g.FindRule(t.rules()[r].id);
+              if (gr >= 0 && g.RuleSummary(gr, lg) != t.RuleSummary(r, ln)) same = false;
             }
             cells[c * np + p] = same;
           }
