@@ -82,6 +82,13 @@ TEST_F(CliLedgerTest, ALedgerOfThePreviousReleaseIsMigratedAndStillVerifies) {
   r = Assent("check" + D() + " --category content.audio --purpose product_development.quality_review"
              " --subject ada --account acme");
   EXPECT_EQ(r.code, 1) << r.out;
+  // The notice of the terms the ledger holds (published before they carried German).
+  r = Assent("terms notice --rule meeting-quality-review --sha256" + D());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.size(), 65u) << r.out;
+  r = Assent("terms notice --rule meeting-quality-review --locale de" + D());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("no text in locale 'de' (they offer: en)"), std::string::npos) << r.out;
   // The receipt issued by the previous release still verifies offline, against the log's key.
   const RunResult key = Assent("audit key" + D());
   ASSERT_EQ(key.code, 0) << key.out;

@@ -215,20 +215,46 @@ int TestCases(const TestCommand& o) {
 
 struct NoticeCommand {
   std::string file, rule, locale = std::string(kTermsLocale);
+  std::string data = "./assent-data", version;  // without FILE: the published terms
   bool json = false, sha256 = false;
 };
+
+// The terms a notice is read from: FILE, or the version published in the ledger (--version,
+// else the one in effect now).
+Result<std::shared_ptr<const Terms>> NoticeTerms(const NoticeCommand& o, int* code) {
+  if (!o.file.empty()) {
+    auto t = LoadForReading(o.file, code);
+    if (!t) return std::unexpected(Error{ErrorCode::kInvalidArgument, ""});
+    return t;
+  }
+  if (!std::filesystem::exists(o.data + "/ledger.db") && Globals().database.empty()) {
+    return NotFoundError("no terms file given and no ledger in '" + o.data +
+                         "': give FILE, or --data DIR of a ledger with published terms");
+  }
+  ASSENT_ASSIGN_OR_RETURN(auto ledger, OpenLedger(o.data, true));
+  auto snap = ledger->engine().snapshot();
+  const TermsSet& ts = snap->terms();
+  const int32_t v = o.version.empty() ? ts.VersionAt(ledger->engine().Now()) : ts.FindVersion(o.version);
+  if (v < 0) {
+    return NotFoundError(o.version.empty() ? "no terms are in effect in the ledger"
+                                           : "no terms version '" + o.version + "' in the ledger");
+  }
+  return ts.version_ptr(v);
+}
 
 // The notice a rule shows, exactly as a consent event's hash covers it: text to standard
 // output (so `| sha256sum` recomputes a receipt's hash), or only the hash, or both as JSON.
 int Notice(const NoticeCommand& o) {
-  int code = 0;
-  auto terms = LoadForReading(o.file, &code);
-  if (!terms) return code;
+  int code = 2;
+  auto loaded = NoticeTerms(o, &code);
+  if (!loaded) return loaded.error().message.empty() ? code : Fail(loaded.error());
+  const auto& terms = *loaded;
+  const std::string where = o.file.empty() ? terms->label() : o.file;
   const int32_t r = terms->FindRule(o.rule);
   if (r < 0) {
     std::vector<std::string> ids;
     for (const auto& rule : terms->rules()) ids.push_back(rule.id);
-    return Fail("no rule '" + o.rule + "' in " + o.file + DidYouMeanSuffix(o.rule, ids));
+    return Fail("no rule '" + o.rule + "' in " + where + DidYouMeanSuffix(o.rule, ids));
   }
   auto text = NoticeText(*terms, terms->rules()[r], o.locale);
   if (!text) {
@@ -246,7 +272,12 @@ int Notice(const NoticeCommand& o) {
   } else if (o.sha256) {
     std::cout << sha << "\n";
   } else {
+    // The text alone on standard output (`| sha256sum` recomputes the hash); the hash beside
+    // it on standard error.
     std::cout << *text;
+    std::cout.flush();
+    std::cerr << "sha256 " << sha << "  (" << terms->label() << ", rule " << o.rule << ", "
+              << o.locale << ")\n";
   }
   return 0;
 }
@@ -286,7 +317,11 @@ void RegisterTermsCommands(CLI::App& app, int* exit_code) {
   auto* notice = terms->add_subcommand(
       "notice", "Print the exact notice a rule shows (summary, categories, purposes, clauses), "
                 "whose SHA-256 consent events and receipts record");
-  notice->add_option("FILE", n->file, "Terms YAML file")->required();
+  notice->add_option("FILE", n->file,
+                     "Terms YAML file (default: the terms published in --data DIR or --database)");
+  AddDataOption(notice, &n->data);
+  notice->add_option("--version", n->version,
+                     "Without FILE: this published version (default: the one in effect now)");
   notice->add_option("--rule", n->rule, "The rule")->required();
   notice->add_option("--locale", n->locale, "The language (BCP 47)")->capture_default_str();
   notice->add_flag("--sha256", n->sha256, "Print only the hash (hex)");

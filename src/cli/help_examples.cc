@@ -16,7 +16,8 @@ constexpr std::pair<const char*, const char*> kExamples[] = {
     {"terms diff", "assent terms diff old.yaml new.yaml   # exit 1 when a use was loosened"},
     {"terms init", "assent terms init terms.yaml          # a commented file that lints clean"},
     {"terms test", "assent terms test --terms terms.yaml cases/   # like opa test, for your promises"},
-    {"terms notice", "assent terms notice terms.yaml --rule meeting-quality-review | sha256sum   # = a receipt's notice"},
+    {"terms notice", "assent terms notice terms.yaml --rule meeting-quality-review | sha256sum   # = a receipt's notice\n"
+                     "  assent terms notice --data ./assent-data --rule meeting-quality-review --locale de"},
     {"terms publish", "assent terms publish --data ./assent-data terms.yaml"},
     {"check",
      "assent check --category content.chat --purpose ai_training.first_party --subject u1\n"
