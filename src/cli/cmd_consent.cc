@@ -6,6 +6,7 @@
 #include <iostream>
 #include <set>
 
+#include "common/strings.h"
 #include "audit/audit.h"
 #include "cli/commands.h"
 #include "common/json_writer.h"
@@ -90,12 +91,6 @@ int RecordConsent(const ConsentOptions& o, Action action) {
   return 0;
 }
 
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
-  return out;
-}
-
 // The rules that ask this party, each with its pairs' states, as JSON into `w` and as text.
 std::string WriteRules(const Snapshot& snap, PartyKind kind, const std::string& id, Timestamp now,
                        JsonWriter& w) {
@@ -155,8 +150,8 @@ int History(const ConsentOptions& o) {
     WriteHistoryEvent(w, e);
     w.EndObject();
     text += fmt::format("  {:>6}  {}  {:<8}  {} x {}  (terms {}, {})\n", e.position,
-                        FormatTime(e.at), ActionName(e.action), Join(e.categories),
-                        Join(e.purposes), e.terms_version, MethodName(e.method));
+                        FormatTime(e.at), ActionName(e.action), Join(e.categories, ","),
+                        Join(e.purposes, ","), e.terms_version, MethodName(e.method));
   }
   w.EndArray();
   text += WriteRules(*snap, kind, id, (*ledger)->engine().Now(), w);

@@ -113,9 +113,8 @@ int Show(const TermsCommand& o) {
   if (!t) return exit_code;
   int32_t l = -1;
   if (!o.locale.empty() && (l = t->FindLocale(o.locale)) < 0) {
-    std::string offered;
-    for (const auto& tag : t->locales()) offered += (offered.empty() ? "" : ", ") + tag;
-    return Fail("'" + o.file + "' is not offered in '" + o.locale + "' (it is in: " + offered + ")");
+    return Fail("'" + o.file + "' is not offered in '" + o.locale + "' (it is in: " +
+                Join(t->locales(), ", ") + ")");
   }
   if (o.json) {
     auto j = MatrixJson(*t);
@@ -125,9 +124,7 @@ int Show(const TermsCommand& o) {
     return 0;
   }
   std::cout << RenderMatrixTable(*t);
-  std::string tags;
-  for (const auto& tag : t->locales()) tags += (tags.empty() ? "" : ", ") + tag;
-  std::cout << "languages: " << tags << "\n";
+  std::cout << "languages: " << Join(t->locales(), ", ") << "\n";
   if (l < 0) return 0;
   const auto j = Texts(*t, l);
   std::cout << "\nin " << o.locale << ":\n";
@@ -258,10 +255,8 @@ int Notice(const NoticeCommand& o) {
   }
   auto text = NoticeText(*terms, terms->rules()[r], o.locale);
   if (!text) {
-    std::string offered;
-    for (const auto& l : NoticeLocales(*terms)) offered += (offered.empty() ? "" : ", ") + l;
     return Fail("terms " + terms->label() + " have no text in locale '" + o.locale +
-                "' (they offer: " + offered + ")");
+                "' (they offer: " + Join(NoticeLocales(*terms), ", ") + ")");
   }
   const std::string sha = NoticeSha256(*text);
   if (o.json) {

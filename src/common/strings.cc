@@ -30,6 +30,15 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string>& ca
   return best_d <= limit ? best : std::string();
 }
 
+std::string Join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
 std::string DidYouMeanSuffix(std::string_view word, const std::vector<std::string>& candidates) {
   std::string s = DidYouMean(word, candidates);
   return s.empty() ? std::string() : " (did you mean '" + s + "'?)";

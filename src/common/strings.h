@@ -16,6 +16,8 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string>& ca
 
 // " (did you mean 'x'?)" or "".
 std::string DidYouMeanSuffix(std::string_view word, const std::vector<std::string>& candidates);
+// The items with `sep` between them.
+std::string Join(const std::vector<std::string>& items, std::string_view sep);
 
 // Standard base64 (RFC 4648, with padding).
 std::string Base64Encode(std::string_view bytes);

@@ -206,6 +206,15 @@ Status CheckNoticeFields(std::string_view locale, std::string_view sha256) {
   return OkStatus();
 }
 
+void WriteNotice(JsonWriter& w, std::string_view locale, std::string_view sha256) {
+  w.Key("notice");
+  if (sha256.empty()) {
+    w.String("none");
+    return;
+  }
+  w.BeginObject().Key("locale").String(locale).Key("sha256").String(sha256).EndObject();
+}
+
 void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e) {
   w.Key("position").UInt(e.position).Key("action").String(ActionName(e.action));
   w.Key("categories").BeginArray();
@@ -215,10 +224,7 @@ void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e) {
   w.EndArray().Key("at").String(FormatTime(e.at));
   w.Key("terms_version").String(e.terms_version).Key("method").String(MethodName(e.method));
   if (!e.actor.empty()) w.Key("actor").String(e.actor);
-  if (!e.notice_sha256.empty()) {
-    w.Key("notice").BeginObject().Key("locale").String(e.notice_locale);
-    w.Key("sha256").String(e.notice_sha256).EndObject();
-  }
+  if (!e.notice_sha256.empty()) WriteNotice(w, e.notice_locale, e.notice_sha256);
 }
 
 struct EventLineDecoder::Impl {

@@ -30,6 +30,9 @@ class JsonWriter;
 void WriteHistoryEvent(JsonWriter& w, const ConsentEvent& e);
 // A stated notice's fields: a BCP 47 tag and 64 lowercase hex digits (kInvalidArgument).
 Status CheckNoticeFields(std::string_view locale, std::string_view sha256);
+// "notice": {"locale": L, "sha256": H}, or "none" when `sha256` is empty (entries, receipts,
+// listings and history all write it so).
+void WriteNotice(JsonWriter& w, std::string_view locale, std::string_view sha256);
 
 // Decodes one line of the format; keeps its parser's buffers between calls, so reuse one
 // decoder for many lines. Not thread-safe.

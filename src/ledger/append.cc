@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "common/strings.h"
 #include "common/sha256.h"
 #include "ledger/ledger_impl.h"
 #include "ledger/parties.h"
@@ -71,10 +72,8 @@ Status CheckNotice(const ConsentEvent& e, const Terms& t) {
   if (e.notice_sha256.empty() && e.notice_locale.empty()) return OkStatus();
   const auto locales = NoticeLocales(t);
   if (std::find(locales.begin(), locales.end(), e.notice_locale) == locales.end()) {
-    std::string offered;
-    for (const auto& l : locales) offered += (offered.empty() ? "" : ", ") + l;
     return InvalidArgumentError("notice: terms " + t.label() + " have no text in locale '" +
-                                e.notice_locale + "' (they offer: " + offered + ")");
+                                e.notice_locale + "' (they offer: " + Join(locales, ", ") + ")");
   }
   const int32_t shown = FindNotice(t, e.notice_locale, e.notice_sha256);
   if (shown < 0) {

@@ -97,12 +97,7 @@ StoredEntry MakeConsentEntry(uint64_t position, Timestamp recorded_at, const Con
   if (!e.rule.empty()) w.Key("rule").String(e.rule);
   if (!e.actor.empty()) w.Key("actor").String(e.actor);
   // Schema 3: every consent entry says which notice it answered, or "none".
-  if (e.notice_sha256.empty()) {
-    w.Key("notice").String("none");
-  } else {
-    w.Key("notice").BeginObject().Key("locale").String(e.notice_locale);
-    w.Key("sha256").String(e.notice_sha256).EndObject();
-  }
+  WriteNotice(w, e.notice_locale, e.notice_sha256);
   return Finish(position, EntryKind::kConsent, w);
 }
 

@@ -145,12 +145,7 @@ std::string Receipt::ToJson() const {
   w.Key("method").String(MethodName(method));
   if (!rule.empty()) w.Key("rule").String(rule);
   if (!actor.empty()) w.Key("actor").String(actor);
-  if (notice_recorded && notice_sha256.empty()) {
-    w.Key("notice").String("none");
-  } else if (notice_recorded) {
-    w.Key("notice").BeginObject().Key("locale").String(notice_locale);
-    w.Key("sha256").String(notice_sha256).EndObject();
-  }
+  if (notice_recorded) WriteNotice(w, notice_locale, notice_sha256);
   w.Key("hash").String(hash);
   if (replayed) w.Key("replayed").Bool(true);
   w.EndObject();

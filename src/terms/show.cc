@@ -4,14 +4,10 @@
 #include <algorithm>
 #include <map>
 
+#include "common/strings.h"
+
 namespace assent {
 namespace {
-
-std::string Join(const std::vector<std::string>& v, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? std::string(sep) : "") + v[i];
-  return out;
-}
 
 std::string FromText(const Rule& r) {
   if (r.basis != Basis::kConsent && r.basis != Basis::kObjectable) return "";

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "common/strings.h"
 #include "audit/audit.h"
 #include "common/json_writer.h"
 #include "common/sha256.h"
@@ -61,8 +62,7 @@ void WriteRule(JsonWriter& w, const Terms& t, const RuleView& v, int32_t l) {
   // The notice this rule shows (what a page displays: summary, categories, purposes, clauses):
   // sent back with a choice, it is recorded in the event and its receipt.
   if (auto text = NoticeText(t, rule, t.locales()[l])) {
-    w.Key("notice").BeginObject().Key("locale").String(t.locales()[l]);
-    w.Key("sha256").String(NoticeSha256(*text)).EndObject();
+    WriteNotice(w, t.locales()[l], NoticeSha256(*text));
   }
   if (v.asks && v.for_party) {
     w.Key("state").String(v.state);
@@ -88,10 +88,8 @@ Result<int32_t> ChooseLocale(const HttpRequest& req, const Terms& t) {
   if (req.QueryParam("locale", &asked)) {
     const int32_t l = t.FindLocale(asked);
     if (l < 0) {
-      std::string offered;
-      for (const auto& tag : t.locales()) offered += (offered.empty() ? "" : ", ") + tag;
       return InvalidArgumentError("the terms " + t.label() + " are not offered in '" + asked +
-                                  "' (they are in: " + offered + ")");
+                                  "' (they are in: " + Join(t.locales(), ", ") + ")");
     }
     return l;
   }
@@ -167,10 +165,7 @@ HandlerOutcome History(RouteContext& ctx) {
     // So are the notice the choice answered, when one was stated.
     if (auto rc = ctx.api->ledger().ReceiptAt(e.position); rc) {
       if (!rc->actor.empty()) w.Key("actor").String(rc->actor);
-      if (!rc->notice_sha256.empty()) {
-        w.Key("notice").BeginObject().Key("locale").String(rc->notice_locale);
-        w.Key("sha256").String(rc->notice_sha256).EndObject();
-      }
+      if (!rc->notice_sha256.empty()) WriteNotice(w, rc->notice_locale, rc->notice_sha256);
     }
     if (auto h = ctx.api->ledger().EntryHash(e.position)) w.Key("hash").String(*h);
     w.EndObject();
