@@ -12,7 +12,8 @@ bool Same(const assent::ConsentEvent& a, const assent::ConsentEvent& b) {
   return a.position == b.position && a.party_kind == b.party_kind && a.party == b.party &&
          a.action == b.action && a.categories == b.categories && a.purposes == b.purposes &&
          a.at == b.at && a.terms_version == b.terms_version && a.method == b.method &&
-         a.rule == b.rule && a.actor == b.actor;
+         a.rule == b.rule && a.actor == b.actor && a.notice_locale == b.notice_locale &&
+         a.notice_sha256 == b.notice_sha256;
 }
 }  // namespace
 

@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string head = "{\"position\":" + std::to_string(size % 7) + ",\"events\":" +
                            std::to_string(events) + ",\"ledger\":\"" + std::string(64, '0') +
                            "\"}\n";
-  std::string file = "ASSENT-SNAPSHOT 2\n" + head.substr(0, head.size() - 2) + ",\"sha256\":\"" +
+  // Format 3 (notices) or, every other input, format 2 (which refuses them).
+  std::string file = std::string(size % 2 ? "ASSENT-SNAPSHOT 2\n" : "ASSENT-SNAPSHOT 3\n") + head.substr(0, head.size() - 2) + ",\"sha256\":\"" +
                      assent::ToHex(assent::Sha256(head + body)) + "\"}\n" + body;
   assent::SnapshotInfo info;
   auto engine = assent::LoadSnapshotBytes(file, "fuzz.snap", &info, [] { return 0; });
