@@ -73,7 +73,10 @@ class ConsentStateBuilder;
 class PartyRecord;
 struct SharedTables;
 struct QuestionCache;
+struct PartyPresence;
 }  // namespace internal
+
+class GateVerdicts;
 
 // An immutable view: the terms and every consent event applied up to `position()`.
 class Snapshot {
@@ -123,6 +126,7 @@ class Snapshot {
 
  private:
   friend class Engine;
+  friend class GateVerdicts;
   Snapshot() = default;
   struct PartyJudgement {
     PartyState state;
@@ -150,6 +154,9 @@ class Snapshot {
   uint64_t position_breaks_ = 0;
   uint64_t parties_ = 0;
   Timestamp last_at_ = INT64_MIN;
+  // Which parties have consent events, for the gate (GateVerdicts): built on first use.
+  mutable std::once_flag presence_once_;
+  mutable std::unique_ptr<internal::PartyPresence> presence_;
 };
 
 class Engine {

@@ -8,6 +8,7 @@
 #include "common/siphash.h"
 #include "common/strings.h"
 #include "engine/consent_state.h"
+#include "engine/gate_verdicts.h"
 #include "engine/shared_tables.h"
 
 namespace assent {

@@ -20,15 +20,17 @@
 #include <set>
 #include <fstream>
 #include <deque>
-#include <future>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "common/hash.h"
 #include "common/json_keys.h"
 #include "common/json_writer.h"
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "engine/gate_verdicts.h"
 #include "filter/manifest.h"
 #include "filter/streams.h"
 
@@ -36,7 +38,11 @@ namespace assent {
 namespace {
 
 constexpr size_t kMaxDuplicateTracking = 4'000'000;  // ids remembered: bounded memory
-constexpr int kMaxThreads = 256;  // each holds a batch of kBatch lines in flight
+constexpr int kMaxThreads = 256;  // each holds two blocks in flight
+// Distinct category names the terms do not define, counted by name in the report; the rest
+// together under kMoreUnknownCategories.
+constexpr size_t kMaxUnknownCategories = 1000;
+constexpr const char* kMoreUnknownCategories = "(other unknown categories)";
 
 // A streaming SHA-256.
 class Hasher {
@@ -57,16 +63,15 @@ class Hasher {
 
 // What a worker makes of one block: the kept lines (per shard, in input order) and the counts.
 struct BlockResult {
-  uint64_t first_line = 0;
-  std::string block_data;  // the block's buffer, handed back for the next block
   std::vector<std::string> out;  // per shard (one without shards)
   std::string ordered;           // with shards: every kept line in input order (for the hash)
   uint64_t items = 0, kept = 0, excluded = 0, malformed = 0;
-  // Counted per block without a string per item: reasons by enum, categories by the view
-  // (few distinct ones a block), turned into names when the results are merged.
+  // Counted per block without a string per item: reasons by enum, categories by their index
+  // in the terms (unknown ones by name), turned into names when the results are merged.
   std::array<uint64_t, 32> by_reason{};  // Reason, then the gate's own (kMalformed...)
   std::array<uint64_t, 4> by_signal{};
-  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> by_category;
+  std::vector<std::pair<uint64_t, uint64_t>> by_category;  // kept, excluded; by category
+  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> unknown_categories;
   std::vector<uint64_t> id_hashes;
   std::vector<uint64_t> shard_items;
   std::vector<std::set<std::string>> shard_subjects;
@@ -76,14 +81,36 @@ struct BlockResult {
   uint64_t lines = 0;     // lines in the block
   internal::BlockItems::FieldStats stats;
   std::vector<uint8_t> kept_lines;  // per line, when FilterOptions::kept_lines asks
+
+  // Empty again, keeping the buffers' memory.
+  void Clear(const FilterOptions& o, size_t categories) {
+    const size_t shards = std::max(1, o.shards);
+    out.resize(shards);
+    for (auto& b : out) b.clear();
+    ordered.clear();
+    items = kept = excluded = malformed = 0;
+    by_reason.fill(0);
+    by_signal.fill(0);
+    by_category.assign(categories, {0, 0});
+    unknown_categories.clear();
+    id_hashes.clear();
+    shard_items.assign(o.shards, 0);
+    shard_subjects.clear();
+    if (o.collect_parties) shard_subjects.resize(o.shards);
+    subjects.clear();
+    accounts.clear();
+    error.clear();
+    error_line = 0;
+    lines = 0;
+    stats = internal::BlockItems::FieldStats{};
+    kept_lines.clear();
+  }
 };
 
 // An input block: bytes up to a line end (or the input's end), then padding for simdjson.
 struct Block {
   std::string data;
   size_t size = 0;
-  uint64_t first_line = 0;
-  std::vector<std::string> spare_out;  // buffers of an earlier result, for this one's output
 };
 
 constexpr std::pair<uint8_t, const char*> kSignalNames[] = {
@@ -91,30 +118,6 @@ constexpr std::pair<uint8_t, const char*> kSignalNames[] = {
     {internal::kSignalContentSignal, "content-signal"},
     {internal::kSignalTdmRep, "tdmrep"},
     {internal::kSignalC2pa, "c2pa"}};
-
-// A kept line, byte for byte (with its own "\r\n", "\n", or none at the end), into its shard
-// (by a stable hash of its first subject, else its account, else its id).
-void KeepLine(const FilterOptions& o, const internal::BlockItems& items,
-              const internal::ItemView& it, std::string_view bytes, BlockResult* r) {
-  size_t shard = 0;
-  const std::span<const std::string_view> subjects(items.subjects.data() + it.first_subject,
-                                                   it.subject_count);
-  if (o.shards) {
-    const std::string_view key = !subjects.empty() ? subjects[0]
-                                 : it.has_account  ? it.account
-                                                   : it.id;
-    shard = Hash64(key, 0x51a4d5) % static_cast<uint64_t>(o.shards);
-    ++r->shard_items[shard];
-    if (o.collect_parties) r->shard_subjects[shard].insert(subjects.begin(), subjects.end());
-    r->ordered.append(bytes);
-  }
-  if (o.collect_parties) {
-    r->subjects.insert(subjects.begin(), subjects.end());
-    if (it.has_account) r->accounts.insert(std::string(it.account));
-  }
-  r->out[shard].append(bytes);
-  ++r->kept;
-}
 
 // The gate's own exclusion reasons, counted after the engine's (Reason).
 constexpr size_t kMalformedSlot = 29, kUnknownCategorySlot = 30, kSignalSlot = 31;
@@ -126,85 +129,109 @@ std::string ReasonSlotName(size_t slot) {
   return std::string(ReasonName(static_cast<Reason>(slot)));
 }
 
-// The counts of a category in this block (linear: a block has a handful of categories).
-std::pair<uint64_t, uint64_t>& CategoryCounts(BlockResult* r, std::string_view category) {
-  for (auto& [name, counts] : r->by_category) {
-    if (name == category) return counts;
-  }
-  return r->by_category.emplace_back(std::string(category), std::pair<uint64_t, uint64_t>{}).second;
-}
+// One thread's tools, kept for the whole run: a parser, the lean verdicts, scratch space.
+struct WorkerContext {
+  simdjson::dom::parser parser;
+  std::unique_ptr<GateVerdicts> verdicts;
+  internal::BlockItems items;
+};
 
-// Parses, decides and sorts one block (on a worker thread).
-BlockResult Work(const Snapshot& snap, const FilterOptions& o, Timestamp now, Timestamp t,
-                 Block& block) {
-  thread_local simdjson::dom::parser parser;
-  thread_local internal::BlockItems items;
-  thread_local std::vector<DecisionRequest> requests;
-  thread_local std::vector<Result<Decision>> results;
-  internal::ReadBlock(parser, o, block.data.data(), block.size, &items);
-  requests.resize(items.items.size());
-  for (size_t i = 0; i < items.items.size(); ++i) {
-    const internal::ItemView& it = items.items[i];
-    DecisionRequest& q = requests[i];
-    q.category = it.category;
-    q.purpose = o.purpose;
-    q.subjects = std::span<const std::string_view>(items.subjects.data() + it.first_subject,
-                                                   it.subject_count);
-    q.account = it.has_account ? std::optional<std::string_view>(it.account) : std::nullopt;
-    q.at = o.at ? std::optional<Timestamp>(t) : std::nullopt;
+// Decides each item as the reader meets it (its views live only that long) and sorts the line:
+// kept bytes to their shard, or counted under why not.
+class BlockSink final : public internal::ItemSink {
+ public:
+  BlockSink(const FilterOptions& o, GateVerdicts& verdicts, const char* block,
+            const internal::BlockItems& items, BlockResult* r)
+      : o_(o), verdicts_(verdicts), block_(block), items_(items), r_(*r) {}
+
+  void Item(uint32_t line, const internal::ItemView& it,
+            std::span<const std::string_view> subjects) override {
+    r_.id_hashes.push_back(Hash64(it.id));
+    const int32_t c = verdicts_.Category(it.category);
+    GateVerdicts::Verdict v{false, Reason::kUnlisted};
+    if (c >= 0) v = verdicts_.Judge(c, it.has_account ? &it.account : nullptr, subjects);
+    auto& counts = c >= 0 ? r_.by_category[c] : r_.unknown_categories[std::string(it.category)];
+    if (v.allow && it.signals == 0) {
+      ++counts.first;
+      Keep(line, it, subjects);
+      return;
+    }
+    ++r_.excluded;
+    ++counts.second;
+    if (c < 0) {
+      ++r_.by_reason[kUnknownCategorySlot];
+    } else if (v.allow) {  // consent allows; the publisher's signal does not
+      ++r_.by_reason[kSignalSlot];
+      for (size_t k = 0; k < std::size(kSignalNames); ++k) {
+        if (it.signals & kSignalNames[k].first) ++r_.by_signal[k];
+      }
+    } else {
+      ++r_.by_reason[static_cast<size_t>(v.reason)];
+    }
   }
-  snap.DecideBatch(requests, now, &results, /*with_parties=*/false);
-  BlockResult r;
-  r.first_line = block.first_line;
-  const size_t shards = std::max(1, o.shards);
-  r.out = std::move(block.spare_out);
-  r.out.resize(shards);
-  for (auto& out : r.out) out.clear();
-  if (o.shards) {
-    r.shard_items.resize(shards);
-    if (o.collect_parties) r.shard_subjects.resize(shards);
+
+  void Restart() override { r_.Clear(o_, static_cast<size_t>(verdicts_.categories())); }
+
+ private:
+  // A kept line, byte for byte (with its own "\r\n", "\n", or none at the end), into its shard
+  // (by a stable hash of its first subject, else its account, else its id).
+  void Keep(uint32_t line, const internal::ItemView& it, std::span<const std::string_view> subjects) {
+    ++r_.kept;
+    if (o_.kept_lines) {
+      if (r_.kept_lines.size() <= line) r_.kept_lines.resize(items_.lines.size(), 0);
+      r_.kept_lines[line] = 1;
+    }
+    if (o_.collect_parties) {
+      for (std::string_view s : subjects) r_.subjects.emplace(s);
+      if (it.has_account) r_.accounts.emplace(it.account);
+    }
+    if (o_.out_path.empty()) return;
+    const internal::BlockItems::Line& l = items_.lines[line];
+    const std::string_view bytes(block_ + l.begin, l.end - l.begin);
+    size_t shard = 0;
+    if (o_.shards) {
+      const std::string_view key = !subjects.empty() ? subjects[0]
+                                   : it.has_account  ? it.account
+                                                     : it.id;
+      shard = Hash64(key, 0x51a4d5) % static_cast<uint64_t>(o_.shards);
+      ++r_.shard_items[shard];
+      if (o_.collect_parties) {
+        for (std::string_view s : subjects) r_.shard_subjects[shard].emplace(s);
+      }
+      r_.ordered.append(bytes);
+    }
+    r_.out[shard].append(bytes);
   }
-  if (o.kept_lines) r.kept_lines.assign(items.lines.size(), 0);
+
+  const FilterOptions& o_;
+  GateVerdicts& verdicts_;
+  const char* block_;
+  const internal::BlockItems& items_;
+  BlockResult& r_;
+};
+
+// Parses, decides and sorts one block (on any of the run's threads).
+void Work(WorkerContext& ctx, const FilterOptions& o, const Block& block, BlockResult* r) {
+  r->Clear(o, static_cast<size_t>(ctx.verdicts->categories()));
+  BlockSink sink(o, *ctx.verdicts, block.data.data(), ctx.items, r);
+  internal::ReadBlock(ctx.parser, o, block.data.data(), block.size, &ctx.items, &sink);
+  const internal::BlockItems& items = ctx.items;
   for (size_t l = 0; l < items.lines.size(); ++l) {
     const internal::BlockItems::Line& line = items.lines[l];
     if (line.kind == internal::BlockItems::Line::Kind::kBlank) continue;
-    ++r.items;
-    if (line.kind == internal::BlockItems::Line::Kind::kMalformed) {
-      if (!o.skip_malformed && r.error.empty()) {
-        r.error_line = l;
-        r.error = line.error + " (use --skip-malformed to count such lines and go on)";
-      }
-      ++r.malformed;
-      ++r.excluded;
-      ++r.by_reason[kMalformedSlot];
-      continue;
+    ++r->items;
+    if (line.kind != internal::BlockItems::Line::Kind::kMalformed) continue;
+    if (!o.skip_malformed && r->error.empty()) {
+      r->error_line = l;
+      r->error = items.Error(line) + " (use --skip-malformed to count such lines and go on)";
     }
-    const internal::ItemView& it = items.items[line.item];
-    r.id_hashes.push_back(Hash64(it.id));
-    const Result<Decision>& d = results[line.item];
-    auto& counts = CategoryCounts(&r, it.category);
-    if (d && d->allow && it.signals == 0) {
-      const std::string_view bytes(block.data.data() + line.begin, line.end - line.begin);
-      KeepLine(o, items, it, o.out_path.empty() ? std::string_view() : bytes, &r);
-      if (o.kept_lines) r.kept_lines[l] = 1;
-      ++counts.first;
-      continue;
-    }
-    ++r.excluded;
-    ++counts.second;
-    if (d && d->allow) {  // consent allows; the publisher's signal does not
-      ++r.by_reason[kSignalSlot];
-      for (size_t k = 0; k < std::size(kSignalNames); ++k) {
-        if (it.signals & kSignalNames[k].first) ++r.by_signal[k];
-      }
-    } else {
-      ++r.by_reason[d ? static_cast<size_t>(d->reason) : kUnknownCategorySlot];
-    }
+    ++r->malformed;
+    ++r->excluded;
+    ++r->by_reason[kMalformedSlot];
   }
-  r.lines = items.lines.size();
-  r.stats = std::move(items.stats);
-  r.block_data = std::move(block.data);
-  return r;
+  if (o.kept_lines) r->kept_lines.resize(items.lines.size(), 0);
+  r->lines = items.lines.size();
+  r->stats = items.stats;
 }
 
 // kInvalidArgument when writing `out` would replace the input file (the same file under
@@ -410,15 +437,32 @@ class Outputs {
   bool keep_ = false;
 };
 
-// Fast membership for 64-bit id hashes (open addressing; 0 stands for empty).
+// Fast membership for 64-bit id hashes (open addressing; 0 stands for empty), at most
+// kMaxDuplicateTracking of them.
 class IdSet {
  public:
   IdSet() : slots_(1 << 16, 0) {}
-  size_t size() const { return size_; }
+  // Counts the hashes already there in `*duplicates`; once the set is full, says so in
+  // `*complete` and ignores the rest.
+  void InsertAll(std::span<const uint64_t> hashes, uint64_t* duplicates, bool* complete) {
+    constexpr size_t kAhead = 8;  // slots looked up ahead, so their cache misses overlap
+    for (size_t i = 0; i < hashes.size(); ++i) {
+      if (size_ >= kMaxDuplicateTracking) {
+        *complete = false;
+        return;
+      }
+      if ((size_ + 1) * 2 > slots_.size()) Grow();
+      if (i + kAhead < hashes.size()) {
+        __builtin_prefetch(&slots_[Key(hashes[i + kAhead]) & (slots_.size() - 1)]);
+      }
+      if (!Insert(Key(hashes[i]))) ++*duplicates;
+    }
+  }
+
+ private:
+  static uint64_t Key(uint64_t h) { return h == 0 ? 1 : h; }
   // False when `h` was there already.
   bool Insert(uint64_t h) {
-    if (h == 0) h = 1;
-    if ((size_ + 1) * 2 > slots_.size()) Grow();
     const size_t mask = slots_.size() - 1;
     size_t i = h & mask;
     while (slots_[i] != 0) {
@@ -429,8 +473,6 @@ class IdSet {
     ++size_;
     return true;
   }
-
- private:
   void Grow() {
     std::vector<uint64_t> old(slots_.size() * 2, 0);
     old.swap(slots_);
@@ -443,81 +485,46 @@ class IdSet {
   size_t size_ = 0;
 };
 
-// One run: blocks of the manifest are parsed, decided and sorted on worker threads (each with
-// its own parser); their results are taken in input order, so the output order and report
-// never depend on the number of threads. This thread reads, hashes the input, writes and
-// hashes the output.
+// One run over `threads` threads (the calling one and threads - 1 more), so that --threads
+// is what the run may take of the machine. The work of each block: reading it and hashing it
+// (each in input order, one thread at a time), parsing, deciding and sorting it (any thread,
+// many blocks at once), and accounting, writing and hashing its kept lines (in input order).
+// Every thread takes whatever is ready, most urgent first — writing frees memory, hashing is
+// the longest chain, reading feeds the rest — so the serial chains overlap each other and the
+// parsing. Results are taken in input order: the output and report never depend on threads.
 class FilterRun {
  public:
-  FilterRun(const Snapshot& snap, Timestamp now, const FilterOptions& o, Timestamp t,
-            FilterReport* report, Outputs* outputs)
-      : snap_(snap), now_(now), o_(o), t_(t), report_(*report), outputs_(*outputs) {
+  FilterRun(const Snapshot& snap, const FilterOptions& o, Timestamp t, FilterReport* report,
+            Outputs* outputs)
+      : snap_(snap), o_(o), t_(t), report_(*report), outputs_(*outputs) {
     threads_ = std::max(1, o.threads);
+    max_in_flight_ = 2 * static_cast<size_t>(threads_) + 2;
+    block_bytes_ = std::clamp<size_t>(o_.block_bytes, 64, 64 << 20);
+    const Terms& terms = snap.terms().version(snap.terms().VersionAt(t));
+    for (const auto& c : terms.categories()) category_names_.push_back(c.name);
   }
 
   const internal::BlockItems::FieldStats& stats() const { return stats_; }
 
   // Reads the manifest through; the outputs hold the kept lines when it returns OK.
   Status ReadAll(internal::InputStream& in) {
-    const size_t kBlockBytes = std::clamp<size_t>(o_.block_bytes, 64, 64 << 20);
-    Status failed = OkStatus();
-    std::string carry;  // a line begun in the last block
-    for (bool end = false; failed && !end;) {
-      Block b;
-      if (!free_blocks_.empty()) {
-        b.data = std::move(free_blocks_.back());
-        free_blocks_.pop_back();
-      }
-      if (!free_outs_.empty()) {
-        b.spare_out = std::move(free_outs_.back());
-        free_outs_.pop_back();
-      }
-      b.data.resize(kBlockBytes + carry.size() + simdjson::SIMDJSON_PADDING);
-      std::memcpy(b.data.data(), carry.data(), carry.size());
-      size_t size = carry.size();
-      while (size < carry.size() + kBlockBytes) {
-        auto r = in.Read(b.data.data() + size, carry.size() + kBlockBytes - size);
-        if (!r) {
-          failed = std::unexpected(r.error());
-          break;
-        }
-        if (*r == 0) {
-          end = true;
-          break;
-        }
-        size += *r;
-      }
-      if (!failed) break;
-      // The block ends at its last newline (or, at the input's end, where the input does); a
-      // line longer than a block is carried on until it ends, up to kMaxLineBytes.
-      size_t cut = size;
-      if (!end) {
-        const char* nl = static_cast<const char*>(::memrchr(b.data.data(), '\n', size));
-        cut = nl ? static_cast<size_t>(nl - b.data.data()) + 1 : 0;
-      }
-      carry.assign(b.data.data() + cut, size - cut);
-      if (cut == 0 && !end) {
-        if (carry.size() > kMaxLineBytes) {
-          failed = InvalidArgumentError(
-              o_.in_path + ": a line is longer than " + std::to_string(kMaxLineBytes >> 20) +
-              " MiB: not a manifest item (is the file JSON Lines?)");
-        }
-        free_blocks_.push_back(std::move(b.data));
-        free_outs_.push_back(std::move(b.spare_out));
-        continue;
-      }
-      b.size = cut;
-      std::memset(b.data.data() + cut, ' ', std::min(b.data.size() - cut, size_t{simdjson::SIMDJSON_PADDING}));
-      in_hash_.Update(std::string_view(b.data.data(), b.size));
-      if (b.size > 0) failed = Submit(std::move(b));
-      if (o_.progress) o_.progress(in.consumed(), in.size());
+    // Enough remembered judgements for the manifest's subjects, no more: a data loader's batch
+    // in memory needs few.
+    const size_t expected = in.size() ? in.size() / 64 : SIZE_MAX;
+    std::vector<std::unique_ptr<WorkerContext>> contexts;
+    for (int i = 0; i < threads_; ++i) {
+      auto ctx = std::make_unique<WorkerContext>();
+      ASSENT_ASSIGN_OR_RETURN(ctx->verdicts, GateVerdicts::Make(snap_, o_.purpose, t_, expected));
+      contexts.push_back(std::move(ctx));
     }
-    if (failed) failed = Drain(0);
-    while (!in_flight_.empty()) {  // a failure: wait for the workers, drop their results
-      in_flight_.front().wait();
-      in_flight_.pop_front();
-    }
-    ASSENT_RETURN_IF_ERROR(failed);
+    {
+      std::vector<std::jthread> helpers;
+      for (int i = 1; i < threads_; ++i) {
+        helpers.emplace_back([this, &in, ctx = contexts[i].get()] { Serve(*ctx, in); });
+      }
+      Serve(*contexts[0], in);
+    }  // the helpers are joined: every task has ended
+    ASSENT_RETURN_IF_ERROR(failed_);
     report_.input_sha256 = in_hash_.Hex();
     report_.output_sha256 = out_hash_.Hex();
     return OkStatus();
@@ -526,23 +533,139 @@ class FilterRun {
  private:
   static constexpr size_t kMaxLineBytes = 64 << 20;
 
-  Status Submit(Block b) {
-    in_flight_.push_back(std::async(std::launch::async, [this, b = std::move(b)]() mutable {
-      return Work(snap_, o_, now_, t_, b);
-    }));
-    return Drain(static_cast<size_t>(threads_));
+  // A block between being read and being written.
+  struct InFlight {
+    Block block;
+    BlockResult result;
+    bool hashed = false, parsing = false, parsed = false, written = false;
+  };
+
+  // One thread's part: takes ready tasks until the input is through or the run failed.
+  void Serve(WorkerContext& ctx, internal::InputStream& in) {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      while (!slots_.empty() && slots_.front()->hashed && slots_.front()->written) {
+        spare_.push_back(std::move(slots_.front()));
+        slots_.pop_front();
+        ++base_;
+      }
+      if (!failed_ || (eof_ && slots_.empty() && !reading_)) break;
+      InFlight* w = Slot(next_write_);
+      if (!writing_ && w && w->parsed) {
+        writing_ = true;
+        lock.unlock();
+        Status s = Account(w->result);
+        lock.lock();
+        writing_ = false;
+        w->written = true;
+        ++next_write_;
+        Fail(s);
+        continue;
+      }
+      InFlight* h = Slot(next_hash_);
+      if (!hashing_ && h) {
+        hashing_ = true;
+        lock.unlock();
+        in_hash_.Update(std::string_view(h->block.data.data(), h->block.size));
+        lock.lock();
+        hashing_ = false;
+        h->hashed = true;
+        ++next_hash_;
+        cv_.notify_all();
+        continue;
+      }
+      if (!reading_ && !eof_ && slots_.size() < max_in_flight_) {
+        reading_ = true;
+        std::unique_ptr<InFlight> next;
+        if (!spare_.empty()) {
+          next = std::move(spare_.back());
+          spare_.pop_back();
+        } else {
+          next = std::make_unique<InFlight>();
+        }
+        lock.unlock();
+        Result<bool> got = ReadBlock(in, next->block);
+        lock.lock();
+        reading_ = false;
+        if (!got) {
+          Fail(std::unexpected(got.error()));
+        } else if (*got) {
+          next->hashed = next->parsing = next->parsed = next->written = false;
+          slots_.push_back(std::move(next));
+        } else {
+          eof_ = true;
+        }
+        cv_.notify_all();
+        continue;
+      }
+      InFlight* p = nullptr;
+      for (size_t i = next_write_ - base_; i < slots_.size() && !p; ++i) {
+        if (!slots_[i]->parsing) p = slots_[i].get();
+      }
+      if (p) {
+        p->parsing = true;
+        lock.unlock();
+        Work(ctx, o_, p->block, &p->result);
+        lock.lock();
+        p->parsed = true;
+        cv_.notify_all();
+        continue;
+      }
+      cv_.wait(lock);
+    }
+    cv_.notify_all();
   }
 
-  // Takes results in order until at most `keep` blocks are in flight.
-  Status Drain(size_t keep) {
-    while (in_flight_.size() > keep) {
-      BlockResult r = in_flight_.front().get();
-      in_flight_.pop_front();
-      ASSENT_RETURN_IF_ERROR(Account(r));
-      free_blocks_.push_back(std::move(r.block_data));
-      free_outs_.push_back(std::move(r.out));
+  InFlight* Slot(uint64_t seq) {
+    return seq - base_ < slots_.size() ? slots_[seq - base_].get() : nullptr;
+  }
+
+  void Fail(const Status& s) {  // under mu_
+    if (!s && failed_) failed_ = s;
+    cv_.notify_all();
+  }
+
+  // The next block: bytes up to its last newline (or the input's end), padded. False at the
+  // input's end. Only one thread reads at a time (reading_).
+  Result<bool> ReadBlock(internal::InputStream& in, Block& b) {
+    for (;;) {
+      if (input_done_) return false;
+      b.data.resize(block_bytes_ + carry_.size() + simdjson::SIMDJSON_PADDING);
+      std::memcpy(b.data.data(), carry_.data(), carry_.size());
+      size_t size = carry_.size();
+      bool end = false;
+      while (size < carry_.size() + block_bytes_) {
+        ASSENT_ASSIGN_OR_RETURN(size_t n, in.Read(b.data.data() + size, carry_.size() + block_bytes_ - size));
+        if (n == 0) {
+          end = true;
+          break;
+        }
+        size += n;
+      }
+      // The block ends at its last newline (or, at the input's end, where the input does); a
+      // line longer than a block is carried on until it ends, up to kMaxLineBytes.
+      size_t cut = size;
+      if (!end) {
+        const char* nl = static_cast<const char*>(::memrchr(b.data.data(), '\n', size));
+        cut = nl ? static_cast<size_t>(nl - b.data.data()) + 1 : 0;
+      }
+      carry_.assign(b.data.data() + cut, size - cut);
+      input_done_ = end;
+      if (o_.progress) o_.progress(in.consumed(), in.size());
+      if (cut == 0) {
+        if (end) return false;
+        if (carry_.size() > kMaxLineBytes) {
+          return InvalidArgumentError(
+              o_.in_path + ": a line is longer than " + std::to_string(kMaxLineBytes >> 20) +
+              " MiB: not a manifest item (is the file JSON Lines?)");
+        }
+        continue;
+      }
+      b.size = cut;
+      std::memset(b.data.data() + cut, ' ',
+                  std::min(b.data.size() - cut, size_t{simdjson::SIMDJSON_PADDING}));
+      return true;
     }
-    return OkStatus();
   }
 
   Status Account(BlockResult& r) {
@@ -565,18 +688,26 @@ class FilterRun {
     for (size_t k = 0; k < r.by_signal.size(); ++k) {
       if (r.by_signal[k]) report_.excluded_by_signal[kSignalNames[k].second] += r.by_signal[k];
     }
-    for (const auto& [k, v] : r.by_category) {
-      auto& c = report_.by_category[k];
-      c.first += v.first;
-      c.second += v.second;
-    }
-    for (uint64_t h : r.id_hashes) {
-      if (ids_.size() >= kMaxDuplicateTracking) {
-        report_.duplicates_checked_fully = false;
-        break;
+    auto add = [&](const std::string& name, const std::pair<uint64_t, uint64_t>& v) {
+      auto at = report_.by_category.find(name);
+      if (at == report_.by_category.end()) {
+        // Unknown names are the manifest's to choose: their number in the report is bounded.
+        if (unknown_names_ >= kMaxUnknownCategories) {
+          at = report_.by_category.try_emplace(kMoreUnknownCategories).first;
+        } else {
+          at = report_.by_category.try_emplace(name).first;
+          unknown_names_ += !std::binary_search(category_names_sorted().begin(),
+                                                category_names_sorted().end(), name);
+        }
       }
-      if (!ids_.Insert(h)) ++report_.duplicate_ids;
+      at->second.first += v.first;
+      at->second.second += v.second;
+    };
+    for (size_t c = 0; c < r.by_category.size(); ++c) {
+      if (r.by_category[c].first || r.by_category[c].second) add(category_names_[c], r.by_category[c]);
     }
+    for (const auto& [name, v] : r.unknown_categories) add(name, v);
+    ids_.InsertAll(r.id_hashes, &report_.duplicate_ids, &report_.duplicates_checked_fully);
     for (size_t s = 0; s < r.out.size(); ++s) {
       ASSENT_RETURN_IF_ERROR(outputs_.Write(s, r.out[s]));
       if (!o_.shards) out_hash_.Update(r.out[s]);
@@ -595,19 +726,40 @@ class FilterRun {
     return OkStatus();
   }
 
+  const std::vector<std::string>& category_names_sorted() {
+    if (sorted_names_.empty()) {
+      sorted_names_ = category_names_;
+      std::sort(sorted_names_.begin(), sorted_names_.end());
+    }
+    return sorted_names_;
+  }
+
   const Snapshot& snap_;
-  const Timestamp now_;
   const FilterOptions& o_;
   const Timestamp t_;
   FilterReport& report_;
   Outputs& outputs_;
   int threads_ = 1;
-  Hasher in_hash_, out_hash_;
+  size_t max_in_flight_ = 4, block_bytes_ = 2 << 20;
+  std::vector<std::string> category_names_, sorted_names_;  // the terms', by local index
+  size_t unknown_names_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<InFlight>> slots_;  // in input order: block base_ first
+  std::vector<std::unique_ptr<InFlight>> spare_;
+  uint64_t base_ = 0, next_hash_ = 0, next_write_ = 0;
+  bool reading_ = false, hashing_ = false, writing_ = false, eof_ = false;
+  Status failed_ = OkStatus();
+
+  // The reading chain's own (reading_).
+  std::string carry_;  // a line begun in the last block
+  bool input_done_ = false;
+  Hasher in_hash_;  // the hashing chain's own (hashing_)
+  // The writing chain's own (writing_).
+  Hasher out_hash_;
   IdSet ids_;
-  internal::BlockItems::FieldStats stats_;  // over every block
-  std::deque<std::future<BlockResult>> in_flight_;
-  std::vector<std::string> free_blocks_;  // buffers to read the next blocks into
-  std::vector<std::vector<std::string>> free_outs_;
+  internal::BlockItems::FieldStats stats_;
   uint64_t line_no_ = 0;
 };
 
@@ -636,6 +788,13 @@ void Warn(const Terms& terms, const FilterOptions& o, const internal::BlockItems
   for (const auto& c : terms.categories()) known.push_back(c.name);
   for (const auto& [category, counts] : report->by_category) {
     if (terms.FindCategory(category) >= 0) continue;
+    if (category == kMoreUnknownCategories) {
+      report->warnings.push_back(std::to_string(counts.first + counts.second) + " items have one of "
+                                 "more than " + std::to_string(kMaxUnknownCategories) +
+                                 " other categories that terms " + terms.label() +
+                                 " do not define (counted together)");
+      continue;
+    }
     report->warnings.push_back("category '" + category + "' (" +
                                std::to_string(counts.first + counts.second) +
                                " items) is not in terms " + terms.label() +
@@ -671,7 +830,7 @@ Result<FilterReport> Filter(const Snapshot& snap, Timestamp now, const FilterOpt
     report.shards.resize(o.shards);
     for (int i = 0; i < o.shards; ++i) report.shards[i].file = outputs.finals()[i];
   }
-  FilterRun run(snap, now, options, t, &report, &outputs);
+  FilterRun run(snap, options, t, &report, &outputs);
   ASSENT_RETURN_IF_ERROR(run.ReadAll(*in));
   Warn(snap.terms().version(snap.terms().VersionAt(t)), o, run.stats(), &report);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -199,48 +199,55 @@ std::string_view Text(const char* block, const BlockItems::Line& l) {
 
 bool Blank(std::string_view t) { return t.find_first_not_of(" \t") == std::string_view::npos; }
 
+void Malformed(BlockItems* out, BlockItems::Line& line, std::string error) {
+  line.kind = BlockItems::Line::Kind::kMalformed;
+  line.item = static_cast<uint32_t>(out->errors.size());
+  out->errors.push_back(std::move(error));
+}
+
+// Reads one parsed line's item: to the sink at once (its views die with the parser's next
+// document), or copied into `out`.
 void SetItem(BlockItems* out, BlockItems::Line& line, object obj, const FilterOptions& o,
-             bool copy) {
+             ItemSink* sink) {
   ItemView it;
+  if (sink) out->subjects.clear();
   const size_t mark = out->subjects.size();
   std::string error =
-      ReadItem(obj, o, &it, &out->subjects, copy ? &out->arena : nullptr, &out->stats);
+      ReadItem(obj, o, &it, &out->subjects, sink ? nullptr : &out->arena, &out->stats);
   if (!error.empty()) {
     out->subjects.resize(mark);
-    line.kind = BlockItems::Line::Kind::kMalformed;
-    line.error = std::move(error);
+    Malformed(out, line, std::move(error));
     return;
   }
   line.kind = BlockItems::Line::Kind::kItem;
+  if (sink) {
+    sink->Item(static_cast<uint32_t>(&line - out->lines.data()), it,
+               std::span<const std::string_view>(out->subjects.data() + mark, it.subject_count));
+    return;
+  }
   line.item = static_cast<uint32_t>(out->items.size());
   out->items.push_back(it);
 }
 
 // One line at a time (the slow path; and how a line's verdict is defined).
 void ReadLine(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
-              BlockItems::Line& line, BlockItems* out) {
+              BlockItems::Line& line, BlockItems* out, ItemSink* sink) {
   const std::string_view text = Text(block, line);
   if (Blank(text)) return;
-  if (!ValidUtf8(text)) {
-    line.kind = BlockItems::Line::Kind::kMalformed;
-    line.error = "not valid UTF-8";
-    return;
-  }
+  if (!ValidUtf8(text)) return Malformed(out, line, "not valid UTF-8");
   element doc;
   object obj;
   // The line is followed by at least SIMDJSON_PADDING readable bytes of the block.
   if (parser.parse(text.data(), text.size(), false).get(doc) || doc.get_object().get(obj)) {
-    line.kind = BlockItems::Line::Kind::kMalformed;
-    line.error = "not a JSON object";
-    return;
+    return Malformed(out, line, "not a JSON object");
   }
-  SetItem(out, line, obj, o, true);
+  SetItem(out, line, obj, o, sink);
 }
 
 // The fast path: true when every non-blank line held exactly one object (the items are then
 // read); false, having read nothing, when the block must be read line by line.
 bool ReadMany(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
-              size_t size, BlockItems* out) {
+              size_t size, BlockItems* out, ItemSink* sink) {
   simdjson::dom::document_stream stream;
   if (parser.parse_many(reinterpret_cast<const uint8_t*>(block), size, size + 64).get(stream)) {
     return false;
@@ -268,7 +275,7 @@ bool ReadMany(simdjson::dom::parser& parser, const FilterOptions& o, const char*
     }
     object obj;
     if (doc.get_object().get(obj)) return false;
-    SetItem(out, line, obj, o, true);
+    SetItem(out, line, obj, o, sink);
     ++next;
   }
   for (; next < out->lines.size(); ++next) {
@@ -280,27 +287,25 @@ bool ReadMany(simdjson::dom::parser& parser, const FilterOptions& o, const char*
 }  // namespace
 
 void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
-               size_t size, BlockItems* out) {
+               size_t size, BlockItems* out, ItemSink* sink) {
   out->Clear();
-  out->arena.Reset(size + 64);
+  if (!sink) out->arena.Reset(size + 64);
   for (size_t at = 0; at < size;) {
     const void* nl = std::memchr(block + at, '\n', size - at);
     const size_t end = nl ? static_cast<const char*>(nl) - block + 1 : size;
-    BlockItems::Line line;
-    line.begin = static_cast<uint32_t>(at);
-    line.end = static_cast<uint32_t>(end);
-    out->lines.push_back(std::move(line));
+    out->lines.push_back(BlockItems::Line{static_cast<uint32_t>(at), static_cast<uint32_t>(end)});
     at = end;
   }
-  if (ReadMany(parser, o, block, size, out)) return;
+  if (ReadMany(parser, o, block, size, out, sink)) return;
+  if (sink) sink->Restart();
   out->items.clear();
   out->subjects.clear();
+  out->errors.clear();
   out->stats = BlockItems::FieldStats{};
-  out->arena.Reset(size + 64);
+  if (!sink) out->arena.Reset(size + 64);
   for (auto& line : out->lines) {
     line.kind = BlockItems::Line::Kind::kBlank;
-    line.error.clear();
-    ReadLine(parser, o, block, line, out);
+    ReadLine(parser, o, block, line, out, sink);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <simdjson.h>
 
 #include <deque>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,10 +31,12 @@ struct BlockItems {
   struct Line {
     uint32_t begin = 0, end = 0;  // the line's bytes, its ending included
     enum class Kind : uint8_t { kBlank, kItem, kMalformed } kind = Kind::kBlank;
-    uint32_t item = 0;   // index into `items` (kItem)
-    std::string error;   // why it is malformed (kMalformed)
+    // kItem: the index into `items` (when collected); kMalformed: into `errors`.
+    uint32_t item = 0;
   };
   std::vector<Line> lines;
+  std::vector<std::string> errors;  // why each malformed line is
+  const std::string& Error(const Line& l) const { return errors[l.item]; }
   std::vector<ItemView> items;
   std::vector<std::string_view> subjects;
   // For field-name mistakes: how many items carried the subjects and account fields, and the
@@ -72,6 +75,7 @@ struct BlockItems {
   } arena;
   void Clear() {
     lines.clear();
+    errors.clear();
     items.clear();
     subjects.clear();
     stats = FieldStats{};
@@ -88,10 +92,23 @@ std::string ReadItem(simdjson::dom::object obj, const FilterOptions& o, ItemView
                      std::vector<std::string_view>* subjects, BlockItems::Arena* arena,
                      BlockItems::FieldStats* stats = nullptr);
 
+// Receives a block's items in line order as they are read, each while its views are valid
+// (only during the call): what the gate decides at once, copying nothing.
+class ItemSink {
+ public:
+  virtual ~ItemSink() = default;
+  virtual void Item(uint32_t line, const ItemView& item,
+                    std::span<const std::string_view> subjects) = 0;
+  // Forget every item received for this block: it is read again line by line.
+  virtual void Restart() = 0;
+};
+
 // Reads every line of `block` (its first `size` bytes; at least SIMDJSON_PADDING readable bytes
-// follow them). Views stay valid while `parser` and `block` do, until the next call.
+// follow them) into `out->lines`. Each item goes to `sink`; without one, items are collected in
+// `out->items` and `out->subjects`, whose views stay valid while `block` does, until the next
+// call. Never writes to `block`.
 void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
-               size_t size, BlockItems* out);
+               size_t size, BlockItems* out, ItemSink* sink = nullptr);
 
 }  // namespace assent::internal
 

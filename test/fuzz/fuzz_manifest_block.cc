@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (blank != (line.kind == Kind::kBlank)) std::abort();
     if (blank) continue;
     if (!error.empty()) {
-      if (line.kind != Kind::kMalformed || line.error != error) std::abort();
+      if (line.kind != Kind::kMalformed || items.Error(line) != error) std::abort();
       continue;
     }
     if (line.kind != Kind::kItem) std::abort();

@@ -1,0 +1,150 @@
+// The gate's lean verdict path (gate_verdicts.h): DESIGN.md "Decision semantics" steps as
+// Snapshot::DecideImpl takes them, for one purpose and time fixed per run.
+#include "engine/gate_verdicts.h"
+
+#include <cstring>
+#include <mutex>
+
+#include "common/strings.h"
+#include "engine/consent_state.h"
+
+namespace assent {
+
+Result<std::unique_ptr<GateVerdicts>> GateVerdicts::Make(const Snapshot& snap,
+                                                         std::string_view purpose, Timestamp t, size_t expected_items) {
+  const TermsSet& ts = snap.terms();
+  const int32_t v = ts.VersionAt(t);
+  if (v < 0) return FailedPreconditionError("no terms are in effect at " + FormatTime(t));
+  const Terms& terms = ts.version(v);
+  const int32_t gp = ts.purpose_vocabulary().Find(purpose);
+  const int32_t p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
+  if (p < 0) {
+    std::vector<std::string> names;
+    for (const auto& n : terms.purposes()) names.push_back(n.name);
+    return InvalidArgumentError("unknown purpose '" + std::string(purpose) + "' in terms " +
+                                terms.label() + DidYouMeanSuffix(purpose, names));
+  }
+  std::unique_ptr<GateVerdicts> g(new GateVerdicts(snap));
+  g->presence_ = &Presence(snap);
+  g->t_ = t;
+  g->v_ = v;
+  g->p_ = p;
+  g->gp_ = gp;
+  g->suppressing_ = snap.suppression_ && !snap.suppression_->hashes.empty();
+  g->rules_.resize(terms.categories().size());
+  for (size_t c = 0; c < terms.categories().size(); ++c) {
+    CategoryRule& cr = g->rules_[c];
+    cr.gc = ts.category_vocabulary().Find(terms.categories()[c].name);
+    const int32_t r = terms.DecidingRule(static_cast<int32_t>(c), p);
+    cr.rule = r == Terms::kUnlisted ? nullptr : &terms.rules()[r];
+  }
+  for (auto& [name, c] : g->recent_) c = -2;  // empty
+  size_t slots = 256;
+  while (slots < kMaxSlots && slots < expected_items) slots <<= 1;
+  g->slots_ = std::make_unique<Slot[]>(slots);
+  g->slot_mask_ = slots - 1;
+  return g;
+}
+
+const internal::PartyPresence& GateVerdicts::Presence(const Snapshot& snap) {
+  std::call_once(snap.presence_once_, [&snap] {
+    auto p = std::make_unique<internal::PartyPresence>();
+    uint64_t bits = 1 << 12;
+    while (bits < (uint64_t{1} << 28) && bits < snap.parties_ * 16) bits <<= 1;
+    p->bits.assign(bits / 64, 0);
+    p->mask = bits - 1;
+    snap.state_->ForEach([&p](const internal::PartyRecord& r) {
+      const uint64_t h = internal::PartyHash(r.kind(), r.id());
+      const uint64_t i = (h ^ (h >> 31)) & p->mask;
+      p->bits[i >> 6] |= uint64_t{1} << (i & 63);
+    });
+    snap.presence_ = std::move(p);
+  });
+  return *snap.presence_;
+}
+
+int32_t GateVerdicts::Category(std::string_view name) {
+  for (const auto& [known, c] : recent_) {
+    if (c != -2 && known == name) return c;
+  }
+  const TermsSet& ts = snap_.terms();
+  const int32_t gc = ts.category_vocabulary().Find(name);
+  const int32_t c = gc < 0 ? -1 : ts.LocalCategory(v_, gc);
+  recent_[recent_next_] = {std::string(name), c};
+  recent_next_ = (recent_next_ + 1) % recent_.size();
+  return c;
+}
+
+GateVerdicts::PartyVerdict GateVerdicts::JudgeParty(PartyKind kind, std::string_view id,
+                                                    int32_t category) {
+  const uint64_t hash = internal::PartyHash(kind, id);
+  const CategoryRule& cr = rules_[category];
+  if (!suppressing_ && !presence_->MayHave(hash)) {
+    // No record (and nobody erased): under consent nothing said fails, under objectable it
+    // passes — Snapshot::JudgeParty's answer for a party without events.
+    const bool consent = cr.rule->basis == Basis::kConsent;
+    return {consent, false, consent ? Reason::kNoConsent : Reason::kNotObjected};
+  }
+  uint64_t key = (hash ^ (static_cast<uint64_t>(category) * 0x9e3779b97f4a7c15ULL)) | 1;
+  Slot& s = slots_[(key >> 17) & slot_mask_];
+  const bool rememberable = id.size() <= Slot::kIdBytes && category <= 0xffff;
+  if (s.hash == key && s.category == category && s.kind == static_cast<uint8_t>(kind) &&
+      s.len == id.size() && std::memcmp(s.id, id.data(), id.size()) == 0) {
+    return {s.fails, s.erased, s.failure};
+  }
+  const Snapshot::PartyJudgement j =
+      snap_.JudgeParty(snap_.state_->Find(hash, kind, id), *cr.rule, v_, category, p_, cr.gc, gp_, t_);
+  const bool erased = snap_.Suppressed(kind, id);
+  if (rememberable) {
+    s.hash = key;
+    s.category = static_cast<uint16_t>(category);
+    s.kind = static_cast<uint8_t>(kind);
+    s.len = static_cast<uint8_t>(id.size());
+    s.fails = j.fails;
+    s.erased = erased;
+    s.failure = j.failure;
+    std::memcpy(s.id, id.data(), id.size());
+  }
+  return {j.fails, erased, j.failure};
+}
+
+GateVerdicts::Verdict GateVerdicts::Judge(int32_t category, const std::string_view* account,
+                                          std::span<const std::string_view> subjects) {
+  const Rule* rule = rules_[category].rule;
+  if (!rule) return {false, Reason::kUnlisted};
+  switch (rule->basis) {
+    case Basis::kProhibited:
+      return {false, Reason::kProhibited};
+    case Basis::kNecessary:
+      return {true, Reason::kNecessary};
+    case Basis::kConsent:
+    case Basis::kObjectable:
+      break;
+  }
+  const bool consent = rule->basis == Basis::kConsent;
+  const bool need_account = rule->consent_from != ConsentFrom::kSubjects;
+  const bool need_subjects = rule->consent_from != ConsentFrom::kAccount;
+  if ((need_account && !account) || (need_subjects && subjects.empty())) {
+    return {false, Reason::kNoSubject};  // fail closed: nobody to check the choice of
+  }
+  // As Decide: the first party that fails gives the reason (the account, then the subjects in
+  // order); any party named that was erased makes it "erased", needed for the rule or not.
+  const bool suppressing = suppressing_;
+  Verdict out{true, consent ? Reason::kConsented : Reason::kNotObjected};
+  bool erased = false;
+  auto party = [&](PartyKind kind, std::string_view id, bool needed) {
+    if (!needed) {
+      erased = erased || (suppressing && snap_.Suppressed(kind, id));
+      return;
+    }
+    const PartyVerdict pv = JudgeParty(kind, id, category);
+    erased = erased || pv.erased;
+    if (pv.fails && out.allow) out = {false, pv.failure};
+  };
+  if (account) party(PartyKind::kAccount, *account, need_account);
+  for (std::string_view s : subjects) party(PartyKind::kSubject, s, need_subjects);
+  if (erased) return {false, Reason::kErased};
+  return out;
+}
+
+}  // namespace assent
