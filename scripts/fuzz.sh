@@ -10,7 +10,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-300}
 JOBS=${FUZZ_JOBS:-2}
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(time terms events_jsonl manifest_line receipt entry_decoder snapshot http_request api)
+  targets=(time terms events_jsonl manifest_line manifest_block receipt entry_decoder snapshot http_request api)
 fi
 mkdir -p build/fuzz/logs
 run_one() {

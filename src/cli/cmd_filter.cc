@@ -103,6 +103,10 @@ int Filter(FilterCommand& o) {
   }
   o.f.collect_parties = !o.dataset.empty();
   if (o.f.threads <= 0) o.f.threads = std::max(1u, std::thread::hardware_concurrency());
+  // The input's hash begins while the ledger opens (a second thread only when one is allowed).
+  std::unique_ptr<InputHashAhead> ahead;
+  if (o.f.threads >= 2) ahead = InputHashAhead::Start(o.f.in_path);
+  o.f.hash_ahead = ahead.get();
   auto source = OpenSource(o);
   if (!source) return Fail(source.error());
   if (!o.dataset.empty()) {

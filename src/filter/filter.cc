@@ -5,9 +5,11 @@
 #include <openssl/evp.h>
 #include <simdjson.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
@@ -49,6 +51,9 @@ class Hasher {
  public:
   Hasher() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
   ~Hasher() { EVP_MD_CTX_free(ctx_); }
+  Hasher(const Hasher&) = delete;
+  Hasher& operator=(const Hasher&) = delete;
+  void Swap(Hasher& other) { std::swap(ctx_, other.ctx_); }
   void Update(std::string_view s) { EVP_DigestUpdate(ctx_, s.data(), s.size()); }
   std::string Hex() {
     unsigned char d[32];
@@ -60,6 +65,52 @@ class Hasher {
  private:
   EVP_MD_CTX* ctx_;
 };
+
+}  // namespace
+
+struct InputHashAhead::State {
+  std::jthread thread;
+  std::atomic<bool> stop{false};
+  Hasher hash;
+  uint64_t hashed = 0;  // bytes hashed; read once the thread has ended
+  std::string path;
+  struct stat before{};
+};
+
+InputHashAhead::InputHashAhead(std::unique_ptr<State> s) : state_(std::move(s)) {}
+InputHashAhead::~InputHashAhead() {
+  state_->stop = true;
+}
+
+std::unique_ptr<InputHashAhead> InputHashAhead::Start(const std::string& path) {
+  if (path.empty() || path == "-") return nullptr;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  auto s = std::make_unique<State>();
+  unsigned char magic[4] = {};
+  const bool plain = ::fstat(fd, &s->before) == 0 && S_ISREG(s->before.st_mode) &&
+                     !(::pread(fd, magic, 4, 0) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) &&
+                     !(magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd);
+  if (!plain) {
+    ::close(fd);
+    return nullptr;
+  }
+  s->path = path;
+  State* state = s.get();
+  s->thread = std::jthread([state, fd] {
+    std::string buf(1 << 20, '\0');
+    while (!state->stop.load(std::memory_order_relaxed)) {
+      const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(state->hashed));
+      if (n <= 0) break;
+      state->hash.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+      state->hashed += static_cast<uint64_t>(n);
+    }
+    ::close(fd);
+  });
+  return std::unique_ptr<InputHashAhead>(new InputHashAhead(std::move(s)));
+}
+
+namespace {
 
 // What a worker makes of one block: the kept lines (per shard, in input order) and the counts.
 struct BlockResult {
@@ -111,6 +162,7 @@ struct BlockResult {
 struct Block {
   std::string data;
   size_t size = 0;
+  uint64_t offset = 0;  // of its first byte in the manifest
 };
 
 constexpr std::pair<uint8_t, const char*> kSignalNames[] = {
@@ -511,6 +563,7 @@ class FilterRun {
     // Enough remembered judgements for the manifest's subjects, no more: a data loader's batch
     // in memory needs few.
     const size_t expected = in.size() ? in.size() / 64 : SIZE_MAX;
+    TakeHashAhead(in);
     std::vector<std::unique_ptr<WorkerContext>> contexts;
     for (int i = 0; i < threads_; ++i) {
       auto ctx = std::make_unique<WorkerContext>();
@@ -532,6 +585,25 @@ class FilterRun {
 
  private:
   static constexpr size_t kMaxLineBytes = 64 << 20;
+
+  // Continues from the input's hash begun ahead, if it is this file's, unchanged since.
+  void TakeHashAhead(const internal::InputStream& in) {
+    if (!o_.hash_ahead) return;
+    InputHashAhead::State& ahead = o_.hash_ahead->state();
+    ahead.stop = true;
+    if (ahead.thread.joinable()) ahead.thread.join();
+    struct stat now {};
+    const struct stat& then = ahead.before;
+    if (ahead.path != o_.in_path || in.format() != "plain" || emitted_ != 0 ||
+        ::stat(o_.in_path.c_str(), &now) != 0 || now.st_dev != then.st_dev ||
+        now.st_ino != then.st_ino || now.st_size != then.st_size ||
+        now.st_mtim.tv_sec != then.st_mtim.tv_sec || now.st_mtim.tv_nsec != then.st_mtim.tv_nsec) {
+      return;
+    }
+    in_hash_.Swap(ahead.hash);
+    hashed_ahead_ = ahead.hashed;
+    ahead.hashed = 0;
+  }
 
   // A block between being read and being written.
   struct InFlight {
@@ -566,7 +638,11 @@ class FilterRun {
       if (!hashing_ && h) {
         hashing_ = true;
         lock.unlock();
-        in_hash_.Update(std::string_view(h->block.data.data(), h->block.size));
+        // What the hash begun ahead covered already is not hashed again.
+        const uint64_t skip = std::min<uint64_t>(h->block.size, hashed_ahead_ > h->block.offset
+                                                                     ? hashed_ahead_ - h->block.offset
+                                                                     : 0);
+        in_hash_.Update(std::string_view(h->block.data.data() + skip, h->block.size - skip));
         lock.lock();
         hashing_ = false;
         h->hashed = true;
@@ -662,6 +738,8 @@ class FilterRun {
         continue;
       }
       b.size = cut;
+      b.offset = emitted_;
+      emitted_ += cut;
       std::memset(b.data.data() + cut, ' ',
                   std::min(b.data.size() - cut, size_t{simdjson::SIMDJSON_PADDING}));
       return true;
@@ -755,7 +833,9 @@ class FilterRun {
   // The reading chain's own (reading_).
   std::string carry_;  // a line begun in the last block
   bool input_done_ = false;
+  uint64_t emitted_ = 0;  // bytes in the blocks read so far
   Hasher in_hash_;  // the hashing chain's own (hashing_)
+  uint64_t hashed_ahead_ = 0;  // bytes in_hash_ took from an InputHashAhead
   // The writing chain's own (writing_).
   Hasher out_hash_;
   IdSet ids_;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -20,6 +21,21 @@ class parser;
 #include "assent/result.h"
 
 namespace assent {
+
+// Hashes a plain manifest file from its start on a thread of its own while the caller prepares
+// the run (opens the ledger, which takes a while): the run then hashes only what this had not
+// reached. Null for standard input, a compressed or an unreadable file.
+class InputHashAhead {
+ public:
+  static std::unique_ptr<InputHashAhead> Start(const std::string& path);
+  ~InputHashAhead();  // stops and waits for the thread
+  struct State;
+  State& state() { return *state_; }
+
+ private:
+  explicit InputHashAhead(std::unique_ptr<State> s);
+  std::unique_ptr<State> state_;
+};
 
 struct FilterOptions {
   std::string purpose;
@@ -45,8 +61,11 @@ struct FilterOptions {
   // Write N shard files OUT.00-of-N ... instead of OUT, each item placed by a stable hash of
   // its first subject (else its account, else its id): SISA-style training.
   int shards = 0;
-  // Threads parsing and deciding batches (the output order never depends on it).
+  // Threads the run takes: reading, hashing, parsing, deciding and writing are shared among
+  // them (the output order never depends on it).
   int threads = 1;
+  // The input's hash begun ahead (for in_path), or null.
+  InputHashAhead* hash_ahead = nullptr;
   // Collect the subjects and accounts of kept items (for dataset registration).
   bool collect_parties = false;
   // Called now and then with (bytes read, total bytes) for a progress line.

@@ -4,6 +4,10 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <chrono>
+#include <thread>
+
+#include "common/sha256.h"
 #include "filter/filter_test_util.h"
 #include "filter/impact.h"
 #include "ledger/lineage.h"
@@ -228,6 +232,53 @@ TEST_F(GateIoTest, ImpactComparesLedgerPositions) {
   ASSERT_NE(after, std::string::npos) << json;
   EXPECT_NE(json.find("built-before-withdrawal", before), std::string::npos) << json;
   EXPECT_NE(json.find("built-after-withdrawal", after), std::string::npos) << json;
+}
+
+// The input's hash begun ahead (while the CLI opens the ledger) gives the same hash as hashing
+// every block; a file changed after it began is hashed again from the start; compressed input
+// and standard input are not hashed ahead at all.
+TEST_F(GateIoTest, TheInputHashBegunAheadIsTheFilesOwn) {
+  std::string manifest;
+  for (int i = 0; i < 20000; ++i) {
+    manifest += "{\"id\":\"m" + std::to_string(i) + "\",\"category\":\"content.chat\",\"subjects\":[\"u" +
+                std::to_string(i % 7) + "\"]}\n";
+  }
+  const std::string in = dir_ + "/ahead.jsonl";
+  std::ofstream(in, std::ios::binary) << manifest;
+  for (int threads : {1, 2, 3}) {
+    auto ahead = InputHashAhead::Start(in);
+    ASSERT_NE(ahead, nullptr);
+    FilterOptions o;
+    o.purpose = "product_development.quality_review";
+    o.in_path = in;
+    o.out_path = dir_ + "/ahead-out.jsonl";
+    o.threads = threads;
+    o.block_bytes = 4096;
+    o.hash_ahead = ahead.get();
+    auto r = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->input_sha256, ToHex(Sha256(manifest))) << threads;
+  }
+  // Changed after the hash began: the run hashes what it reads.
+  auto ahead = InputHashAhead::Start(in);
+  ASSERT_NE(ahead, nullptr);
+  const std::string longer = manifest + "{\"id\":\"late\",\"category\":\"content.chat\"}\n";
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a later modification time
+  std::ofstream(in, std::ios::binary | std::ios::trunc) << longer;
+  FilterOptions o;
+  o.purpose = "product_development.quality_review";
+  o.in_path = in;
+  o.out_path = dir_ + "/ahead-out.jsonl";
+  o.threads = 2;
+  o.hash_ahead = ahead.get();
+  auto r = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->input_sha256, ToHex(Sha256(longer)));
+  EXPECT_EQ(r->items, 20001u);
+  std::ofstream(dir_ + "/ahead.jsonl.zst", std::ios::binary) << Zstd(manifest);
+  EXPECT_EQ(InputHashAhead::Start(dir_ + "/ahead.jsonl.zst"), nullptr);
+  EXPECT_EQ(InputHashAhead::Start("-"), nullptr);
+  EXPECT_EQ(InputHashAhead::Start(dir_ + "/missing.jsonl"), nullptr);
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include "filter/manifest.h"
 
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <optional>
 
 #include "common/json_keys.h"
@@ -244,45 +247,249 @@ void ReadLine(simdjson::dom::parser& parser, const FilterOptions& o, const char*
   SetItem(out, line, obj, o, sink);
 }
 
-// The fast path: true when every non-blank line held exactly one object (the items are then
-// read); false, having read nothing, when the block must be read line by line.
-bool ReadMany(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
-              size_t size, BlockItems* out, ItemSink* sink) {
-  simdjson::dom::document_stream stream;
-  if (parser.parse_many(reinterpret_cast<const uint8_t*>(block), size, size + 64).get(stream)) {
-    return false;
-  }
-  size_t next = 0;  // the line the next document must start
-  auto it = stream.begin();
-  for (; it != stream.end(); ++it) {
-    element doc;
-    if ((*it).get(doc)) return false;
-    const size_t at = it.current_index();
-    // The lines before the document must be blank (a document never starts inside one).
-    while (next < out->lines.size() && out->lines[next].end <= at) {
-      if (!Blank(Text(block, out->lines[next]))) return false;
-      ++next;
+// The fast path: one line read in place, without a parse tree, for the common shape of an
+// item. It accepts a strict subset of JSON — no \u escapes, no escapes at all in keys or in the
+// fields the gate reads, numbers that fit a double exactly enough, nesting up to kMaxDepth —
+// and reads the item exactly as ReadItem does. Anything else (a signal field, a missing or
+// mistyped field, a blank id, any doubt) is "not sure", and the line is read by simdjson
+// instead, which is also what says why a line is malformed. The block's UTF-8 is checked
+// before, as a whole.
+class FastLine {
+ public:
+  FastLine(const FilterOptions& o, std::string_view text)
+      : o_(o), p_(text.data()), end_(text.data() + text.size()) {}
+
+  // True when the line is an item, read into `*it` and `*subjects` (views into the line).
+  bool Read(ItemView* it, std::vector<std::string_view>* subjects, BlockItems::FieldStats* stats) {
+    std::string_view keys[kMaxKeys];
+    size_t nkeys = 0;
+    bool id = false, category = false, account = false, subs = false;
+    const size_t mark = subjects->size();
+    Space();
+    if (!Take('{')) return false;
+    Space();
+    if (p_ < end_ && *p_ == '}') {
+      ++p_;
+    } else {
+      for (;;) {
+        std::string_view key;
+        if (!Plain(&key) || nkeys == kMaxKeys) return false;
+        for (size_t k = 0; k < nkeys; ++k) {
+          if (Same(keys[k], key)) return false;  // a repeated key: simdjson's path says so
+        }
+        keys[nkeys++] = key;
+        Space();
+        if (!Take(':')) return false;
+        Space();
+        if (Same(key, o_.id_field)) {
+          if (!Plain(&it->id)) return false;
+          id = true;
+        } else if (Same(key, o_.category_field)) {
+          if (!Plain(&it->category)) return false;
+          category = true;
+        } else if (Same(key, o_.account_field)) {
+          account = true;
+          if (!Literal("null")) {
+            if (!Plain(&it->account) || BlankId(it->account)) return false;
+            it->has_account = true;
+          }
+        } else if (Same(key, o_.subjects_field)) {
+          subs = true;
+          if (!Literal("null") && !Subjects(subjects)) return false;
+        } else if (o_.read_signals &&
+                   (Same(key, o_.content_usage_field) || Same(key, o_.content_signal_field) ||
+                    Same(key, o_.tdm_field) || Same(key, o_.c2pa_field))) {
+          return false;
+        } else if (!Value(0)) {
+          return false;
+        }
+        Space();
+        if (p_ < end_ && *p_ == ',') {
+          ++p_;
+          Space();
+          continue;
+        }
+        if (!Take('}')) return false;
+        break;
+      }
     }
-    if (next == out->lines.size()) return false;
-    BlockItems::Line& line = out->lines[next];
-    const std::string_view text = Text(block, line);
-    // The document must be the whole line (after leading blanks): one object per line.
-    const size_t first = line.begin + text.find_first_not_of(" \t");
-    const std::string_view source = it.source();
-    if (at != first || at + source.size() > line.begin + text.size()) return false;
-    if (!Blank(std::string_view(block + at + source.size(), line.begin + text.size() - at - source.size()))) {
+    Space();
+    if (p_ != end_ || !id || !category) return false;
+    it->first_subject = static_cast<uint32_t>(mark);
+    it->subject_count = static_cast<uint32_t>(subjects->size() - mark);
+    stats->with_subjects += subs;
+    stats->with_account += account;
+    if (!subs || !account) {
+      for (size_t k = 0; k < nkeys; ++k) {
+        if (!Same(keys[k], o_.id_field) && !Same(keys[k], o_.category_field)) stats->Other(keys[k]);
+      }
+    }
+    return true;
+  }
+
+ private:
+  static constexpr size_t kMaxKeys = 16;
+  static constexpr int kMaxDepth = 32;
+
+  void Space() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\r' || *p_ == '\n')) ++p_;
+  }
+  bool Take(char c) {
+    if (p_ >= end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+  bool Literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() || std::memcmp(p_, word.data(), word.size())) {
       return false;
     }
-    object obj;
-    if (doc.get_object().get(obj)) return false;
-    SetItem(out, line, obj, o, sink);
-    ++next;
+    p_ += word.size();
+    return true;
   }
-  for (; next < out->lines.size(); ++next) {
-    if (!Blank(Text(block, out->lines[next]))) return false;
+  // The next '"', '\\' or control byte at or after p_, or end_. Reads 16 bytes at a time: the
+  // block's padding makes reading past the line's end safe.
+  const char* Special(const char* p) const {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                  below_space = _mm_set1_epi8(0x1f);
+    for (; p < end_; p += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __m128i hit = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+          _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v));
+      const int mask = _mm_movemask_epi8(hit);
+      if (mask) return std::min(end_, p + __builtin_ctz(static_cast<unsigned>(mask)));
+    }
+    return end_;
+#else
+    for (; p < end_; ++p) {
+      const unsigned char c = static_cast<unsigned char>(*p);
+      if (c == '"' || c == '\\' || c < 0x20) return p;
+    }
+    return end_;
+#endif
   }
-  return stream.truncated_bytes() == 0;
-}
+  // A string without escapes, as a view of its bytes.
+  bool Plain(std::string_view* out) {
+    if (p_ >= end_ || *p_ != '"') return false;
+    const char* q = Special(p_ + 1);
+    if (q >= end_ || *q != '"') return false;
+    *out = std::string_view(p_ + 1, static_cast<size_t>(q - p_ - 1));
+    p_ = q + 1;
+    return true;
+  }
+  // Any string whose escapes are the simple ones (\" \\ \/ \b \f \n \r \t).
+  bool AnyString() {
+    if (p_ >= end_ || *p_ != '"') return false;
+    const char* q = p_ + 1;
+    for (;;) {
+      q = Special(q);
+      if (q >= end_) return false;
+      if (*q == '"') break;
+      if (*q != '\\' || q + 1 >= end_) return false;  // a control byte, or a lone backslash
+      const char e = q[1];
+      if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' &&
+          e != 't') {
+        return false;  // \u and anything else: the full parser decides
+      }
+      q += 2;
+    }
+    p_ = q + 1;
+    return true;
+  }
+  bool Subjects(std::vector<std::string_view>* subjects) {
+    if (!Take('[')) return false;
+    Space();
+    if (Take(']')) return true;
+    for (;;) {
+      std::string_view s;
+      if (!Plain(&s) || BlankId(s)) return false;
+      subjects->push_back(s);
+      Space();
+      if (Take(']')) return true;
+      if (!Take(',')) return false;
+      Space();
+    }
+  }
+  // A number JSON allows, short enough that every reader gets the same value.
+  bool Number() {
+    const char* start = p_;
+    Take('-');
+    int digits = 0;
+    if (p_ < end_ && *p_ == '0') {
+      ++p_, ++digits;
+    } else {
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_, ++digits;
+    }
+    if (digits == 0 || (start[*start == '-'] == '0' && p_ < end_ && *p_ >= '0' && *p_ <= '9')) {
+      return false;
+    }
+    if (p_ < end_ && *p_ == '.') {
+      ++p_;
+      int fraction = 0;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_, ++fraction;
+      if (fraction == 0) return false;
+      digits += fraction;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      int exponent = 0;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_, ++exponent;
+      if (exponent == 0 || exponent > 2) return false;
+    }
+    return digits <= 15;
+  }
+  // Any value, checked and skipped.
+  bool Value(int depth) {
+    if (p_ >= end_ || depth > kMaxDepth) return false;
+    switch (*p_) {
+      case '"':
+        return AnyString();
+      case '{': {
+        ++p_;
+        Space();
+        if (Take('}')) return true;
+        std::string_view key;
+        for (;;) {
+          if (!Plain(&key)) return false;
+          Space();
+          if (!Take(':')) return false;
+          Space();
+          if (!Value(depth + 1)) return false;
+          Space();
+          if (Take('}')) return true;
+          if (!Take(',')) return false;
+          Space();
+        }
+      }
+      case '[': {
+        ++p_;
+        Space();
+        if (Take(']')) return true;
+        for (;;) {
+          if (!Value(depth + 1)) return false;
+          Space();
+          if (Take(']')) return true;
+          if (!Take(',')) return false;
+          Space();
+        }
+      }
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        return Number();
+    }
+  }
+
+  const FilterOptions& o_;
+  const char* p_;
+  const char* end_;
+};
 
 }  // namespace
 
@@ -290,21 +497,40 @@ void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char
                size_t size, BlockItems* out, ItemSink* sink) {
   out->Clear();
   if (!sink) out->arena.Reset(size + 64);
+  // Lines in the fast path where the block is valid UTF-8 (checked once, as a whole); otherwise
+  // each line is checked alone, and only its own bytes decide.
+  const bool utf8 = simdjson::validate_utf8(block, size);
   for (size_t at = 0; at < size;) {
     const void* nl = std::memchr(block + at, '\n', size - at);
     const size_t end = nl ? static_cast<const char*>(nl) - block + 1 : size;
-    out->lines.push_back(BlockItems::Line{static_cast<uint32_t>(at), static_cast<uint32_t>(end)});
+    BlockItems::Line& line =
+        out->lines.emplace_back(BlockItems::Line{static_cast<uint32_t>(at), static_cast<uint32_t>(end)});
     at = end;
-  }
-  if (ReadMany(parser, o, block, size, out, sink)) return;
-  if (sink) sink->Restart();
-  out->items.clear();
-  out->subjects.clear();
-  out->errors.clear();
-  out->stats = BlockItems::FieldStats{};
-  if (!sink) out->arena.Reset(size + 64);
-  for (auto& line : out->lines) {
-    line.kind = BlockItems::Line::Kind::kBlank;
+    if (utf8) {
+      const std::string_view text = Text(block, line);
+      ItemView it;
+      const size_t mark = out->subjects.size();
+      if (sink) out->subjects.clear();
+      if (FastLine(o, text).Read(&it, &out->subjects, &out->stats)) {
+        line.kind = BlockItems::Line::Kind::kItem;
+        if (sink) {
+          sink->Item(static_cast<uint32_t>(out->lines.size() - 1), it,
+                     std::span<const std::string_view>(out->subjects.data(), it.subject_count));
+        } else {
+          // Copied like the full parser's strings, so that both paths give the same views' life.
+          it.id = out->arena.Keep(it.id);
+          it.category = out->arena.Keep(it.category);
+          if (it.has_account) it.account = out->arena.Keep(it.account);
+          for (size_t k = mark; k < out->subjects.size(); ++k) {
+            out->subjects[k] = out->arena.Keep(out->subjects[k]);
+          }
+          line.item = static_cast<uint32_t>(out->items.size());
+          out->items.push_back(it);
+        }
+        continue;
+      }
+      out->subjects.resize(sink ? 0 : mark);
+    }
     ReadLine(parser, o, block, line, out, sink);
   }
 }
