@@ -187,7 +187,9 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--dataset", o->dataset,
                   "Record the result in the ledger as a dataset with this name");
   cmd->add_option("--shards", o->f.shards, "Write N shard files OUT.00-of-N..., by subject");
-  cmd->add_option("--threads", o->f.threads, "Threads parsing and deciding (default: one per core)");
+  cmd->add_option("--threads", o->f.threads,
+                  "Threads the run takes, reading, hashing, parsing, deciding and writing "
+                  "(default: one per core; 1 runs everything on one)");
   cmd->add_flag("--skip-malformed", o->f.skip_malformed,
                 "Count malformed lines (never kept) instead of failing");
   cmd->add_option("--id-field", o->f.id_field, "Field holding the item id")->capture_default_str();

@@ -49,14 +49,13 @@ Result<std::unique_ptr<GateVerdicts>> GateVerdicts::Make(const Snapshot& snap,
 const internal::PartyPresence& GateVerdicts::Presence(const Snapshot& snap) {
   std::call_once(snap.presence_once_, [&snap] {
     auto p = std::make_unique<internal::PartyPresence>();
-    uint64_t bits = 1 << 12;
-    while (bits < (uint64_t{1} << 28) && bits < snap.parties_ * 16) bits <<= 1;
-    p->bits.assign(bits / 64, 0);
-    p->mask = bits - 1;
+    uint64_t words = 64;
+    while (words < (uint64_t{1} << 22) && words * 64 < snap.parties_ * 16) words <<= 1;
+    p->words.assign(words, 0);
+    p->mask = words - 1;
     snap.state_->ForEach([&p](const internal::PartyRecord& r) {
       const uint64_t h = internal::PartyHash(r.kind(), r.id());
-      const uint64_t i = (h ^ (h >> 31)) & p->mask;
-      p->bits[i >> 6] |= uint64_t{1} << (i & 63);
+      p->Word(h) |= internal::PartyPresence::Bits(h);
     });
     snap.presence_ = std::move(p);
   });
@@ -64,12 +63,22 @@ const internal::PartyPresence& GateVerdicts::Presence(const Snapshot& snap) {
 }
 
 int32_t GateVerdicts::Category(std::string_view name) {
-  for (const auto& [known, c] : recent_) {
-    if (c != -2 && known == name) return c;
+  // Manifests mostly repeat a few categories: the last one asked first, then the others.
+  auto same = [name](const std::string& known) {
+    return known.size() == name.size() && !name.empty() && known[0] == name[0] &&
+           known.back() == name.back() && std::memcmp(known.data(), name.data(), name.size()) == 0;
+  };
+  if (recent_[last_].second != -2 && same(recent_[last_].first)) return recent_[last_].second;
+  for (size_t k = 0; k < recent_.size(); ++k) {
+    if (recent_[k].second != -2 && same(recent_[k].first)) {
+      last_ = k;
+      return recent_[k].second;
+    }
   }
   const TermsSet& ts = snap_.terms();
   const int32_t gc = ts.category_vocabulary().Find(name);
   const int32_t c = gc < 0 ? -1 : ts.LocalCategory(v_, gc);
+  last_ = recent_next_;
   recent_[recent_next_] = {std::string(name), c};
   recent_next_ = (recent_next_ + 1) % recent_.size();
   return c;

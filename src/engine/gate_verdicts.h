@@ -24,16 +24,20 @@
 namespace assent {
 namespace internal {
 
-// The hashes of every party with consent events, as one bit each (a Bloom filter with one
-// hash function, about 16 bits a party): a party whose bit is clear has no record, so its
-// judgement is the rule's default without a walk of the consent state. Built once per
-// snapshot, the first time the gate asks; read-only afterwards.
+// The hashes of every party with consent events, as a blocked Bloom filter (two bits in one
+// 64-bit word per party, about 16 bits a party: under 2% of absent parties pass): a party it
+// rules out has no record, so its judgement is the rule's default without a walk of the
+// consent state. Built once per snapshot, the first time the gate asks; read-only afterwards.
 struct PartyPresence {
-  std::vector<uint64_t> bits;
-  uint64_t mask = 0;  // bit count - 1
+  std::vector<uint64_t> words;
+  uint64_t mask = 0;  // word count - 1
+  static uint64_t Bits(uint64_t hash) {
+    return (uint64_t{1} << ((hash >> 40) & 63)) | (uint64_t{1} << ((hash >> 46) & 63));
+  }
+  uint64_t& Word(uint64_t hash) { return words[(hash ^ (hash >> 29)) & mask]; }
   bool MayHave(uint64_t hash) const {
-    const uint64_t i = (hash ^ (hash >> 31)) & mask;
-    return (bits[i >> 6] >> (i & 63)) & 1;
+    const uint64_t bits = Bits(hash);
+    return (words[(hash ^ (hash >> 29)) & mask] & bits) == bits;
   }
 };
 
@@ -95,7 +99,7 @@ class GateVerdicts {
   int32_t v_ = -1, p_ = -1, gp_ = -1;
   std::vector<CategoryRule> rules_;  // by local category
   std::array<std::pair<std::string, int32_t>, 8> recent_{};
-  size_t recent_next_ = 0;
+  size_t recent_next_ = 0, last_ = 0;
   std::unique_ptr<Slot[]> slots_;
   size_t slot_mask_ = 0;
   const internal::PartyPresence* presence_ = nullptr;

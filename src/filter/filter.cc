@@ -494,6 +494,12 @@ class Outputs {
 class IdSet {
  public:
   IdSet() : slots_(1 << 16, 0) {}
+  // Room for about `items` ids without growing (at most kMaxDuplicateTracking).
+  void Reserve(uint64_t items) {
+    size_t want = slots_.size();
+    while (want < 2 * std::min<uint64_t>(items, kMaxDuplicateTracking)) want <<= 1;
+    if (want > slots_.size() && size_ == 0) slots_.assign(want, 0);
+  }
   // Counts the hashes already there in `*duplicates`; once the set is full, says so in
   // `*complete` and ignores the rest.
   void InsertAll(std::span<const uint64_t> hashes, uint64_t* duplicates, bool* complete) {
@@ -564,6 +570,8 @@ class FilterRun {
     // in memory needs few.
     const size_t expected = in.size() ? in.size() / 64 : SIZE_MAX;
     TakeHashAhead(in);
+    // Sized for lines of about 150 bytes, the id set rarely grows (and rehashes) more than once.
+    if (in.size() && in.format() == "plain") ids_.Reserve(in.size() / 150);
     std::vector<std::unique_ptr<WorkerContext>> contexts;
     for (int i = 0; i < threads_; ++i) {
       auto ctx = std::make_unique<WorkerContext>();

@@ -261,7 +261,11 @@ class FastLine {
 
   // True when the line is an item, read into `*it` and `*subjects` (views into the line).
   bool Read(ItemView* it, std::vector<std::string_view>* subjects, BlockItems::FieldStats* stats) {
-    std::string_view keys[kMaxKeys];
+    // Left uninitialised (a line's keys are few, and zeroing room for 16 cost more than reading
+    // them); only the first nkeys are ever read.
+    const char* key_at[kMaxKeys];
+    uint32_t key_len[kMaxKeys];
+    auto key_of = [&](size_t k) { return std::string_view(key_at[k], key_len[k]); };
     size_t nkeys = 0;
     bool id = false, category = false, account = false, subs = false;
     const size_t mark = subjects->size();
@@ -275,9 +279,10 @@ class FastLine {
         std::string_view key;
         if (!Plain(&key) || nkeys == kMaxKeys) return false;
         for (size_t k = 0; k < nkeys; ++k) {
-          if (Same(keys[k], key)) return false;  // a repeated key: simdjson's path says so
+          if (Same(key_of(k), key)) return false;  // a repeated key: simdjson's path says so
         }
-        keys[nkeys++] = key;
+        key_at[nkeys] = key.data();
+        key_len[nkeys++] = static_cast<uint32_t>(key.size());
         Space();
         if (!Take(':')) return false;
         Space();
@@ -321,7 +326,8 @@ class FastLine {
     stats->with_account += account;
     if (!subs || !account) {
       for (size_t k = 0; k < nkeys; ++k) {
-        if (!Same(keys[k], o_.id_field) && !Same(keys[k], o_.category_field)) stats->Other(keys[k]);
+        const std::string_view key = key_of(k);
+        if (!Same(key, o_.id_field) && !Same(key, o_.category_field)) stats->Other(key);
       }
     }
     return true;
