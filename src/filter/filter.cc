@@ -503,7 +503,7 @@ class IdSet {
   // Counts the hashes already there in `*duplicates`; once the set is full, says so in
   // `*complete` and ignores the rest.
   void InsertAll(std::span<const uint64_t> hashes, uint64_t* duplicates, bool* complete) {
-    constexpr size_t kAhead = 8;  // slots looked up ahead, so their cache misses overlap
+    constexpr size_t kAhead = 32;  // slots looked up ahead, so their cache misses overlap
     for (size_t i = 0; i < hashes.size(); ++i) {
       if (size_ >= kMaxDuplicateTracking) {
         *complete = false;
