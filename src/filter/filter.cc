@@ -40,7 +40,7 @@ namespace assent {
 namespace {
 
 constexpr size_t kMaxDuplicateTracking = 4'000'000;  // ids remembered: bounded memory
-constexpr int kMaxThreads = 256;  // each holds two blocks in flight
+constexpr int kMaxThreads = 256;  // each holds a parser and its remembered judgements
 // Distinct category names the terms do not define, counted by name in the report; the rest
 // together under kMoreUnknownCategories.
 constexpr size_t kMaxUnknownCategories = 1000;
@@ -122,7 +122,15 @@ struct BlockResult {
   std::array<uint64_t, 32> by_reason{};  // Reason, then the gate's own (kMalformed...)
   std::array<uint64_t, 4> by_signal{};
   std::vector<std::pair<uint64_t, uint64_t>> by_category;  // kept, excluded; by category
-  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> unknown_categories;
+  // Categories the terms do not define, in the order they first appear (so that which ones
+  // the report names never depends on where blocks end), and where each is.
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> unknown_categories;
+  std::unordered_map<std::string, size_t> unknown_index;
+  std::pair<uint64_t, uint64_t>& Unknown(std::string_view name) {
+    auto [at, added] = unknown_index.try_emplace(std::string(name), unknown_categories.size());
+    if (added) unknown_categories.emplace_back(at->first, std::pair<uint64_t, uint64_t>{});
+    return unknown_categories[at->second].second;
+  }
   std::vector<uint64_t> id_hashes;
   std::vector<uint64_t> shard_items;
   std::vector<std::set<std::string>> shard_subjects;
@@ -144,6 +152,7 @@ struct BlockResult {
     by_signal.fill(0);
     by_category.assign(categories, {0, 0});
     unknown_categories.clear();
+    unknown_index.clear();
     id_hashes.clear();
     shard_items.assign(o.shards, 0);
     shard_subjects.clear();
@@ -202,7 +211,7 @@ class BlockSink final : public internal::ItemSink {
     const int32_t c = verdicts_.Category(it.category);
     GateVerdicts::Verdict v{false, Reason::kUnlisted};
     if (c >= 0) v = verdicts_.Judge(c, it.has_account ? &it.account : nullptr, subjects);
-    auto& counts = c >= 0 ? r_.by_category[c] : r_.unknown_categories[std::string(it.category)];
+    auto& counts = c >= 0 ? r_.by_category[c] : r_.Unknown(it.category);
     if (v.allow && it.signals == 0) {
       ++counts.first;
       Keep(line, it, subjects);
@@ -556,8 +565,11 @@ class FilterRun {
             Outputs* outputs)
       : snap_(snap), o_(o), t_(t), report_(*report), outputs_(*outputs) {
     threads_ = std::max(1, o.threads);
-    max_in_flight_ = 2 * static_cast<size_t>(threads_) + 2;
+    // Two blocks a thread keep every thread busy; the blocks in flight hold about 32 MB in all
+    // however many threads there are (smaller blocks for many threads).
+    max_in_flight_ = std::min<size_t>(2 * static_cast<size_t>(threads_) + 2, 256);
     block_bytes_ = std::clamp<size_t>(o_.block_bytes, 64, 64 << 20);
+    block_bytes_ = std::min(block_bytes_, std::max<size_t>(128 << 10, (32 << 20) / max_in_flight_));
     const Terms& terms = snap.terms().version(snap.terms().VersionAt(t));
     for (const auto& c : terms.categories()) category_names_.push_back(c.name);
   }
@@ -575,7 +587,10 @@ class FilterRun {
     std::vector<std::unique_ptr<WorkerContext>> contexts;
     for (int i = 0; i < threads_; ++i) {
       auto ctx = std::make_unique<WorkerContext>();
-      ASSENT_ASSIGN_OR_RETURN(ctx->verdicts, GateVerdicts::Make(snap_, o_.purpose, t_, expected));
+      // Many threads share the remembered judgements' memory (about 15 MB in all beyond 8).
+      const size_t share = threads_ > 8 ? (size_t{1} << 18) / static_cast<size_t>(threads_) : SIZE_MAX;
+      ASSENT_ASSIGN_OR_RETURN(ctx->verdicts,
+                              GateVerdicts::Make(snap_, o_.purpose, t_, std::min(expected, share)));
       contexts.push_back(std::move(ctx));
     }
     {
@@ -774,25 +789,26 @@ class FilterRun {
     for (size_t k = 0; k < r.by_signal.size(); ++k) {
       if (r.by_signal[k]) report_.excluded_by_signal[kSignalNames[k].second] += r.by_signal[k];
     }
-    auto add = [&](const std::string& name, const std::pair<uint64_t, uint64_t>& v) {
+    auto add = [&](const std::string& name, const std::pair<uint64_t, uint64_t>& v, bool known) {
       auto at = report_.by_category.find(name);
       if (at == report_.by_category.end()) {
         // Unknown names are the manifest's to choose: their number in the report is bounded.
-        if (unknown_names_ >= kMaxUnknownCategories) {
+        if (!known && unknown_names_ >= kMaxUnknownCategories) {
           at = report_.by_category.try_emplace(kMoreUnknownCategories).first;
         } else {
           at = report_.by_category.try_emplace(name).first;
-          unknown_names_ += !std::binary_search(category_names_sorted().begin(),
-                                                category_names_sorted().end(), name);
+          unknown_names_ += !known;
         }
       }
       at->second.first += v.first;
       at->second.second += v.second;
     };
     for (size_t c = 0; c < r.by_category.size(); ++c) {
-      if (r.by_category[c].first || r.by_category[c].second) add(category_names_[c], r.by_category[c]);
+      if (r.by_category[c].first || r.by_category[c].second) {
+        add(category_names_[c], r.by_category[c], true);
+      }
     }
-    for (const auto& [name, v] : r.unknown_categories) add(name, v);
+    for (const auto& [name, v] : r.unknown_categories) add(name, v, false);
     ids_.InsertAll(r.id_hashes, &report_.duplicate_ids, &report_.duplicates_checked_fully);
     for (size_t s = 0; s < r.out.size(); ++s) {
       ASSENT_RETURN_IF_ERROR(outputs_.Write(s, r.out[s]));
@@ -812,14 +828,6 @@ class FilterRun {
     return OkStatus();
   }
 
-  const std::vector<std::string>& category_names_sorted() {
-    if (sorted_names_.empty()) {
-      sorted_names_ = category_names_;
-      std::sort(sorted_names_.begin(), sorted_names_.end());
-    }
-    return sorted_names_;
-  }
-
   const Snapshot& snap_;
   const FilterOptions& o_;
   const Timestamp t_;
@@ -827,7 +835,7 @@ class FilterRun {
   Outputs& outputs_;
   int threads_ = 1;
   size_t max_in_flight_ = 4, block_bytes_ = 2 << 20;
-  std::vector<std::string> category_names_, sorted_names_;  // the terms', by local index
+  std::vector<std::string> category_names_;  // the terms', by local index
   size_t unknown_names_ = 0;
 
   std::mutex mu_;

@@ -59,7 +59,7 @@ TEST_F(FilterTest, AgreesItemByItemWithAStraightforwardImplementation) {
     // The result depends neither on the threads nor on where blocks end (small blocks put
     // many lines across their boundaries).
     for (auto [threads, block] :
-         {std::pair{1, size_t{2} << 20}, {2, size_t{4096}}, {3, size_t{333}}}) {
+         {std::pair{1, size_t{2} << 20}, {2, size_t{4096}}, {3, size_t{333}}, {40, size_t{2} << 20}}) {
       FilterOptions o;
       o.purpose = purpose;
       o.threads = threads;

@@ -206,6 +206,24 @@ TEST_F(GateIoTest, MistakesAreNamedNotSilentlyCounted) {
                    "out3.jsonl");
   ASSERT_FALSE(blank);
   EXPECT_NE(blank.error().message.find("empty or blank"), std::string::npos);
+  // Unknown category names are the manifest's to choose: the report names 1,000 of them and
+  // counts the rest together, whatever the manifest holds.
+  std::string many;
+  for (int i = 0; i < 1200; ++i) {
+    many += R"({"id":"m)" + std::to_string(i) + R"(","category":"made.up.)" + std::to_string(i) +
+            R"(","subjects":["u1"]})" "\n";
+  }
+  many += R"({"id":"k","category":"service_generated.telemetry","subjects":["u1"]})" "\n";
+  auto bounded = Run(many, "out4.jsonl");
+  ASSERT_TRUE(bounded) << bounded.error().message;
+  EXPECT_EQ(bounded->excluded_by_reason.at("unknown-category"), 1200u);
+  EXPECT_EQ(bounded->by_category.size(), 1000u + 2u);  // 1,000 named, the rest, telemetry
+  EXPECT_EQ(bounded->by_category.at("(other unknown categories)").second, 200u);
+  EXPECT_EQ(bounded->by_category.count("service_generated.telemetry"), 1u);
+  std::string said;
+  for (const auto& w : bounded->warnings) said += w + "\n";
+  EXPECT_NE(said.find("200 items have one of more than 1000 other categories"), std::string::npos)
+      << said.substr(0, 300);
 }
 
 // "Built before you said no" compares ledger positions, never clock times: two datasets with a
