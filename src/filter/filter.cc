@@ -80,6 +80,7 @@ struct InputHashAhead::State {
 InputHashAhead::InputHashAhead(std::unique_ptr<State> s) : state_(std::move(s)) {}
 InputHashAhead::~InputHashAhead() {
   state_->stop = true;
+  if (state_->thread.joinable()) state_->thread.join();  // before the hash it updates is freed
 }
 
 std::unique_ptr<InputHashAhead> InputHashAhead::Start(const std::string& path) {
