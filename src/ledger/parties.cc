@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -16,14 +17,19 @@ namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr size_t kEncoded = 22;  // base64url of 16 bytes, no padding
 
-int8_t DecodeChar(char c) {
-  if (c >= 'A' && c <= 'Z') return static_cast<int8_t>(c - 'A');
-  if (c >= 'a' && c <= 'z') return static_cast<int8_t>(c - 'a' + 26);
-  if (c >= '0' && c <= '9') return static_cast<int8_t>(c - '0' + 52);
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
+// base64url's value of each byte, -1 for bytes outside its alphabet (a table: replaying a
+// ledger decodes every entry's pseudonym).
+constexpr std::array<int8_t, 256> kDecode = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  for (int i = 0; i < 26; ++i) t['A' + i] = static_cast<int8_t>(i), t['a' + i] = static_cast<int8_t>(26 + i);
+  for (int i = 0; i < 10; ++i) t['0' + i] = static_cast<int8_t>(52 + i);
+  t['-'] = 62;
+  t['_'] = 63;
+  return t;
+}();
+
+int8_t DecodeChar(char c) { return kDecode[static_cast<unsigned char>(c)]; }
 
 std::string EncodeRaw(const std::array<uint8_t, 16>& raw) {
   std::string out = "p";
