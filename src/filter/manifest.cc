@@ -20,8 +20,30 @@ using simdjson::dom::element;
 using simdjson::dom::object;
 
 // Equal strings, cheaply told apart by size and first byte before any memcmp (keys are short).
+// Short ones (keys, field names) by two overlapping loads from each end, never past either.
 inline bool Same(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), a.size()) == 0));
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n == 0) return true;
+  if (a[0] != b[0]) return false;
+  auto load8 = [](const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  auto load4 = [](const char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  };
+  if (n >= 8 && n <= 16) {
+    return load8(a.data()) == load8(b.data()) && load8(a.data() + n - 8) == load8(b.data() + n - 8);
+  }
+  if (n >= 4 && n < 8) {
+    return load4(a.data()) == load4(b.data()) && load4(a.data() + n - 4) == load4(b.data() + n - 4);
+  }
+  if (n < 4) return a.back() == b.back() && (n < 3 || a[1] == b[1]);
+  return std::memcmp(a.data(), b.data(), n) == 0;
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
