@@ -125,6 +125,10 @@ int VerifyDataset(const LineageCommand& o) {
     return Fail("dataset '" + o.name + "' was recorded without input and output hashes: "
                 "there is nothing to verify against");
   }
+  // The manifest's hash begins while the ledger is rebuilt at the dataset's position.
+  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::unique_ptr<InputHashAhead> ahead;
+  if (threads >= 2) ahead = InputHashAhead::Start(o.in);
   auto engine = EngineAt(**ledger, d->ledger_position);
   if (!engine) return Fail(engine.error());
   char tmp[] = "/tmp/assent-verify-XXXXXX";
@@ -136,7 +140,8 @@ int VerifyDataset(const LineageCommand& o) {
   f.in_path = o.in;
   f.out_path = tmp;
   f.at = d->recorded_at;
-  f.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  f.threads = threads;
+  f.hash_ahead = ahead.get();
   auto r = RunFilter(*(*engine)->snapshot(), d->recorded_at, f);
   std::remove(tmp);
   if (!r) return Fail(r.error());
