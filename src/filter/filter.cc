@@ -1,5 +1,5 @@
-// The manifest filter: streaming, batched through Snapshot::DecideBatch, output renamed into
-// place only on success.
+// The manifest filter: streaming, each item decided as it is read through the lean verdict
+// path (GateVerdicts), on exactly --threads threads; output renamed into place only on success.
 #include "filter/filter.h"
 
 #include <openssl/evp.h>

@@ -1,7 +1,6 @@
-// Reading a manifest block (manifest.h). The fast path parses the whole block with one
-// parse_many; a block that is not exactly one JSON document per line (a malformed line, two
-// objects on one line, an object over several lines) is read again line by line, so every line
-// gets the same verdict either way.
+// Reading a manifest block (manifest.h). Each line is read in place by FastLine where it can
+// be sure, else parsed alone by simdjson (a malformed line, an escape, an unusual number...),
+// so every line gets the verdict simdjson would give it; the block's UTF-8 is checked once.
 #include "filter/manifest.h"
 
 #include <cstring>

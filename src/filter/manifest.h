@@ -1,7 +1,7 @@
 // Reading a manifest block by block: lines split at '\n' (kept byte for byte, "\r\n" and a last
 // line without an ending included), each line's item read in place — no copy of its strings —
-// with simdjson's parse_many over the whole block (one pass of stage 1), falling back to one
-// line at a time where the block is not one object per line. docs/formats/manifest.md.
+// by a reader for the common shape of an item, and by simdjson where that reader is not sure
+// (simdjson's verdict defines what is malformed). docs/formats/manifest.md "How it runs".
 #ifndef ASSENT_FILTER_MANIFEST_H_
 #define ASSENT_FILTER_MANIFEST_H_
 
