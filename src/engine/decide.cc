@@ -7,6 +7,7 @@
 #include "common/strings.h"
 #include "engine/consent_state.h"
 #include "engine/shared_tables.h"
+#include "engine/unknown_name.h"
 
 namespace assent {
 namespace internal {
@@ -25,18 +26,7 @@ using internal::PartyRecord;
 using internal::Scope;
 using internal::StoredEvent;
 
-namespace {
-
-std::unexpected<Error> Unknown(std::string_view what, std::string_view name, const Terms& t,
-                               const std::vector<TaxonomyNode>& nodes) {
-  std::vector<std::string> names;
-  for (const auto& n : nodes) names.push_back(n.name);
-  if (name.empty()) return InvalidArgumentError("no " + std::string(what) + " given");
-  return InvalidArgumentError("unknown " + std::string(what) + " '" + std::string(name) +
-                              "' in terms " + t.label() + DidYouMeanSuffix(name, names));
-}
-
-}  // namespace
+using internal::UnknownName;
 
 Snapshot::PartyJudgement Snapshot::JudgeParty(const PartyRecord* rec, const Rule& rule,
                                                int32_t v, int32_t c, int32_t p, int32_t gc,
@@ -109,10 +99,10 @@ Result<PartyDecision> Snapshot::PartyStateFor(PartyKind kind, std::string_view i
   const Terms& terms = ts.version(v);
   const int32_t gc = ts.category_vocabulary().Find(category);
   const int32_t c = gc < 0 ? -1 : ts.LocalCategory(v, gc);
-  if (c < 0) return Unknown("category", category, terms, terms.categories());
+  if (c < 0) return UnknownName("category", category, terms, terms.categories());
   const int32_t gp = ts.purpose_vocabulary().Find(purpose);
   const int32_t p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
-  if (p < 0) return Unknown("purpose", purpose, terms, terms.purposes());
+  if (p < 0) return UnknownName("purpose", purpose, terms, terms.purposes());
   const int32_t r = terms.DecidingRule(c, p);
   if (r == Terms::kUnlisted || (terms.rules()[r].basis != Basis::kConsent &&
                                 terms.rules()[r].basis != Basis::kObjectable)) {
@@ -180,10 +170,10 @@ Result<Decision> Snapshot::DecideImpl(const DecisionRequest& q, Timestamp now,
   } else {
     gc = ts.category_vocabulary().Find(q.category);
     c = gc < 0 ? -1 : ts.LocalCategory(v, gc);
-    if (c < 0) return Unknown("category", q.category, terms, terms.categories());
+    if (c < 0) return UnknownName("category", q.category, terms, terms.categories());
     gp = ts.purpose_vocabulary().Find(q.purpose);
     p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
-    if (p < 0) return Unknown("purpose", q.purpose, terms, terms.purposes());
+    if (p < 0) return UnknownName("purpose", q.purpose, terms, terms.purposes());
     if (cache) *cache = {q.category, q.purpose, v, gc, gp, c, p};
   }
 

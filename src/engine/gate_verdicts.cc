@@ -5,8 +5,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "common/strings.h"
 #include "engine/consent_state.h"
+#include "engine/unknown_name.h"
 
 namespace assent {
 
@@ -18,12 +18,7 @@ Result<std::unique_ptr<GateVerdicts>> GateVerdicts::Make(const Snapshot& snap,
   const Terms& terms = ts.version(v);
   const int32_t gp = ts.purpose_vocabulary().Find(purpose);
   const int32_t p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
-  if (p < 0) {
-    std::vector<std::string> names;
-    for (const auto& n : terms.purposes()) names.push_back(n.name);
-    return InvalidArgumentError("unknown purpose '" + std::string(purpose) + "' in terms " +
-                                terms.label() + DidYouMeanSuffix(purpose, names));
-  }
+  if (p < 0) return internal::UnknownName("purpose", purpose, terms, terms.purposes());
   std::unique_ptr<GateVerdicts> g(new GateVerdicts(snap));
   g->presence_ = &Presence(snap);
   g->t_ = t;

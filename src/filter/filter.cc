@@ -88,10 +88,10 @@ std::unique_ptr<InputHashAhead> InputHashAhead::Start(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nullptr;
   auto s = std::make_unique<State>();
-  unsigned char magic[4] = {};
-  const bool plain = ::fstat(fd, &s->before) == 0 && S_ISREG(s->before.st_mode) &&
-                     !(::pread(fd, magic, 4, 0) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) &&
-                     !(magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd);
+  char head[4] = {};
+  const ssize_t got = ::pread(fd, head, sizeof head, 0);
+  const bool plain = ::fstat(fd, &s->before) == 0 && S_ISREG(s->before.st_mode) && got >= 0 &&
+                     internal::FormatOf(std::string_view(head, static_cast<size_t>(got))) == "plain";
   if (!plain) {
     ::close(fd);
     return nullptr;

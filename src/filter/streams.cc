@@ -292,16 +292,18 @@ Result<std::unique_ptr<InputStream>> InputStream::Open(const std::string& path) 
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) size = static_cast<uint64_t>(st.st_size);
   ASSENT_ASSIGN_OR_RETURN(std::string head, in->Peek());
+  const std::string_view format = FormatOf(head);
+  if (format == "gzip") return std::unique_ptr<InputStream>(new GzipInput(std::move(in), size));
+  if (format == "zstd") return std::unique_ptr<InputStream>(new ZstdInput(std::move(in), size));
+  return std::unique_ptr<InputStream>(new PlainInput(std::move(in), size));
+}
+
+std::string_view FormatOf(std::string_view head) {
   uint8_t magic[4] = {0, 0, 0, 0};
   std::memcpy(magic, head.data(), std::min(head.size(), sizeof magic));
-  const auto byte = [&magic](size_t i) { return magic[i]; };
-  if (byte(0) == 0x1f && byte(1) == 0x8b) {
-    return std::unique_ptr<InputStream>(new GzipInput(std::move(in), size));
-  }
-  if (byte(0) == 0x28 && byte(1) == 0xb5 && byte(2) == 0x2f && byte(3) == 0xfd) {
-    return std::unique_ptr<InputStream>(new ZstdInput(std::move(in), size));
-  }
-  return std::unique_ptr<InputStream>(new PlainInput(std::move(in), size));
+  if (magic[0] == 0x1f && magic[1] == 0x8b) return "gzip";
+  if (magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd) return "zstd";
+  return "plain";
 }
 
 std::unique_ptr<InputStream> InputStream::FromMemory(std::string_view bytes) {

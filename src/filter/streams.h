@@ -13,6 +13,9 @@
 
 namespace assent::internal {
 
+// How a manifest's first bytes say it is stored: "gzip", "zstd" or "plain".
+std::string_view FormatOf(std::string_view head);
+
 class InputStream {
  public:
   virtual ~InputStream() = default;
