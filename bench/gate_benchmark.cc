@@ -6,6 +6,8 @@
 //       the categories the purpose allows).
 //   gate_bench simdjson FILE — simdjson's iterate_many over FILE on one core, reading id,
 //       category, account and subjects of every document: bytes per second.
+//   gate_bench reader FILE — the gate's own reader (ReadBlock) over FILE on one core, deciding
+//       nothing: bytes per second, to set beside simdjson's.
 // Output: one JSON object per mode on stdout.
 #include <simdjson.h>
 
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "assent/ledger.h"
+#include "filter/manifest.h"
 
 namespace {
 
@@ -168,6 +171,54 @@ int Simdjson(const std::string& file) {
   return 0;
 }
 
+// The gate's own manifest reader (internal::ReadBlock: line split, UTF-8 check, FastLine or
+// simdjson per line) over the same file on one core, deciding nothing: how much of the gate's
+// time is reading, against simdjson's figure above.
+int Reader(const std::string& file) {
+  simdjson::padded_string json;
+  if (simdjson::padded_string::load(file).get(json)) {
+    std::fprintf(stderr, "cannot read %s\n", file.c_str());
+    return 1;
+  }
+  struct Count final : assent::internal::ItemSink {
+    uint64_t items = 0, sink = 0;
+    void Item(uint32_t, const assent::internal::ItemView& it,
+              std::span<const std::string_view> subjects) override {
+      ++items;
+      sink += it.id.size() + it.category.size() + it.account.size() + subjects.size();
+    }
+    void Restart() override { items = sink = 0; }
+  };
+  assent::FilterOptions o;
+  simdjson::dom::parser parser;
+  assent::internal::BlockItems items;
+  double best = 1e30;
+  Count count;
+  uint64_t total = 0;
+  for (int round = 0; round < 3; ++round) {
+    const auto start = std::chrono::steady_clock::now();
+    total = 0;
+    constexpr size_t kBlock = 4 << 20;
+    for (size_t at = 0; at < json.size();) {
+      size_t end = std::min(json.size(), at + kBlock);
+      if (end < json.size()) {
+        const void* nl = ::memrchr(json.data() + at, '\n', end - at);
+        end = nl ? static_cast<const char*>(nl) - json.data() + 1 : json.size();
+      }
+      const uint64_t before = count.items;
+      assent::internal::ReadBlock(parser, o, json.data() + at, end - at, &items, &count);
+      total += count.items - before;
+      at = end;
+    }
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::printf("{\"mode\":\"reader\",\"documents\":%llu,\"bytes\":%zu,\"seconds\":%.3f,"
+              "\"bytes_per_second\":%.0f,\"sink\":%llu}\n",
+              static_cast<unsigned long long>(total), json.size(), best, json.size() / best,
+              static_cast<unsigned long long>(count.sink));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -176,6 +227,7 @@ int main(int argc, char** argv) {
     return Generate(argv[2], std::stoull(argv[3]), std::stoull(argv[4]));
   }
   if (mode == "simdjson" && argc == 3) return Simdjson(argv[2]);
-  std::fprintf(stderr, "usage: gate_bench generate DIR ITEMS SUBJECTS | simdjson FILE\n");
+  if (mode == "reader" && argc == 3) return Reader(argv[2]);
+  std::fprintf(stderr, "usage: gate_bench generate DIR ITEMS SUBJECTS | simdjson FILE | reader FILE\n");
   return 2;
 }

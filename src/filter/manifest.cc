@@ -268,6 +268,170 @@ void ReadLine(simdjson::dom::parser& parser, const FilterOptions& o, const char*
   SetItem(out, line, obj, o, sink);
 }
 
+// Lines of one manifest mostly share one layout, and often a few: the same keys in the same
+// order, the same punctuation and spacing, the same numbers and literals; only the text inside
+// the value strings differs. A LineShape is that layout, learnt from a line FastLine<true>
+// read: every byte but those inside its value strings. A later line whose bytes outside its
+// strings equal it, key strings included, is the same item to every reader but for the values'
+// text (no '\\' or control byte is in either line, so each string's ends are two quotes in a
+// row). It is read by comparing a few short pieces, where FastLine would read byte by byte.
+// The values' own checks (a blank account or subject) are made again.
+class LineShape {
+ public:
+  static constexpr uint32_t kMaxStrings = 32;
+  enum class Role : uint8_t { kKey, kId, kCategory, kAccount, kSubject, kOther };
+  // What each string of a line was, in order, as FastLine took it.
+  struct Roles {
+    Role role[kMaxStrings];
+    uint32_t count = 0;
+    void Add(Role r) {
+      if (count < kMaxStrings) role[count] = r;
+      ++count;
+    }
+  };
+
+  // Learns the layout of the line `text` in `block`, which FastLine<true> read as `it` with
+  // `roles`; `quote` is its first quote. False (and nothing learnt) when it has too many strings,
+  // a piece longer than 8 bytes between them or a key longer than 8, or its subjects apart.
+  bool Learn(const FilterOptions& o, const char* block, std::string_view text,
+             const uint32_t* quote, const Roles& roles, const ItemView& it) {
+    strings_ = 0;
+    const uint32_t n = roles.count;
+    if (n > kMaxStrings || n == 0) return false;
+    const uint32_t begin = static_cast<uint32_t>(text.data() - block);
+    const uint32_t end = begin + static_cast<uint32_t>(text.size());
+    id_ = category_ = account_ = -1;
+    first_subject_ = subject_count_ = 0;
+    subjects_key_ = account_key_ = false;
+    keys_.clear();
+    uint32_t prev = begin;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t open = quote[2 * i], close = quote[2 * i + 1];
+      if (!Expect(block, prev, open, &gap_[i])) return false;
+      const std::string_view value(block + open + 1, close - open - 1);
+      key_[i] = Piece{};
+      switch (roles.role[i]) {
+        case Role::kKey:
+          if (!Expect(block, open + 1, close, &key_[i])) return false;
+          key_[i].check = ~uint64_t{0};
+          keys_.emplace_back(value);
+          subjects_key_ = subjects_key_ || Same(value, o.subjects_field);
+          account_key_ = account_key_ || Same(value, o.account_field);
+          break;
+        case Role::kId:
+          id_ = static_cast<int32_t>(i);
+          break;
+        case Role::kCategory:
+          category_ = static_cast<int32_t>(i);
+          break;
+        case Role::kAccount:
+          account_ = static_cast<int32_t>(i);
+          break;
+        case Role::kSubject:
+          if (subject_count_ == 0) first_subject_ = i;
+          if (first_subject_ + subject_count_ != i) return false;
+          ++subject_count_;
+          break;
+        case Role::kOther:
+          break;
+      }
+      prev = close + 1;
+    }
+    if (!Expect(block, prev, end, &gap_[n]) || id_ < 0 || category_ < 0 ||
+        (account_ >= 0) != it.has_account) {
+      return false;
+    }
+    strings_ = n;
+    return true;
+  }
+
+  uint32_t strings() const { return strings_; }
+
+  // Reads `text` as an item of this layout: true, with its fields, when its bytes outside its
+  // value strings are this layout's. `quote` is its first quote, and it has strings() strings.
+  bool Match(const char* block, std::string_view text, const uint32_t* quote, ItemView* it,
+             std::vector<std::string_view>* subjects) const {
+    const uint32_t n = strings_;
+    const uint32_t begin = static_cast<uint32_t>(text.data() - block);
+    const uint32_t end = begin + static_cast<uint32_t>(text.size());
+    // Every piece between strings, and every key, compared without a branch (8 bytes at a time
+    // at most, masked to the piece; the block's padding makes reading past the line safe).
+    uint64_t diff = 0;
+    uint32_t prev = begin;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t open = quote[2 * i], close = quote[2 * i + 1];
+      diff |= Differs(block, prev, open, gap_[i]);
+      diff |= Differs(block, open + 1, close, key_[i]) & key_[i].check;
+      prev = close + 1;
+    }
+    diff |= Differs(block, prev, end, gap_[n]);
+    if (diff) return false;
+    auto string = [&](uint32_t i) {
+      return std::string_view(block + quote[2 * i] + 1, quote[2 * i + 1] - quote[2 * i] - 1);
+    };
+    it->id = string(static_cast<uint32_t>(id_));
+    it->category = string(static_cast<uint32_t>(category_));
+    it->has_account = account_ >= 0;
+    if (it->has_account) {
+      it->account = string(static_cast<uint32_t>(account_));
+      if (BlankId(it->account)) return false;
+    }
+    const size_t mark = subjects->size();
+    for (uint32_t i = first_subject_; i < first_subject_ + subject_count_; ++i) {
+      const std::string_view subject = string(i);
+      if (BlankId(subject)) {
+        subjects->resize(mark);
+        return false;
+      }
+      subjects->push_back(subject);
+    }
+    it->first_subject = static_cast<uint32_t>(mark);
+    it->subject_count = subject_count_;
+    return true;
+  }
+
+  // What FastLine counts for a line of this layout (FieldStats).
+  void Count(const FilterOptions& o, BlockItems::FieldStats* stats) const {
+    stats->with_subjects += subjects_key_;
+    stats->with_account += account_key_;
+    if (subjects_key_ && account_key_) return;
+    for (const std::string& key : keys_) {
+      if (!Same(key, o.id_field) && !Same(key, o.category_field)) stats->Other(key);
+    }
+  }
+
+ private:
+  // Up to 8 bytes expected somewhere: their number and the bytes themselves.
+  struct Piece {
+    uint64_t len = 0, bits = 0, mask = 0;
+    uint64_t check = 0;  // keys: all ones (compared); other strings: 0 (any text)
+  };
+  static uint64_t Load8(const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
+  static bool Expect(const char* block, uint32_t from, uint32_t to, Piece* out) {
+    const uint32_t len = to - from;
+    if (len > 8) return false;
+    out->len = len;
+    out->mask = len == 0 ? 0 : ~uint64_t{0} >> (64 - 8 * len);
+    out->bits = Load8(block + from) & out->mask;
+    return true;
+  }
+  // Nonzero when block[from, to) is not the piece.
+  static uint64_t Differs(const char* block, uint32_t from, uint32_t to, const Piece& p) {
+    return (uint64_t{to - from} ^ p.len) | ((Load8(block + from) & p.mask) ^ p.bits);
+  }
+
+  uint32_t strings_ = 0;  // 0: nothing learnt
+  Piece gap_[kMaxStrings + 1], key_[kMaxStrings];
+  int32_t id_ = -1, category_ = -1, account_ = -1;  // which string each is (-1: none)
+  uint32_t first_subject_ = 0, subject_count_ = 0;  // the subjects' strings, one after another
+  bool subjects_key_ = false, account_key_ = false;
+  std::vector<std::string> keys_;
+};
+
 // The fast path: one line read in place, without a parse tree, for the common shape of an
 // item. It accepts a strict subset of JSON — no \u escapes, no escapes at all in keys or in the
 // fields the gate reads, numbers that fit a double exactly enough, nesting up to kMaxDepth —
@@ -275,10 +439,19 @@ void ReadLine(simdjson::dom::parser& parser, const FilterOptions& o, const char*
 // mistyped field, a blank id, any doubt) is "not sure", and the line is read by simdjson
 // instead, which is also what says why a line is malformed. The block's UTF-8 is checked
 // before, as a whole.
+//
+//
+// kIndexed: the line has no '\\' and no control byte, and `quotes` lists where its quotes are
+// (offsets from `block`, its first at or after the line's start), so each string is taken in
+// one step instead of scanned for its end.
+// With `roles`, it also records what each string it took was (LineShape).
+template <bool kIndexed>
 class FastLine {
  public:
-  FastLine(const FilterOptions& o, std::string_view text)
-      : o_(o), p_(text.data()), end_(text.data() + text.size()) {}
+  FastLine(const FilterOptions& o, std::string_view text, const char* block = nullptr,
+           const uint32_t* quotes = nullptr, LineShape::Roles* roles = nullptr)
+      : o_(o), p_(text.data()), end_(text.data() + text.size()), block_(block), quote_(quotes),
+        roles_(roles) {}
 
   // True when the line is an item, read into `*it` and `*subjects` (views into the line).
   bool Read(ItemView* it, std::vector<std::string_view>* subjects, BlockItems::FieldStats* stats) {
@@ -298,7 +471,7 @@ class FastLine {
     } else {
       for (;;) {
         std::string_view key;
-        if (!Plain(&key) || nkeys == kMaxKeys) return false;
+        if (!Plain(&key, Role::kKey) || nkeys == kMaxKeys) return false;
         for (size_t k = 0; k < nkeys; ++k) {
           if (Same(key_of(k), key)) return false;  // a repeated key: simdjson's path says so
         }
@@ -308,15 +481,15 @@ class FastLine {
         if (!Take(':')) return false;
         Space();
         if (Same(key, o_.id_field)) {
-          if (!Plain(&it->id)) return false;
+          if (!Plain(&it->id, Role::kId)) return false;
           id = true;
         } else if (Same(key, o_.category_field)) {
-          if (!Plain(&it->category)) return false;
+          if (!Plain(&it->category, Role::kCategory)) return false;
           category = true;
         } else if (Same(key, o_.account_field)) {
           account = true;
           if (!Literal("null")) {
-            if (!Plain(&it->account) || BlankId(it->account)) return false;
+            if (!Plain(&it->account, Role::kAccount) || BlankId(it->account)) return false;
             it->has_account = true;
           }
         } else if (Same(key, o_.subjects_field)) {
@@ -355,6 +528,7 @@ class FastLine {
   }
 
  private:
+  using Role = LineShape::Role;
   static constexpr size_t kMaxKeys = 16;
   static constexpr int kMaxDepth = 32;
 
@@ -397,8 +571,21 @@ class FastLine {
 #endif
   }
   // A string without escapes, as a view of its bytes.
-  bool Plain(std::string_view* out) {
+  bool Plain(std::string_view* out, Role role = Role::kOther) {
     if (p_ >= end_ || *p_ != '"') return false;
+    if constexpr (kIndexed) {
+      if (roles_) roles_->Add(role);
+      // Every quote before this one opened or closed a string the reader took, so this is the
+      // next on the list, and the one after it closes it (if that is on this line). The list
+      // ends in the block's size, which no line's quote equals.
+      if (quote_[0] != static_cast<uint32_t>(p_ - block_)) return false;
+      const char* q = block_ + quote_[1];
+      if (q >= end_) return false;
+      quote_ += 2;
+      *out = std::string_view(p_ + 1, static_cast<size_t>(q - p_ - 1));
+      p_ = q + 1;
+      return true;
+    }
     const char* q = Special(p_ + 1);
     if (q >= end_ || *q != '"') return false;
     *out = std::string_view(p_ + 1, static_cast<size_t>(q - p_ - 1));
@@ -407,6 +594,10 @@ class FastLine {
   }
   // Any string whose escapes are the simple ones (\" \\ \/ \b \f \n \r \t).
   bool AnyString() {
+    if constexpr (kIndexed) {  // no escapes in the line
+      std::string_view ignored;
+      return Plain(&ignored);
+    }
     if (p_ >= end_ || *p_ != '"') return false;
     const char* q = p_ + 1;
     for (;;) {
@@ -430,7 +621,7 @@ class FastLine {
     if (Take(']')) return true;
     for (;;) {
       std::string_view s;
-      if (!Plain(&s) || BlankId(s)) return false;
+      if (!Plain(&s, Role::kSubject) || BlankId(s)) return false;
       subjects->push_back(s);
       Space();
       if (Take(']')) return true;
@@ -515,30 +706,83 @@ class FastLine {
 
   const FilterOptions& o_;
   const char* p_;
-  const char* end_;
+  const char* const end_;
+  const char* const block_;  // kIndexed: what the quotes' offsets count from
+  const uint32_t* quote_;    // kIndexed: the next quote not yet taken
+  LineShape::Roles* const roles_;
 };
 
 }  // namespace
 
-void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
-               size_t size, BlockItems* out, ItemSink* sink) {
-  out->Clear();
-  if (!sink) out->arena.Reset(size + 64);
-  // Lines in the fast path where the block is valid UTF-8 (checked once, as a whole); otherwise
-  // each line is checked alone, and only its own bytes decide.
-  const bool utf8 = simdjson::validate_utf8(block, size);
-  for (size_t at = 0; at < size;) {
-    const void* nl = std::memchr(block + at, '\n', size - at);
-    const size_t end = nl ? static_cast<const char*>(nl) - block + 1 : size;
+struct LineShapes {
+  LineShape shape[LineShape::kMaxStrings + 1];  // by how many strings
+};
+void LineShapesDeleter::operator()(LineShapes* s) const { delete s; }
+
+namespace {
+
+// Reads the lines of block[from, to) (whole lines: `to` is a line's end), with `index` of that
+// stretch or, without one, finding each line's end by a search.
+void ReadLines(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
+               size_t from, size_t to, const BlockIndex* index, BlockItems* out, ItemSink* sink) {
+  // Lines take the fast path where the stretch is valid UTF-8 (all ASCII, or checked once as a
+  // whole); otherwise each line is checked alone, and only its own bytes decide.
+  const bool utf8 = (index && index->ascii()) || simdjson::validate_utf8(block + from, to - from);
+  const uint32_t* newline = index ? index->newlines() : nullptr;
+  const uint32_t* special = index ? index->specials() : nullptr;
+  const uint32_t* quotes = index ? index->quotes() : nullptr;
+  const uint32_t* quotes_before = index ? index->quotes_before_newlines() : nullptr;
+  LineShape* shapes = out->shapes->shape;
+  uint32_t quotes_after = 0;  // the line's quotes are quotes[line_quotes, quotes_after)
+  for (size_t at = from; at < to;) {
+    size_t end;
+    const uint32_t line_quotes = quotes_after;
+    if (index) {
+      if (*newline < to) {
+        end = *newline++ + 1;
+        quotes_after = *quotes_before++;
+      } else {
+        end = to;
+        quotes_after = static_cast<uint32_t>(index->quote_count());
+      }
+    } else {
+      const void* nl = std::memchr(block + at, '\n', to - at);
+      end = nl ? static_cast<const char*>(nl) - block + 1 : to;
+    }
     BlockItems::Line& line =
         out->lines.emplace_back(BlockItems::Line{static_cast<uint32_t>(at), static_cast<uint32_t>(end)});
+    const size_t begin = at;
     at = end;
     if (utf8) {
       const std::string_view text = Text(block, line);
       ItemView it;
       const size_t mark = out->subjects.size();
       if (sink) out->subjects.clear();
-      if (FastLine(o, text).Read(&it, &out->subjects, &out->stats)) {
+      bool plain = false;  // no '\\' or control byte in the line's text: the quotes say it all
+      if (index) {
+        while (*special < begin) ++special;
+        plain = *special >= begin + text.size();
+      }
+      bool read;
+      if (plain) {
+        // The layout learnt from the last line with as many strings, else FastLine (and its
+        // layout learnt).
+        const uint32_t* quote = quotes + line_quotes;
+        const uint32_t strings = (quotes_after - line_quotes) / 2;
+        LineShape* shape = strings > 0 && strings <= LineShape::kMaxStrings ? &shapes[strings] : nullptr;
+        read = shape && shape->strings() == strings && (quotes_after - line_quotes) % 2 == 0 &&
+               shape->Match(block, text, quote, &it, &out->subjects);
+        if (read) {
+          shape->Count(o, &out->stats);
+        } else {
+          LineShape::Roles roles;
+          read = FastLine<true>(o, text, block, quote, &roles).Read(&it, &out->subjects, &out->stats);
+          if (read && shape && roles.count == strings) shape->Learn(o, block, text, quote, roles, it);
+        }
+      } else {
+        read = FastLine<false>(o, text).Read(&it, &out->subjects, &out->stats);
+      }
+      if (read) {
         line.kind = BlockItems::Line::Kind::kItem;
         if (sink) {
           sink->Item(static_cast<uint32_t>(out->lines.size() - 1), it,
@@ -559,6 +803,49 @@ void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char
       out->subjects.resize(sink ? 0 : mark);
     }
     ReadLine(parser, o, block, line, out, sink);
+  }
+}
+
+}  // namespace
+
+void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char* block,
+               size_t size, BlockItems* out, ItemSink* sink) {
+  out->Clear();
+  // Layouts are learnt under one set of field names (which keys are read, which refused as
+  // signals): other names, other layouts.
+  std::string names = o.id_field + '\0' + o.category_field + '\0' + o.account_field + '\0' +
+                      o.subjects_field;
+  if (o.read_signals) {
+    names += '\0' + o.content_usage_field + '\0' + o.content_signal_field + '\0' + o.tdm_field +
+             '\0' + o.c2pa_field;
+  }
+  if (!out->shapes || out->shapes_for != names) {
+    out->shapes.reset(new LineShapes);
+    out->shapes_for = std::move(names);
+  }
+  if (!sink) out->arena.Reset(size + 64);
+  if (size > BlockIndex::kMaxBlockBytes) {  // (the gate's blocks are far smaller)
+    return ReadLines(parser, o, block, 0, size, nullptr, out, sink);
+  }
+  // A window at a time: its line ends and quotes indexed, then its whole lines read while its
+  // bytes are still in the cache; the next window begins at the first line not read.
+  constexpr size_t kWindow = 32 << 10;
+  BlockIndex& index = out->index;
+  for (size_t at = 0; at < size;) {
+    const size_t to = std::min(size, at + kWindow);
+    index.Index(block, at, to);
+    const size_t lines_end = to == size                 ? size
+                             : index.newline_count() > 0 ? index.newlines()[index.newline_count() - 1] + 1
+                                                         : at;
+    if (lines_end == at) {  // a line longer than the window: read alone, without the index
+      const void* nl = std::memchr(block + at, '\n', size - at);
+      const size_t end = nl ? static_cast<const char*>(nl) - block + 1 : size;
+      ReadLines(parser, o, block, at, end, nullptr, out, sink);
+      at = end;
+      continue;
+    }
+    ReadLines(parser, o, block, at, lines_end, &index, out, sink);
+    at = lines_end;
   }
 }
 

@@ -8,12 +8,14 @@
 #include <simdjson.h>
 
 #include <deque>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "filter/filter.h"
+#include "filter/line_index.h"
 
 namespace assent::internal {
 
@@ -24,6 +26,12 @@ struct ItemView {
   uint32_t first_subject = 0, subject_count = 0;  // a range of BlockItems::subjects
   // Opt-out signals found on the item (FilterOptions' signal fields): bit per SignalKind.
   uint8_t signals = 0;
+};
+
+// The layouts of lines a reader has learnt (manifest.cc, LineShape).
+struct LineShapes;
+struct LineShapesDeleter {
+  void operator()(LineShapes* s) const;
 };
 
 // The lines of one block and what each holds.
@@ -73,6 +81,11 @@ struct BlockItems {
       overflow.clear();
     }
   } arena;
+  BlockIndex index;  // the block's line ends and quotes (scratch, kept for its memory)
+  // Line layouts learnt from earlier lines (kept from block to block), and the field names
+  // they were learnt under.
+  std::unique_ptr<LineShapes, LineShapesDeleter> shapes;
+  std::string shapes_for;
   void Clear() {
     lines.clear();
     errors.clear();
