@@ -1,8 +1,9 @@
 // Where a manifest block's lines end and where its quotes are, found in one pass 64 bytes at a
-// time with the widest vector unit the processor has (AVX-512BW, else AVX2, else SSE2; chosen
-// once, at first use). With the quotes' places known, the line reader takes each string in one
-// step instead of scanning for its end (manifest.cc, FastLine); with the newlines', it finds
-// each line without a search of its own. docs/formats/manifest.md "How it runs".
+// time with the widest vector unit the processor has (AVX-512 with VBMI2, AVX-512BW, AVX2, else
+// SSE2; chosen once, at first use). With the quotes' places known, the line reader takes each
+// string in one step instead of scanning for its end (manifest.cc, FastLine and LineShape);
+// with the newlines', it finds each line without a search of its own. docs/formats/manifest.md
+// "How it runs".
 #ifndef ASSENT_FILTER_LINE_INDEX_H_
 #define ASSENT_FILTER_LINE_INDEX_H_
 
@@ -54,7 +55,7 @@ class BlockIndex {
   bool ascii_ = true;
 };
 
-// Which implementation Index uses here: "avx512", "avx2", "sse2" or "bytes".
+// Which implementation Index uses here: "avx512vbmi2", "avx512", "avx2", "sse2" or "bytes".
 const char* BlockIndexIsa();
 
 // Indexes with one implementation by name, for tests that hold each to the byte-by-byte one

@@ -32,7 +32,7 @@ TEST(BlockIndexTest, EveryImplementationAgreesWithTheByteByByteOne) {
     const size_t from = size ? rng() % (size + 1) : 0;
     BlockIndex want;
     ASSERT_TRUE(IndexBlockWith("bytes", block.data(), from, size, &want));
-    for (const char* isa : {"sse2", "avx2", "avx512"}) {
+    for (const char* isa : {"sse2", "avx2", "avx512", "avx512vbmi2"}) {
       BlockIndex got;
       if (!IndexBlockWith(isa, block.data(), from, size, &got)) continue;  // not on this machine
       ++compared;
@@ -164,6 +164,27 @@ TEST(LineShapeTest, LinesLikeALearntOneAreReadAsEachAloneWouldBe) {
   ASSERT_NO_FATAL_FAILURE(ExpectSameAsAlone(renamed, line + line, &items));
   EXPECT_EQ(items.items[0].subject_count, 1u);
   EXPECT_EQ(items.subjects[items.items[0].first_subject], "s");
+}
+
+// The reader indexes a block a window (32 KiB) at a time: lines across a window's end, and lines
+// longer than a window (read without the index), are read like any other.
+TEST(LineShapeTest, LinesAcrossAndLongerThanAWindow) {
+  FilterOptions o;
+  BlockItems items;
+  auto line = [](int i, size_t uri_bytes) {
+    return "{\"id\":\"i" + std::to_string(i) + "\",\"category\":\"a.b\",\"account\":\"x\"," +
+           "\"subjects\":[\"u" + std::to_string(i % 7) + "\"],\"uri\":\"" + std::string(uri_bytes, 'q') +
+           "\"}";
+  };
+  std::string text;
+  int i = 0;
+  for (; text.size() < 100'000; ++i) text += line(i, i % 50 == 49 ? 40'000 : 20 + i % 9) + "\n";
+  ASSERT_NO_FATAL_FAILURE(ExpectSameAsAlone(o, text, &items));
+  EXPECT_EQ(items.items.size(), static_cast<size_t>(i));
+  // The last line longer than a window, without its newline.
+  text += line(i, 70'000);
+  ASSERT_NO_FATAL_FAILURE(ExpectSameAsAlone(o, text, &items));
+  EXPECT_EQ(items.items.size(), static_cast<size_t>(i + 1));
 }
 
 }  // namespace
