@@ -2,6 +2,7 @@
 # The training-data gate side by side in one run (issue "The training-data gate at the limit"):
 # a generated manifest (ITEMS lines, subjects Zipf over 100k, ~150 bytes a line), then
 #   - simdjson's own iterate_many over it on one core (the parse-speed reference),
+#   - the gate's own reader alone over it on one core (reading, not deciding: where time goes),
 #   - `assent filter` with its default threads (plain, and zstd-compressed input),
 #   - DuckDB (npm @duckdb/node-api) running the same filter as SQL, writing the same kept lines
 #     (best of three too),
@@ -16,6 +17,9 @@ trap 'rm -rf "$work"' EXIT
 build/release/assent_gate_bench generate "$work" "$items" 100000 >"$work/generate.json"
 ref=$(build/release/assent_gate_bench simdjson "$work/manifest.jsonl")
 simd_bps=$(sed -n 's/.*"bytes_per_second":\([0-9]*\).*/\1/p' <<<"$ref")
+# The gate's own manifest reader alone on one core (no deciding, hashing or writing).
+reader=$(build/release/assent_gate_bench reader "$work/manifest.jsonl")
+reader_bps=$(sed -n 's/.*"bytes_per_second":\([0-9]*\).*/\1/p' <<<"$reader")
 bytes=$(stat -c %s "$work/manifest.jsonl")
 command -v zstd >/dev/null && zstd -q -3 "$work/manifest.jsonl" -o "$work/manifest.jsonl.zst"
 
@@ -48,9 +52,10 @@ cmp -s "$work/kept.jsonl" "$work/duck.jsonl" || { echo "DuckDB kept other lines 
 rss=$( { /usr/bin/time -f %M build/release/assent filter --data "$work/data" --purpose ai_training.first_party \
   --in "$work/manifest.jsonl" --out "$work/kept.jsonl" 2>&1 >/dev/null; } | tail -1)
 awk -v items="$items" -v bytes="$bytes" -v a="$assent_s" -v one="$one_thread_s" -v z="$zstd_s" \
-    -v d="$duck_s" -v simd="$simd_bps" -v rss="$rss" 'BEGIN {
+    -v d="$duck_s" -v simd="$simd_bps" -v reader="$reader_bps" -v rss="$rss" 'BEGIN {
   printf "{\"mode\":\"gate\",\"items\":%d,\"bytes\":%d,\"assent_seconds\":%.3f,\"assent_one_thread_seconds\":%.3f,", items, bytes, a, one
   printf "\"assent_zstd_seconds\":%.3f,\"duckdb_seconds\":%.3f,\"simdjson_bytes_per_second\":%.0f,", z, d, simd
   printf "\"assent_bytes_per_second\":%.0f,\"vs_duckdb\":%.2f,\"vs_simdjson\":%.2f,\"threads_scaling\":%.2f,", bytes / a, d / a, (bytes / a) / simd, one / a
+  printf "\"reader_bytes_per_second\":%.0f,\"reader_vs_simdjson\":%.2f,", reader, reader / simd
   printf "\"zstd_vs_plain\":%.2f,\"peak_rss_mib\":%.0f}\n", (z > 0 ? a / z : 0), rss / 1024
 }'
