@@ -98,12 +98,21 @@ inline void IndexWith(const char* block, size_t from, size_t to, BlockIndex* out
         quote.data[quote.size++] = offset + static_cast<uint32_t>(__builtin_ctzll(q));
       }
     }
-    for (uint64_t n = m.newline; n; n &= n - 1) {
-      const uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(n));
-      quotes_before.data[quotes_before.size++] = static_cast<uint32_t>(
-          quotes_so_far + static_cast<size_t>(__builtin_popcountll(m.quote & ((uint64_t{1} << bit) - 1))));
-      newline.data[newline.size++] = offset + bit;
-    }
+    // A chunk holds at most one newline, most often (lines are longer than 64 bytes): the first
+    // is written whether there is one or not, and counted only if there is, so that no branch
+    // depends on it; any more are written one by one.
+    auto add_newline = [&](uint64_t n) {
+      const uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(n | (uint64_t{1} << 63)));
+      const uint64_t below = (uint64_t{1} << bit) - 1;
+      quotes_before.data[quotes_before.size] =
+          static_cast<uint32_t>(quotes_so_far + static_cast<size_t>(__builtin_popcountll(m.quote & below)));
+      newline.data[newline.size] = offset + bit;
+      const size_t found = n != 0;
+      quotes_before.size += found;
+      newline.size += found;
+    };
+    add_newline(m.newline);
+    for (uint64_t n = m.newline & (m.newline - 1); n; n &= n - 1) add_newline(n);
     for (uint64_t s = m.special; s; s &= s - 1) {
       if (special.capacity - special.size < kRoom) special.Reserve(special.size + kRoom);
       special.data[special.size++] = offset + static_cast<uint32_t>(__builtin_ctzll(s));

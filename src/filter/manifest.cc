@@ -303,7 +303,7 @@ class LineShape {
     id_ = category_ = account_ = -1;
     first_subject_ = subject_count_ = 0;
     subjects_key_ = account_key_ = false;
-    keys_.clear();
+    keys_ = 0;
     uint32_t prev = begin;
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t open = quote[2 * i], close = quote[2 * i + 1];
@@ -314,7 +314,7 @@ class LineShape {
         case Role::kKey:
           if (!Expect(block, open + 1, close, &key_[i])) return false;
           key_[i].check = ~uint64_t{0};
-          keys_.emplace_back(value);
+          key_at_[keys_++] = static_cast<uint8_t>(i);
           subjects_key_ = subjects_key_ || Same(value, o.subjects_field);
           account_key_ = account_key_ || Same(value, o.account_field);
           break;
@@ -395,7 +395,11 @@ class LineShape {
     stats->with_subjects += subjects_key_;
     stats->with_account += account_key_;
     if (subjects_key_ && account_key_) return;
-    for (const std::string& key : keys_) {
+    for (uint32_t k = 0; k < keys_; ++k) {
+      const Piece& p = key_[key_at_[k]];
+      char text[8];
+      std::memcpy(text, &p.bits, 8);
+      const std::string_view key(text, p.len);
       if (!Same(key, o.id_field) && !Same(key, o.category_field)) stats->Other(key);
     }
   }
@@ -429,7 +433,8 @@ class LineShape {
   int32_t id_ = -1, category_ = -1, account_ = -1;  // which string each is (-1: none)
   uint32_t first_subject_ = 0, subject_count_ = 0;  // the subjects' strings, one after another
   bool subjects_key_ = false, account_key_ = false;
-  std::vector<std::string> keys_;
+  uint32_t keys_ = 0;               // how many of the strings are keys
+  uint8_t key_at_[kMaxStrings]{};  // which strings they are
 };
 
 // The fast path: one line read in place, without a parse tree, for the common shape of an
@@ -714,8 +719,11 @@ class FastLine {
 
 }  // namespace
 
+// Two layouts for each number of strings (a line without an account and with two more
+// subjects has as many strings as one with both), the one read last tried first.
 struct LineShapes {
-  LineShape shape[LineShape::kMaxStrings + 1];  // by how many strings
+  LineShape shape[LineShape::kMaxStrings + 1][2];
+  uint8_t last[LineShape::kMaxStrings + 1]{};
 };
 void LineShapesDeleter::operator()(LineShapes* s) const { delete s; }
 
@@ -732,7 +740,7 @@ void ReadLines(simdjson::dom::parser& parser, const FilterOptions& o, const char
   const uint32_t* special = index ? index->specials() : nullptr;
   const uint32_t* quotes = index ? index->quotes() : nullptr;
   const uint32_t* quotes_before = index ? index->quotes_before_newlines() : nullptr;
-  LineShape* shapes = out->shapes->shape;
+  LineShapes* shapes = out->shapes.get();
   uint32_t quotes_after = 0;  // the line's quotes are quotes[line_quotes, quotes_after)
   for (size_t at = from; at < to;) {
     size_t end;
@@ -769,15 +777,29 @@ void ReadLines(simdjson::dom::parser& parser, const FilterOptions& o, const char
         // layout learnt).
         const uint32_t* quote = quotes + line_quotes;
         const uint32_t strings = (quotes_after - line_quotes) / 2;
-        LineShape* shape = strings > 0 && strings <= LineShape::kMaxStrings ? &shapes[strings] : nullptr;
-        read = shape && shape->strings() == strings && (quotes_after - line_quotes) % 2 == 0 &&
-               shape->Match(block, text, quote, &it, &out->subjects);
-        if (read) {
-          shape->Count(o, &out->stats);
-        } else {
+        const bool shaped = strings > 0 && strings <= LineShape::kMaxStrings &&
+                            (quotes_after - line_quotes) % 2 == 0;
+        read = false;
+        if (shaped) {
+          uint8_t& last = shapes->last[strings];
+          for (uint8_t k : {last, static_cast<uint8_t>(last ^ 1)}) {
+            const LineShape& shape = shapes->shape[strings][k];
+            if (shape.strings() == strings && shape.Match(block, text, quote, &it, &out->subjects)) {
+              shape.Count(o, &out->stats);
+              last = k;
+              read = true;
+              break;
+            }
+          }
+        }
+        if (!read) {
           LineShape::Roles roles;
           read = FastLine<true>(o, text, block, quote, &roles).Read(&it, &out->subjects, &out->stats);
-          if (read && shape && roles.count == strings) shape->Learn(o, block, text, quote, roles, it);
+          if (read && shaped && roles.count == strings) {
+            // Learnt in place of the one read longer ago.
+            uint8_t& last = shapes->last[strings];
+            if (shapes->shape[strings][last ^ 1].Learn(o, block, text, quote, roles, it)) last ^= 1;
+          }
         }
       } else {
         read = FastLine<false>(o, text).Read(&it, &out->subjects, &out->stats);
