@@ -168,10 +168,6 @@ inline const Leaf* ShardOf(const TrieNode* root, uint64_t hash, uint32_t* probe_
 
 }  // namespace
 
-uint64_t PartyHash(PartyKind kind, std::string_view id) {
-  return Hash64(id, kind == PartyKind::kSubject ? 0x5bd1e9955bd1e995ULL : 0x9e3779b97f4a7c15ULL);
-}
-
 PartyRecord* PartyRecord::Create(PartyKind kind, std::string_view id, uint32_t capacity) {
   void* mem = std::malloc(Bytes(id.size(), capacity));
   if (!mem) throw std::bad_alloc();
