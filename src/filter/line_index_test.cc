@@ -166,6 +166,40 @@ TEST(LineShapeTest, LinesLikeALearntOneAreReadAsEachAloneWouldBe) {
   EXPECT_EQ(items.subjects[items.items[0].first_subject], "s");
 }
 
+// Keys and pieces between strings longer than 8 bytes are compared whole: a layout learnt with
+// long field names, or with a long stretch of spaces and a literal, does not take a line that
+// differs only past their 8th byte.
+TEST(LineShapeTest, LongKeysAndPiecesAreComparedWhole) {
+  FilterOptions o;
+  o.subjects_field = "participant_ids";
+  o.account_field = "account_identifier";
+  BlockItems items;
+  const std::string good =
+      R"({"id":"a","category":"c.d","account_identifier":"x","participant_ids":["u1"],"n" :   null   })";
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += good + "\n";
+  for (const char* odd : {
+           R"({"id":"a","category":"c.d","account_identifier":"x","participant_idX":["u1"],"n" :   null   })",
+           R"({"id":"a","category":"c.d","account_identifieR":"x","participant_ids":["u1"],"n" :   null   })",
+           R"({"id":"a","category":"c.d","account_identifier":"x","participant_ids":["u1"],"n" :   nulL   })",
+           R"({"id":"a","category":"c.d","account_identifier":"x","participant_ids":["u1"],"n" :   null  ,})"}) {
+    text += std::string(odd) + "\n" + good + "\n";
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectSameAsAlone(o, text, &items));
+  size_t malformed = 0, without_subjects = 0, without_account = 0;
+  for (const auto& line : items.lines) {
+    if (line.kind == BlockItems::Line::Kind::kMalformed) {
+      ++malformed;
+    } else if (line.kind == BlockItems::Line::Kind::kItem) {
+      without_subjects += items.items[line.item].subject_count == 0;
+      without_account += !items.items[line.item].has_account;
+    }
+  }
+  EXPECT_EQ(malformed, 2u);
+  EXPECT_EQ(without_subjects, 1u);
+  EXPECT_EQ(without_account, 1u);
+}
+
 // The reader indexes a block a window (32 KiB) at a time: lines across a window's end, and lines
 // longer than a window (read without the index), are read like any other.
 TEST(LineShapeTest, LinesAcrossAndLongerThanAWindow) {

@@ -292,12 +292,14 @@ class LineShape {
 
   // Learns the layout of the line `text` in `block`, which FastLine<true> read as `it` with
   // `roles`; `quote` is its first quote. False (and nothing learnt) when it has too many strings,
-  // a piece longer than 8 bytes between them or a key longer than 8, or its subjects apart.
+  // a key or a piece between strings longer than kMaxPiece, or its subjects apart.
   bool Learn(const FilterOptions& o, const char* block, std::string_view text,
              const uint32_t* quote, const Roles& roles, const ItemView& it) {
     strings_ = 0;
     const uint32_t n = roles.count;
     if (n > kMaxStrings || n == 0) return false;
+    rest_.clear();
+    longs_ = 0;
     const uint32_t begin = static_cast<uint32_t>(text.data() - block);
     const uint32_t end = begin + static_cast<uint32_t>(text.size());
     id_ = category_ = account_ = -1;
@@ -307,12 +309,12 @@ class LineShape {
     uint32_t prev = begin;
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t open = quote[2 * i], close = quote[2 * i + 1];
-      if (!Expect(block, prev, open, &gap_[i])) return false;
+      if (!Expect(block, prev, open, &gap_[i], {false, i})) return false;
       const std::string_view value(block + open + 1, close - open - 1);
       key_[i] = Piece{};
       switch (roles.role[i]) {
         case Role::kKey:
-          if (!Expect(block, open + 1, close, &key_[i])) return false;
+          if (!Expect(block, open + 1, close, &key_[i], {true, i})) return false;
           key_[i].check = ~uint64_t{0};
           key_at_[keys_++] = static_cast<uint8_t>(i);
           subjects_key_ = subjects_key_ || Same(value, o.subjects_field);
@@ -337,7 +339,7 @@ class LineShape {
       }
       prev = close + 1;
     }
-    if (!Expect(block, prev, end, &gap_[n]) || id_ < 0 || category_ < 0 ||
+    if (!Expect(block, prev, end, &gap_[n], {false, n}) || id_ < 0 || category_ < 0 ||
         (account_ >= 0) != it.has_account) {
       return false;
     }
@@ -366,6 +368,13 @@ class LineShape {
     }
     diff |= Differs(block, prev, end, gap_[n]);
     if (diff) return false;
+    // Pieces longer than 8 bytes: their first 8 were compared above, now the rest.
+    for (uint32_t k = 0; k < longs_; ++k) {
+      const uint32_t i = longs_at_[k].string;
+      const Piece& p = longs_at_[k].key ? key_[i] : gap_[i];
+      const uint32_t from = longs_at_[k].key ? quote[2 * i] + 1 : i == 0 ? begin : quote[2 * i - 1] + 1;
+      if (std::memcmp(block + from + 8, rest_.data() + p.rest, p.len - 8) != 0) return false;
+    }
     auto string = [&](uint32_t i) {
       return std::string_view(block + quote[2 * i] + 1, quote[2 * i + 1] - quote[2 * i] - 1);
     };
@@ -396,32 +405,50 @@ class LineShape {
     stats->with_account += account_key_;
     if (subjects_key_ && account_key_) return;
     for (uint32_t k = 0; k < keys_; ++k) {
-      const Piece& p = key_[key_at_[k]];
-      char text[8];
-      std::memcpy(text, &p.bits, 8);
-      const std::string_view key(text, p.len);
+      char text[kMaxPiece];
+      const std::string_view key = Text(key_[key_at_[k]], text);
       if (!Same(key, o.id_field) && !Same(key, o.category_field)) stats->Other(key);
     }
   }
 
  private:
-  // Up to 8 bytes expected somewhere: their number and the bytes themselves.
+  // The longest key or piece between strings a layout holds.
+  static constexpr uint32_t kMaxPiece = 256;
+  // Bytes expected somewhere: their number, the first 8 of them (masked to the piece), and
+  // where in rest_ the others are.
   struct Piece {
     uint64_t len = 0, bits = 0, mask = 0;
     uint64_t check = 0;  // keys: all ones (compared); other strings: 0 (any text)
+    uint32_t rest = 0;
+  };
+  struct Long {
+    bool key;         // key_[string], else gap_[string] (the piece before that string)
+    uint32_t string;
   };
   static uint64_t Load8(const char* p) {
     uint64_t v;
     std::memcpy(&v, p, 8);
     return v;
   }
-  static bool Expect(const char* block, uint32_t from, uint32_t to, Piece* out) {
+  bool Expect(const char* block, uint32_t from, uint32_t to, Piece* out, Long where) {
     const uint32_t len = to - from;
-    if (len > 8) return false;
+    if (len > kMaxPiece) return false;
+    const uint32_t head = std::min<uint32_t>(len, 8);
     out->len = len;
-    out->mask = len == 0 ? 0 : ~uint64_t{0} >> (64 - 8 * len);
+    out->mask = head == 0 ? 0 : ~uint64_t{0} >> (64 - 8 * head);
     out->bits = Load8(block + from) & out->mask;
+    if (len > 8) {
+      out->rest = static_cast<uint32_t>(rest_.size());
+      rest_.append(block + from + 8, len - 8);
+      longs_at_[longs_++] = where;
+    }
     return true;
+  }
+  // A piece's bytes, put together in `buf` (kMaxPiece bytes).
+  std::string_view Text(const Piece& p, char* buf) const {
+    std::memcpy(buf, &p.bits, 8);
+    if (p.len > 8) std::memcpy(buf + 8, rest_.data() + p.rest, p.len - 8);
+    return std::string_view(buf, p.len);
   }
   // Nonzero when block[from, to) is not the piece.
   static uint64_t Differs(const char* block, uint32_t from, uint32_t to, const Piece& p) {
@@ -435,6 +462,9 @@ class LineShape {
   bool subjects_key_ = false, account_key_ = false;
   uint32_t keys_ = 0;               // how many of the strings are keys
   uint8_t key_at_[kMaxStrings]{};  // which strings they are
+  uint32_t longs_ = 0;              // how many pieces are longer than 8 bytes
+  Long longs_at_[2 * kMaxStrings + 1];
+  std::string rest_;                // their bytes after the first 8
 };
 
 // The fast path: one line read in place, without a parse tree, for the common shape of an
