@@ -301,6 +301,8 @@ void BlockIndex::Index(const char* block, size_t from, size_t to) {
 
 const char* BlockIndexIsa() { return Chosen().name; }
 
+bool BlockIndexVectorized() { return Chosen().index != IndexBytes; }
+
 bool IndexBlockWith(const char* isa, const char* block, size_t from, size_t to, BlockIndex* out) {
   const IndexFn f = Named(isa);
   if (f) f(block, from, to, out);

@@ -57,6 +57,8 @@ class BlockIndex {
 
 // Which implementation Index uses here: "avx512vbmi2", "avx512", "avx2", "sse2" or "bytes".
 const char* BlockIndexIsa();
+// Whether that is a vector unit's (elsewhere the reader does better without the index).
+bool BlockIndexVectorized();
 
 // Indexes with one implementation by name, for tests that hold each to the byte-by-byte one
 // ("bytes", always there). False, doing nothing, when this processor lacks what it needs.

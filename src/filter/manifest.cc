@@ -876,7 +876,9 @@ void ReadBlock(simdjson::dom::parser& parser, const FilterOptions& o, const char
     out->shapes_for = std::move(names);
   }
   if (!sink) out->arena.Reset(size + 64);
-  if (size > BlockIndex::kMaxBlockBytes) {  // (the gate's blocks are far smaller)
+  // Without a vector unit to index with (or past the index's reach, which the gate's blocks
+  // never are), each line's end is searched for and its strings scanned.
+  if (size > BlockIndex::kMaxBlockBytes || !BlockIndexVectorized()) {
     return ReadLines(parser, o, block, 0, size, nullptr, out, sink);
   }
   // A window at a time: its line ends and quotes indexed, then its whole lines read while its
