@@ -751,9 +751,30 @@ class FastLine {
 
 // Two layouts for each number of strings (a line without an account and with two more
 // subjects has as many strings as one with both), the one read last tried first.
+//
+// Where lines seldom share a layout (keys in any order, say), trying and learning layouts costs
+// more than it saves: when fewer than half of 1,024 lines tried matched one, the next 65,536
+// lines are read without them, and then they are tried again.
 struct LineShapes {
   LineShape shape[LineShape::kMaxStrings + 1][2];
   uint8_t last[LineShape::kMaxStrings + 1]{};
+
+  bool Trying() {
+    if (resting == 0) return true;
+    --resting;
+    return false;
+  }
+  void Tried(bool matched) {
+    ++tried;
+    missed += !matched;
+    if (tried < kPeriod) return;
+    if (missed * 2 > tried) resting = kRest;
+    tried = missed = 0;
+  }
+
+ private:
+  static constexpr uint32_t kPeriod = 1024, kRest = 65536;
+  uint32_t tried = 0, missed = 0, resting = 0;
 };
 void LineShapesDeleter::operator()(LineShapes* s) const { delete s; }
 
@@ -807,7 +828,7 @@ void ReadLines(simdjson::dom::parser& parser, const FilterOptions& o, const char
         // layout learnt).
         const uint32_t* quote = quotes + line_quotes;
         const uint32_t strings = (quotes_after - line_quotes) / 2;
-        const bool shaped = strings > 0 && strings <= LineShape::kMaxStrings &&
+        const bool shaped = shapes->Trying() && strings > 0 && strings <= LineShape::kMaxStrings &&
                             (quotes_after - line_quotes) % 2 == 0;
         read = false;
         if (shaped) {
@@ -821,10 +842,12 @@ void ReadLines(simdjson::dom::parser& parser, const FilterOptions& o, const char
               break;
             }
           }
+          shapes->Tried(read);
         }
         if (!read) {
           LineShape::Roles roles;
-          read = FastLine<true>(o, text, block, quote, &roles).Read(&it, &out->subjects, &out->stats);
+          read = FastLine<true>(o, text, block, quote, shaped ? &roles : nullptr)
+                     .Read(&it, &out->subjects, &out->stats);
           if (read && shaped && roles.count == strings) {
             // Learnt in place of the one read longer ago.
             uint8_t& last = shapes->last[strings];
