@@ -1,6 +1,8 @@
-// Reading a manifest block (manifest.h). Each line is read in place by FastLine where it can
-// be sure, else parsed alone by simdjson (a malformed line, an escape, an unusual number...),
-// so every line gets the verdict simdjson would give it; the block's UTF-8 is checked once.
+// Reading a manifest block (manifest.h), a window at a time: the window indexed (line_index.h),
+// then each line read by comparison with a layout learnt from an earlier line (LineShape), else
+// in place by FastLine where it can be sure, else parsed alone by simdjson (a malformed line, an
+// escape in a field read, an unusual number...), so every line gets the verdict simdjson would
+// give it. UTF-8 is checked once a window (not at all for ASCII), or line by line.
 #include "filter/manifest.h"
 
 #include <cstring>
