@@ -36,7 +36,7 @@ Result<std::unique_ptr<GateVerdicts>> GateVerdicts::Make(const Snapshot& snap,
   for (auto& [name, c] : g->recent_) c = -2;  // empty
   size_t slots = 256;
   while (slots < kMaxSlots && slots < expected_items) slots <<= 1;
-  g->slots_ = std::make_unique<Slot[]>(slots);
+  HugeArray<Slot>(slots).swap(g->slots_);
   g->slot_mask_ = slots - 1;
   return g;
 }

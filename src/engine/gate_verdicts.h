@@ -20,6 +20,7 @@
 
 #include "assent/engine.h"
 #include "assent/result.h"
+#include "common/huge_memory.h"
 
 namespace assent {
 namespace internal {
@@ -100,7 +101,7 @@ class GateVerdicts {
   std::vector<CategoryRule> rules_;  // by local category
   std::array<std::pair<std::string, int32_t>, 8> recent_{};
   size_t recent_next_ = 0, last_ = 0;
-  std::unique_ptr<Slot[]> slots_;
+  HugeArray<Slot> slots_;  // zeroed: hash 0 is empty
   size_t slot_mask_ = 0;
   const internal::PartyPresence* presence_ = nullptr;
   bool suppressing_ = false;  // someone was erased: every party is checked

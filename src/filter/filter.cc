@@ -28,6 +28,7 @@
 #include <unordered_map>
 
 #include "common/hash.h"
+#include "common/huge_memory.h"
 #include "common/json_keys.h"
 #include "common/json_writer.h"
 #include "common/sha256.h"
@@ -115,8 +116,8 @@ namespace {
 
 // What a worker makes of one block: the kept lines (per shard, in input order) and the counts.
 struct BlockResult {
-  std::vector<std::string> out;  // per shard (one without shards)
-  std::string ordered;           // with shards: every kept line in input order (for the hash)
+  std::vector<HugeBytes> out;  // per shard (one without shards)
+  HugeBytes ordered;               // with shards: every kept line in input order (for the hash)
   uint64_t items = 0, kept = 0, excluded = 0, malformed = 0;
   // Counted per block without a string per item: reasons by enum, categories by their index
   // in the terms (unknown ones by name), turned into names when the results are merged.
@@ -170,7 +171,7 @@ struct BlockResult {
 
 // An input block: bytes up to a line end (or the input's end), then padding for simdjson.
 struct Block {
-  std::string data;
+  HugeBytes data;
   size_t size = 0;
   uint64_t offset = 0;  // of its first byte in the manifest
 };
@@ -503,12 +504,12 @@ class Outputs {
 // kMaxDuplicateTracking of them.
 class IdSet {
  public:
-  IdSet() : slots_(1 << 16, 0) {}
+  IdSet() : slots_(1 << 16) {}
   // Room for about `items` ids without growing (at most kMaxDuplicateTracking).
   void Reserve(uint64_t items) {
     size_t want = slots_.size();
     while (want < 2 * std::min<uint64_t>(items, kMaxDuplicateTracking)) want <<= 1;
-    if (want > slots_.size() && size_ == 0) slots_.assign(want, 0);
+    if (want > slots_.size() && size_ == 0) HugeArray<uint64_t>(want).swap(slots_);
   }
   // Counts the hashes already there in `*duplicates`; once the set is full, says so in
   // `*complete` and ignores the rest.
@@ -542,14 +543,14 @@ class IdSet {
     return true;
   }
   void Grow() {
-    std::vector<uint64_t> old(slots_.size() * 2, 0);
+    HugeArray<uint64_t> old(slots_.size() * 2);
     old.swap(slots_);
     size_ = 0;
     for (uint64_t h : old) {
       if (h) Insert(h);
     }
   }
-  std::vector<uint64_t> slots_;
+  HugeArray<uint64_t> slots_;  // random probes: on huge pages, a TLB miss is rare
   size_t size_ = 0;
 };
 
