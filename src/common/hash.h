@@ -25,17 +25,24 @@ inline uint64_t Hash64(std::string_view s, uint64_t seed = 0x5bd1e9955bd1e995ULL
     h ^= k;
     h *= m;
   }
-  switch (len & 7) {
-    case 7: h ^= uint64_t(static_cast<unsigned char>(data[6])) << 48; [[fallthrough]];
-    case 6: h ^= uint64_t(static_cast<unsigned char>(data[5])) << 40; [[fallthrough]];
-    case 5: h ^= uint64_t(static_cast<unsigned char>(data[4])) << 32; [[fallthrough]];
-    case 4: h ^= uint64_t(static_cast<unsigned char>(data[3])) << 24; [[fallthrough]];
-    case 3: h ^= uint64_t(static_cast<unsigned char>(data[2])) << 16; [[fallthrough]];
-    case 2: h ^= uint64_t(static_cast<unsigned char>(data[1])) << 8; [[fallthrough]];
-    case 1:
-      h ^= uint64_t(static_cast<unsigned char>(data[0]));
-      h *= m;
+  // The last len % 8 bytes, little-endian, as MurmurHash64A's tail switch takes them: read
+  // with at most two loads and no jump table (ids are short, of varying length: a switch on
+  // the length mispredicted on most of them).
+  const size_t t = len & 7;
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  uint64_t tail;
+  if (t >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + t - 4, 4);
+    tail = uint64_t{lo} | (uint64_t{hi} << (8 * (t - 4)));
+  } else {
+    tail = t == 0 ? 0
+                  : uint64_t{p[0]} | (uint64_t{p[t >> 1]} << (8 * (t >> 1))) |
+                        (uint64_t{p[t - 1]} << (8 * (t - 1)));
   }
+  const uint64_t mixed = (h ^ tail) * m;
+  h = t ? mixed : h;
   h ^= h >> r;
   h *= m;
   h ^= h >> r;
