@@ -5,16 +5,20 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 namespace assent {
 
 HugeMemory::HugeMemory(size_t bytes) {
   if (bytes == 0) return;
-  if (bytes < kHugePage / 2) {
-    data_ = std::calloc(1, bytes);
+  if (bytes < kHugePage) {
+    // Cache-line aligned, as the mapping is (tables of 64-byte slots rely on it).
+    const size_t size = (bytes + 63) & ~size_t{63};
+    data_ = std::aligned_alloc(64, size);
     if (!data_) throw std::bad_alloc();
-    size_ = bytes;
+    std::memset(data_, 0, size);
+    size_ = size;
     return;
   }
   // Map a huge page more than needed, then unmap the unaligned head and the tail, so that the

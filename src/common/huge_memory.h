@@ -17,8 +17,10 @@
 
 namespace assent {
 
-// Zeroed memory of at least `bytes`. From 1 MiB on it is its own mapping of whole 2 MiB pages,
-// aligned and advised for huge pages; below that it comes from the heap. Throws std::bad_alloc.
+// Zeroed memory of at least `bytes`. From 2 MiB on it is its own mapping of whole 2 MiB pages,
+// aligned and advised for huge pages; below that it comes from the heap (a huge page for a
+// smaller buffer would add up to 2 MiB of memory per buffer). Always 64-byte aligned. Throws
+// std::bad_alloc.
 class HugeMemory {
  public:
   static constexpr size_t kHugePage = size_t{2} << 20;

@@ -13,7 +13,7 @@ namespace assent {
 namespace {
 
 TEST(HugeMemoryTest, ZeroedAndAlignedWhereItIsAMappingOfItsOwn) {
-  for (size_t bytes : {size_t{1}, size_t{4096}, (size_t{1} << 20) - 1, size_t{1} << 20,
+  for (size_t bytes : {size_t{1}, size_t{4096}, (size_t{2} << 20) - 1, size_t{2} << 20,
                        (size_t{2} << 20) + 1, size_t{33} << 20}) {
     HugeMemory m(bytes);
     ASSERT_NE(m.data(), nullptr) << bytes;
@@ -21,7 +21,8 @@ TEST(HugeMemoryTest, ZeroedAndAlignedWhereItIsAMappingOfItsOwn) {
     const auto* p = static_cast<const unsigned char*>(m.data());
     for (size_t i = 0; i < m.size(); i += 4093) ASSERT_EQ(p[i], 0) << bytes << " at " << i;
     EXPECT_EQ(p[m.size() - 1], 0);
-    if (bytes >= (size_t{1} << 20)) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(m.data()) % 64, 0u) << bytes;
+    if (bytes >= HugeMemory::kHugePage) {
       EXPECT_EQ(reinterpret_cast<uintptr_t>(m.data()) % HugeMemory::kHugePage, 0u) << bytes;
       EXPECT_EQ(m.size() % HugeMemory::kHugePage, 0u) << bytes;
     }
@@ -61,7 +62,7 @@ TEST(HugeMemoryTest, ArraysAreZeroInitialised) {
 }
 
 TEST(HugeMemoryTest, BytesKeepTheirContentsAsTheyGrow) {
-  // Appends of random sizes across the heap (small) and mapping (from 1 MiB) sizes, against a
+  // Appends of random sizes across the heap (small) and mapping (from 2 MiB) sizes, against a
   // std::string doing the same.
   std::mt19937_64 rng(7);
   HugeBytes b;

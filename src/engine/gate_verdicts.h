@@ -77,16 +77,17 @@ class GateVerdicts {
   };
   static const internal::PartyPresence& Presence(const Snapshot& snap);
   // One remembered judgement: a party (kind, id bytes) under one category.
-  struct Slot {
+  // One cache line each; the largest table (kMaxSlots) is one 2 MiB huge page.
+  struct alignas(64) Slot {
     uint64_t hash = 0;  // 0: empty
     uint16_t category = 0;
     uint8_t kind = 0, len = 0;
     bool fails = false, erased = false;
     Reason failure = Reason::kNoConsent;
-    static constexpr size_t kIdBytes = 40;  // longer ids are judged without remembering
+    static constexpr size_t kIdBytes = 48;  // longer ids are judged without remembering
     char id[kIdBytes];
   };
-  static_assert(sizeof(Slot) == 56);
+  static_assert(sizeof(Slot) == 64);
   static constexpr size_t kMaxSlots = 1 << 15;
 
   struct PartyVerdict {

@@ -731,12 +731,19 @@ class FilterRun {
   Result<bool> ReadBlock(internal::InputStream& in, Block& b) {
     for (;;) {
       if (input_done_) return false;
-      b.data.resize(block_bytes_ + carry_.size() + simdjson::SIMDJSON_PADDING);
+      // The line carried over, the bytes read after it and the padding fill block_bytes_ (for
+      // the default 2 MiB, one huge page), unless the carried line takes half of it or more.
+      constexpr size_t kPadding = simdjson::SIMDJSON_PADDING;
+      const size_t fresh = carry_.size() + kPadding < block_bytes_ / 2
+                               ? block_bytes_ - kPadding - carry_.size()
+                               : block_bytes_;
+      const size_t want = carry_.size() + fresh;
+      b.data.resize(want + kPadding);
       std::memcpy(b.data.data(), carry_.data(), carry_.size());
       size_t size = carry_.size();
       bool end = false;
-      while (size < carry_.size() + block_bytes_) {
-        ASSENT_ASSIGN_OR_RETURN(size_t n, in.Read(b.data.data() + size, carry_.size() + block_bytes_ - size));
+      while (size < want) {
+        ASSENT_ASSIGN_OR_RETURN(size_t n, in.Read(b.data.data() + size, want - size));
         if (n == 0) {
           end = true;
           break;
@@ -765,8 +772,7 @@ class FilterRun {
       b.size = cut;
       b.offset = emitted_;
       emitted_ += cut;
-      std::memset(b.data.data() + cut, ' ',
-                  std::min(b.data.size() - cut, size_t{simdjson::SIMDJSON_PADDING}));
+      std::memset(b.data.data() + cut, ' ', std::min(b.data.size() - cut, kPadding));
       return true;
     }
   }
