@@ -146,24 +146,31 @@ TEST_F(GateIoTest, PublishersOptOutSignalsExcludeItemsButNeverOverrideConsent) {
       item("c2pa-no", R"(,"c2pa_training":{"cawg.ai_training":{"use":"notAllowed"}})") +
       item("c2pa-constrained", R"(,"c2pa_training":{"c2pa.ai_generative_training":{"use":"constrained"}})") +
       item("c2pa-yes", R"(,"c2pa_training":{"cawg.ai_training":{"use":"allowed"}})") +
+      // The shapes CAWG 1.1 and C2PA tools write: the assertion's data with its "entries" map,
+      // a whole assertion, a manifest's list of assertions.
+      item("c2pa-entries-no", R"(,"c2pa_training":{"entries":{"cawg.data_mining":{"use":"allowed"},"cawg.ai_training":{"use":"notAllowed"}}})") +
+      item("c2pa-assertion-no", R"(,"c2pa_training":{"label":"cawg.training-mining","data":{"entries":{"cawg.ai_generative_training":{"use":"Constrained","constraints_info":"ask"}}}})") +
+      item("c2pa-list-no", R"(,"c2pa_training":[{"label":"c2pa.actions","data":{"actions":[]}},{"label":"c2pa.training-mining","data":{"entries":{"c2pa.ai_training":{"use":"notAllowed"}}}}])") +
+      item("c2pa-entries-yes", R"(,"c2pa_training":{"entries":{"cawg.ai_training":{"use":"allowed"},"cawg.ai_inference":{"use":"notAllowed"},"cawg.data_mining":{"use":"notAllowed"}}})") +
       // A "yes" never overrides a prohibition (nor anyone's choice).
       R"({"id":"prohibited-yes","category":"content.chat","subjects":["u1"],"content_usage":"train-ai=y"})" "\n";
   auto r = Run(m, "out.jsonl");
   ASSERT_TRUE(r) << r.error().message;
   const std::string kept = Read(dir_ + "/out.jsonl");
-  for (const char* id : {"\"none\"", "usage-yes", "signal-yes", "tdm-0", "c2pa-yes"}) {
+  for (const char* id : {"\"none\"", "usage-yes", "signal-yes", "tdm-0", "c2pa-yes", "c2pa-entries-yes"}) {
     EXPECT_NE(kept.find(id), std::string::npos) << id;
   }
   for (const char* id : {"usage-no", "genai-no", "signal-no", "tdm-1", "tdm-str", "c2pa-no",
-                         "c2pa-constrained", "prohibited-yes"}) {
+                         "c2pa-constrained", "c2pa-entries-no", "c2pa-assertion-no", "c2pa-list-no",
+                         "prohibited-yes"}) {
     EXPECT_EQ(kept.find(id), std::string::npos) << id;
   }
-  EXPECT_EQ(r->excluded_by_reason["signal-opt-out"], 7u);
+  EXPECT_EQ(r->excluded_by_reason["signal-opt-out"], 10u);
   EXPECT_EQ(r->excluded_by_reason["prohibited"], 1u);
   EXPECT_EQ(r->excluded_by_signal["content-usage"], 2u);
   EXPECT_EQ(r->excluded_by_signal["content-signal"], 1u);
   EXPECT_EQ(r->excluded_by_signal["tdmrep"], 2u);
-  EXPECT_EQ(r->excluded_by_signal["c2pa"], 2u);
+  EXPECT_EQ(r->excluded_by_signal["c2pa"], 5u);
   EXPECT_NE(r->ToJson().find(R"("excluded_by_signal":{)"), std::string::npos);
   // Signals speak of AI training: other purposes do not read them; an empty field name turns
   // a signal off.
@@ -171,7 +178,7 @@ TEST_F(GateIoTest, PublishersOptOutSignalsExcludeItemsButNeverOverrideConsent) {
   delivery.purpose = "service.delivery";
   auto d = Run(m, "delivery.jsonl", delivery);
   ASSERT_TRUE(d);
-  EXPECT_EQ(d->kept, 13u);
+  EXPECT_EQ(d->kept, 17u);  // all: delivery reads no signal, and needs no consent
   FilterOptions no_tdm;
   no_tdm.tdm_field = "";
   auto t = Run(m, "out.jsonl", no_tdm);

@@ -85,6 +85,42 @@ bool DictionarySaysNo(std::string_view value, std::initializer_list<std::string_
   return false;
 }
 
+// Whether a C2PA / CAWG training-and-data-mining value reserves training: an entry for
+// ai_training or ai_generative_training (any prefix: cawg., c2pa.) whose `use` is notAllowed or
+// constrained (which the spec says to treat as notAllowed without more information). The value
+// may be the entries map itself, the assertion's data ({"entries": {...}}, as CAWG 1.1 and
+// C2PA 1.x write it), a whole assertion ({"label": ..., "data": {...}}), or a list of those (a
+// manifest's assertions). Nesting beyond that is not read.
+bool C2paSaysNo(element value, int depth) {
+  if (depth > 4) return false;
+  simdjson::dom::array list;
+  if (!value.get_array().get(list)) {
+    for (element e : list) {
+      if (C2paSaysNo(e, depth + 1)) return true;
+    }
+    return false;
+  }
+  object map;
+  if (value.get_object().get(map)) return false;
+  element inner;
+  if (!map["entries"].get(inner) || !map["data"].get(inner)) return C2paSaysNo(inner, depth + 1);
+  for (auto field : map) {
+    const std::string_view key = field.key;
+    const size_t dot = key.find('.');
+    const std::string_view entry = dot == std::string_view::npos ? key : key.substr(dot + 1);
+    if (!EqualsIgnoreCase(entry, "ai_training") && !EqualsIgnoreCase(entry, "ai_generative_training")) {
+      continue;
+    }
+    std::string_view use;
+    object assertion;
+    if (!field.value.get_object().get(assertion) && !assertion["use"].get_string().get(use) &&
+        (EqualsIgnoreCase(Trim(use), "notAllowed") || EqualsIgnoreCase(Trim(use), "constrained"))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // The opt-out signal in one field's value, as a SignalKind bit (0: none, or a "yes").
 uint8_t SignalIn(uint8_t kind, element value) {
   std::string_view text;
@@ -107,26 +143,8 @@ uint8_t SignalIn(uint8_t kind, element value) {
                  ? kind
                  : 0;
     }
-    case kSignalC2pa: {  // {"cawg.ai_training": {"use": "notAllowed"}, ...}; constrained = not
-      object c2pa;
-      if (value.get_object().get(c2pa)) return 0;
-      for (auto field : c2pa) {
-        std::string_view key = field.key;
-        const size_t dot = key.find('.');
-        const std::string_view entry = dot == std::string_view::npos ? key : key.substr(dot + 1);
-        if (!EqualsIgnoreCase(entry, "ai_training") &&
-            !EqualsIgnoreCase(entry, "ai_generative_training")) {
-          continue;
-        }
-        std::string_view use;
-        object assertion;
-        if (!field.value.get_object().get(assertion) && !assertion["use"].get_string().get(use) &&
-            (EqualsIgnoreCase(use, "notAllowed") || EqualsIgnoreCase(use, "constrained"))) {
-          return kind;
-        }
-      }
-      return 0;
-    }
+    case kSignalC2pa:
+      return C2paSaysNo(value, 0) ? kind : 0;
   }
   return 0;
 }
