@@ -138,6 +138,15 @@ TEST_F(GateIoTest, PublishersOptOutSignalsExcludeItemsButNeverOverrideConsent) {
       item("usage-no", R"(,"content_usage":"search=y, Train-AI=N")") +
       item("genai-no", R"(,"content_usage":"train-genai=n")") +
       item("usage-yes", R"(,"content_usage":"train-ai=y")") +
+      // AIPREF's categories nest (bots > train-ai > train-genai): a wider "no" holds where the
+      // narrower one says nothing; a key given again replaces what it said; other values are
+      // no preference.
+      item("bots-no", R"(,"content_usage":"search=y, bots=n")") +
+      item("bots-no-train-yes", R"(,"content_usage":"bots=n, train-ai=y")") +
+      item("genai-no-train-yes", R"(,"content_usage":"train-ai=y, train-genai=n")") +
+      item("last-yes", R"(,"content_usage":"train-ai=n, train-ai=y")") +
+      item("last-no", R"(,"content_usage":"train-ai=y, train-ai=n")") +
+      item("usage-unknown", R"(,"content_usage":"train-ai=maybe, train-ai-extra=n")") +
       item("signal-no", R"(,"content_signal":"search=yes, AI-Train=No")") +
       item("signal-yes", R"(,"content_signal":"ai-train=yes")") +
       item("tdm-1", R"(,"tdm_reservation":1)") +
@@ -157,17 +166,20 @@ TEST_F(GateIoTest, PublishersOptOutSignalsExcludeItemsButNeverOverrideConsent) {
   auto r = Run(m, "out.jsonl");
   ASSERT_TRUE(r) << r.error().message;
   const std::string kept = Read(dir_ + "/out.jsonl");
-  for (const char* id : {"\"none\"", "usage-yes", "signal-yes", "tdm-0", "c2pa-yes", "c2pa-entries-yes"}) {
-    EXPECT_NE(kept.find(id), std::string::npos) << id;
+  auto has = [&kept](const std::string& id) { return kept.find("\"" + id + "\"") != std::string::npos; };
+  for (const char* id : {"none", "usage-yes", "bots-no-train-yes", "last-yes", "usage-unknown",
+                         "signal-yes", "tdm-0", "c2pa-yes", "c2pa-entries-yes"}) {
+    EXPECT_TRUE(has(id)) << id;
   }
-  for (const char* id : {"usage-no", "genai-no", "signal-no", "tdm-1", "tdm-str", "c2pa-no",
+  for (const char* id : {"usage-no", "genai-no", "bots-no", "genai-no-train-yes", "last-no",
+                         "signal-no", "tdm-1", "tdm-str", "c2pa-no",
                          "c2pa-constrained", "c2pa-entries-no", "c2pa-assertion-no", "c2pa-list-no",
                          "prohibited-yes"}) {
-    EXPECT_EQ(kept.find(id), std::string::npos) << id;
+    EXPECT_FALSE(has(id)) << id;
   }
-  EXPECT_EQ(r->excluded_by_reason["signal-opt-out"], 10u);
+  EXPECT_EQ(r->excluded_by_reason["signal-opt-out"], 13u);
   EXPECT_EQ(r->excluded_by_reason["prohibited"], 1u);
-  EXPECT_EQ(r->excluded_by_signal["content-usage"], 2u);
+  EXPECT_EQ(r->excluded_by_signal["content-usage"], 5u);
   EXPECT_EQ(r->excluded_by_signal["content-signal"], 1u);
   EXPECT_EQ(r->excluded_by_signal["tdmrep"], 2u);
   EXPECT_EQ(r->excluded_by_signal["c2pa"], 5u);
@@ -178,7 +190,7 @@ TEST_F(GateIoTest, PublishersOptOutSignalsExcludeItemsButNeverOverrideConsent) {
   delivery.purpose = "service.delivery";
   auto d = Run(m, "delivery.jsonl", delivery);
   ASSERT_TRUE(d);
-  EXPECT_EQ(d->kept, 17u);  // all: delivery reads no signal, and needs no consent
+  EXPECT_EQ(d->kept, 23u);  // all: delivery reads no signal, and needs no consent
   FilterOptions no_tdm;
   no_tdm.tdm_field = "";
   auto t = Run(m, "out.jsonl", no_tdm);

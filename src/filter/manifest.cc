@@ -64,25 +64,41 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// Whether a dictionary-like header value ("train-ai=n, search=y") says `no` for one of `keys`.
-bool DictionarySaysNo(std::string_view value, std::initializer_list<std::string_view> keys,
-                      std::initializer_list<std::string_view> no) {
+// A stated preference: what one key of a dictionary-like value says.
+enum class Preference { kUnknown, kYes, kNo };
+
+// The preference `key` has in a dictionary-like value ("train-ai=n, search=y"): members are
+// separated by ',' (or ';'), keys and values compared without regard to case, a quoted value
+// unquoted; y/yes/?1 allow, n/no/?0 disallow, anything else (or a key without '=') is unknown.
+// As when Structured Fields parse a Dictionary, a key given again replaces what it said before.
+Preference LastPreference(std::string_view value, std::string_view key) {
+  Preference said = Preference::kUnknown;
   while (!value.empty()) {
-    const size_t comma = value.find_first_of(",;");
-    std::string_view member = Trim(value.substr(0, comma));
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    const size_t sep = value.find_first_of(",;");
+    const std::string_view member = Trim(value.substr(0, sep));
+    value = sep == std::string_view::npos ? std::string_view() : value.substr(sep + 1);
     const size_t eq = member.find('=');
-    if (eq == std::string_view::npos) continue;
-    std::string_view key = Trim(member.substr(0, eq)), v = Trim(member.substr(eq + 1));
+    if (!EqualsIgnoreCase(Trim(member.substr(0, eq)), key)) continue;
+    std::string_view v = eq == std::string_view::npos ? std::string_view() : Trim(member.substr(eq + 1));
     if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-    for (auto k : keys) {
-      if (!EqualsIgnoreCase(key, k)) continue;
-      for (auto n : no) {
-        if (EqualsIgnoreCase(v, n)) return true;
-      }
-    }
+    said = EqualsIgnoreCase(v, "n") || EqualsIgnoreCase(v, "no") || v == "?0"   ? Preference::kNo
+           : EqualsIgnoreCase(v, "y") || EqualsIgnoreCase(v, "yes") || v == "?1" ? Preference::kYes
+                                                                                 : Preference::kUnknown;
   }
-  return false;
+  return said;
+}
+
+// Whether an IETF AIPREF Content-Usage value disallows training. The vocabulary's categories
+// nest — automated processing (`bots`) holds AI training (`train-ai`), which holds generative AI
+// training (`train-genai`) — and a preference stated for a wider category applies where none is
+// stated for the narrower one. A "no" to generative training excludes too: the gate cannot know
+// whether the model trained is generative.
+bool ContentUsageSaysNo(std::string_view value) {
+  Preference training = LastPreference(value, "train-ai");
+  if (training == Preference::kUnknown) training = LastPreference(value, "bots");
+  Preference generative = LastPreference(value, "train-genai");
+  if (generative == Preference::kUnknown) generative = training;
+  return training == Preference::kNo || generative == Preference::kNo;
 }
 
 // Whether a C2PA / CAWG training-and-data-mining value reserves training: an entry for
@@ -125,13 +141,10 @@ bool C2paSaysNo(element value, int depth) {
 uint8_t SignalIn(uint8_t kind, element value) {
   std::string_view text;
   switch (kind) {
-    case kSignalContentUsage:  // IETF AIPREF: train-ai=n (train-genai=n too: it is training)
-      return !value.get_string().get(text) &&
-                     DictionarySaysNo(text, {"train-ai", "train-genai"}, {"n", "no", "?0"})
-                 ? kind
-                 : 0;
+    case kSignalContentUsage:  // IETF AIPREF: train-ai=n (bots=n, train-genai=n too)
+      return !value.get_string().get(text) && ContentUsageSaysNo(text) ? kind : 0;
     case kSignalContentSignal:  // Content-Signal: ai-train=no
-      return !value.get_string().get(text) && DictionarySaysNo(text, {"ai-train"}, {"no", "n"})
+      return !value.get_string().get(text) && LastPreference(text, "ai-train") == Preference::kNo
                  ? kind
                  : 0;
     case kSignalTdmRep: {  // W3C TDMRep: tdm-reservation 1 (a number, string or true)
