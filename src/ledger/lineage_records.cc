@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 
+#include "common/strings.h"
 #include "ledger/append.h"
 #include "ledger/lineage.h"
 #include "ledger/store.h"
@@ -48,12 +49,14 @@ Result<uint64_t> LedgerImpl::RegisterDataset(const DatasetRegistration& r) {
   {
     auto snap = engine_->snapshot();
     bool defined = false;
+    std::vector<std::string> known;  // for "did you mean"
     for (int32_t v = 0; v < snap->terms().size() && !defined; ++v) {
       defined = snap->terms().version(v).FindPurpose(r.purpose) >= 0;
+      for (const auto& p : snap->terms().version(v).purposes()) known.push_back(p.name);
     }
     if (!defined) {
       return InvalidArgumentError("purpose: '" + r.purpose + "' is not a purpose of any "
-                                  "published terms version");
+                                  "published terms version" + DidYouMeanSuffix(r.purpose, known));
     }
   }
   ASSENT_ASSIGN_OR_RETURN(auto append, AppendLock::Take(this));

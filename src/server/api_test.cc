@@ -234,6 +234,11 @@ TEST_F(ApiTest, RefusalsNameTheirProblemType) {
     EXPECT_EQ(TypeOf(r.response), c.type);
     EXPECT_EQ(r.response.content_type, "application/problem+json");
   }
+  // A dataset's misspelt purpose names the field and what was meant.
+  HttpResponse purpose = As(Role::kService, "POST", "/v1/datasets",
+                            R"({"name":"d9","purpose":"ai_training.first_prty","ledger_position":1,"subjects":["u1"]})");
+  EXPECT_NE(purpose.body.find("purpose: 'ai_training.first_prty'"), std::string::npos) << purpose.body;
+  EXPECT_NE(purpose.body.find("did you mean 'ai_training.first_party'"), std::string::npos) << purpose.body;
   // An unknown field says what was meant; a 401 asks for a bearer token.
   HttpResponse typo = As(Role::kService, "POST", "/v1/decisions",
                          R"({"category":"content.chat","purpose":"x","subjcts":["u1"]})");
