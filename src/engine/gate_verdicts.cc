@@ -152,7 +152,11 @@ GateVerdicts::Verdict GateVerdicts::Judge(int32_t category, const std::string_vi
     if (pv.fails && out.allow) out = {false, pv.failure};
   };
   if (account) party(PartyKind::kAccount, *account, need_account);
-  for (std::string_view s : subjects) party(PartyKind::kSubject, s, need_subjects);
+  for (std::string_view s : subjects) {
+    // Without erasures the first party that fails decides: the rest cannot change the verdict.
+    if (!out.allow && !suppressing) return out;
+    party(PartyKind::kSubject, s, need_subjects);
+  }
   if (erased) return {false, Reason::kErased};
   return out;
 }
