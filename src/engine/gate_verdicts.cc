@@ -33,7 +33,6 @@ Result<std::unique_ptr<GateVerdicts>> GateVerdicts::Make(const Snapshot& snap,
     const int32_t r = terms.DecidingRule(static_cast<int32_t>(c), p);
     cr.rule = r == Terms::kUnlisted ? nullptr : &terms.rules()[r];
   }
-  for (auto& [name, c] : g->recent_) c = -2;  // empty
   size_t slots = 256;
   while (slots < kMaxSlots && slots < expected_items) slots <<= 1;
   HugeArray<Slot>(slots).swap(g->slots_);
@@ -58,30 +57,32 @@ const internal::PartyPresence& GateVerdicts::Presence(const Snapshot& snap) {
 }
 
 int32_t GateVerdicts::Category(std::string_view name) {
-  // Manifests mostly repeat a few categories: the last one asked first, then the others.
-  // (Category names are mostly 16 to 32 bytes: two fixed 16-byte compares, no call.)
-  auto same = [name](const std::string& known) {
-    const size_t n = name.size();
-    if (known.size() != n || n == 0) return false;
-    const char* a = known.data();
-    const char* b = name.data();
-    if (n < 16) return std::memcmp(a, b, n) == 0;
-    return std::memcmp(a, b, 16) == 0 && std::memcmp(a + n - 16, b + n - 16, 16) == 0 &&
-           (n <= 32 || std::memcmp(a + 16, b + 16, n - 32) == 0);
-  };
-  if (recent_[last_].second != -2 && same(recent_[last_].first)) return recent_[last_].second;
-  for (size_t k = 0; k < recent_.size(); ++k) {
-    if (recent_[k].second != -2 && same(recent_[k].first)) {
-      last_ = k;
-      return recent_[k].second;
-    }
+  // Manifests name a few categories over and over: each name is remembered in a small table,
+  // at a place given by its length and its first and last 8 bytes (no loop over names), and
+  // checked by comparing it whole (category names are mostly 16 to 32 bytes: two fixed 16-byte
+  // compares, no call).
+  const size_t n = name.size();
+  const char* b = name.data();
+  uint64_t head = n, tail = 0;
+  if (n >= 8) {
+    std::memcpy(&head, b, 8);
+    std::memcpy(&tail, b + n - 8, 8);
+  } else if (n > 0) {
+    tail = static_cast<uint8_t>(b[0]) | (uint64_t{static_cast<uint8_t>(b[n - 1])} << 8);
   }
+  RecentCategory& r =
+      recent_[((head ^ (tail * 0x9e3779b97f4a7c15ULL) ^ n) * 0xff51afd7ed558ccdULL) >> 60];
+  const char* a = r.name.data();
+  const bool same = r.category != -2 && r.name.size() == n &&
+                    (n < 16 ? std::memcmp(a, b, n) == 0
+                            : std::memcmp(a, b, 16) == 0 && std::memcmp(a + n - 16, b + n - 16, 16) == 0 &&
+                                  (n <= 32 || std::memcmp(a + 16, b + 16, n - 32) == 0));
+  if (same) return r.category;
   const TermsSet& ts = snap_.terms();
   const int32_t gc = ts.category_vocabulary().Find(name);
   const int32_t c = gc < 0 ? -1 : ts.LocalCategory(v_, gc);
-  last_ = recent_next_;
-  recent_[recent_next_] = {std::string(name), c};
-  recent_next_ = (recent_next_ + 1) % recent_.size();
+  r.name.assign(name);
+  r.category = c;
   return c;
 }
 

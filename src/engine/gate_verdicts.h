@@ -100,8 +100,11 @@ class GateVerdicts {
   Timestamp t_ = 0;
   int32_t v_ = -1, p_ = -1, gp_ = -1;
   std::vector<CategoryRule> rules_;  // by local category
-  std::array<std::pair<std::string, int32_t>, 8> recent_{};
-  size_t recent_next_ = 0, last_ = 0;
+  struct RecentCategory {
+    std::string name;
+    int32_t category = -2;  // -2: empty
+  };
+  std::array<RecentCategory, 16> recent_{};  // by a hash of the name (Category)
   HugeArray<Slot> slots_;  // zeroed: hash 0 is empty
   size_t slot_mask_ = 0;
   const internal::PartyPresence* presence_ = nullptr;

@@ -121,6 +121,40 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(std::pair{"subjects", "subjects"}, std::pair{"account_and_subjects", "account"},
                       std::pair{"account", "account_and_subjects"}));
 
+// Category names are remembered in a small table by a hash of their bytes: whatever the names
+// (alike in length and ends, short, empty, many more than the table holds) and their order,
+// each gets the terms' own answer.
+TEST(GateVerdictsCategoryTest, EveryNameGetsTheTermsAnswerInAnyOrder) {
+  Engine engine(testing_terms::BaseTerms());
+  auto snap = engine.snapshot();
+  const Timestamp now = kT0 + 1;
+  auto made = GateVerdicts::Make(*snap, "ai_training.first_party", now);
+  ASSERT_TRUE(made) << made.error().message;
+  GateVerdicts& g = **made;
+  const TermsSet& ts = snap->terms();
+  const int32_t v = ts.VersionAt(now);
+  std::vector<std::string> names;
+  for (const auto& c : ts.version(v).categories()) names.push_back(c.name);
+  const size_t known = names.size();
+  for (std::string base : {"content.chat", "service_generated.telemetry"}) {
+    for (int k = 0; k < 40; ++k) {  // the same length and ends as a known name, one byte changed
+      std::string like = base;
+      like[1 + k % (like.size() - 2)] ^= static_cast<char>(1 + k / (like.size() - 2));
+      names.push_back(like);
+    }
+  }
+  for (const char* odd : {"", "c", "co", "content", "content.", "x.y", "content.chat2"}) names.push_back(odd);
+  for (int k = 0; k < 60; ++k) names.push_back("unknown.category." + std::to_string(k));
+  std::mt19937 rng(11);
+  for (int i = 0; i < 20'000; ++i) {
+    const std::string& name = names[rng() % names.size()];
+    const int32_t gc = ts.category_vocabulary().Find(name);
+    const int32_t want = gc < 0 ? -1 : ts.LocalCategory(v, gc);
+    ASSERT_EQ(g.Category(name), want) << "'" << name << "'";
+  }
+  for (size_t k = 0; k < known; ++k) EXPECT_GE(g.Category(names[k]), 0) << names[k];
+}
+
 TEST(GateVerdictsRefusalTest, UnknownPurposeAndNoTermsAreRefused) {
   Engine engine(testing_terms::BaseTerms());
   auto snap = engine.snapshot();
