@@ -28,6 +28,7 @@
 #include <unordered_map>
 
 #include "common/hash.h"
+#include "common/file_mapping.h"
 #include "common/huge_memory.h"
 #include "common/json_keys.h"
 #include "common/json_writer.h"
@@ -169,11 +170,15 @@ struct BlockResult {
   }
 };
 
-// An input block: bytes up to a line end (or the input's end), then padding for simdjson.
+// An input block: bytes up to a line end (or the input's end), then padding for simdjson (at
+// least SIMDJSON_PADDING readable bytes, whatever they are). Its bytes are a mapping of the
+// manifest's file, or read into `data`.
 struct Block {
   HugeBytes data;
+  FileMapping mapped;
   size_t size = 0;
   uint64_t offset = 0;  // of its first byte in the manifest
+  const char* bytes() const { return mapped ? mapped.data() : data.data(); }
 };
 
 constexpr std::pair<uint8_t, const char*> kSignalNames[] = {
@@ -276,8 +281,8 @@ class BlockSink final : public internal::ItemSink {
 // Parses, decides and sorts one block (on any of the run's threads).
 void Work(WorkerContext& ctx, const FilterOptions& o, const Block& block, BlockResult* r) {
   r->Clear(o, static_cast<size_t>(ctx.verdicts->categories()));
-  BlockSink sink(o, *ctx.verdicts, block.data.data(), ctx.items, r);
-  internal::ReadBlock(ctx.parser, o, block.data.data(), block.size, &ctx.items, &sink);
+  BlockSink sink(o, *ctx.verdicts, block.bytes(), ctx.items, r);
+  internal::ReadBlock(ctx.parser, o, block.bytes(), block.size, &ctx.items, &sink);
   const internal::BlockItems& items = ctx.items;
   for (size_t l = 0; l < items.lines.size(); ++l) {
     const internal::BlockItems::Line& line = items.lines[l];
@@ -584,6 +589,12 @@ class FilterRun {
     // in memory needs few.
     const size_t expected = in.size() ? in.size() / 64 : SIZE_MAX;
     TakeHashAhead(in);
+    // A plain manifest in a regular file is mapped block by block rather than copied out of
+    // the page cache; whether it changed meanwhile is checked when the run ends.
+    if (const int fd = in.RegularFileFd(); fd >= 0 && ::fstat(fd, &mapped_stat_) == 0 &&
+                                           S_ISREG(mapped_stat_.st_mode)) {
+      map_fd_ = fd;
+    }
     // Sized for lines of about 150 bytes, the id set rarely grows (and rehashes) more than once.
     if (in.size() && in.format() == "plain") ids_.Reserve(in.size() / 150);
     std::vector<std::unique_ptr<WorkerContext>> contexts;
@@ -602,6 +613,9 @@ class FilterRun {
       }
       Serve(*contexts[0], in);
     }  // the helpers are joined: every task has ended
+    // A file changed underneath explains any other failure (its lost pages read as zeros,
+    // which are no JSON).
+    ASSENT_RETURN_IF_ERROR(CheckMappedInputUnchanged());
     ASSENT_RETURN_IF_ERROR(failed_);
     report_.input_sha256 = in_hash_.Hex();
     report_.output_sha256 = out_hash_.Hex();
@@ -630,6 +644,23 @@ class FilterRun {
     ahead.hashed = 0;
   }
 
+  // What was mapped must still be what the file holds: the hash and the parse each read the
+  // mapping when they came to it, so a file changed in the meantime may have given them
+  // different bytes. A change of size or modification time (or a page the file no longer
+  // reached) fails the run.
+  Status CheckMappedInputUnchanged() {
+    if (map_fd_ < 0) return OkStatus();
+    struct stat now {};
+    const struct stat& then = mapped_stat_;
+    if (!shrank_.load() && ::fstat(map_fd_, &now) == 0 && now.st_size == then.st_size &&
+        now.st_mtim.tv_sec == then.st_mtim.tv_sec && now.st_mtim.tv_nsec == then.st_mtim.tv_nsec) {
+      return OkStatus();
+    }
+    return InvalidArgumentError(o_.in_path + ": the manifest changed while it was read (its size "
+                                "or modification time is not what it was when the run began): "
+                                "run again once nothing writes to it");
+  }
+
   // A block between being read and being written.
   struct InFlight {
     Block block;
@@ -642,6 +673,7 @@ class FilterRun {
     std::unique_lock lock(mu_);
     for (;;) {
       while (!slots_.empty() && slots_.front()->hashed && slots_.front()->written) {
+        slots_.front()->block.mapped.Unmap();
         spare_.push_back(std::move(slots_.front()));
         slots_.pop_front();
         ++base_;
@@ -667,7 +699,7 @@ class FilterRun {
         const uint64_t skip = std::min<uint64_t>(h->block.size, hashed_ahead_ > h->block.offset
                                                                      ? hashed_ahead_ - h->block.offset
                                                                      : 0);
-        in_hash_.Update(std::string_view(h->block.data.data() + skip, h->block.size - skip));
+        in_hash_.Update(std::string_view(h->block.bytes() + skip, h->block.size - skip));
         lock.lock();
         hashing_ = false;
         h->hashed = true;
@@ -726,9 +758,46 @@ class FilterRun {
     cv_.notify_all();
   }
 
+  // Up to `n` bytes of the manifest: from the stream, or, for a mapped file, at read_at_.
+  Result<size_t> Read(internal::InputStream& in, char* buf, size_t n) {
+    if (map_fd_ < 0) return in.Read(buf, n);
+    for (;;) {
+      const ssize_t r = ::pread(map_fd_, buf, n, static_cast<off_t>(read_at_));
+      if (r >= 0) {
+        read_at_ += static_cast<uint64_t>(r);
+        return static_cast<size_t>(r);
+      }
+      if (errno != EINTR) {
+        return MakeError(ErrorCode::kUnavailable,
+                         "error reading '" + o_.in_path + "': " + std::strerror(errno));
+      }
+    }
+  }
+
   // The next block: bytes up to its last newline (or the input's end), padded. False at the
   // input's end. Only one thread reads at a time (reading_).
   Result<bool> ReadBlock(internal::InputStream& in, Block& b) {
+    b.mapped.Unmap();
+    if (map_fd_ >= 0 && carry_.empty() && !input_done_) {
+      // A window of the file up to block_bytes_, cut after its last newline; the bytes after
+      // the cut, in the file, are the padding. Near the file's end, and for a line longer than
+      // a block, the bytes are read instead.
+      constexpr size_t kPadding = simdjson::SIMDJSON_PADDING;
+      const uint64_t at = read_at_;
+      if (at + block_bytes_ + kPadding <= static_cast<uint64_t>(mapped_stat_.st_size)) {
+        FileMapping m(map_fd_, at, block_bytes_ + kPadding, &shrank_);
+        const char* nl = m ? static_cast<const char*>(::memrchr(m.data(), '\n', block_bytes_)) : nullptr;
+        if (nl) {
+          b.mapped = std::move(m);
+          b.size = static_cast<size_t>(nl - b.mapped.data()) + 1;
+          b.offset = emitted_;
+          emitted_ += b.size;
+          read_at_ = emitted_;
+          if (o_.progress) o_.progress(read_at_, static_cast<uint64_t>(mapped_stat_.st_size));
+          return true;
+        }
+      }
+    }
     for (;;) {
       if (input_done_) return false;
       // The line carried over, the bytes read after it and the padding fill block_bytes_ (for
@@ -743,7 +812,7 @@ class FilterRun {
       size_t size = carry_.size();
       bool end = false;
       while (size < want) {
-        ASSENT_ASSIGN_OR_RETURN(size_t n, in.Read(b.data.data() + size, want - size));
+        ASSENT_ASSIGN_OR_RETURN(size_t n, Read(in, b.data.data() + size, want - size));
         if (n == 0) {
           end = true;
           break;
@@ -759,7 +828,19 @@ class FilterRun {
       }
       carry_.assign(b.data.data() + cut, size - cut);
       input_done_ = end;
-      if (o_.progress) o_.progress(in.consumed(), in.size());
+      if (map_fd_ >= 0 && !end && cut > 0) {
+        // Mapped input: the line begun is read again in the next window (which is mapped). A
+        // line longer than the block (cut 0) is carried on as for any input.
+        read_at_ -= carry_.size();
+        carry_.clear();
+      }
+      if (o_.progress) {
+        if (map_fd_ >= 0) {
+          o_.progress(read_at_, static_cast<uint64_t>(mapped_stat_.st_size));
+        } else {
+          o_.progress(in.consumed(), in.size());
+        }
+      }
       if (cut == 0) {
         if (end) return false;
         if (carry_.size() > kMaxLineBytes) {
@@ -855,6 +936,10 @@ class FilterRun {
   Status failed_ = OkStatus();
 
   // The reading chain's own (reading_).
+  int map_fd_ = -1;  // a plain manifest's regular file, mapped (then read_at_ is where)
+  struct stat mapped_stat_ {};
+  uint64_t read_at_ = 0;
+  std::atomic<bool> shrank_{false};  // a mapped page the file no longer reached was touched
   std::string carry_;  // a line begun in the last block
   bool input_done_ = false;
   uint64_t emitted_ = 0;  // bytes in the blocks read so far

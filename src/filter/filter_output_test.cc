@@ -138,6 +138,52 @@ TEST_F(FilterTest, KeptLinesAreByteForByteAndHostileLinesAreMalformed) {
 
 // --out (or --report) that is the input itself, also through a link, is refused and the input
 // is untouched; the report is in place only with the outputs; stale temporaries are removed.
+// A plain manifest is mapped rather than copied, so a file changed while the run reads it
+// could give the hash and the parse different bytes: a change of size or modification time
+// (appended, truncated away under the mapping, rewritten in place) fails the run, writes
+// nothing, and never crashes it. The change is made from the progress callback, after the
+// first block.
+TEST_F(FilterTest, AManifestChangedWhileItIsReadFailsTheRun) {
+  std::string manifest;
+  for (int i = 0; i < 20'000; ++i) {
+    manifest += R"({"id":"m)" + std::to_string(i) + R"(","category":"content.audio","subjects":["u1"]})" "\n";
+  }
+  const std::string in = dir_ + "/in.jsonl";
+  const std::vector<std::function<void()>> changes = {
+      [&] { std::ofstream(in, std::ios::app) << R"({"id":"late","category":"content.audio"})" "\n"; },
+      [&] { fs::resize_file(in, 5'000); },
+      [&] {
+        std::fstream f(in, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(manifest.size() - 20)) << "X";
+        f.close();
+        const auto later = fs::last_write_time(in) + std::chrono::seconds(2);
+        fs::last_write_time(in, later);  // however coarse the file system's clock
+      },
+  };
+  for (size_t k = 0; k < changes.size(); ++k) {
+    for (int threads : {1, 2}) {
+      bool changed = false;
+      FilterOptions o;
+      o.threads = threads;
+      o.block_bytes = 64 << 10;
+      o.progress = [&](uint64_t, uint64_t) {
+        if (!changed) changes[k]();
+        changed = true;
+      };
+      auto r = Filter(manifest, o);
+      ASSERT_TRUE(changed);
+      ASSERT_FALSE(r) << "change " << k << ", threads " << threads;
+      EXPECT_NE(r.error().message.find("changed while it was read"), std::string::npos)
+          << "change " << k << ", threads " << threads << ": " << r.error().message;
+      EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl"));
+    }
+  }
+  // Unchanged, the same manifest goes through.
+  auto ok = Filter(manifest);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->items, 20'000u);
+}
+
 TEST_F(FilterTest, TheInputIsNeverReplacedAndLeftoversAreCleaned) {
   const std::string manifest = "{\"id\":\"a\",\"category\":\"content.audio\"}\n";
   std::ofstream(dir_ + "/in.jsonl", std::ios::binary) << manifest;

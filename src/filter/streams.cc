@@ -58,6 +58,7 @@ class Fd {
   uint64_t consumed() const { return consumed_; }
   const std::string& name() const { return name_; }
   int fd() const { return fd_; }
+  bool owned() const { return owned_; }  // opened by path (not standard input)
 
  private:
   int fd_;
@@ -75,6 +76,7 @@ class PlainInput : public InputStream {
   uint64_t consumed() const override { return fd_->consumed(); }
   uint64_t size() const override { return size_; }
   std::string_view format() const override { return "plain"; }
+  int RegularFileFd() const override { return size_ && fd_->owned() ? fd_->fd() : -1; }
 
  private:
   std::unique_ptr<Fd> fd_;

@@ -32,6 +32,10 @@ class InputStream {
   virtual uint64_t size() const = 0;
   // "plain", "gzip" or "zstd".
   virtual std::string_view format() const = 0;
+  // For a plain manifest in a regular file named by its path (not standard input, whose
+  // position may not be its start): its descriptor, so that it can be mapped and read at any
+  // offset instead of through Read(). -1 otherwise.
+  virtual int RegularFileFd() const { return -1; }
 };
 
 class OutputStream {
