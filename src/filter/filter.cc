@@ -75,6 +75,7 @@ struct InputHashAhead::State {
   std::atomic<bool> stop{false};
   Hasher hash;
   uint64_t hashed = 0;  // bytes hashed; read once the thread has ended
+  std::atomic<bool> shrank{false};  // the file lost pages while they were hashed
   std::string path;
   struct stat before{};
 };
@@ -101,12 +102,16 @@ std::unique_ptr<InputHashAhead> InputHashAhead::Start(const std::string& path) {
   s->path = path;
   State* state = s.get();
   s->thread = std::jthread([state, fd] {
-    std::string buf(1 << 20, '\0');
-    while (!state->stop.load(std::memory_order_relaxed)) {
-      const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(state->hashed));
-      if (n <= 0) break;
-      state->hash.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
-      state->hashed += static_cast<uint64_t>(n);
+    // The file as it was when looked at, mapped 1 MiB at a time (not copied); a page truncated
+    // away meanwhile reads as zeros and sets `shrank`, and the hash is then not used.
+    constexpr uint64_t kWindow = 1 << 20;
+    const uint64_t size = static_cast<uint64_t>(state->before.st_size);
+    while (!state->stop.load(std::memory_order_relaxed) && state->hashed < size) {
+      const size_t n = static_cast<size_t>(std::min(kWindow, size - state->hashed));
+      FileMapping window(fd, state->hashed, n, &state->shrank);
+      if (!window) break;
+      state->hash.Update(std::string_view(window.data(), n));
+      state->hashed += n;
     }
     ::close(fd);
   });
@@ -633,7 +638,7 @@ class FilterRun {
     if (ahead.thread.joinable()) ahead.thread.join();
     struct stat now {};
     const struct stat& then = ahead.before;
-    if (ahead.path != o_.in_path || in.format() != "plain" || emitted_ != 0 ||
+    if (ahead.path != o_.in_path || in.format() != "plain" || emitted_ != 0 || ahead.shrank.load() ||
         ::stat(o_.in_path.c_str(), &now) != 0 || now.st_dev != then.st_dev ||
         now.st_ino != then.st_ino || now.st_size != then.st_size ||
         now.st_mtim.tv_sec != then.st_mtim.tv_sec || now.st_mtim.tv_nsec != then.st_mtim.tv_nsec) {
