@@ -587,6 +587,8 @@ class FilterRun {
   }
 
   const internal::BlockItems::FieldStats& stats() const { return stats_; }
+  // Bytes of the manifest read (decompressed), once ReadAll has returned.
+  uint64_t bytes_read() const { return emitted_; }
 
   // Reads the manifest through; the outputs hold the kept lines when it returns OK.
   Status ReadAll(internal::InputStream& in) {
@@ -1029,7 +1031,10 @@ Result<FilterReport> Filter(const Snapshot& snap, Timestamp now, const FilterOpt
   Warn(snap.terms().version(snap.terms().VersionAt(t)), o, run.stats(), &report);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSENT_RETURN_IF_ERROR(outputs.Commit(report.ToJson()));
-  if (o.progress) o.progress(in->consumed(), in->consumed());
+  if (o.progress) {  // as the run counted: the mapped file's bytes, else the stream's
+    const uint64_t done = in->RegularFileFd() >= 0 ? run.bytes_read() : in->consumed();
+    o.progress(done, done);
+  }
   return report;
 }
 

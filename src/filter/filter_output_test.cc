@@ -178,10 +178,14 @@ TEST_F(FilterTest, AManifestChangedWhileItIsReadFailsTheRun) {
       EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl"));
     }
   }
-  // Unchanged, the same manifest goes through.
-  auto ok = Filter(manifest);
+  // Unchanged, the same manifest goes through, and progress ends at its size.
+  std::pair<uint64_t, uint64_t> last;
+  FilterOptions o;
+  o.progress = [&last](uint64_t done, uint64_t total) { last = {done, total}; };
+  auto ok = Filter(manifest, o);
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok->items, 20'000u);
+  EXPECT_EQ(last, std::make_pair(uint64_t{manifest.size()}, uint64_t{manifest.size()}));
 }
 
 TEST_F(FilterTest, TheInputIsNeverReplacedAndLeftoversAreCleaned) {
