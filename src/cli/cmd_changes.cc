@@ -4,6 +4,7 @@
 // and reconnects (from the last position printed) when a server drops it. Nothing is printed
 // twice and nothing is skipped: the next line always has the position after the last one.
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <fmt/core.h>
 
 #include <charconv>
@@ -12,11 +13,55 @@
 #include <cstdlib>
 #include <iostream>
 #include <thread>
+#include <type_traits>
 
 #include "cli/commands.h"
 
 namespace assent::cli {
 namespace {
+
+// libcurl, loaded the first time a server's feed is read — its only use here — so that no
+// other command loads it and the two dozen libraries it brings (TLS, Kerberos, LDAP, IDN…):
+// about 5 ms of every start of the program.
+struct CurlApi {
+  decltype(&curl_easy_init) easy_init = nullptr;
+  decltype(&curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&curl_easy_perform) easy_perform = nullptr;
+  decltype(&curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&curl_easy_cleanup) easy_cleanup = nullptr;
+  decltype(&curl_easy_strerror) easy_strerror = nullptr;
+  decltype(&curl_slist_append) slist_append = nullptr;
+  decltype(&curl_slist_free_all) slist_free_all = nullptr;
+  std::string error;  // why it could not be loaded; empty when it was
+};
+
+const CurlApi& Curl() {
+  static const CurlApi api = [] {
+    CurlApi a;
+    void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      const char* why = ::dlerror();
+      a.error = std::string("cannot load libcurl (libcurl.so.4; the install script installs it): ") +
+                (why ? why : "unknown error");
+      return a;
+    }
+    auto get = [&](auto& f, const char* name) {
+      f = reinterpret_cast<std::remove_reference_t<decltype(f)>>(::dlsym(lib, name));
+      if (!f && a.error.empty()) a.error = std::string("libcurl lacks ") + name;
+    };
+    get(a.easy_init, "curl_easy_init");
+    get(a.easy_setopt, "curl_easy_setopt");
+    get(a.easy_perform, "curl_easy_perform");
+    get(a.easy_getinfo, "curl_easy_getinfo");
+    get(a.easy_cleanup, "curl_easy_cleanup");
+    get(a.easy_strerror, "curl_easy_strerror");
+    get(a.slist_append, "curl_slist_append");
+    get(a.slist_free_all, "curl_slist_free_all");
+    return a;
+  }();
+  return api;
+}
+
 
 struct ChangesCommand {
   std::string data = "./assent-data";
@@ -126,36 +171,38 @@ int FromServer(const ChangesCommand& o) {
   }
   std::string base = o.server;
   while (base.ends_with('/')) base.pop_back();
+  const CurlApi& curl = Curl();
+  if (!curl.error.empty()) return Fail(curl.error);
   LinePrinter printer(o.after);
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
     printer.ResetConnection();
     const std::string url = fmt::format("{}/v1/changes?after={}&follow={}", base, printer.last(),
                                         o.follow ? "true" : "false");
-    CURL* c = curl_easy_init();
+    CURL* c = curl.easy_init();
     if (!c) return Fail("cannot start an HTTP client");
-    curl_slist* h = curl_slist_append(nullptr, ("Authorization: Bearer " + key).c_str());
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBytes);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &printer);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_slist* h = curl.slist_append(nullptr, ("Authorization: Bearer " + key).c_str());
+    curl.easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl.easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBytes);
+    curl.easy_setopt(c, CURLOPT_WRITEDATA, &printer);
+    curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     // A feed sends a keep-alive line every 15 s: a minute of silence is a dead connection.
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     const uint64_t before = printer.last();
-    const CURLcode rc = curl_easy_perform(c);
+    const CURLcode rc = curl.easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl.slist_free_all(h);
+    curl.easy_cleanup(c);
     if (rc == CURLE_OK && status != 200) {
       return Fail(fmt::format("{} answered {}: {}", url, status, printer.rest()));
     }
     if (rc == CURLE_OK && printer.problem().empty() && !o.follow) return 0;  // at the head
     // Ended early: a problem line (slow consumer, the node stopping) or a broken connection.
-    const std::string why = rc != CURLE_OK ? curl_easy_strerror(rc)
+    const std::string why = rc != CURLE_OK ? curl.easy_strerror(rc)
                             : printer.problem().empty() ? "the server closed the feed"
                                                         : printer.problem();
     if (rc != CURLE_OK && !o.follow) {
