@@ -307,6 +307,13 @@ void Work(WorkerContext& ctx, const FilterOptions& o, const Block& block, BlockR
   r->stats = items.stats;
 }
 
+// Whether a file looked at twice is the same file with the same bytes, as far as its metadata
+// tells: device, inode, size and modification time.
+bool SameFileState(const struct stat& then, const struct stat& now) {
+  return now.st_dev == then.st_dev && now.st_ino == then.st_ino && now.st_size == then.st_size &&
+         now.st_mtim.tv_sec == then.st_mtim.tv_sec && now.st_mtim.tv_nsec == then.st_mtim.tv_nsec;
+}
+
 // kInvalidArgument when writing `out` would replace the input file (the same file under
 // another name, a symlink or a hard link to it).
 Status RefuseInputAsOutput(const std::string& in, const std::string& out, const char* what) {
@@ -641,9 +648,7 @@ class FilterRun {
     struct stat now {};
     const struct stat& then = ahead.before;
     if (ahead.path != o_.in_path || in.format() != "plain" || emitted_ != 0 || ahead.shrank.load() ||
-        ::stat(o_.in_path.c_str(), &now) != 0 || now.st_dev != then.st_dev ||
-        now.st_ino != then.st_ino || now.st_size != then.st_size ||
-        now.st_mtim.tv_sec != then.st_mtim.tv_sec || now.st_mtim.tv_nsec != then.st_mtim.tv_nsec) {
+        ::stat(o_.in_path.c_str(), &now) != 0 || !SameFileState(then, now)) {
       return;
     }
     in_hash_.Swap(ahead.hash);
@@ -659,8 +664,7 @@ class FilterRun {
     if (map_fd_ < 0) return OkStatus();
     struct stat now {};
     const struct stat& then = mapped_stat_;
-    if (!shrank_.load() && ::fstat(map_fd_, &now) == 0 && now.st_size == then.st_size &&
-        now.st_mtim.tv_sec == then.st_mtim.tv_sec && now.st_mtim.tv_nsec == then.st_mtim.tv_nsec) {
+    if (!shrank_.load() && ::fstat(map_fd_, &now) == 0 && SameFileState(then, now)) {
       return OkStatus();
     }
     return InvalidArgumentError(o_.in_path + ": the manifest changed while it was read (its size "
