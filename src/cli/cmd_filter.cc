@@ -102,10 +102,13 @@ int Filter(FilterCommand& o) {
     o.f.at = *at;
   }
   o.f.collect_parties = !o.dataset.empty();
+  // The hashes are in the report and what a dataset records; a run that shows neither does not
+  // read every byte a second time for them.
+  o.f.hash = !o.dataset.empty() || !o.f.report_path.empty() || o.f.out_path == "-";
   if (o.f.threads <= 0) o.f.threads = std::max(1u, std::thread::hardware_concurrency());
   // The input's hash begins while the ledger opens (a second thread only when one is allowed).
   std::unique_ptr<InputHashAhead> ahead;
-  if (o.f.threads >= 2) ahead = InputHashAhead::Start(o.f.in_path);
+  if (o.f.threads >= 2 && o.f.hash) ahead = InputHashAhead::Start(o.f.in_path);
   o.f.hash_ahead = ahead.get();
   auto source = OpenSource(o);
   if (!source) return Fail(source.error());
@@ -181,7 +184,8 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--position", o->position,
                   "Decide on the ledger as it was at this position (re-deriving a dataset)");
   cmd->add_option("--report", o->f.report_path,
-                  "Write the report as JSON to this file (renamed into place with the outputs)");
+                  "Write the report as JSON, with the input's and output's SHA-256, to this file "
+                  "(renamed into place with the outputs)");
   cmd->add_option("--snapshot", o->snapshot,
                   "Decide from a snapshot file (assent snapshot) instead of the ledger");
   cmd->add_option("--dataset", o->dataset,

@@ -271,7 +271,7 @@ class BlockSink final : public internal::ItemSink {
       if (o_.collect_parties) {
         for (std::string_view s : subjects) r_.shard_subjects[shard].emplace(s);
       }
-      r_.ordered.append(bytes);
+      if (o_.hash) r_.ordered.append(bytes);  // the output's hash is of every kept line in order
     }
     r_.out[shard].append(bytes);
   }
@@ -631,8 +631,10 @@ class FilterRun {
     // which are no JSON).
     ASSENT_RETURN_IF_ERROR(CheckMappedInputUnchanged());
     ASSENT_RETURN_IF_ERROR(failed_);
-    report_.input_sha256 = in_hash_.Hex();
-    report_.output_sha256 = out_hash_.Hex();
+    if (o_.hash) {
+      report_.input_sha256 = in_hash_.Hex();
+      report_.output_sha256 = out_hash_.Hex();
+    }
     return OkStatus();
   }
 
@@ -641,7 +643,7 @@ class FilterRun {
 
   // Continues from the input's hash begun ahead, if it is this file's, unchanged since.
   void TakeHashAhead(const internal::InputStream& in) {
-    if (!o_.hash_ahead) return;
+    if (!o_.hash_ahead || !o_.hash) return;
     InputHashAhead::State& ahead = o_.hash_ahead->state();
     ahead.stop = true;
     if (ahead.thread.joinable()) ahead.thread.join();
@@ -702,7 +704,7 @@ class FilterRun {
         Fail(s);
         continue;
       }
-      InFlight* h = Slot(next_hash_);
+      InFlight* h = o_.hash ? Slot(next_hash_) : nullptr;
       if (!hashing_ && h) {
         hashing_ = true;
         lock.unlock();
@@ -734,7 +736,8 @@ class FilterRun {
         if (!got) {
           Fail(std::unexpected(got.error()));
         } else if (*got) {
-          next->hashed = next->parsing = next->parsed = next->written = false;
+          next->parsing = next->parsed = next->written = false;
+          next->hashed = !o_.hash;  // nothing to hash: the block is through once written
           slots_.push_back(std::move(next));
         } else {
           eof_ = true;
@@ -912,10 +915,10 @@ class FilterRun {
     ids_.InsertAll(r.id_hashes, &report_.duplicate_ids, &report_.duplicates_checked_fully);
     for (size_t s = 0; s < r.out.size(); ++s) {
       ASSENT_RETURN_IF_ERROR(outputs_.Write(s, r.out[s]));
-      if (!o_.shards) out_hash_.Update(r.out[s]);
+      if (!o_.shards && o_.hash) out_hash_.Update(r.out[s]);
     }
     if (o_.shards) {
-      out_hash_.Update(r.ordered);
+      if (o_.hash) out_hash_.Update(r.ordered);
       for (size_t s = 0; s < r.shard_items.size(); ++s) {
         report_.shards[s].items += r.shard_items[s];
         if (o_.collect_parties) report_.shards[s].subjects.merge(r.shard_subjects[s]);

@@ -64,6 +64,10 @@ struct FilterOptions {
   // Threads the run takes: reading, hashing, parsing, deciding and writing are shared among
   // them (the output order never depends on it).
   int threads = 1;
+  // Hash the input and the output (SHA-256, the report's input_sha256 and output_sha256, what a
+  // dataset records). Off, a run does not read its bytes twice, and the report's hashes are
+  // empty: for a run whose report nobody will see or record.
+  bool hash = true;
   // The input's hash begun ahead (for in_path), or null.
   InputHashAhead* hash_ahead = nullptr;
   // Collect the subjects and accounts of kept items (for dataset registration).

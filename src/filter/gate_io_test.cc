@@ -320,5 +320,51 @@ TEST_F(GateIoTest, TheInputHashBegunAheadIsTheFilesOwn) {
   EXPECT_EQ(InputHashAhead::Start(dir_ + "/missing.jsonl"), nullptr);
 }
 
+// A run that nobody records (hash off) keeps exactly what a hashing run keeps, in one file or in
+// shards, on any number of threads; its report says no hash rather than a wrong one, and a hash
+// begun ahead is left unused.
+TEST_F(GateIoTest, ARunWithoutHashesKeepsTheSameLinesAndClaimsNoHash) {
+  std::string manifest;
+  for (int i = 0; i < 30000; ++i) {
+    manifest += "{\"id\":\"h" + std::to_string(i) + "\",\"category\":\"" +
+                (i % 3 ? "service_generated.telemetry" : "content.chat") + "\",\"subjects\":[\"u" +
+                std::to_string(i % 11) + "\"]}" + (i % 5 == 0 ? "\r\n" : "\n");
+  }
+  const std::string in = dir_ + "/nohash.jsonl";
+  std::ofstream(in, std::ios::binary) << manifest;
+  for (int shards : {0, 3}) {
+    for (int threads : {1, 2, 4}) {
+      FilterOptions o;
+      o.purpose = "ai_training.first_party";
+      o.in_path = in;
+      o.threads = threads;
+      o.block_bytes = 8192;
+      o.shards = shards;
+      o.out_path = dir_ + "/hashed.jsonl";
+      auto hashed = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+      ASSERT_TRUE(hashed) << hashed.error().message;
+      EXPECT_EQ(hashed->input_sha256, ToHex(Sha256(manifest)));
+      auto ahead = InputHashAhead::Start(in);
+      o.hash_ahead = ahead.get();
+      o.hash = false;
+      o.out_path = dir_ + "/unhashed.jsonl";
+      auto r = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+      ASSERT_TRUE(r) << r.error().message;
+      EXPECT_EQ(r->input_sha256, "");
+      EXPECT_EQ(r->output_sha256, "");
+      EXPECT_GT(r->kept, 0u);
+      EXPECT_LT(r->kept, r->items);
+      EXPECT_EQ(r->kept, hashed->kept);
+      EXPECT_EQ(r->excluded_by_reason, hashed->excluded_by_reason);
+      const int files = shards ? shards : 1;
+      for (int s = 0; s < files; ++s) {
+        const std::string a = shards ? ShardFileName(dir_ + "/hashed.jsonl", s, shards) : dir_ + "/hashed.jsonl";
+        const std::string b = shards ? ShardFileName(dir_ + "/unhashed.jsonl", s, shards) : dir_ + "/unhashed.jsonl";
+        EXPECT_EQ(Read(b), Read(a)) << "shards " << shards << ", threads " << threads;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace assent::filter_test
