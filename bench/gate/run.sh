@@ -3,7 +3,8 @@
 # a generated manifest (ITEMS lines, subjects Zipf over 100k, ~150 bytes a line), then
 #   - simdjson's own iterate_many over it on one core (the parse-speed reference),
 #   - the gate's own reader alone over it on one core (reading, not deciding: where time goes),
-#   - `assent filter` with its default threads (plain, and zstd-compressed input),
+#   - `assent filter` with its default threads (plain, and zstd-compressed input; and with
+#     --report, which hashes the input and output as a dataset's record needs),
 #   - DuckDB (npm @duckdb/node-api) running the same filter as SQL, writing the same kept lines
 #     (best of three too),
 # checks that DuckDB's output equals Assent's byte for byte, and prints one JSON line with the
@@ -43,6 +44,8 @@ filter() {
 }
 assent_s=$(best filter "$work/manifest.jsonl")
 one_thread_s=$(best filter "$work/manifest.jsonl" --threads 1)
+# With --report the run also hashes its input and output (SHA-256, what a dataset records).
+report_s=$(best filter "$work/manifest.jsonl" --report "$work/report.json")
 zstd_s=0
 [[ -f "$work/manifest.jsonl.zst" ]] && zstd_s=$(best filter "$work/manifest.jsonl.zst")
 filter "$work/manifest.jsonl" 2>/dev/null
@@ -52,10 +55,11 @@ cmp -s "$work/kept.jsonl" "$work/duck.jsonl" || { echo "DuckDB kept other lines 
 rss=$( { /usr/bin/time -f %M build/release/assent filter --data "$work/data" --purpose ai_training.first_party \
   --in "$work/manifest.jsonl" --out "$work/kept.jsonl" 2>&1 >/dev/null; } | tail -1)
 awk -v items="$items" -v bytes="$bytes" -v a="$assent_s" -v one="$one_thread_s" -v z="$zstd_s" \
-    -v d="$duck_s" -v simd="$simd_bps" -v reader="$reader_bps" -v rss="$rss" 'BEGIN {
+    -v d="$duck_s" -v simd="$simd_bps" -v reader="$reader_bps" -v rss="$rss" -v rep="$report_s" 'BEGIN {
   printf "{\"mode\":\"gate\",\"items\":%d,\"bytes\":%d,\"assent_seconds\":%.3f,\"assent_one_thread_seconds\":%.3f,", items, bytes, a, one
   printf "\"assent_zstd_seconds\":%.3f,\"duckdb_seconds\":%.3f,\"simdjson_bytes_per_second\":%.0f,", z, d, simd
   printf "\"assent_bytes_per_second\":%.0f,\"vs_duckdb\":%.2f,\"vs_simdjson\":%.2f,\"threads_scaling\":%.2f,", bytes / a, d / a, (bytes / a) / simd, one / a
   printf "\"reader_bytes_per_second\":%.0f,\"reader_vs_simdjson\":%.2f,", reader, reader / simd
+  printf "\"assent_report_seconds\":%.3f,\"vs_duckdb_with_report\":%.2f,", rep, d / rep
   printf "\"zstd_vs_plain\":%.2f,\"peak_rss_mib\":%.0f}\n", (z > 0 ? a / z : 0), rss / 1024
 }'

@@ -105,7 +105,9 @@ class ReplayReader {
   uint64_t erased_skipped() const { return erased_skipped_; }
 
  private:
-  static constexpr size_t kBatch = 16384;
+  // Batches begin small and double up to kBatch, so that the applying thread has work from
+  // the start: with one batch of a small ledger's every event, it would only wait.
+  static constexpr size_t kFirstBatch = 256, kBatch = 16384;
 
   Result<ScanControl> OnEntry(const EntryView& v) {
     if (v.position > head_) return ScanControl::kStop;  // later ones are the follower's
@@ -136,8 +138,9 @@ class ReplayReader {
                            " names its party by something that is not a pseudonym");
     }
     ++used_;  // named by pseudonym until the batch is resolved (SendBatch)
-    if (used_ == kBatch) {
+    if (used_ == batch_size_) {
       SendBatch();
+      batch_size_ = std::min(kBatch, batch_size_ * 2);
       if (queue_.closed()) return InternalError("replay stopped");
     }
     return ScanControl::kContinue;
@@ -185,6 +188,7 @@ class ReplayReader {
   EntryDecoder decoder_;
   ReplayItem batch_{ReplayItem::Kind::kEvents};
   size_t used_ = 0;  // events of `batch_` filled so far (the rest are spare objects)
+  size_t batch_size_ = kFirstBatch;  // events sent together next
   uint64_t expected_ = 1;
   uint64_t erased_skipped_ = 0;
   std::vector<std::string_view> names_;
