@@ -20,7 +20,9 @@ Result<std::unique_ptr<GateVerdicts>> GateVerdicts::Make(const Snapshot& snap,
   const int32_t p = gp < 0 ? -1 : ts.LocalPurpose(v, gp);
   if (p < 0) return internal::UnknownName("purpose", purpose, terms, terms.purposes());
   std::unique_ptr<GateVerdicts> g(new GateVerdicts(snap));
-  g->presence_ = &Presence(snap);
+  const internal::PartyPresence& presence = Presence(snap);
+  g->presence_words_ = presence.words.data();
+  g->presence_mask_ = presence.mask;
   g->t_ = t;
   g->v_ = v;
   g->p_ = p;
@@ -90,18 +92,18 @@ GateVerdicts::PartyVerdict GateVerdicts::JudgeParty(PartyKind kind, std::string_
                                                     int32_t category) {
   const uint64_t hash = internal::PartyHash(kind, id);
   const CategoryRule& cr = rules_[category];
-  if (!suppressing_ && !presence_->MayHave(hash)) {
+  if (!suppressing_ && !internal::PartyPresence::MayHave(presence_words_, presence_mask_, hash)) {
     // No record (and nobody erased): under consent nothing said fails, under objectable it
     // passes — Snapshot::JudgeParty's answer for a party without events.
     const bool consent = cr.rule->basis == Basis::kConsent;
-    return {consent, false, consent ? Reason::kNoConsent : Reason::kNotObjected};
+    return PartyVerdict(consent, false, consent ? Reason::kNoConsent : Reason::kNotObjected);
   }
   uint64_t key = (hash ^ (static_cast<uint64_t>(category) * 0x9e3779b97f4a7c15ULL)) | 1;
   Slot& s = slots_[(key >> 17) & slot_mask_];
   const bool rememberable = id.size() <= Slot::kIdBytes && category <= 0xffff;
   if (s.hash == key && s.category == category && s.kind == static_cast<uint8_t>(kind) &&
       s.len == id.size() && std::memcmp(s.id, id.data(), id.size()) == 0) {
-    return {s.fails, s.erased, s.failure};
+    return PartyVerdict(s.fails, s.erased, s.failure);
   }
   const Snapshot::PartyJudgement j =
       snap_.JudgeParty(snap_.state_->Find(hash, kind, id), *cr.rule, v_, category, p_, cr.gc, gp_, t_);
@@ -116,7 +118,7 @@ GateVerdicts::PartyVerdict GateVerdicts::JudgeParty(PartyKind kind, std::string_
     s.failure = j.failure;
     std::memcpy(s.id, id.data(), id.size());
   }
-  return {j.fails, erased, j.failure};
+  return PartyVerdict(j.fails, erased, j.failure);
 }
 
 GateVerdicts::Verdict GateVerdicts::Judge(int32_t category, const std::string_view* account,
@@ -149,8 +151,8 @@ GateVerdicts::Verdict GateVerdicts::Judge(int32_t category, const std::string_vi
       return;
     }
     const PartyVerdict pv = JudgeParty(kind, id, category);
-    erased = erased || pv.erased;
-    if (pv.fails && out.allow) out = {false, pv.failure};
+    erased = erased || pv.erased();
+    if (pv.fails() && out.allow) out = {false, pv.failure()};
   };
   if (account) party(PartyKind::kAccount, *account, need_account);
   for (std::string_view s : subjects) {

@@ -36,7 +36,9 @@ struct PartyPresence {
     return (uint64_t{1} << ((hash >> 40) & 63)) | (uint64_t{1} << ((hash >> 46) & 63));
   }
   uint64_t& Word(uint64_t hash) { return words[(hash ^ (hash >> 29)) & mask]; }
-  bool MayHave(uint64_t hash) const {
+  bool MayHave(uint64_t hash) const { return MayHave(words.data(), mask, hash); }
+  // The same over a copy of the words' address and mask (one dependent load fewer).
+  static bool MayHave(const uint64_t* words, uint64_t mask, uint64_t hash) {
     const uint64_t bits = Bits(hash);
     return (words[(hash ^ (hash >> 29)) & mask] & bits) == bits;
   }
@@ -90,9 +92,19 @@ class GateVerdicts {
   static_assert(sizeof(Slot) == 64);
   static constexpr size_t kMaxSlots = 1 << 15;
 
-  struct PartyVerdict {
-    bool fails, erased;
-    Reason failure;
+  // Packed in one word and built arithmetically: as a struct of three bytes it was returned
+  // through two byte stores and a wider load, which the CPU cannot forward (a stall per party).
+  class PartyVerdict {
+   public:
+    PartyVerdict(bool fails, bool erased, Reason failure)
+        : bits_(static_cast<uint32_t>(fails) | static_cast<uint32_t>(erased) << 8 |
+                static_cast<uint32_t>(failure) << 16) {}
+    bool fails() const { return bits_ & 1; }
+    bool erased() const { return (bits_ >> 8) & 1; }
+    Reason failure() const { return static_cast<Reason>(bits_ >> 16); }
+
+   private:
+    uint32_t bits_;
   };
   PartyVerdict JudgeParty(PartyKind kind, std::string_view id, int32_t category);
 
@@ -107,7 +119,8 @@ class GateVerdicts {
   std::array<RecentCategory, 16> recent_{};  // by a hash of the name (Category)
   HugeArray<Slot> slots_;  // zeroed: hash 0 is empty
   size_t slot_mask_ = 0;
-  const internal::PartyPresence* presence_ = nullptr;
+  const uint64_t* presence_words_ = nullptr;  // the snapshot's PartyPresence
+  uint64_t presence_mask_ = 0;
   bool suppressing_ = false;  // someone was erased: every party is checked
 };
 
