@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/sha256.h"
 #include "run_assent.h"
 
 namespace {
@@ -348,6 +349,35 @@ TEST_F(CliLedgerTest, FilterReadsAPipeAndADatasetVerifies) {
                            in + " 2>/dev/null | wc -l");
   ASSERT_EQ(piped.code, 0) << piped.out;
   EXPECT_EQ(std::stoi(piped.out), 38) << piped.out;  // u2 objected: 12 of 50
+  // The hashes are computed where something shows them: the report on standard error (with
+  // --out -) and in --report's file name the manifest's and the kept lines' SHA-256.
+  std::string manifest;
+  {
+    std::ifstream f(in, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    manifest = ss.str();
+  }
+  const std::string in_hash = "\"input_sha256\":\"" + assent::ToHex(assent::Sha256(manifest)) + "\"";
+  RunResult report_on_stderr = Assent("filter" + D() + " --purpose ai_training.first_party --in " + in +
+                                      " --out - 2>&1 >/dev/null | cat");
+  EXPECT_NE(report_on_stderr.out.find(in_hash), std::string::npos) << report_on_stderr.out;
+  RunResult reported = Assent("filter" + D() + " --purpose ai_training.first_party --in " + in +
+                              " --out " + dir_ + "-reported.jsonl --report " + dir_ + "-report.json");
+  ASSERT_EQ(reported.code, 0) << reported.out;
+  std::string report, kept;
+  {
+    std::ifstream r(dir_ + "-report.json"), k(dir_ + "-reported.jsonl", std::ios::binary);
+    std::stringstream rs, ks;
+    rs << r.rdbuf();
+    ks << k.rdbuf();
+    report = rs.str();
+    kept = ks.str();
+  }
+  EXPECT_NE(report.find(in_hash), std::string::npos) << report;
+  EXPECT_NE(report.find("\"output_sha256\":\"" + assent::ToHex(assent::Sha256(kept)) + "\""), std::string::npos) << report;
+  fs::remove(dir_ + "-reported.jsonl");
+  fs::remove(dir_ + "-report.json");
   // A recorded dataset re-derives from its manifest; one changed byte does not.
   RunResult rec = Assent("filter" + D() + " --purpose ai_training.first_party --in " + in +
                          " --out " + dir_ + "-out.jsonl --dataset ds1");
