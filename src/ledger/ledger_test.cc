@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/sha256.h"
 #include "engine/events_jsonl.h"
 #include "ledger/events_file.h"
 #include "ledger/ledger_impl.h"
@@ -319,6 +320,59 @@ TEST_F(LedgerTest, RefusesToStartOnAMissingEntry) {
   ASSERT_FALSE(l);
   EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
   EXPECT_NE(l.error().message.find("missing"), std::string::npos) << l.error().message;
+}
+
+// Replay hands entries over in batches (the first small, then doubling) and decodes them on
+// the applying thread: a ledger of thousands of entries comes back with every choice, and an
+// entry deep in a later batch whose hash matches but whose body does not decode (its action
+// rewritten, the hash made to match) stops the start with that entry's position.
+TEST_F(LedgerTest, ReplaysManyBatchesAndNamesAnEntryThatDoesNotDecode) {
+  constexpr int kEvents = 3000;
+  {
+    auto l = OpenWithTerms();
+    for (int i = 0; i < kEvents; ++i) {
+      ASSERT_TRUE(l->RecordConsent(Event("u" + std::to_string(i), i % 3 ? Action::kGrant : Action::kWithdraw,
+                                         "service_generated.product_usage", "marketing",
+                                         "2023-08-12T00:00:00Z")));
+    }
+  }
+  {
+    auto l = Open();
+    ASSERT_TRUE(l) << l.error().message;
+    EXPECT_EQ((*l)->position(), static_cast<uint64_t>(kEvents) + 2);
+    for (int i : {0, 1, 255, 256, 1000, 2998, 2999}) {
+      const std::string answer = Ask(**l, "service_generated.product_usage", "marketing", "u" + std::to_string(i));
+      EXPECT_NE(answer.find(i % 3 ? "\"decision\":\"allow\"" : "\"reason\":\"objected\""), std::string::npos)
+          << "u" << i << ": " << answer;
+    }
+  }
+  const int position = 2500;  // in the sixth batch (256, 512, 1024, then 2048 entries)
+  Tamper(dir_, "SELECT 1");   // the triggers that refuse changes, dropped
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* read = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT body FROM entries WHERE position = ?", -1, &read, nullptr), SQLITE_OK);
+  sqlite3_bind_int64(read, 1, position);
+  ASSERT_EQ(sqlite3_step(read), SQLITE_ROW);
+  std::string body(static_cast<const char*>(sqlite3_column_blob(read, 0)), sqlite3_column_bytes(read, 0));
+  sqlite3_finalize(read);
+  const size_t at = body.find("\"grant\"") != std::string::npos ? body.find("\"grant\"") : body.find("\"withdraw\"");
+  ASSERT_NE(at, std::string::npos) << body;
+  body.replace(at, body.find('"', at + 1) - at + 1, "\"sell\"");
+  const Sha256Digest hash = Sha256(body);
+  sqlite3_stmt* write = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE entries SET body = ?, hash = ? WHERE position = ?", -1, &write, nullptr), SQLITE_OK);
+  sqlite3_bind_blob(write, 1, body.data(), static_cast<int>(body.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(write, 2, hash.data(), 32, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(write, 3, position);
+  ASSERT_EQ(sqlite3_step(write), SQLITE_DONE);
+  sqlite3_finalize(write);
+  sqlite3_close(db);
+  auto l = Open();
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(l.error().message.find("position " + std::to_string(position)), std::string::npos)
+      << l.error().message;
 }
 
 TEST_F(LedgerTest, AFailedAppendAcknowledgesNothing) {

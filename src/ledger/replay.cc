@@ -1,9 +1,13 @@
 // Start-up replay (ledger_impl.h): every stored entry, checked and folded into a new engine.
-// Two threads: a reader checks hashes and density, decodes consent events and names their
-// parties in batches; this thread applies what it hands over, in ledger order.
+// Two threads: a reader takes the entries from the store in order, checks their density and
+// hashes, and hands them over in batches; this thread decodes consent events, names their
+// parties in batches and applies them, and every other entry, in ledger order. (The work is
+// split so that the two take about as long: the store's reading and the hashes on one side,
+// decoding and applying on the other.)
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "ledger/ledger_impl.h"
@@ -14,18 +18,18 @@ namespace assent::internal {
 namespace {
 
 // What the reading thread of a replay hands to the applying thread, in ledger order: a batch
-// of consent events (their parties named by id), or any other entry as stored.
+// of entries as stored (checked), the end, or the error that stopped the reading.
 struct ReplayItem {
-  enum class Kind { kEvents, kEntry, kEnd, kError } kind = Kind::kEnd;
+  enum class Kind { kEntries, kEnd, kError } kind = Kind::kEnd;
   explicit ReplayItem(Kind k = Kind::kEnd) : kind(k) {}
-  std::vector<ConsentEvent> events;
-  StoredEntry entry;
+  std::vector<StoredEntry> entries;
+  size_t used = 0;  // entries filled (the rest are spare objects)
   Error error;
 };
 
 // A small bounded queue between the two threads, which also hands applied batches back to the
-// reader: its decoder reuses their strings' buffers, so replaying millions of events
-// allocates almost nothing per event.
+// reader: it reuses their strings' buffers, so replaying millions of entries allocates almost
+// nothing per entry.
 class ReplayQueue {
  public:
   void Push(ReplayItem item) {
@@ -53,16 +57,16 @@ class ReplayQueue {
     std::lock_guard lock(mu_);
     return closed_;
   }
-  void GiveBack(std::vector<ConsentEvent> events) {
+  void GiveBack(std::vector<StoredEntry> entries) {
     std::lock_guard lock(mu_);
-    if (spare_.size() < 4) spare_.push_back(std::move(events));
+    if (spare_.size() < 4) spare_.push_back(std::move(entries));
   }
-  std::vector<ConsentEvent> TakeSpare() {
+  std::vector<StoredEntry> TakeSpare() {
     std::lock_guard lock(mu_);
     if (spare_.empty()) return {};
-    auto events = std::move(spare_.back());
+    auto entries = std::move(spare_.back());
     spare_.pop_back();
-    return events;
+    return entries;
   }
 
  private:
@@ -70,43 +74,34 @@ class ReplayQueue {
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::vector<ReplayItem> items_;
-  std::vector<std::vector<ConsentEvent>> spare_;
+  std::vector<std::vector<StoredEntry>> spare_;
   bool closed_ = false;
 };
 
-// The reading thread: entries 1..head in order, checked, consent events decoded and resolved
-// to their parties in batches (events of erased parties leave the batch: they are no longer
-// anyone's), everything else passed on as stored.
+// The reading thread: entries 1..head in order, their density and hashes checked, copied out
+// of the store's buffers in batches.
 class ReplayReader {
  public:
-  ReplayReader(const LedgerStore& store, const PartyIndex& parties, ReplayQueue& queue,
-               uint64_t head)
-      : store_(store), parties_(parties), queue_(queue), head_(head) {
-    // A batch's events are filled in place: growing the vector as it fills would move every
-    // event again at each doubling (and fault in twice the memory).
-    batch_.events.reserve(static_cast<size_t>(std::min<uint64_t>(kBatch, head)));
-  }
+  ReplayReader(const LedgerStore& store, ReplayQueue& queue, uint64_t head)
+      : store_(store), queue_(queue), head_(head) {}
 
   void Run() {
     Status st = store_.Scan(0, [&](const EntryView& v) { return OnEntry(v); });
-    if (st) {
-      SendBatch();
-      st = resolve_error_;
-    }
+    if (st) SendBatch();
     if (st) {
       queue_.Push(ReplayItem(ReplayItem::Kind::kEnd));
     } else {
+      // What was read before the error is not applied: the replay fails as a whole.
       ReplayItem err(ReplayItem::Kind::kError);
       err.error = st.error();
       queue_.Push(std::move(err));
     }
   }
   uint64_t last_read() const { return expected_ - 1; }
-  uint64_t erased_skipped() const { return erased_skipped_; }
 
  private:
   // Batches begin small and double up to kBatch, so that the applying thread has work from
-  // the start: with one batch of a small ledger's every event, it would only wait.
+  // the start: with one batch of a small ledger's every entry, it would only wait.
   static constexpr size_t kFirstBatch = 256, kBatch = 16384;
 
   Result<ScanControl> OnEntry(const EntryView& v) {
@@ -120,25 +115,13 @@ class ReplayReader {
       return DataLossError("ledger entry at position " + std::to_string(v.position) +
                            " does not match its hash: it was changed after it was written");
     }
-    if (v.kind != EntryKind::kConsent) {
-      SendBatch();
-      ReplayItem item(ReplayItem::Kind::kEntry);
-      item.entry.position = v.position;
-      item.entry.kind = v.kind;
-      item.entry.body.assign(v.body);
-      std::copy(v.hash.begin(), v.hash.end(), item.entry.hash.begin());
-      queue_.Push(std::move(item));
-      return ScanControl::kContinue;
-    }
-    if (used_ == batch_.events.size()) batch_.events.emplace_back();
-    ConsentEvent& e = batch_.events[used_];
-    ASSENT_RETURN_IF_ERROR(decoder_.Decode(v, &e, nullptr));
-    if (!IsPseudonym(e.party)) {
-      return DataLossError("ledger entry at position " + std::to_string(v.position) +
-                           " names its party by something that is not a pseudonym");
-    }
-    ++used_;  // named by pseudonym until the batch is resolved (SendBatch)
-    if (used_ == batch_size_) {
+    if (batch_.used == batch_.entries.size()) batch_.entries.emplace_back();
+    StoredEntry& e = batch_.entries[batch_.used++];
+    e.position = v.position;
+    e.kind = v.kind;
+    e.body.assign(v.body);
+    std::copy(v.hash.begin(), v.hash.end(), e.hash.begin());  // 32 bytes (HashMatches)
+    if (batch_.used == batch_size_) {
       SendBatch();
       batch_size_ = std::min(kBatch, batch_size_ * 2);
       if (queue_.closed()) return InternalError("replay stopped");
@@ -146,10 +129,44 @@ class ReplayReader {
     return ScanControl::kContinue;
   }
 
-  // Pseudonyms to ids for the whole batch at once (their look-ups overlap).
-  void Resolve() {
+  void SendBatch() {
+    if (batch_.used == 0) return;
+    queue_.Push(std::move(batch_));
+    batch_ = ReplayItem(ReplayItem::Kind::kEntries);
+    batch_.entries = queue_.TakeSpare();
+  }
+
+  const LedgerStore& store_;
+  ReplayQueue& queue_;
+  const uint64_t head_;
+  ReplayItem batch_{ReplayItem::Kind::kEntries};
+  size_t batch_size_ = kFirstBatch;  // entries sent together next
+  uint64_t expected_ = 1;
+};
+
+// The applying thread's consent events: decoded in place into reused objects, then named by
+// id for a whole batch at once (their look-ups overlap). Events of erased parties leave the
+// batch: they are no longer anyone's.
+class EventBatch {
+ public:
+  explicit EventBatch(const PartyIndex& parties) : parties_(parties) {}
+
+  Status Add(const EntryView& v) {
+    if (used_ == events_.size()) events_.emplace_back();
+    ConsentEvent& e = events_[used_];
+    ASSENT_RETURN_IF_ERROR(decoder_.Decode(v, &e, nullptr));
+    if (!IsPseudonym(e.party)) {
+      return DataLossError("ledger entry at position " + std::to_string(v.position) +
+                           " names its party by something that is not a pseudonym");
+    }
+    ++used_;  // named by pseudonym until Resolve
+    return OkStatus();
+  }
+
+  // The events added since the last call, named by id (without those of erased parties).
+  std::span<const ConsentEvent> Resolve() {
     names_.clear();
-    for (size_t i = 0; i < used_; ++i) names_.push_back(batch_.events[i].party);
+    for (size_t i = 0; i < used_; ++i) names_.push_back(events_[i].party);
     parties_.ResolveMany(names_, &ids_, &kinds_, &found_);
     size_t out = 0;
     for (size_t i = 0; i < used_; ++i) {
@@ -157,39 +174,28 @@ class ReplayReader {
         ++erased_skipped_;
         continue;
       }
-      if (kinds_[i] != batch_.events[i].party_kind && resolve_error_) {
+      if (kinds_[i] != events_[i].party_kind && resolve_error_) {
         resolve_error_ = DataLossError("ledger entry at position " +
-                                       std::to_string(batch_.events[i].position) +
+                                       std::to_string(events_[i].position) +
                                        " names a party of another kind than its pseudonym's");
       }
-      batch_.events[i].party.swap(ids_[i]);
-      if (out != i) std::swap(batch_.events[out], batch_.events[i]);
+      events_[i].party.swap(ids_[i]);
+      if (out != i) std::swap(events_[out], events_[i]);
       ++out;
     }
-    used_ = out;
-  }
-
-  void SendBatch() {
-    if (used_ == 0) return;
-    Resolve();
-    if (used_ == 0) return;
-    batch_.events.resize(used_);
-    queue_.Push(std::move(batch_));
-    batch_ = ReplayItem(ReplayItem::Kind::kEvents);
-    batch_.events = queue_.TakeSpare();
-    batch_.events.reserve(static_cast<size_t>(std::min<uint64_t>(kBatch, head_ + 1 - expected_)));
     used_ = 0;
+    return std::span<const ConsentEvent>(events_.data(), out);
   }
 
-  const LedgerStore& store_;
+  bool empty() const { return used_ == 0; }
+  uint64_t erased_skipped() const { return erased_skipped_; }
+  const Status& resolve_error() const { return resolve_error_; }
+
+ private:
   const PartyIndex& parties_;
-  ReplayQueue& queue_;
-  const uint64_t head_;
   EntryDecoder decoder_;
-  ReplayItem batch_{ReplayItem::Kind::kEvents};
-  size_t used_ = 0;  // events of `batch_` filled so far (the rest are spare objects)
-  size_t batch_size_ = kFirstBatch;  // events sent together next
-  uint64_t expected_ = 1;
+  std::vector<ConsentEvent> events_;
+  size_t used_ = 0;  // events filled since the last Resolve (the rest are spare objects)
   uint64_t erased_skipped_ = 0;
   std::vector<std::string_view> names_;
   std::vector<std::string> ids_;
@@ -214,36 +220,47 @@ Status LedgerImpl::Replay() {
     ~EndBulk() { e->EndBulkLoad(); }
   } end_bulk{engine_.get()};
   ReplayQueue queue;
-  ReplayReader reader(*store_, *parties_, queue, replay_head);
+  ReplayReader reader(*store_, queue, replay_head);
   std::thread reading([&] { reader.Run(); });
   EntryDecoder decoder;
+  EventBatch events(*parties_);
+  // The events decoded so far, applied (before any other entry, and at each batch's end).
+  auto apply_events = [&]() -> Status {
+    if (events.empty()) return OkStatus();
+    const std::span<const ConsentEvent> batch = events.Resolve();
+    size_t failed = 0;
+    if (auto st = engine_->ApplyBatch(batch, &failed); !st) {
+      return DataLossError("ledger entry at position " + std::to_string(batch[failed].position) +
+                           " cannot be applied: " + st.error().message);
+    }
+    return OkStatus();
+  };
   Status result = OkStatus();
-  for (;;) {
+  while (result) {
     ReplayItem item = queue.Pop();
     if (item.kind == ReplayItem::Kind::kEnd) break;
     if (item.kind == ReplayItem::Kind::kError) {
       result = std::unexpected(item.error);
       break;
     }
-    if (item.kind == ReplayItem::Kind::kEntry) {
-      const StoredEntry& e = item.entry;
-      result = ApplyEntry(EntryView{e.position, e.kind, e.body, e.hash}, decoder);
-      if (!result) break;
-      continue;
+    for (size_t i = 0; i < item.used && result; ++i) {
+      const StoredEntry& e = item.entries[i];
+      const EntryView v{e.position, e.kind, e.body, e.hash};
+      if (e.kind == EntryKind::kConsent) {
+        result = events.Add(v);
+        continue;
+      }
+      result = apply_events();
+      if (result) result = ApplyEntry(v, decoder);
     }
-    size_t failed = 0;
-    if (auto st = engine_->ApplyBatch(item.events, &failed); !st) {
-      result = DataLossError("ledger entry at position " +
-                             std::to_string(item.events[failed].position) +
-                             " cannot be applied: " + st.error().message);
-      break;
-    }
-    queue.GiveBack(std::move(item.events));
+    if (result) result = apply_events();
+    queue.GiveBack(std::move(item.entries));
   }
   queue.Close();
   reading.join();
-  erased_skipped_ = reader.erased_skipped();
+  erased_skipped_ = events.erased_skipped();
   ASSENT_RETURN_IF_ERROR(result);
+  ASSENT_RETURN_IF_ERROR(events.resolve_error());
   engine_->EndBulkLoad();
   // Checkpoints, keys, tokens and the like move the position too.
   if (reader.last_read() > engine_->snapshot()->position()) {
