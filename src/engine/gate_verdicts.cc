@@ -88,16 +88,9 @@ int32_t GateVerdicts::Category(std::string_view name) {
   return c;
 }
 
-GateVerdicts::PartyVerdict GateVerdicts::JudgeParty(PartyKind kind, std::string_view id,
-                                                    int32_t category) {
-  const uint64_t hash = internal::PartyHash(kind, id);
+GateVerdicts::PartyVerdict GateVerdicts::JudgeRecordedParty(uint64_t hash, PartyKind kind,
+                                                            std::string_view id, int32_t category) {
   const CategoryRule& cr = rules_[category];
-  if (!suppressing_ && !internal::PartyPresence::MayHave(presence_words_, presence_mask_, hash)) {
-    // No record (and nobody erased): under consent nothing said fails, under objectable it
-    // passes — Snapshot::JudgeParty's answer for a party without events.
-    const bool consent = cr.rule->basis == Basis::kConsent;
-    return PartyVerdict(consent, false, consent ? Reason::kNoConsent : Reason::kNotObjected);
-  }
   uint64_t key = (hash ^ (static_cast<uint64_t>(category) * 0x9e3779b97f4a7c15ULL)) | 1;
   Slot& s = slots_[(key >> 17) & slot_mask_];
   const bool rememberable = id.size() <= Slot::kIdBytes && category <= 0xffff;
@@ -145,12 +138,22 @@ GateVerdicts::Verdict GateVerdicts::Judge(int32_t category, const std::string_vi
   const bool suppressing = suppressing_;
   Verdict out{true, consent ? Reason::kConsented : Reason::kNotObjected};
   bool erased = false;
+  const uint64_t* presence_words = presence_words_;
+  const uint64_t presence_mask = presence_mask_;
   auto party = [&](PartyKind kind, std::string_view id, bool needed) {
     if (!needed) {
       erased = erased || (suppressing && snap_.Suppressed(kind, id));
       return;
     }
-    const PartyVerdict pv = JudgeParty(kind, id, category);
+    // Most parties have no record (and, nobody erased, the presence filter says so): under
+    // consent nothing said fails, under objectable it passes — Snapshot::JudgeParty's answer
+    // for a party without events. Answered here, in the loop; the rest out of line.
+    const uint64_t hash = internal::PartyHash(kind, id);
+    if (!suppressing && !internal::PartyPresence::MayHave(presence_words, presence_mask, hash)) {
+      if (consent && out.allow) out = {false, Reason::kNoConsent};
+      return;
+    }
+    const PartyVerdict pv = JudgeRecordedParty(hash, kind, id, category);
     erased = erased || pv.erased();
     if (pv.fails() && out.allow) out = {false, pv.failure()};
   };

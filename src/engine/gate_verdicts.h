@@ -106,7 +106,10 @@ class GateVerdicts {
    private:
     uint32_t bits_;
   };
-  PartyVerdict JudgeParty(PartyKind kind, std::string_view id, int32_t category);
+  // A party the presence filter may know of (or any, when someone was erased): its remembered
+  // judgement, else the snapshot's (then remembered). `hash` is its PartyHash.
+  [[gnu::noinline]] PartyVerdict JudgeRecordedParty(uint64_t hash, PartyKind kind,
+                                                    std::string_view id, int32_t category);
 
   const Snapshot& snap_;
   Timestamp t_ = 0;
