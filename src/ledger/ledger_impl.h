@@ -128,7 +128,9 @@ class LedgerImpl {
 
   // replay.cc
   Status Replay();
-  Status LoadParties();
+  // Every party row into the directory; the suppression key's row, when there is one, into
+  // `*suppression_key` (the caller gives it to the engine).
+  Status LoadParties(std::optional<std::array<uint8_t, 16>>* suppression_key);
 
   // follower.cc. Catch-up applies entries (head] that other writers appended, in chunks.
   // REQUIRES (the *Locked and the helpers): commit_mu.

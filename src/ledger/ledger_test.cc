@@ -375,6 +375,44 @@ TEST_F(LedgerTest, ReplaysManyBatchesAndNamesAnEntryThatDoesNotDecode) {
       << l.error().message;
 }
 
+// Replay loads the parties beside reading the entries (SQLite reads both at once): erasures
+// between thousands of events, in early and late batches, still take their parties away after
+// a restart (their events skipped, every later decision `erased`), and everyone else's choices
+// come back. A damaged party row stops the start with its own error.
+TEST_F(LedgerTest, ErasuresAmongManyBatchesSurviveARestart) {
+  constexpr int kEvents = 4000;
+  {
+    auto l = OpenWithTerms();
+    for (int i = 0; i < kEvents; ++i) {
+      ASSERT_TRUE(l->RecordConsent(Event("u" + std::to_string(i % 1000), i % 2 ? Action::kGrant : Action::kWithdraw,
+                                         "service_generated.product_usage", "marketing",
+                                         "2023-08-12T00:00:00Z")));
+      if (i == 300 || i == 3500) {
+        ASSERT_TRUE(l->EraseParty(PartyKind::kSubject, "u" + std::to_string(i % 1000 - 1)));
+      }
+    }
+  }
+  {
+    auto l = Open();
+    ASSERT_TRUE(l) << l.error().message;
+    EXPECT_GT((*l)->erased_events_skipped(), 0u);
+    for (const char* erased : {"u299", "u499"}) {  // u299 has events after its erasure too
+      EXPECT_NE(Ask(**l, "service_generated.product_usage", "marketing", erased).find("\"reason\":\"erased\""),
+                std::string::npos) << erased;
+    }
+    // The last event of u7 (i = 3007, odd) granted; of u8 (i = 3008, even) withdrew.
+    EXPECT_NE(Ask(**l, "service_generated.product_usage", "marketing", "u7").find("\"decision\":\"allow\""),
+              std::string::npos);
+    EXPECT_NE(Ask(**l, "service_generated.product_usage", "marketing", "u8").find("\"reason\":\"objected\""),
+              std::string::npos);
+  }
+  Tamper(dir_, "UPDATE parties SET pseudonym = 'not-a-pseudonym' WHERE id = 'u42'");
+  auto l = Open();
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(l.error().message.find("'u42' is damaged"), std::string::npos) << l.error().message;
+}
+
 TEST_F(LedgerTest, AFailedAppendAcknowledgesNothing) {
   auto l = OpenWithTerms();
   ASSERT_TRUE(internal::LimitSqliteStoreSizeForTest(LedgerTestPeer::store(*l), 1));

@@ -5,8 +5,10 @@
 // split so that the two take about as long: the store's reading and the hashes on one side,
 // decoding and applying on the other.)
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 
@@ -77,6 +79,9 @@ class ReplayQueue {
   std::vector<std::vector<StoredEntry>> spare_;
   bool closed_ = false;
 };
+
+// Consent events decoded before the parties have loaded, at most (then the replay waits).
+constexpr size_t kMaxPendingEvents = 65536;
 
 // The reading thread: entries 1..head in order, their density and hashes checked, copied out
 // of the store's buffers in batches.
@@ -188,6 +193,7 @@ class EventBatch {
   }
 
   bool empty() const { return used_ == 0; }
+  size_t pending() const { return used_; }
   uint64_t erased_skipped() const { return erased_skipped_; }
   const Status& resolve_error() const { return resolve_error_; }
 
@@ -210,23 +216,48 @@ class EventBatch {
 // table by then (they were committed together). Entries after it — other nodes keep
 // appending — are left to the follower, which looks new parties up. (Whether each pseudonym
 // matches its secret is `audit verify`'s to check: an HMAC per party would add seconds to
-// every start at millions of parties.)
+// every start at millions of parties.) Where the store reads parties beside a scan (SQLite),
+// they load on a thread of their own while the entries are read and decoded: only naming
+// events' parties and applying an erasure wait for them.
 Status LedgerImpl::Replay() {
   ASSENT_ASSIGN_OR_RETURN(const uint64_t replay_head, store_->LastPosition());
-  ASSENT_RETURN_IF_ERROR(LoadParties());
-  engine_->BeginBulkLoad();
-  struct EndBulk {
-    Engine* e;
-    ~EndBulk() { e->EndBulkLoad(); }
-  } end_bulk{engine_.get()};
+  std::optional<std::array<uint8_t, 16>> suppression_key;
+  Status parties_loaded = OkStatus();
+  std::atomic<bool> parties_done{false};
+  std::thread loading;
+  if (store_->ScansConcurrently()) {
+    loading = std::thread([&] {
+      parties_loaded = LoadParties(&suppression_key);
+      parties_done.store(true, std::memory_order_release);
+    });
+  } else {
+    ASSENT_RETURN_IF_ERROR(LoadParties(&suppression_key));
+    if (suppression_key) engine_->SetSuppressionKey(*suppression_key);
+  }
+  // The parties, once loaded (an error loading them is the replay's).
+  auto await_parties = [&]() -> Status {
+    if (loading.joinable()) {
+      loading.join();
+      if (parties_loaded && suppression_key) engine_->SetSuppressionKey(*suppression_key);
+    }
+    return parties_loaded;
+  };
+  struct Joined {  // on every way out
+    std::thread& t;
+    ~Joined() {
+      if (t.joinable()) t.join();
+    }
+  } joined{loading};
   ReplayQueue queue;
   ReplayReader reader(*store_, queue, replay_head);
   std::thread reading([&] { reader.Run(); });
   EntryDecoder decoder;
   EventBatch events(*parties_);
-  // The events decoded so far, applied (before any other entry, and at each batch's end).
+  // The events decoded so far, applied (before any other entry, and at each batch's end once
+  // the parties are loaded).
   auto apply_events = [&]() -> Status {
     if (events.empty()) return OkStatus();
+    ASSENT_RETURN_IF_ERROR(await_parties());
     const std::span<const ConsentEvent> batch = events.Resolve();
     size_t failed = 0;
     if (auto st = engine_->ApplyBatch(batch, &failed); !st) {
@@ -251,14 +282,22 @@ Status LedgerImpl::Replay() {
         continue;
       }
       result = apply_events();
+      if (result && e.kind == EntryKind::kErasure) result = await_parties();  // it erases one
       if (result) result = ApplyEntry(v, decoder);
     }
-    if (result) result = apply_events();
+    // Events wait for the parties only while few are waiting (bounded memory).
+    if (result && (parties_done.load(std::memory_order_acquire) || !loading.joinable() ||
+                   events.pending() >= kMaxPendingEvents)) {
+      result = apply_events();
+    }
     queue.GiveBack(std::move(item.entries));
   }
+  if (result) result = apply_events();
   queue.Close();
   reading.join();
   erased_skipped_ = events.erased_skipped();
+  // As when the parties loaded first: their error comes before any the entries gave.
+  if (Status st = await_parties(); !st) return st;
   ASSENT_RETURN_IF_ERROR(result);
   ASSENT_RETURN_IF_ERROR(events.resolve_error());
   engine_->EndBulkLoad();
@@ -270,14 +309,14 @@ Status LedgerImpl::Replay() {
 }
 
 // Every party row into the directory (and the suppression key, kept as a reserved row).
-Status LedgerImpl::LoadParties() {
+Status LedgerImpl::LoadParties(std::optional<std::array<uint8_t, 16>>* suppression_key) {
   ASSENT_ASSIGN_OR_RETURN(const uint64_t party_count, store_->PartyCount());
   parties_->Reserve(party_count);
   std::vector<PartyRow> rows;
   rows.reserve(64);
   ASSENT_RETURN_IF_ERROR(store_->ScanParties([&](const PartyRow& row) -> Status {
     if (row.id == kSuppressionKeyId) {
-      engine_->SetSuppressionKey(SuppressionKeyOf(row.secret));
+      *suppression_key = SuppressionKeyOf(row.secret);
       return OkStatus();
     }
     if (!IsPseudonym(row.pseudonym)) {

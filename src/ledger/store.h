@@ -109,6 +109,9 @@ class LedgerStore {
   // Whether other processes append to this store too (PostgreSQL with several nodes): then the
   // ledger follows it, catching up before each append and on every wake-up.
   virtual bool Shared() const { return false; }
+  // Whether ScanParties may run while a Scan is in progress on another thread without waiting
+  // for it (SQLite: each scan reads through a connection of its own).
+  virtual bool ScansConcurrently() const { return false; }
   // Waits until another writer may have appended (a wake-up only: the caller scans by
   // position, so a missed one costs at most `timeout`), or `timeout` passed. kUnavailable
   // when the store cannot be reached (the caller backs off and calls again: it reconnects).

@@ -312,6 +312,8 @@ class SqliteStore : public LedgerStore {
     return OkStatus();
   }
 
+  bool ScansConcurrently() const override { return true; }  // a read connection per scan
+
   Status ScanParties(const std::function<Status(const PartyRow&)>& fn) const override {
     return QueryParties("SELECT kind, id, pseudonym, secret FROM parties", {}, {}, fn);
   }
