@@ -106,8 +106,9 @@ class ReplayReader {
 
  private:
   // Batches begin small and double up to kBatch, so that the applying thread has work from
-  // the start: with one batch of a small ledger's every entry, it would only wait.
-  static constexpr size_t kFirstBatch = 256, kBatch = 16384;
+  // the start (with one batch of a small ledger's every entry, it would only wait), and are
+  // small at the end too: what it has left when the reading ends is one batch.
+  static constexpr size_t kFirstBatch = 256, kBatch = 1024;
 
   Result<ScanControl> OnEntry(const EntryView& v) {
     if (v.position > head_) return ScanControl::kStop;  // later ones are the follower's
