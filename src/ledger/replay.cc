@@ -1,9 +1,9 @@
 // Start-up replay (ledger_impl.h): every stored entry, checked and folded into a new engine.
 // Two threads: a reader takes the entries from the store in order, checks their density and
 // hashes, and hands them over in batches; this thread decodes consent events, names their
-// parties in batches and applies them, and every other entry, in ledger order. (The work is
-// split so that the two take about as long: the store's reading and the hashes on one side,
-// decoding and applying on the other.)
+// parties in batches and applies them, and every other entry, in ledger order. Decoding goes
+// where there is time for it: while this thread is behind (the queue between them holds
+// batches waiting), the reader decodes the consent events of its next batch itself.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -22,10 +22,13 @@ namespace {
 // What the reading thread of a replay hands to the applying thread, in ledger order: a batch
 // of entries as stored (checked), the end, or the error that stopped the reading.
 struct ReplayItem {
-  enum class Kind { kEntries, kEnd, kError } kind = Kind::kEnd;
+  // Entries as stored, consent events the reader decoded (named by pseudonym), the end, or the
+  // error that stopped the reading.
+  enum class Kind { kEntries, kEvents, kEnd, kError } kind = Kind::kEnd;
   explicit ReplayItem(Kind k = Kind::kEnd) : kind(k) {}
   std::vector<StoredEntry> entries;
-  size_t used = 0;  // entries filled (the rest are spare objects)
+  std::vector<ConsentEvent> events;
+  size_t used = 0;  // entries or events filled (the rest are spare objects)
   Error error;
 };
 
@@ -59,16 +62,26 @@ class ReplayQueue {
     std::lock_guard lock(mu_);
     return closed_;
   }
-  void GiveBack(std::vector<StoredEntry> entries) {
+  // Batches waiting for the consumer.
+  size_t waiting() {
     std::lock_guard lock(mu_);
-    if (spare_.size() < 4) spare_.push_back(std::move(entries));
+    return items_.size();
   }
-  std::vector<StoredEntry> TakeSpare() {
+  void GiveBack(ReplayItem item) {
     std::lock_guard lock(mu_);
-    if (spare_.empty()) return {};
-    auto entries = std::move(spare_.back());
-    spare_.pop_back();
-    return entries;
+    if (spare_.size() < kCapacity + 2) spare_.push_back(std::move(item));
+  }
+  // A used batch (its buffers kept), else an empty one.
+  ReplayItem TakeSpare(ReplayItem::Kind kind) {
+    std::lock_guard lock(mu_);
+    ReplayItem item(kind);
+    if (!spare_.empty()) {
+      item = std::move(spare_.back());
+      spare_.pop_back();
+      item.kind = kind;
+      item.used = 0;
+    }
+    return item;
   }
 
  private:
@@ -76,9 +89,16 @@ class ReplayQueue {
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::vector<ReplayItem> items_;
-  std::vector<std::vector<StoredEntry>> spare_;
+  std::vector<ReplayItem> spare_;
   bool closed_ = false;
 };
+
+// A consent event names its party by pseudonym (until replay names it by id).
+Status CheckPseudonym(const ConsentEvent& e) {
+  if (IsPseudonym(e.party)) return OkStatus();
+  return DataLossError("ledger entry at position " + std::to_string(e.position) +
+                       " names its party by something that is not a pseudonym");
+}
 
 // Consent events decoded before the parties have loaded, at most (then the replay waits).
 constexpr size_t kMaxPendingEvents = 65536;
@@ -121,13 +141,30 @@ class ReplayReader {
       return DataLossError("ledger entry at position " + std::to_string(v.position) +
                            " does not match its hash: it was changed after it was written");
     }
-    if (batch_.used == batch_.entries.size()) batch_.entries.emplace_back();
-    StoredEntry& e = batch_.entries[batch_.used++];
-    e.position = v.position;
-    e.kind = v.kind;
-    e.body.assign(v.body);
-    std::copy(v.hash.begin(), v.hash.end(), e.hash.begin());  // 32 bytes (HashMatches)
-    if (batch_.used == batch_size_) {
+    if (batch_.kind == ReplayItem::Kind::kEvents && v.kind != EntryKind::kConsent) {
+      SendBatch();  // decoded events only: the entry goes as stored, in the next batch
+    }
+    if (batch_.used == 0) {
+      // The applying thread is behind (batches are waiting): this batch's consent events are
+      // decoded here.
+      batch_.kind = v.kind == EntryKind::kConsent && queue_.waiting() >= 2
+                        ? ReplayItem::Kind::kEvents
+                        : ReplayItem::Kind::kEntries;
+    }
+    if (batch_.kind == ReplayItem::Kind::kEvents) {
+      if (batch_.used == batch_.events.size()) batch_.events.emplace_back();
+      ConsentEvent& e = batch_.events[batch_.used];
+      ASSENT_RETURN_IF_ERROR(decoder_.Decode(v, &e, nullptr));
+      ASSENT_RETURN_IF_ERROR(CheckPseudonym(e));
+    } else {
+      if (batch_.used == batch_.entries.size()) batch_.entries.emplace_back();
+      StoredEntry& e = batch_.entries[batch_.used];
+      e.position = v.position;
+      e.kind = v.kind;
+      e.body.assign(v.body);
+      std::copy(v.hash.begin(), v.hash.end(), e.hash.begin());  // 32 bytes (HashMatches)
+    }
+    if (++batch_.used == batch_size_) {
       SendBatch();
       batch_size_ = std::min(kBatch, batch_size_ * 2);
       if (queue_.closed()) return InternalError("replay stopped");
@@ -138,13 +175,13 @@ class ReplayReader {
   void SendBatch() {
     if (batch_.used == 0) return;
     queue_.Push(std::move(batch_));
-    batch_ = ReplayItem(ReplayItem::Kind::kEntries);
-    batch_.entries = queue_.TakeSpare();
+    batch_ = queue_.TakeSpare(ReplayItem::Kind::kEntries);
   }
 
   const LedgerStore& store_;
   ReplayQueue& queue_;
   const uint64_t head_;
+  EntryDecoder decoder_;
   ReplayItem batch_{ReplayItem::Kind::kEntries};
   size_t batch_size_ = kFirstBatch;  // entries sent together next
   uint64_t expected_ = 1;
@@ -161,12 +198,15 @@ class EventBatch {
     if (used_ == events_.size()) events_.emplace_back();
     ConsentEvent& e = events_[used_];
     ASSENT_RETURN_IF_ERROR(decoder_.Decode(v, &e, nullptr));
-    if (!IsPseudonym(e.party)) {
-      return DataLossError("ledger entry at position " + std::to_string(v.position) +
-                           " names its party by something that is not a pseudonym");
-    }
+    ASSENT_RETURN_IF_ERROR(CheckPseudonym(e));
     ++used_;  // named by pseudonym until Resolve
     return OkStatus();
+  }
+
+  // An event the reader decoded (and checked), taken over; `e` gets a spare object back.
+  void Take(ConsentEvent& e) {
+    if (used_ == events_.size()) events_.emplace_back();
+    std::swap(events_[used_++], e);
   }
 
   // The events added since the last call, named by id (without those of erased parties).
@@ -235,7 +275,14 @@ Status LedgerImpl::Replay() {
     ASSENT_RETURN_IF_ERROR(LoadParties(&suppression_key));
     if (suppression_key) engine_->SetSuppressionKey(*suppression_key);
   }
-  // The parties, once loaded (an error loading them is the replay's).
+  // Events fold into one private state, published once at the end (EndBulkLoad).
+  engine_->BeginBulkLoad();
+  struct EndBulk {
+    Engine* e;
+    ~EndBulk() { e->EndBulkLoad(); }
+  } end_bulk{engine_.get()};
+  // The parties, once loaded (an error loading them is the replay's). Nothing is folded in
+  // before: the suppression key given to the engine flushes nothing.
   auto await_parties = [&]() -> Status {
     if (loading.joinable()) {
       loading.join();
@@ -275,7 +322,10 @@ Status LedgerImpl::Replay() {
       result = std::unexpected(item.error);
       break;
     }
-    for (size_t i = 0; i < item.used && result; ++i) {
+    if (item.kind == ReplayItem::Kind::kEvents) {
+      for (size_t i = 0; i < item.used; ++i) events.Take(item.events[i]);
+    }
+    for (size_t i = 0; item.kind == ReplayItem::Kind::kEntries && i < item.used && result; ++i) {
       const StoredEntry& e = item.entries[i];
       const EntryView v{e.position, e.kind, e.body, e.hash};
       if (e.kind == EntryKind::kConsent) {
@@ -291,7 +341,7 @@ Status LedgerImpl::Replay() {
                    events.pending() >= kMaxPendingEvents)) {
       result = apply_events();
     }
-    queue.GiveBack(std::move(item.entries));
+    queue.GiveBack(std::move(item));
   }
   if (result) result = apply_events();
   queue.Close();
