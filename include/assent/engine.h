@@ -168,6 +168,9 @@ class Engine {
 
   // The current snapshot (an atomic load; never blocks on writers).
   std::shared_ptr<const Snapshot> snapshot() const { return current_.load(); }
+  // Snapshots published since the engine was made (each a copy of the changed part of the
+  // state): a bulk load publishes one at its end, however many batches it folded.
+  uint64_t snapshots_published() const { return published_.load(std::memory_order_relaxed); }
 
   // Checks an event against the current state without applying it. kInvalidArgument names
   // what is wrong: unknown version, category or purpose; a time or position going backwards.
@@ -247,6 +250,11 @@ class Engine {
   Clock clock_;
   std::mutex write_mu_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;
+  std::atomic<uint64_t> published_{0};
+  void Publish(std::shared_ptr<const Snapshot> next) {
+    current_.store(std::move(next));
+    published_.fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 }  // namespace assent

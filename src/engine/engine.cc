@@ -315,7 +315,7 @@ Status Engine::ApplyBatch(std::span<const ConsentEvent> events, size_t* failed_i
   std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
   next->state_ = builder->Finish();
   next_state.ApplyTo(*next, tables);
-  current_.store(std::move(next));
+  Publish(std::move(next));
   return OkStatus();
 }
 
@@ -337,7 +337,7 @@ void Engine::FlushBulkLocked() {
   next->state_ = bulk_builder_->Finish();
   pending_.ApplyTo(*next, *cur->tables_);
   bulk_builder_.reset();
-  current_.store(std::move(next));
+  Publish(std::move(next));
 }
 
 std::shared_ptr<Snapshot> Engine::DeriveSnapshot(const Snapshot& cur) {
@@ -370,7 +370,7 @@ Status Engine::PublishTerms(std::shared_ptr<const Terms> terms, uint64_t positio
   next->terms_positions_.resize(next->terms_->size() - 1, 0);
   next->terms_positions_.push_back(position);
   if (position) next->position_ = position;
-  current_.store(std::move(next));
+  Publish(std::move(next));
   return OkStatus();
 }
 
@@ -385,7 +385,7 @@ Status Engine::AdvancePosition(uint64_t position) {
   }
   std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
   next->position_ = position;
-  current_.store(std::move(next));
+  Publish(std::move(next));
   return OkStatus();
 }
 
@@ -411,7 +411,7 @@ void Engine::SetSuppressionKey(const std::array<uint8_t, 16>& key) {
   s->has_key = true;
   std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
   next->suppression_ = std::move(s);
-  current_.store(std::move(next));
+  Publish(std::move(next));
 }
 
 std::vector<uint64_t> Engine::suppressed() const {
@@ -437,7 +437,7 @@ Status Engine::Suppress(uint64_t erased_party_hash) {
   if (at == s->hashes.end() || *at != erased_party_hash) s->hashes.insert(at, erased_party_hash);
   std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
   next->suppression_ = std::move(s);
-  current_.store(std::move(next));
+  Publish(std::move(next));
   return OkStatus();
 }
 
@@ -450,7 +450,7 @@ Status Engine::ForgetParty(PartyKind kind, std::string_view id) {
   std::shared_ptr<Snapshot> next = DeriveSnapshot(*cur);
   next->state_ = builder.Finish();
   --next->parties_;
-  current_.store(std::move(next));
+  Publish(std::move(next));
   return OkStatus();
 }
 

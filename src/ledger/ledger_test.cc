@@ -413,6 +413,29 @@ TEST_F(LedgerTest, ErasuresAmongManyBatchesSurviveARestart) {
   EXPECT_NE(l.error().message.find("'u42' is damaged"), std::string::npos) << l.error().message;
 }
 
+// Replay folds its events into one private state and publishes it once: thousands of events in
+// dozens of batches, not a snapshot (a copy of the state's changed part) per batch.
+TEST_F(LedgerTest, ReplayPublishesOneSnapshotForAllItsBatches) {
+  {
+    auto l = OpenWithTerms();
+    for (int b = 0; b < 20; ++b) {
+      std::vector<ConsentEvent> events;
+      for (int i = 0; i < 1000; ++i) {
+        events.push_back(Event("u" + std::to_string(b * 1000 + i), Action::kWithdraw,
+                               "service_generated.product_usage", "marketing", "2023-08-12T00:00:00Z"));
+      }
+      ASSERT_TRUE(l->RecordConsents(std::move(events)));
+    }
+  }
+  auto l = Open();
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ((*l)->position(), 20002u);
+  // The two terms publications, the bulk load's end, and perhaps the position moved on.
+  EXPECT_LE((*l)->engine().snapshots_published(), 5u);
+  EXPECT_NE(Ask(**l, "service_generated.product_usage", "marketing", "u19999").find("\"reason\":\"objected\""),
+            std::string::npos);
+}
+
 TEST_F(LedgerTest, AFailedAppendAcknowledgesNothing) {
   auto l = OpenWithTerms();
   ASSERT_TRUE(internal::LimitSqliteStoreSizeForTest(LedgerTestPeer::store(*l), 1));
