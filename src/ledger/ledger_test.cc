@@ -63,6 +63,14 @@ class LedgerTest : public testing::Test {
     return std::move(*l);
   }
 
+  // Opening the ledger again fails with kDataLoss, its message naming `what`.
+  void ExpectRefusedToStart(const std::string& what) {
+    auto l = Open();
+    ASSERT_FALSE(l);
+    EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
+    EXPECT_NE(l.error().message.find(what), std::string::npos) << l.error().message;
+  }
+
   static ConsentEvent Event(const std::string& subject, Action action, const std::string& category,
                             const std::string& purpose, const std::string& at) {
     ConsentEvent e;
@@ -301,10 +309,7 @@ TEST_F(LedgerTest, RefusesToStartOnAChangedEntry) {
                                        "ai_training.first_party", "2023-08-12T00:00:00Z")));
   }
   Tamper(dir_, "UPDATE entries SET body = replace(body, 'withdraw', 'grant') WHERE position = 3");
-  auto l = Open();
-  ASSERT_FALSE(l);
-  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
-  EXPECT_NE(l.error().message.find("position 3"), std::string::npos) << l.error().message;
+  ExpectRefusedToStart("position 3");
 }
 
 TEST_F(LedgerTest, RefusesToStartOnAMissingEntry) {
@@ -316,10 +321,7 @@ TEST_F(LedgerTest, RefusesToStartOnAMissingEntry) {
     }
   }
   Tamper(dir_, "DELETE FROM entries WHERE position = 4");
-  auto l = Open();
-  ASSERT_FALSE(l);
-  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
-  EXPECT_NE(l.error().message.find("missing"), std::string::npos) << l.error().message;
+  ExpectRefusedToStart("missing");
 }
 
 // Replay hands entries over in batches (the first small, then doubling) and decodes them on
@@ -368,11 +370,7 @@ TEST_F(LedgerTest, ReplaysManyBatchesAndNamesAnEntryThatDoesNotDecode) {
   ASSERT_EQ(sqlite3_step(write), SQLITE_DONE);
   sqlite3_finalize(write);
   sqlite3_close(db);
-  auto l = Open();
-  ASSERT_FALSE(l);
-  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
-  EXPECT_NE(l.error().message.find("position " + std::to_string(position)), std::string::npos)
-      << l.error().message;
+  ExpectRefusedToStart("position " + std::to_string(position));
 }
 
 // Replay loads the parties beside reading the entries (SQLite reads both at once): erasures
@@ -407,10 +405,7 @@ TEST_F(LedgerTest, ErasuresAmongManyBatchesSurviveARestart) {
               std::string::npos);
   }
   Tamper(dir_, "UPDATE parties SET pseudonym = 'not-a-pseudonym' WHERE id = 'u42'");
-  auto l = Open();
-  ASSERT_FALSE(l);
-  EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
-  EXPECT_NE(l.error().message.find("'u42' is damaged"), std::string::npos) << l.error().message;
+  ExpectRefusedToStart("'u42' is damaged");
 }
 
 // Replay folds its events into one private state and publishes it once: thousands of events in
