@@ -67,6 +67,10 @@ struct LedgerOptions {
   // Share one transaction (one fsync) among concurrent appends. Off only to measure what
   // group commit buys: then every append is its own transaction.
   bool group_commit = true;
+  // Threads opening may keep busy, the calling one included, replaying what is stored: 1 does
+  // everything on the calling thread (as `assent filter --threads 1` promises); anything else
+  // lets it read beside applying, and on SQLite load the parties beside both.
+  int threads = 0;
   Clock clock = SystemClock();
 };
 

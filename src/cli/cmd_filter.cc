@@ -36,8 +36,10 @@ Result<Source> OpenSource(const FilterCommand& o) {
     return InvalidArgumentError("give --position or --snapshot, not both");
   }
   if (o.snapshot.empty() || !o.dataset.empty()) {
-    ASSENT_ASSIGN_OR_RETURN(s.ledger,
-                            o.dataset.empty() ? OpenLedger(o.data, true) : OpenExistingLedger(o.data));
+    // --threads 1 holds for opening the ledger too.
+    ASSENT_ASSIGN_OR_RETURN(s.ledger, o.dataset.empty()
+                                          ? OpenLedger(o.data, true, o.f.threads)
+                                          : OpenExistingLedger(o.data, o.f.threads));
   }
   if (o.position) {  // the state at that position, built from the ledger
     ASSENT_ASSIGN_OR_RETURN(s.snapshot, EngineAt(*s.ledger, o.position));

@@ -65,11 +65,13 @@ Result<NamedParty> PartyFrom(const std::string& subject, const std::string& acco
 // --data DIR (default ./assent-data).
 void AddDataOption(CLI::App* cmd, std::string* data);
 
-// Opens the ledger: the embedded one in `data_dir`, or the --database one.
-Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only);
+// Opens the ledger: the embedded one in `data_dir`, or the --database one. threads: as
+// LedgerOptions::threads (1 replays it on the calling thread alone).
+Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only,
+                                           int threads = 0);
 // For commands that change a ledger that must already exist (models register, subject erase,
 // filter --dataset): kNotFound, and no directory created, when DIR holds no ledger.
-Result<std::unique_ptr<Ledger>> OpenExistingLedger(const std::string& data_dir);
+Result<std::unique_ptr<Ledger>> OpenExistingLedger(const std::string& data_dir, int threads = 0);
 
 // The audit signing key: --audit-key FILE, else DIR/audit.key. Created when missing and
 // `create` is set — except for a shared --database ledger, whose nodes must all sign with one

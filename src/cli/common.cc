@@ -60,20 +60,22 @@ void RegisterGlobalOptions(CLI::App& app) {
   app.fallthrough();  // so they may follow the command's name too
 }
 
-Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only) {
+Result<std::unique_ptr<Ledger>> OpenLedger(const std::string& data_dir, bool read_only,
+                                           int threads) {
   LedgerOptions options;
   options.data_dir = data_dir;
   options.read_only = read_only;
+  options.threads = threads;
   options.database = Globals().database;
   return Ledger::Open(options);
 }
 
-Result<std::unique_ptr<Ledger>> OpenExistingLedger(const std::string& data_dir) {
+Result<std::unique_ptr<Ledger>> OpenExistingLedger(const std::string& data_dir, int threads) {
   if (Globals().database.empty() && !std::filesystem::exists(data_dir + "/ledger.db")) {
     return NotFoundError("no ledger in '" + data_dir + "' (give --data DIR, or publish terms "
                          "there first: assent terms publish --data DIR FILE)");
   }
-  return OpenLedger(data_dir, false);
+  return OpenLedger(data_dir, false, threads);
 }
 
 Result<audit::SigningKey> LoadAuditKey(const std::string& data_dir, bool create) {

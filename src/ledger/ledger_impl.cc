@@ -99,7 +99,7 @@ Result<std::unique_ptr<LedgerImpl>> LedgerImpl::Open(const LedgerOptions& option
   ledger->follow_poll_ = options.follow_poll;
   ASSENT_ASSIGN_OR_RETURN(auto empty, TermsSet::Create({}));
   ledger->engine_ = std::make_unique<Engine>(empty, options.clock);
-  ASSENT_RETURN_IF_ERROR(ledger->Replay());
+  ASSENT_RETURN_IF_ERROR(ledger->Replay(options.threads != 1));
   ledger->committer_ =
       std::make_unique<GroupCommitter>(ledger.get(), options.group_commit);
   if (ledger->store_->Shared() && !options.read_only) {

@@ -127,7 +127,8 @@ class LedgerImpl {
   void NotifyAppended(std::span<const StoredEntry> entries);
 
   // replay.cc
-  Status Replay();
+  // concurrent: a reading thread beside this one (and on SQLite one loading the parties).
+  Status Replay(bool concurrent);
   // Every party row into the directory; the suppression key's row, when there is one, into
   // `*suppression_key` (the caller gives it to the engine).
   Status LoadParties(std::optional<std::array<uint8_t, 16>>* suppression_key);

@@ -51,6 +51,7 @@ class LedgerTest : public testing::Test {
     LedgerOptions o;
     o.data_dir = dir_;
     o.read_only = read_only;
+    o.threads = threads_;
     o.clock = [] { return kNow; };
     return Ledger::Open(o);
   }
@@ -64,11 +65,16 @@ class LedgerTest : public testing::Test {
   }
 
   // Opening the ledger again fails with kDataLoss, its message naming `what`.
+  // The same with a reading thread (the default) and with the calling thread alone.
   void ExpectRefusedToStart(const std::string& what) {
-    auto l = Open();
-    ASSERT_FALSE(l);
-    EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
-    EXPECT_NE(l.error().message.find(what), std::string::npos) << l.error().message;
+    for (int threads : {0, 1}) {
+      threads_ = threads;
+      auto l = Open();
+      ASSERT_FALSE(l) << "threads " << threads;
+      EXPECT_EQ(l.error().code, ErrorCode::kDataLoss);
+      EXPECT_NE(l.error().message.find(what), std::string::npos) << l.error().message;
+    }
+    threads_ = 0;
   }
 
   static ConsentEvent Event(const std::string& subject, Action action, const std::string& category,
@@ -96,6 +102,7 @@ class LedgerTest : public testing::Test {
   }
 
   std::string dir_;
+  int threads_ = 0;  // LedgerOptions::threads for Open
 };
 
 // One event stamped in the future would hold every later event's time there (times never
@@ -338,7 +345,8 @@ TEST_F(LedgerTest, ReplaysManyBatchesAndNamesAnEntryThatDoesNotDecode) {
                                          "2023-08-12T00:00:00Z")));
     }
   }
-  {
+  for (int threads : {0, 1}) {  // a reading thread beside the applying one, and one thread
+    threads_ = threads;
     auto l = Open();
     ASSERT_TRUE(l) << l.error().message;
     EXPECT_EQ((*l)->position(), static_cast<uint64_t>(kEvents) + 2);
@@ -390,7 +398,8 @@ TEST_F(LedgerTest, ErasuresAmongManyBatchesSurviveARestart) {
       }
     }
   }
-  {
+  for (int threads : {0, 1}) {  // the parties loading beside the reading, and one thread
+    threads_ = threads;
     auto l = Open();
     ASSERT_TRUE(l) << l.error().message;
     EXPECT_GT((*l)->erased_events_skipped(), 0u);
@@ -429,6 +438,56 @@ TEST_F(LedgerTest, ReplayPublishesOneSnapshotForAllItsBatches) {
   EXPECT_LE((*l)->engine().snapshots_published(), 5u);
   EXPECT_NE(Ask(**l, "service_generated.product_usage", "marketing", "u19999").find("\"reason\":\"objected\""),
             std::string::npos);
+}
+
+// Threads of this process (each has its entry under /proc/self/task while it runs).
+size_t ThreadsRunning() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& t : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// LedgerOptions::threads = 1 (what `assent filter --threads 1` opens with) replays on the
+// calling thread alone: while an entry early in a long ledger is applied, no thread has been
+// started beside it. With the default, the reader is still reading then (its queue holds four
+// batches of at most 1,024 of the 10,000 entries), and the parties may be loading too.
+TEST_F(LedgerTest, OneThreadReplaysOnTheCallingThreadAlone) {
+  const std::string token(64, 'a');
+  {
+    auto l = OpenWithTerms();
+    ASSERT_TRUE(l->SpendToken("redeem", token, kNow + 3600 * kMicrosPerSecond));  // position 3
+    for (int b = 0; b < 10; ++b) {
+      std::vector<ConsentEvent> events;
+      for (int i = 0; i < 1000; ++i) {
+        events.push_back(Event("u" + std::to_string(b * 1000 + i), Action::kGrant,
+                               "service_generated.product_usage", "marketing", "2023-08-12T00:00:00Z"));
+      }
+      ASSERT_TRUE(l->RecordConsents(std::move(events)));
+    }
+  }
+  for (int threads : {0, 1}) {
+    const size_t before = ThreadsRunning();
+    size_t most = 0;  // threads running when the clock was asked (applying the spent token)
+    LedgerOptions o;
+    o.data_dir = dir_;
+    o.read_only = true;
+    o.threads = threads;
+    o.clock = [&] {
+      most = std::max(most, ThreadsRunning());
+      return kNow;
+    };
+    auto l = Ledger::Open(o);
+    ASSERT_TRUE(l) << l.error().message;
+    EXPECT_EQ((*l)->position(), 10003u);
+    EXPECT_TRUE((*l)->TokenSpent(token));
+    if (threads == 1) {
+      EXPECT_EQ(most, before) << "a thread was started beside the replay";
+    } else {
+      EXPECT_GT(most, before) << "the default replay read on no thread of its own";
+    }
+    EXPECT_NE(Ask(**l, "service_generated.product_usage", "marketing", "u9999").find("\"decision\":\"allow\""),
+              std::string::npos);
+  }
 }
 
 TEST_F(LedgerTest, AFailedAppendAcknowledgesNothing) {

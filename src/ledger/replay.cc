@@ -3,10 +3,13 @@
 // hashes, and hands them over in batches; this thread decodes consent events, names their
 // parties in batches and applies them, and every other entry, in ledger order. Decoding goes
 // where there is time for it: while this thread is behind (the queue between them holds
-// batches waiting), the reader decodes the consent events of its next batch itself.
+// batches waiting), the reader decodes the consent events of its next batch itself. Asked for
+// one thread (LedgerOptions::threads), the reader hands each batch to the applying code as it
+// fills, on the calling thread, and the parties load first.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -37,7 +40,17 @@ struct ReplayItem {
 // nothing per entry.
 class ReplayQueue {
  public:
+  // One thread only: each batch goes to `consume` as it is pushed (on the reading thread).
+  // It returns false to stop the replay.
+  explicit ReplayQueue(std::function<bool(ReplayItem&)> consume = nullptr)
+      : consume_(std::move(consume)) {}
+
   void Push(ReplayItem item) {
+    if (consume_) {
+      if (!closed() && !consume_(item)) Close();
+      GiveBack(std::move(item));
+      return;
+    }
     std::unique_lock lock(mu_);
     not_full_.wait(lock, [&] { return items_.size() < kCapacity || closed_; });
     if (closed_) return;
@@ -86,6 +99,7 @@ class ReplayQueue {
 
  private:
   static constexpr size_t kCapacity = 4;
+  const std::function<bool(ReplayItem&)> consume_;
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::vector<ReplayItem> items_;
@@ -260,13 +274,13 @@ class EventBatch {
 // every start at millions of parties.) Where the store reads parties beside a scan (SQLite),
 // they load on a thread of their own while the entries are read and decoded: only naming
 // events' parties and applying an erasure wait for them.
-Status LedgerImpl::Replay() {
+Status LedgerImpl::Replay(bool concurrent) {
   ASSENT_ASSIGN_OR_RETURN(const uint64_t replay_head, store_->LastPosition());
   std::optional<std::array<uint8_t, 16>> suppression_key;
   Status parties_loaded = OkStatus();
   std::atomic<bool> parties_done{false};
   std::thread loading;
-  if (store_->ScansConcurrently()) {
+  if (concurrent && store_->ScansConcurrently()) {
     loading = std::thread([&] {
       parties_loaded = LoadParties(&suppression_key);
       parties_done.store(true, std::memory_order_release);
@@ -296,9 +310,6 @@ Status LedgerImpl::Replay() {
       if (t.joinable()) t.join();
     }
   } joined{loading};
-  ReplayQueue queue;
-  ReplayReader reader(*store_, queue, replay_head);
-  std::thread reading([&] { reader.Run(); });
   EntryDecoder decoder;
   EventBatch events(*parties_);
   // The events decoded so far, applied (before any other entry, and at each batch's end once
@@ -315,12 +326,12 @@ Status LedgerImpl::Replay() {
     return OkStatus();
   };
   Status result = OkStatus();
-  while (result) {
-    ReplayItem item = queue.Pop();
-    if (item.kind == ReplayItem::Kind::kEnd) break;
+  // One batch from the reader, applied in order; false when the replay ends (or fails).
+  auto consume = [&](ReplayItem& item) -> bool {
+    if (item.kind == ReplayItem::Kind::kEnd) return false;
     if (item.kind == ReplayItem::Kind::kError) {
       result = std::unexpected(item.error);
-      break;
+      return false;
     }
     if (item.kind == ReplayItem::Kind::kEvents) {
       for (size_t i = 0; i < item.used; ++i) events.Take(item.events[i]);
@@ -341,11 +352,24 @@ Status LedgerImpl::Replay() {
                    events.pending() >= kMaxPendingEvents)) {
       result = apply_events();
     }
-    queue.GiveBack(std::move(item));
+    return static_cast<bool>(result);
+  };
+  // Alone, the reader hands each batch straight to `consume` on this thread.
+  ReplayQueue queue(concurrent ? nullptr : std::function<bool(ReplayItem&)>(consume));
+  ReplayReader reader(*store_, queue, replay_head);
+  if (concurrent) {
+    std::thread reading([&] { reader.Run(); });
+    for (bool more = true; more;) {
+      ReplayItem item = queue.Pop();
+      more = consume(item);
+      queue.GiveBack(std::move(item));
+    }
+    queue.Close();
+    reading.join();
+  } else {
+    reader.Run();
   }
   if (result) result = apply_events();
-  queue.Close();
-  reading.join();
   erased_skipped_ = events.erased_skipped();
   // As when the parties loaded first: their error comes before any the entries gave.
   if (Status st = await_parties(); !st) return st;
