@@ -6,7 +6,7 @@
 #   - `assent filter` with its default threads (plain, and zstd-compressed input; and with
 #     --report, which hashes the input and output as a dataset's record needs),
 #   - DuckDB (npm @duckdb/node-api) running the same filter as SQL, writing the same kept lines
-#     (best of three too),
+#     (best of five too; simdjson's and the reader's figures are their best of five rounds),
 # checks that DuckDB's output equals Assent's byte for byte, and prints one JSON line with the
 # ratios. Files live on tmpfs (/dev/shm) so that the disk's writeback does not decide.
 # Usage: bench/gate/run.sh [ITEMS]   (default 2,000,000)
@@ -24,30 +24,35 @@ reader_bps=$(sed -n 's/.*"bytes_per_second":\([0-9]*\).*/\1/p' <<<"$reader")
 bytes=$(stat -c %s "$work/manifest.jsonl")
 command -v zstd >/dev/null && zstd -q -3 "$work/manifest.jsonl" -o "$work/manifest.jsonl.zst"
 
-# Best of three runs of a command's wall time, in seconds. Each run writes a new output file,
-# as DuckDB's does (replacing the last run's would add freeing its 160 MB to the time).
-best() {
-  local b=999999
-  for _ in 1 2 3; do
-    local s e
-    rm -f "$work/kept.jsonl"
-    s=$(date +%s.%N)
-    "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
-    e=$(date +%s.%N)
-    b=$(awk -v b="$b" -v t="$(awk -v s="$s" -v e="$e" 'BEGIN {print e - s}')" 'BEGIN {print (t < b) ? t : b}')
-  done
-  echo "$b"
+# Wall time of one run of a command, in seconds. Each run writes a new output file, as DuckDB's
+# does (replacing the last run's would add freeing its 160 MB to the time).
+timed() {
+  local s e
+  rm -f "$work/kept.jsonl"
+  s=$(date +%s.%N)
+  "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
+  e=$(date +%s.%N)
+  awk -v s="$s" -v e="$e" 'BEGIN {print e - s}'
 }
 filter() {
   build/release/assent filter --data "$work/data" --purpose ai_training.first_party \
     --in "$1" --out "$work/kept.jsonl" "${@:2}"
 }
-assent_s=$(best filter "$work/manifest.jsonl")
-one_thread_s=$(best filter "$work/manifest.jsonl" --threads 1)
-# With --report the run also hashes its input and output (SHA-256, what a dataset records).
-report_s=$(best filter "$work/manifest.jsonl" --report "$work/report.json")
-zstd_s=0
-[[ -f "$work/manifest.jsonl.zst" ]] && zstd_s=$(best filter "$work/manifest.jsonl.zst")
+# Each variant's best of ROUNDS (default 5) runs. The variants take turns, round by round, so
+# that a busy stretch of a shared machine falls on all of them alike, not on one variant's runs.
+rounds=${ROUNDS:-5}
+assent_s=999999 one_thread_s=999999 report_s=999999 zstd_s=999999
+min() { awk -v a="$1" -v b="$2" 'BEGIN {print (b < a) ? b : a}'; }
+for ((r = 0; r < rounds; ++r)); do
+  assent_s=$(min "$assent_s" "$(timed filter "$work/manifest.jsonl")")
+  one_thread_s=$(min "$one_thread_s" "$(timed filter "$work/manifest.jsonl" --threads 1)")
+  # With --report the run also hashes its input and output (SHA-256, what a dataset records).
+  report_s=$(min "$report_s" "$(timed filter "$work/manifest.jsonl" --report "$work/report.json")")
+  if [[ -f "$work/manifest.jsonl.zst" ]]; then
+    zstd_s=$(min "$zstd_s" "$(timed filter "$work/manifest.jsonl.zst")")
+  fi
+done
+[[ -f "$work/manifest.jsonl.zst" ]] || zstd_s=0
 filter "$work/manifest.jsonl" 2>/dev/null
 duck=$(cd bench/compare && node gate_duckdb.mjs "$work" "$work/duck.jsonl")
 duck_s=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' <<<"$duck")
