@@ -133,11 +133,14 @@ int Filter(FilterCommand& o) {
     if (auto st = RecordDataset(o, *source, *r); !st) return Fail(st.error());
     return 0;
   }
-  // Only read from, the ledger has nothing to finish: the process ends next, and its memory —
-  // the whole consent state, a few milliseconds of freeing at 10k events, seconds at millions —
-  // goes back with it at once rather than object by object (as compilers do with theirs).
-  static Source* const kept_until_exit = new Source(std::move(*source));
-  (void)kept_until_exit;
+  // Only read from, an embedded ledger has nothing to finish: the process ends next, and its
+  // memory — the whole consent state, a few milliseconds of freeing at 10k events, seconds at
+  // millions — goes back with it at once rather than object by object (as compilers do with
+  // theirs). A PostgreSQL ledger is closed as usual: its server hears the session end.
+  if (Globals().database.empty()) {
+    static Source* const kept_until_exit = new Source(std::move(*source));
+    (void)kept_until_exit;
+  }
   return 0;
 }
 
