@@ -104,6 +104,8 @@ int Filter(FilterCommand& o) {
     o.f.at = *at;
   }
   o.f.collect_parties = !o.dataset.empty();
+  // A dataset's record names its files by their hashes: they are on the disk before it is made.
+  o.f.durable = !o.dataset.empty();
   // The hashes are in the report and what a dataset records; a run that shows neither does not
   // read every byte a second time for them.
   o.f.hash = !o.dataset.empty() || !o.f.report_path.empty() || o.f.out_path == "-";
@@ -125,6 +127,7 @@ int Filter(FilterCommand& o) {
   Engine& engine = source->engine();
   auto r = RunFilter(*engine.snapshot(), engine.Now(), o.f);
   if (o.f.progress) std::cerr << "\n";
+  if (!r && r.error().message.starts_with(kOutputsInPlace)) return Fail(r.error().message);
   if (!r) return Fail(r.error().message + " (nothing was written to " + o.f.out_path + ")");
   std::cerr << r->Summary();
   // Writing the kept lines to standard output: the report, when not in a file, goes to stderr.

@@ -349,6 +349,29 @@ void RemoveStaleTemporaries(const std::string& final_path) {
   }
 }
 
+// The directories holding `paths`, each fsynced once: renames into them reach the disk.
+Status SyncDirectoriesOf(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  std::set<std::string> dirs;
+  for (const auto& p : paths) {
+    if (p == "-") continue;
+    const fs::path parent = fs::path(p).parent_path();
+    dirs.insert(parent.empty() ? std::string(".") : parent.string());
+  }
+  for (const auto& d : dirs) {
+    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const bool ok = fd >= 0 && ::fsync(fd) == 0;
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    if (!ok) {
+      return MakeError(ErrorCode::kUnavailable, std::string(kOutputsInPlace) + " but the directory '" +
+                                                    d + "' could not be synced to the disk: " +
+                                                    std::strerror(e));
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 std::string internal::ParseManifestItem(simdjson::dom::parser& parser, const FilterOptions& o,
@@ -445,6 +468,7 @@ class Outputs {
   }
 
   Status Open(const FilterOptions& o) {
+    durable_ = o.durable;
     if (o.out_path.empty() && o.shards == 0) {
       // In memory (FilterBuffer): only the report is wanted.
     } else if (o.shards == 0) {
@@ -482,15 +506,16 @@ class Outputs {
     return shard < outs_.size() ? outs_[shard]->Write(bytes) : OkStatus();
   }
 
-  // Closes the outputs, writes the report and renames everything into place.
+  // Closes the outputs, writes the report and renames everything into place (durable: each
+  // file on the disk before its rename, and the renames before returning).
   Status Commit(const std::string& report_json) {
-    for (auto& out : outs_) ASSENT_RETURN_IF_ERROR(out->Close());
+    for (auto& out : outs_) ASSENT_RETURN_IF_ERROR(out->Close(durable_));
     if (!report_tmp_.empty()) {
-      std::ofstream rep(report_tmp_, std::ios::binary | std::ios::trunc);
-      rep << report_json << "\n";
-      rep.close();
-      if (!rep) {
-        return MakeError(ErrorCode::kUnavailable, "cannot write the report to '" + report_tmp_ + "'");
+      ASSENT_ASSIGN_OR_RETURN(auto rep, internal::OutputStream::Open(report_tmp_, report_tmp_));
+      ASSENT_RETURN_IF_ERROR(rep->Write(report_json + "\n"));
+      if (auto st = rep->Close(durable_); !st) {
+        return MakeError(ErrorCode::kUnavailable,
+                         "cannot write the report to '" + report_tmp_ + "': " + st.error().message);
       }
     }
     for (size_t i = 0; i < tmps_.size(); ++i) {  // everything is written: only renames are left
@@ -503,10 +528,15 @@ class Outputs {
     tmps_.clear();  // renamed: nothing of them to remove
     if (!report_tmp_.empty() && std::rename(report_tmp_.c_str(), report_final_.c_str()) != 0) {
       return MakeError(ErrorCode::kUnavailable,
-                       "the outputs were written but the report could not be renamed from '" +
+                       std::string(kOutputsInPlace) + " but the report could not be renamed from '" +
                            report_tmp_ + "' to '" + report_final_ + "'");
     }
     keep_ = true;
+    if (durable_) {
+      std::vector<std::string> finals = finals_;
+      if (!report_final_.empty()) finals.push_back(report_final_);
+      ASSENT_RETURN_IF_ERROR(SyncDirectoriesOf(finals));
+    }
     return OkStatus();
   }
 
@@ -515,6 +545,7 @@ class Outputs {
   std::string report_final_, report_tmp_;
   std::vector<std::unique_ptr<internal::OutputStream>> outs_;
   bool keep_ = false;
+  bool durable_ = false;
 };
 
 // Fast membership for 64-bit id hashes (open addressing; 0 stands for empty), at most

@@ -12,6 +12,7 @@
 #include <set>
 #include <vector>
 #include <string>
+#include <string_view>
 
 #include "assent/engine.h"
 
@@ -36,6 +37,10 @@ class InputHashAhead {
   explicit InputHashAhead(std::unique_ptr<State> s);
   std::unique_ptr<State> state_;
 };
+
+// How a run's error begins when its outputs were renamed into place before it failed (the
+// report's rename, or syncing their directories): the caller must not say nothing was written.
+inline constexpr std::string_view kOutputsInPlace = "the outputs are in place";
 
 struct FilterOptions {
   std::string purpose;
@@ -72,6 +77,10 @@ struct FilterOptions {
   InputHashAhead* hash_ahead = nullptr;
   // Collect the subjects and accounts of kept items (for dataset registration).
   bool collect_parties = false;
+  // The outputs and the report reach the disk (fsync) before they are renamed into place, and
+  // the renames before the run returns: a dataset's record in the ledger never names files a
+  // crash could leave empty or missing.
+  bool durable = false;
   // Called now and then with (bytes read, total bytes) for a progress line.
   std::function<void(uint64_t, uint64_t)> progress;
   // For callers filtering in memory (the Python package): one byte per input line, blank ones

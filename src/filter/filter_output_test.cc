@@ -228,6 +228,58 @@ TEST_F(FilterTest, TheInputIsNeverReplacedAndLeftoversAreCleaned) {
   EXPECT_FALSE(fs::exists(dir_ + "/out.jsonl"));
 }
 
+// Durable runs (what `filter --dataset` asks for) sync each file before its rename and the
+// directories after: the same bytes as any run, plain or compressed, sharded or not, with the
+// report, and no temporary left. A report that cannot be renamed into place (a directory holds
+// its name) fails the run with an error that says the outputs are in place, as they are.
+TEST_F(FilterTest, DurableRunsWriteTheSameFilesAndSayWhatIsInPlace) {
+  std::string manifest;
+  for (int i = 0; i < 200; ++i) {
+    manifest += "{\"id\":\"i" + std::to_string(i) + "\",\"category\":\"content.audio\",\"subjects\":[\"s" +
+                std::to_string(i % 7) + "\"]}\n";
+  }
+  std::ofstream(dir_ + "/in.jsonl", std::ios::binary) << manifest;
+  for (const std::string name : {"-out.jsonl", "-out.jsonl.gz", "-out.jsonl.zst"}) {
+    for (int shards : {0, 3}) {
+      FilterOptions o;
+      o.purpose = "service.delivery";
+      o.in_path = dir_ + "/in.jsonl";
+      o.shards = shards;
+      o.out_path = dir_ + "/plain" + name;
+      o.report_path = dir_ + "/plain.json";
+      auto plain = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+      ASSERT_TRUE(plain) << plain.error().message;
+      o.durable = true;
+      o.out_path = dir_ + "/durable" + name;
+      o.report_path = dir_ + "/durable.json";
+      auto durable = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+      ASSERT_TRUE(durable) << durable.error().message;
+      EXPECT_EQ(durable->output_sha256, plain->output_sha256) << name << " shards " << shards;
+      EXPECT_EQ(durable->kept, 200u);
+      for (int s = 0; s < std::max(shards, 1); ++s) {
+        const std::string a = shards ? ShardFileName(dir_ + "/plain" + name, s, shards) : dir_ + "/plain" + name;
+        const std::string b = shards ? ShardFileName(dir_ + "/durable" + name, s, shards) : dir_ + "/durable" + name;
+        EXPECT_EQ(Read(b), Read(a)) << b;
+      }
+      EXPECT_NE(Read(dir_ + "/durable.json").find("\"kept\":200"), std::string::npos);
+    }
+  }
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  }
+  fs::create_directories(dir_ + "/taken.json/inside");
+  FilterOptions o;
+  o.purpose = "service.delivery";
+  o.in_path = dir_ + "/in.jsonl";
+  o.out_path = dir_ + "/kept.jsonl";
+  o.report_path = dir_ + "/taken.json";
+  o.durable = true;
+  auto r = RunFilter(*ledger_->engine().snapshot(), kNow, o);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().message.starts_with(kOutputsInPlace)) << r.error().message;
+  EXPECT_EQ(Read(dir_ + "/kept.jsonl"), manifest);
+}
+
 // Limits checked up front: shards past the descriptor limit and too many threads are refused
 // before any file is created; names of datasets and models are a documented character set.
 TEST_F(FilterTest, ResourceLimitsAreCheckedUpFrontAndNothingIsLeftBehind) {

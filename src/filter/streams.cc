@@ -208,8 +208,15 @@ class FdOutput : public OutputStream {
     }
     return OkStatus();
   }
-  Status Close() override {
+  Status Close(bool durable) override {
     if (!owned_ || fd_ < 0) return OkStatus();
+    if (durable && ::fsync(fd_) != 0) {
+      const int e = errno;
+      ::close(fd_);
+      fd_ = -1;
+      return MakeError(ErrorCode::kUnavailable,
+                       "cannot write '" + name_ + "' to the disk: " + std::strerror(e));
+    }
     const int rc = ::close(fd_);
     fd_ = -1;
     if (rc != 0) return MakeError(ErrorCode::kUnavailable, "cannot write '" + name_ + "'");
@@ -230,9 +237,9 @@ class GzipOutput : public OutputStream {
   }
   ~GzipOutput() override { deflateEnd(&z_); }
   Status Write(std::string_view bytes) override { return Deflate(bytes, Z_NO_FLUSH); }
-  Status Close() override {
+  Status Close(bool durable) override {
     ASSENT_RETURN_IF_ERROR(Deflate({}, Z_FINISH));
-    return out_->Close();
+    return out_->Close(durable);
   }
 
  private:
@@ -262,9 +269,9 @@ class ZstdOutput : public OutputStream {
       : out_(std::move(out)), buf_(ZSTD_CStreamOutSize()), cctx_(ZSTD_createCCtx()) {}
   ~ZstdOutput() override { ZSTD_freeCCtx(cctx_); }
   Status Write(std::string_view bytes) override { return Compress(bytes, ZSTD_e_continue); }
-  Status Close() override {
+  Status Close(bool durable) override {
     ASSENT_RETURN_IF_ERROR(Compress({}, ZSTD_e_end));
-    return out_->Close();
+    return out_->Close(durable);
   }
 
  private:

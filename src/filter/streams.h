@@ -45,8 +45,9 @@ class OutputStream {
   static Result<std::unique_ptr<OutputStream>> Open(const std::string& path,
                                                     std::string_view name);
   virtual Status Write(std::string_view bytes) = 0;
-  // Flushes everything (the compressed stream's end included) and closes.
-  virtual Status Close() = 0;
+  // Flushes everything (the compressed stream's end included) and closes; `durable`: a file's
+  // bytes reach the disk first (fsync).
+  virtual Status Close(bool durable = false) = 0;
 };
 
 }  // namespace assent::internal
