@@ -233,15 +233,23 @@ TEST_F(CliLedgerTest, WritesToAMissingLedgerCreateNothing) {
   }
 }
 
-TEST_F(CliLedgerTest, FilterRefusesZeroShards) {
+TEST_F(CliLedgerTest, FilterRefusesZeroShardsAndNegativeThreads) {
   ASSERT_EQ(Assent("terms publish --backfill" + D() + kV3).code, 0);
   std::ofstream(dir_ + "-in.jsonl") << "{\"id\":\"a\",\"category\":\"content.audio\"}\n";
-  RunResult r = Assent("filter" + D() + " --purpose service.delivery --in " + dir_ +
-                       "-in.jsonl --out " + dir_ + "-out.jsonl --shards 0");
-  EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.out.find("--shards"), std::string::npos) << r.out;
-  EXPECT_FALSE(fs::exists(dir_ + "-out.jsonl"));
+  for (const std::string flag : {"--shards 0", "--threads -1"}) {
+    RunResult r = Assent("filter" + D() + " --purpose service.delivery --in " + dir_ +
+                         "-in.jsonl --out " + dir_ + "-out.jsonl " + flag);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(flag.substr(0, flag.find(' '))), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(dir_ + "-out.jsonl"));
+  }
+  // --threads 1 (the ledger opened on one thread too) keeps what the default keeps.
+  RunResult one = Assent("filter" + D() + " --purpose service.delivery --in " + dir_ +
+                         "-in.jsonl --out " + dir_ + "-out.jsonl --threads 1");
+  EXPECT_EQ(one.code, 0) << one.out;
+  EXPECT_NE(one.out.find("kept 1 of 1"), std::string::npos) << one.out;
   fs::remove(dir_ + "-in.jsonl");
+  fs::remove(dir_ + "-out.jsonl");
 }
 
 TEST_F(CliLedgerTest, BadInputChangesNothing) {

@@ -98,6 +98,7 @@ int Filter(FilterCommand& o) {
   if (o.shards_given && o.f.shards < 1) {
     return Fail("--shards must be 1-4096 (leave it out for one output file)");
   }
+  if (o.f.threads < 0) return Fail("--threads must be 1-256, or 0 for one per core (the default)");
   if (!o.at.empty()) {
     auto at = ParseTime(o.at);
     if (!at) return Fail("--at: " + at.error().message);
@@ -207,7 +208,7 @@ void RegisterFilterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--shards", o->f.shards, "Write N shard files OUT.00-of-N..., by subject");
   cmd->add_option("--threads", o->f.threads,
                   "Threads the run takes, reading, hashing, parsing, deciding and writing "
-                  "(default: one per core; 1 runs everything on one)");
+                  "(default, or 0: one per core; 1 runs everything on one)");
   cmd->add_flag("--skip-malformed", o->f.skip_malformed,
                 "Count malformed lines (never kept) instead of failing");
   cmd->add_option("--id-field", o->f.id_field, "Field holding the item id")->capture_default_str();
