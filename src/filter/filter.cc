@@ -359,8 +359,11 @@ Status SyncDirectoriesOf(const std::vector<std::string>& paths) {
     dirs.insert(parent.empty() ? std::string(".") : parent.string());
   }
   for (const auto& d : dirs) {
+    // A directory this user may write to but not read, or a file system that cannot sync
+    // directories (EINVAL), is left as it is, as SQLite does: the files themselves were synced.
     const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    const bool ok = fd >= 0 && ::fsync(fd) == 0;
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) continue;
+    const bool ok = fd >= 0 && (::fsync(fd) == 0 || errno == EINVAL || errno == ENOTSUP);
     const int e = errno;
     if (fd >= 0) ::close(fd);
     if (!ok) {
