@@ -65,6 +65,19 @@ class LedgerTest : public testing::Test {
   }
 
   // Opening the ledger again fails with kDataLoss, its message naming `what`.
+  // `thousands` batches of 1,000 events (u0, u1, ...: one `action` each on product usage for
+  // marketing), each batch recorded at once.
+  static void RecordThousands(Ledger& l, int thousands, Action action) {
+    for (int b = 0; b < thousands; ++b) {
+      std::vector<ConsentEvent> events;
+      for (int i = 0; i < 1000; ++i) {
+        events.push_back(Event("u" + std::to_string(b * 1000 + i), action,
+                               "service_generated.product_usage", "marketing", "2023-08-12T00:00:00Z"));
+      }
+      ASSERT_TRUE(l.RecordConsents(std::move(events)));
+    }
+  }
+
   // The same with a reading thread (the default) and with the calling thread alone.
   void ExpectRefusedToStart(const std::string& what) {
     for (int threads : {0, 1}) {
@@ -422,14 +435,7 @@ TEST_F(LedgerTest, ErasuresAmongManyBatchesSurviveARestart) {
 TEST_F(LedgerTest, ReplayPublishesOneSnapshotForAllItsBatches) {
   {
     auto l = OpenWithTerms();
-    for (int b = 0; b < 20; ++b) {
-      std::vector<ConsentEvent> events;
-      for (int i = 0; i < 1000; ++i) {
-        events.push_back(Event("u" + std::to_string(b * 1000 + i), Action::kWithdraw,
-                               "service_generated.product_usage", "marketing", "2023-08-12T00:00:00Z"));
-      }
-      ASSERT_TRUE(l->RecordConsents(std::move(events)));
-    }
+    RecordThousands(*l, 20, Action::kWithdraw);
   }
   auto l = Open();
   ASSERT_TRUE(l) << l.error().message;
@@ -456,14 +462,7 @@ TEST_F(LedgerTest, OneThreadReplaysOnTheCallingThreadAlone) {
   {
     auto l = OpenWithTerms();
     ASSERT_TRUE(l->SpendToken("redeem", token, kNow + 3600 * kMicrosPerSecond));  // position 3
-    for (int b = 0; b < 10; ++b) {
-      std::vector<ConsentEvent> events;
-      for (int i = 0; i < 1000; ++i) {
-        events.push_back(Event("u" + std::to_string(b * 1000 + i), Action::kGrant,
-                               "service_generated.product_usage", "marketing", "2023-08-12T00:00:00Z"));
-      }
-      ASSERT_TRUE(l->RecordConsents(std::move(events)));
-    }
+    RecordThousands(*l, 10, Action::kGrant);
   }
   for (int threads : {0, 1}) {
     const size_t before = ThreadsRunning();
